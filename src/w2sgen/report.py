@@ -17,6 +17,11 @@ def latest_done(store: Store) -> list[dict[str, Any]]:
     return sorted(latest.values(), key=lambda r: r["id"])
 
 
+def _generative(run: dict[str, Any]) -> bool:
+    """A `w2s generate` run (generative/report.py formats those)."""
+    return (run.get("config") or {}).get("kind") == "generative"
+
+
 def label(run: dict[str, Any]) -> str:
     c = run["config"]
     task = c["task"]["name"] if c["task"]["name"] != "file" else Path(c["task"]["options"]["path"]).name
@@ -52,6 +57,12 @@ def pgr_text(m: dict) -> str:
 
 
 def table(runs: list[dict[str, Any]]) -> str:
+    generative = [r for r in runs if _generative(r)]
+    if generative:  # `w2s generate` runs: their own tables, after the classification table
+        from .generative.report import table as generative_table
+
+        rest = [r for r in runs if not _generative(r)]
+        return "\n\n".join(t for t in (table(rest) if rest else "", generative_table(generative)) if t)
     head = ("run", "experiment", "weak", "student", "ceiling", "ceiling-weak gap", "PGR (accuracy)",
             "agree|weak wrong")
     rows = [head]
@@ -70,7 +81,13 @@ def table(runs: list[dict[str, Any]]) -> str:
 
 def plot(runs: list[dict[str, Any]], out: Path) -> Optional[Path]:
     """Weak / student / ceiling accuracy per experiment, and PGR with its interval."""
-    if not runs:
+    generative = [r for r in runs if _generative(r)]
+    runs = [r for r in runs if not _generative(r)]
+    if not runs:  # only `w2s generate` runs: their own plot
+        if generative:
+            from .generative.report import plot as generative_plot
+
+            return generative_plot(generative, out)
         return None
     import matplotlib
 
@@ -197,6 +214,8 @@ def median_pgr_table(store: Store, rounds: int = 1000, confidence: float = 0.95,
 
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in latest_done(store) if runs is None else runs:
+        if _generative(r):
+            continue
         task = r["config"]["task"]["name"]
         groups.setdefault((task, method_key(r)), []).append(r)
     rows = []
@@ -331,6 +350,9 @@ def plot_refinement_k(runs: list[dict[str, Any]], out: Path) -> Optional[Path]:
                 label=f"{name} ({lm}, seed {seed}, {n} examples)")
         ax.axhline(pts[ks[0]][1], color=f"C{i}", ls="--", lw=1)
     ax.set_xscale("symlog", linthresh=1)
+    ticks = sorted({k for pts in series.values() for k in pts})
+    ax.set_xticks(ticks, [str(k) for k in ticks])
+    ax.minorticks_off()
     ax.set_xlabel("k, weakly labelled demonstrations per prompt")
     ax.set_ylabel("label accuracy on transfer")
     ax.set_title("ICL-refined labels (solid) vs the weak labels they came from (dashed)")
