@@ -11,7 +11,7 @@ from conftest import sentiment_examples
 from w2sgen import pipeline
 from w2sgen.config import load_config
 from w2sgen.errors import W2SError
-from w2sgen.methods.icl_refine import Refiner, calibrated, loo_batches, pick_demos
+from w2sgen.methods.icl_refine import LocalRefiner, calibrated, loo_batches, pick_demos
 from w2sgen.models import MODELS, load, resolve
 from w2sgen.prompting import PrefixScorer, PromptFormat, PromptTokens, label_token_ids
 from w2sgen.report import latest_done, plot_refinement_k, refinement_markdown
@@ -68,7 +68,7 @@ def test_prefix_cache_equals_whole_prompts_on_smollm2_and_blocks_tokenise_alone(
 
 
 def test_a_query_never_sees_its_own_weak_label(tiny_llama_dir):
-    refiner = Refiner(resolve(str(tiny_llama_dir)), TINY_FORMAT, "cpu", "fp32", 8)
+    refiner = LocalRefiner(resolve(str(tiny_llama_dir)), TINY_FORMAT, "cpu", "fp32", 8)
     ex = sentiment_examples(9, seed=1)
     texts = [e.text for e in ex]
     weak = np.array([e.label for e in ex])

@@ -17,6 +17,15 @@ runs a shared prefix (instruction, and demonstrations when they are shared) thro
 once, keeps its key/value cache, and scores continuations in length-sorted, right-padded batches
 on copies of that cache, so the shared tokens are never recomputed. Continuation positions start
 after the prefix, so the result equals scoring each whole prompt on its own (a test asserts it).
+
+Endpoints. `EndpointScorer` scores prompt *text* on an OpenAI-compatible server: one request per
+prompt for a single next token with its top log-probabilities (`completions` API: the raw prompt,
+as for a base model; `chat` API: the prompt as one user message). The server tokenises, so a
+label word is recognised among the returned tokens by text: every returned token that, stripped
+and lower-cased, is a non-empty prefix of the word (and not of the other word) counts for it,
+their probabilities summed. A word missing from the top list gets the smallest returned
+log-probability, an upper bound (`bounded`); a prompt where neither word appears scores 0
+(`unscored`). Both counts are reported, so a too-short top list shows.
 """
 from __future__ import annotations
 
@@ -173,6 +182,83 @@ class PrefixScorer:
             if progress is not None:
                 progress.update(len(rows))
         return out
+
+
+API = ("completions", "chat")
+
+
+def word_logprob(top: dict[str, float], word: str, other: str) -> Optional[float]:
+    """log p(word) from a next-token top list: the tokens that are a non-empty prefix of `word`
+    (stripped, case-insensitive) but not of `other`, their probabilities summed; None if none."""
+    w, o = word.strip().lower(), other.strip().lower()
+    hits = [lp for tok, lp in top.items()
+            if (t := tok.strip().lower()) and w.startswith(t) and not o.startswith(t)]
+    return float(np.logaddexp.reduce(hits)) if hits else None
+
+
+class EndpointScorer:
+    """Label-word log-odds of prompt texts from an OpenAI-compatible server (endpoint.Client)."""
+
+    def __init__(self, client: Any, words: Sequence[str], api: str = "completions",
+                 top_logprobs: int = 20):
+        if api not in API:
+            raise W2SError(f"endpoint api must be one of {', '.join(API)}; got {api!r}")
+        if not isinstance(top_logprobs, int) or isinstance(top_logprobs, bool) or top_logprobs < 2:
+            raise W2SError(f"endpoint top_logprobs must be an integer >= 2, got {top_logprobs!r}")
+        self.client, self.api, self.top = client, api, top_logprobs
+        self.neg, self.pos = words
+        if self.neg.strip().lower().startswith(self.pos.strip().lower()) or \
+                self.pos.strip().lower().startswith(self.neg.strip().lower()):
+            raise W2SError(f"label words {list(words)}: one is a prefix of the other, so an "
+                           "endpoint's tokens cannot tell them apart")
+        self.prompts = self.bounded = self.unscored = 0
+
+    def top_list(self, prompt: str) -> dict[str, float]:
+        """The next token's top log-probabilities after `prompt`, as {token text: logprob}."""
+        body: dict[str, Any] = {"model": self.client.model, "max_tokens": 1, "temperature": 0}
+        if self.api == "completions":
+            reply = self.client.post("completions", {**body, "prompt": prompt, "logprobs": self.top})
+        else:
+            reply = self.client.post("chat/completions", {
+                **body, "messages": [{"role": "user", "content": prompt}], "logprobs": True,
+                "top_logprobs": self.top})
+        try:
+            lp = reply["choices"][0]["logprobs"]
+            if self.api == "completions":
+                return {str(t): float(v) for t, v in lp["top_logprobs"][0].items()}
+            return {str(e["token"]): float(e["logprob"]) for e in lp["content"][0]["top_logprobs"]}
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+            raise W2SError(f"{self.client.base}/{'completions' if self.api == 'completions' else 'chat/completions'} "
+                           "returned no top log-probabilities; icl_refine needs a server that "
+                           "does (vLLM does; try api: chat or api: completions)") from None
+
+    def logodds_one(self, prompt: str) -> tuple[float, int]:
+        """(log-odds, how many label words were missing from the top list)."""
+        top = self.top_list(prompt)
+        if not top:
+            raise W2SError(f"{self.client.base} returned an empty top log-probability list")
+        neg, pos = word_logprob(top, self.neg, self.pos), word_logprob(top, self.pos, self.neg)
+        if neg is None and pos is None:
+            return 0.0, 2
+        floor = min(top.values())
+        return (floor if pos is None else pos) - (floor if neg is None else neg), int(neg is None or pos is None)
+
+    def logodds(self, prompts: Sequence[str], progress: Any = None) -> np.ndarray:
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(prompt: str) -> tuple[float, int]:
+            result = self.logodds_one(prompt)
+            if progress is not None:
+                progress.update(1)
+            return result
+
+        with ThreadPoolExecutor(self.client.concurrency) as pool:
+            results = list(pool.map(one, prompts))
+        missing = [m for _, m in results]
+        self.prompts += len(prompts)
+        self.bounded += missing.count(1)
+        self.unscored += missing.count(2)
+        return np.array([v for v, _ in results], dtype=np.float64)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

@@ -26,15 +26,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import os
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from ..endpoint import Client
 from ..errors import W2SError
 from ..registry import Registry
 
@@ -250,72 +247,15 @@ def hf(device: str = "cpu", *, model: str, batch_size: int = 8) -> Backend:
 
 # --------------------------------------------------------------------------- endpoints
 
-RETRY_STATUS = {429, 500, 502, 503, 504}
 
-
-class EndpointBackend(Backend):
-    """An OpenAI-compatible chat-completions server."""
+class EndpointBackend(Client, Backend):
+    """An OpenAI-compatible chat-completions server (the HTTP client is endpoint.Client)."""
 
     def __init__(self, base_url: str, model: str, api_key_env: str | None = None,
                  timeout: float = 120.0, retries: int = 4, backoff: float = 1.0,
                  concurrency: int = 4):
-        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise W2SError(f"backend openai: base_url must start with http:// or https://, got "
-                           f"{base_url!r} (e.g. http://localhost:8000/v1)")
-        for key, v, lo in (("retries", retries, 0), ("concurrency", concurrency, 1)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-                raise W2SError(f"backend openai: {key} must be an integer >= {lo}, got {v!r}")
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.model, self.timeout, self.retries = model, float(timeout), retries
-        self.backoff, self.concurrency = float(backoff), concurrency
-        self.name = f"{model} @ {base_url}"
-        self.identity = f"endpoint:{base_url.rstrip('/')}:{model}"
-        self._key = ""
-        if api_key_env:
-            self._key = os.environ.get(str(api_key_env), "")
-            if not self._key:
-                raise W2SError(f"backend openai: the environment variable {api_key_env} "
-                               "(api_key_env) is not set; export it with the API key")
-
-    def __repr__(self) -> str:  # never show the key
-        return f"EndpointBackend({self.url!r}, model={self.model!r})"
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
-
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
-        """One request, retried with exponential backoff on connection errors, 429 and 5xx."""
-        data = json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"}
-        if self._key:
-            headers["Authorization"] = f"Bearer {self._key}"
-        last = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(min(30.0, self.backoff * 2 ** (attempt - 1)))
-            request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    payload = response.read()
-            except urllib.error.HTTPError as e:
-                detail = self._redact(e.read().decode("utf-8", "replace").strip().replace("\n", " ")[:300])
-                if e.code in RETRY_STATUS:
-                    last = f"HTTP {e.code}: {detail}"
-                    continue
-                hint = "; check api_key_env" if e.code in (401, 403) else ""
-                raise W2SError(f"{self.url} refused the request (HTTP {e.code}): {detail}{hint}") from None
-            except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
-                reason = getattr(e, "reason", e)
-                last = f"cannot reach {self.url}: {self._redact(str(reason))}; is the server running?"
-                continue
-            try:
-                return json.loads(payload)
-            except json.JSONDecodeError:
-                raise W2SError(f"{self.url} answered with something that is not JSON: "
-                               f"{self._redact(payload[:200].decode('utf-8', 'replace'))!r}") from None
-        if last.startswith("cannot reach"):
-            raise W2SError(last + f" (tried {self.retries + 1} times)")
-        raise W2SError(f"{self.url} kept failing after {self.retries + 1} tries ({last})")
+        Client.__init__(self, base_url, model, api_key_env, timeout, retries, backoff, concurrency)
+        self.url = f"{self.base}/chat/completions"
 
     def complete(self, conversation: Conversation, sampling: Sampling) -> str:
         body: dict[str, Any] = {"model": self.model, "messages": conversation,
@@ -323,12 +263,12 @@ class EndpointBackend(Backend):
                                 "temperature": sampling.temperature}
         if sampling.temperature > 0:
             body["seed"] = sampling.seed
-        reply = self.post(body)
+        reply = self.post("chat/completions", body)
         try:
             content = reply["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
             raise W2SError(f"{self.url} answered without choices[0].message.content: "
-                           f"{self._redact(json.dumps(reply)[:200])}") from None
+                           f"{self.redact(json.dumps(reply)[:200])}") from None
         return (content or "").strip()
 
     def generate(self, conversations: Sequence[Conversation], sampling: Sampling,

@@ -9,7 +9,13 @@ then learns from the refined labels. The query's own weak label never enters its
 Options (all keyword-only, from the config as `method.<name>`):
 - `lm`: the causal LM that refines: `strong` (the run's strong model, as in the paper) or any
   model name. An encoder strong model needs `lm` set, e.g. `smollm2-135m`, and then the
-  refiner and the student are different models - say so when reporting.
+  refiner and the student are different models - say so when reporting. Online, `lm` can be
+  an OpenAI-compatible endpoint: `{name: openai, base_url: http://host:8000/v1, model: NAME,
+  api_key_env: VAR, api: completions|chat, top_logprobs: 20}` (also `timeout`, `retries`,
+  `backoff`, `concurrency`). Prompts are sent as text and scored from the server's top
+  log-probabilities of the next token (prompting.EndpointScorer); the server must return them
+  (vLLM does, `transformers serve` does not). The report counts prompts where a label word was
+  missing from the top list (`endpoint_bounded`) or both were (`endpoint_unscored`).
 - `k` demonstrations per prompt (default 4; the paper used batches of 4-5); `k=0` is zero-shot.
 - `batch`: `loo` (default) shuffles transfer into batches of k+1 and leaves the query out of
   its own batch; `fixed` cuts transfer into chunks of `chunk` queries that share k
@@ -41,10 +47,11 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..config import stable_hash
+from ..endpoint import Client
 from ..errors import W2SError
 from ..metrics import bootstrap_indices
 from ..models import ModelRef, load, resolve
-from ..prompting import PrefixScorer, PromptFormat, PromptTokens, sigmoid
+from ..prompting import EndpointScorer, PrefixScorer, PromptFormat, PromptTokens, sigmoid
 from ..splits import labels
 from ..tasks import TASKS, Example, task_component
 from . import METHODS, Arrays, Setting
@@ -105,34 +112,128 @@ def calibrated(logodds: np.ndarray, positive_share: float, how: str) -> np.ndarr
 
 
 class Refiner:
-    """The LM, its tokenised prompt blocks and a prefix-caching scorer, for one run."""
+    """The refining LM for one run: prompt blocks (instruction, demonstrations, queries) and a
+    scorer of label-word log-odds. Blocks are token-id lists for a local LM and strings for an
+    endpoint; `loo` and `shared` build prompts from them the same way for both."""
 
-    def __init__(self, ref: ModelRef, fmt: PromptFormat, device: str, precision: str, batch: int):
-        model, tok = load(ref, device, lm_head=True)
-        self.tokens = PromptTokens(tok, fmt)
-        self.scorer = PrefixScorer(model, tok, fmt.words, precision, batch_size=batch)
+    name: str
+    start: Any  # the prompt's opening block: start tokens and instruction
+
+    def demos(self, texts: Sequence[str], labels: Sequence[int]) -> list:
+        raise NotImplementedError
+
+    def queries(self, texts: Sequence[str]) -> list:
+        raise NotImplementedError
+
+    def join(self, blocks: Sequence[Any]) -> Any:
+        raise NotImplementedError
+
+    def score(self, prefix: Any, continuations: list, progress: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def report(self) -> dict[str, Any]:
+        return {}
 
     def loo(self, texts: Sequence[str], weak_hard: np.ndarray, batches: list[np.ndarray],
             progress: Any) -> np.ndarray:
         """Each query after the other members of its batch (demonstrations, weak labels)."""
-        demos = self.tokens.demos(texts, weak_hard)
-        queries = self.tokens.queries(texts)
+        demos, queries = self.demos(texts, weak_hard), self.queries(texts)
         prompts, rows = [], []
         for b in batches:
             for i in b:
-                prompts.append([t for j in b if j != i for t in demos[j]] + queries[i])
+                prompts.append(self.join([demos[j] for j in b if j != i] + [queries[i]]))
                 rows.append(i)
         out = np.empty(len(texts))
-        out[np.array(rows, dtype=int)] = self.scorer.logodds(self.tokens.start + self.tokens.head,
-                                                             prompts, progress)
+        out[np.array(rows, dtype=int)] = self.score(self.start, prompts, progress)
         return out
 
     def shared(self, demo_texts: Sequence[str], demo_labels: Sequence[int],
                query_texts: Sequence[str], progress: Any) -> np.ndarray:
-        """Queries after one shared set of demonstrations (the prefix is computed once)."""
-        prefix = self.tokens.start + self.tokens.head + [
-            t for d in self.tokens.demos(demo_texts, demo_labels) for t in d]
-        return self.scorer.logodds(prefix, self.tokens.queries(query_texts), progress)
+        """Queries after one shared set of demonstrations (a local LM computes it once)."""
+        prefix = self.join([self.start, *self.demos(demo_texts, demo_labels)])
+        return self.score(prefix, self.queries(query_texts), progress)
+
+
+class LocalRefiner(Refiner):
+    """A local causal LM, scored with a cached shared prefix (prompting.PrefixScorer)."""
+
+    def __init__(self, ref: ModelRef, fmt: PromptFormat, device: str, precision: str, batch: int):
+        model, tok = load(ref, device, lm_head=True)
+        self.name = ref.name
+        self.tokens = PromptTokens(tok, fmt)
+        self.scorer = PrefixScorer(model, tok, fmt.words, precision, batch_size=batch)
+        self.start = self.tokens.start + self.tokens.head
+
+    def demos(self, texts: Sequence[str], labels: Sequence[int]) -> list:
+        return self.tokens.demos(texts, labels)
+
+    def queries(self, texts: Sequence[str]) -> list:
+        return self.tokens.queries(texts)
+
+    def join(self, blocks: Sequence[Any]) -> Any:
+        return [t for b in blocks for t in b]
+
+    def score(self, prefix: Any, continuations: list, progress: Any) -> np.ndarray:
+        return self.scorer.logodds(prefix, continuations, progress)
+
+
+class EndpointRefiner(Refiner):
+    """An OpenAI-compatible server, scored from its top log-probabilities
+    (prompting.EndpointScorer); prompts are text, one request each."""
+
+    def __init__(self, client: Client, fmt: PromptFormat, api: str, top_logprobs: int):
+        self.name, self.fmt = client.name, fmt
+        self.scorer = EndpointScorer(client, fmt.words, api, top_logprobs)
+        self.start = fmt.head()
+
+    def demos(self, texts: Sequence[str], labels: Sequence[int]) -> list:
+        return [self.fmt.demo(t, y) for t, y in zip(texts, labels)]
+
+    def queries(self, texts: Sequence[str]) -> list:
+        return [self.fmt.query(t) for t in texts]
+
+    def join(self, blocks: Sequence[Any]) -> Any:
+        return "".join(blocks)
+
+    def score(self, prefix: Any, continuations: list, progress: Any) -> np.ndarray:
+        return self.scorer.logodds([prefix + c for c in continuations], progress)
+
+    def report(self) -> dict[str, Any]:
+        return {"endpoint_prompts": self.scorer.prompts, "endpoint_bounded": self.scorer.bounded,
+                "endpoint_unscored": self.scorer.unscored}
+
+
+ENDPOINT_OPTIONS = {"name", "base_url", "model", "api_key_env", "api", "top_logprobs", "timeout",
+                    "retries", "backoff", "concurrency"}
+
+
+def refiner_factory(lm: Any, s: Setting, fmt: PromptFormat, precision: str,
+                    prompt_batch: int) -> tuple[str, str, Any]:
+    """(name, cache identity, a function building the Refiner on first use) for `method.lm`:
+    `strong`, a model name, or an endpoint mapping `{name: openai, base_url, model, ...}`."""
+    if isinstance(lm, dict):
+        unknown = sorted(set(lm) - ENDPOINT_OPTIONS)
+        if lm.get("name") != "openai" or unknown:
+            raise W2SError("method.lm as a mapping is an OpenAI-compatible endpoint: {name: openai, "
+                           "base_url: http://host:8000/v1, model: NAME, api_key_env: VAR, api: "
+                           f"completions|chat, top_logprobs: 20}}; got {lm!r}")
+        opts = {k: v for k, v in lm.items() if k not in ("name", "api", "top_logprobs")}
+        api, top = lm.get("api", "completions"), lm.get("top_logprobs", 20)
+        try:
+            client = Client(where="method.lm", **opts)
+        except TypeError as e:
+            raise W2SError(f"method.lm: {e}") from None
+        EndpointScorer(client, fmt.words, api, top)  # check api, top_logprobs and words now
+        return client.name, f"{client.identity}:{api}:{top}", \
+            lambda: EndpointRefiner(client, fmt, api, top)
+    if not isinstance(lm, str):
+        raise W2SError(f"method.lm must be `strong`, a model name or an endpoint mapping; got {lm!r}")
+    ref = s.strong_ref if lm == "strong" else resolve(lm)
+    if ref.kind != "causal":
+        raise W2SError(f"icl_refine prompts a causal LM, but {ref.name!r} is an encoder; set "
+                       "strong_model to a causal LM or method.lm=smollm2-135m")
+    return ref.name, ref.identity, \
+        lambda: LocalRefiner(ref, fmt, s.ctx.cfg.torch_device(), precision, prompt_batch)
 
 
 def prompt_format(s: Setting, instruction: Optional[str], words: Optional[list],
@@ -166,17 +267,14 @@ def _accuracy_ci(correct: np.ndarray, seed: int, rounds: int = 1000) -> list[flo
 
 
 @METHODS.register("icl_refine")
-def icl_refine(s: Setting, *, lm: str = "strong", k: int = 4, batch: str = "loo",
+def icl_refine(s: Setting, *, lm: Any = "strong", k: int = 4, batch: str = "loo",
                balance: bool = False, chunk: int = 64, instruction: Optional[str] = None,
                words: Optional[list] = None, template: Optional[str] = None,
                calibrate: str = "prior", eval_size: int = 500, precision: str = "bf16",
                prompt_batch: int = 16) -> tuple[Arrays, dict[str, Any]]:
     _check(k, batch, calibrate, precision, chunk, eval_size, prompt_batch)
-    ref = s.strong_ref if lm == "strong" else resolve(lm)
-    if ref.kind != "causal":
-        raise W2SError(f"icl_refine prompts a causal LM, but {ref.name!r} is an encoder; set "
-                       "strong_model to a causal LM or method.lm=smollm2-135m")
     fmt = prompt_format(s, instruction, words, template)
+    lm_name, lm_identity, build = refiner_factory(lm, s, fmt, precision, prompt_batch)
     cfg, store = s.ctx.cfg, s.ctx.store
     transfer = s.splits.transfer
     weak = np.asarray(s.weak_labels, dtype=np.float64)
@@ -187,10 +285,10 @@ def icl_refine(s: Setting, *, lm: str = "strong", k: int = 4, batch: str = "loo"
 
     def get_refiner() -> Refiner:
         if not refiner:
-            refiner.append(Refiner(ref, fmt, cfg.torch_device(), precision, prompt_batch))
+            refiner.append(build())
         return refiner[0]
 
-    base_key = {"lm": ref.identity, "format": [fmt.instruction, list(fmt.words), fmt.template],
+    base_key = {"lm": lm_identity, "format": [fmt.instruction, list(fmt.words), fmt.template],
                 "precision": precision, "version": 1}
     key = {**base_key, "k": k, "batch": batch, "balance": bool(balance),
            "chunk": chunk if batch == "fixed" else None, "seed": cfg.seed,
@@ -203,7 +301,7 @@ def icl_refine(s: Setting, *, lm: str = "strong", k: int = 4, batch: str = "loo"
         r = get_refiner()
         rng = np.random.default_rng(cfg.seed)
         t0 = time.perf_counter()
-        with tqdm(total=len(texts), desc=f"icl refine {ref.name} k={k}", unit="prompt",
+        with tqdm(total=len(texts), desc=f"icl refine {lm_name} k={k}", unit="prompt",
                   disable=s.ctx.quiet) as bar:
             if batch == "loo":
                 lo = r.loo(texts, hard, loo_batches(hard, k, balance, rng), bar)
@@ -218,7 +316,7 @@ def icl_refine(s: Setting, *, lm: str = "strong", k: int = 4, batch: str = "loo"
         return {"logodds": lo, "seconds": np.array(seconds)}
 
     hit_: list = [False]
-    with s.ctx.step(f"icl refine ({ref.name}, k={k}, {batch})", hit_):
+    with s.ctx.step(f"icl refine ({lm_name}, k={k}, {batch})", hit_):
         arrays, hit_[0] = store.cached("icl_refine", key, refine)
     hit = hit_[0]
     refined = calibrated(arrays["logodds"], share, calibrate).astype(np.float32)
@@ -226,7 +324,7 @@ def icl_refine(s: Setting, *, lm: str = "strong", k: int = 4, batch: str = "loo"
 
     student = s.train_student(refined)
     report: dict[str, Any] = {
-        "lm": ref.name, "k": k, "batch": batch, "balance": bool(balance), "calibrate": calibrate,
+        "lm": lm_name, "k": k, "batch": batch, "balance": bool(balance), "calibrate": calibrate,
         "weak_label_accuracy": s.label_accuracy(weak),
         "refined_label_accuracy": s.label_accuracy(refined),
         "raw_refined_label_accuracy": s.label_accuracy(sigmoid(arrays["logodds"])),
@@ -241,6 +339,8 @@ def icl_refine(s: Setting, *, lm: str = "strong", k: int = 4, batch: str = "loo"
     if eval_size:
         report["prompting"] = _prompting_baselines(s, get_refiner, base_key, k, balance, share,
                                                    calibrate, eval_size, student, hard, texts)
+    if refiner:
+        report.update(refiner[0].report())
     return student, report
 
 
