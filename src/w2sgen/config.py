@@ -90,13 +90,7 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
     def torch_device(self) -> str:
-        import torch
-
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise W2SError("device=cuda but torch sees no GPU; use device=cpu or device=auto")
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        return self.device
+        return torch_device(self.device)
 
     def hash(self) -> str:
         """Identity of the experiment's results: everything except where they are stored."""
@@ -112,6 +106,17 @@ def stable_hash(obj: Any, n: int = 16) -> str:
 
 
 # ---------------------------------------------------------------- loading and validation
+
+
+def torch_device(device: str) -> str:
+    """The torch device for a config's `device` (auto | cpu | cuda), checked against the machine."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise W2SError("device=cuda but torch sees no GPU; use device=cpu or device=auto")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> ExperimentConfig:

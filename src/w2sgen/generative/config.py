@@ -26,6 +26,7 @@ from ..config import (
     from_dict,
     read_yaml_mapping,
     stable_hash,
+    torch_device,
 )
 from ..errors import W2SError
 
@@ -94,13 +95,7 @@ class GenerativeConfig:
         return stable_hash(d)
 
     def torch_device(self) -> str:
-        import torch
-
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise W2SError("device=cuda but torch sees no GPU; use device=cpu or device=auto")
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        return self.device
+        return torch_device(self.device)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> GenerativeConfig:
