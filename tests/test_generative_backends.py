@@ -4,12 +4,10 @@ loopback servers (a stdlib server that fails on purpose, and a port nobody liste
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
-from generative_fixtures import free_port, tiny_chat_dir  # noqa: F401  (fixture)
+from generative_fixtures import JSONHandler, free_port, loopback, tiny_chat_dir  # noqa: F401  (fixture)
 
 from w2sgen.cli import main
 from w2sgen.errors import W2SError
@@ -64,7 +62,7 @@ def test_chat_template_is_used_when_the_tokenizer_has_one(tiny_chat_dir):  # noq
     assert merge_system(user("q", system="s")) == [{"role": "user", "content": "s\n\nq"}]
 
 
-class Flaky(BaseHTTPRequestHandler):
+class Flaky(JSONHandler):
     """Fails the first requests (503, then 429), then answers like a chat-completions server."""
 
     script: ClassVar[list] = [503, 429]
@@ -76,26 +74,14 @@ class Flaky(BaseHTTPRequestHandler):
         code = type(self).script.pop(0) if type(self).script else 200
         reply = {"choices": [{"message": {"role": "assistant", "content": " pong "}}]} if code == 200 \
             else {"error": "busy"}
-        data = json.dumps(reply).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+        self.reply(code, reply)
 
 
 @pytest.fixture
 def flaky_server():
     Flaky.script, Flaky.bodies = [503, 429], []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with loopback(Flaky) as url:
+        yield url
 
 
 def test_endpoint_retries_5xx_and_429_then_succeeds(flaky_server, monkeypatch):

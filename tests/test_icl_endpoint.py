@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import numpy as np
 import pytest
 import torch
 from conftest import sentiment_examples
+from generative_fixtures import JSONHandler, loopback
 
 from w2sgen import pipeline
 from w2sgen.config import load_config
@@ -35,7 +35,7 @@ def test_word_logprob_sums_the_prefix_tokens_of_one_word_only():
         EndpointScorer(Client("http://127.0.0.1:1/v1", "m"), ("no", "nope"))
 
 
-class TinyLM(BaseHTTPRequestHandler):
+class TinyLM(JSONHandler):
     """A completions / chat-completions server that runs the tiny LLaMA on the prompt text and
     returns the next token's top log-probabilities (chat: the user message is the raw prompt)."""
 
@@ -61,26 +61,15 @@ class TinyLM(BaseHTTPRequestHandler):
             choice["logprobs"] = ({"content": [{"token": top[0][0], "logprob": top[0][1],
                                                 "top_logprobs": [{"token": t, "logprob": v} for t, v in top]}]}
                                   if chat else {"tokens": [top[0][0]], "top_logprobs": [dict(top)]})
-        data = json.dumps({"choices": [choice]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+        self.reply(200, {"choices": [choice]})
 
 
 @pytest.fixture
 def tiny_server(tiny_llama_dir):
     TinyLM.model, TinyLM.tok = load(resolve(str(tiny_llama_dir)), lm_head=True)
     TinyLM.bodies, TinyLM.logprobs = [], True
-    server = ThreadingHTTPServer(("127.0.0.1", 0), TinyLM)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with loopback(TinyLM) as url:
+        yield url
 
 
 @pytest.mark.parametrize("api", ["completions", "chat"])
