@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import sqlite3
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,7 +13,7 @@ import yaml
 
 from w2sgen.config import ExperimentConfig, load_config
 from w2sgen.errors import W2SError
-from w2sgen.store import Store, atomic_write
+from w2sgen.store import RunTaken, Store, atomic_write, process_owner
 
 
 def files_under(path):
@@ -154,6 +158,66 @@ def test_failed_run_records_error(tmp_path):
     assert failed["finished"] is not None
     assert [r["name"] for r in store.runs()] == ["ok", "bad"]
     assert not (tmp_path / "artifacts" / str(bad) / "metrics.json").exists()
+
+
+def test_exclusive_start_refuses_finished_and_live_runs(tmp_path):
+    store = Store(tmp_path)
+    cfg, other = ExperimentConfig(name="a", seed=1), ExperimentConfig(name="b", seed=2)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        first = store.start_run(cfg)
+        with sqlite3.connect(tmp_path / "runs.sqlite") as db:
+            db.execute("UPDATE runs SET owner=? WHERE id=?", (process_owner(live.pid), first))
+        with pytest.raises(RunTaken) as taken:
+            store.start_run(cfg, exclusive=True)
+        assert (taken.value.run_id, taken.value.status) == (first, "running")
+        assert str(live.pid) in taken.value.owner
+        assert len(store.runs()) == 1  # nothing was written
+        assert store.start_run(other, exclusive=True) == first + 1  # another config is free
+        with sqlite3.connect(tmp_path / "runs.sqlite") as db:  # its process dies: free again
+            db.execute("UPDATE runs SET owner=? WHERE id=?", (process_owner(dead.pid), first))
+        second = store.start_run(cfg, exclusive=True)
+        own = store.start_run(cfg, exclusive=True)  # this process's own running row: no block
+        store.finish_run(second, {"x": 1}, {})
+        with pytest.raises(RunTaken) as taken:
+            store.start_run(cfg, exclusive=True)
+        assert (taken.value.run_id, taken.value.status) == (second, "done")
+        assert "finished" in str(taken.value)
+        assert [r["id"] for r in store.runs()] == [first, first + 1, second, own]
+        assert store.start_run(cfg) == own + 1  # a plain start never refuses
+    finally:
+        live.kill()
+        live.wait()
+
+
+def _claim(root, barrier, release, results):
+    barrier.wait()  # every process claims at the same moment
+    try:
+        results.put(("started", Store(root).start_run(ExperimentConfig(name="race"), exclusive=True)))
+    except RunTaken as e:
+        results.put((e.status, e.run_id))
+    release.wait()  # stay alive until all have tried, so a claim never looks abandoned
+
+
+def test_racing_exclusive_starts_claim_a_config_once(tmp_path):
+    Store(tmp_path)  # the database exists before the race
+    mp = multiprocessing.get_context("spawn")
+    n = 6
+    barrier, release, results = mp.Barrier(n), mp.Event(), mp.Queue()
+    procs = [mp.Process(target=_claim, args=(str(tmp_path), barrier, release, results))
+             for _ in range(n)]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=120) for _ in range(n)]
+    release.set()
+    for p in procs:
+        p.join(timeout=60)
+    started = [run_id for status, run_id in outcomes if status == "started"]
+    assert len(started) == 1
+    assert sorted(outcomes) == sorted([("started", started[0])] + [("running", started[0])] * (n - 1))
+    assert [r["id"] for r in Store(tmp_path).runs()] == started
 
 
 def test_reopening_keeps_runs(tmp_path):

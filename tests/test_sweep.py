@@ -322,6 +322,27 @@ def test_kill_9_at_any_moment_then_resume(reference, tmp_path):
 
 
 @pytest.mark.slow
+def test_two_sweeps_on_one_store_run_each_cell_once(reference, tmp_path):
+    """Two sweeps of one suite started together: each cell is claimed by one of them (the
+    other says busy or skips it), and a third sweep finds every cell finished."""
+    root = tmp_path / "store"
+    Store(root)
+    cmd = [sys.executable, "-m", "w2sgen", "sweep", str(SMOKE), "--store", str(root)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    runs = Store(root).runs()
+    suite = sweep.load_suite(SMOKE, str(root))
+    assert sorted(r["config_hash"] for r in runs) == sorted(c.hash for c in suite.cells)  # one row each
+    assert [r["status"] for r in runs] == ["done"] * 4
+    assert len({r["owner"] for r in runs}) == 2  # both sweeps did work
+    assert sum(o.count("done     ") for o in outs) == 4
+    assert metrics_by_hash(root) == metrics_by_hash(reference[0])
+    third = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300)
+    assert third.returncode == 0 and "4 already finished, 0 to run" in third.stdout
+
+
+@pytest.mark.slow
 def test_ray_executor_matches_in_process(reference, tmp_path, capsys):
     pytest.importorskip("ray")
     root = tmp_path / "ray"

@@ -235,6 +235,7 @@ def load(ref: ModelRef, device: str = "cpu", lm_head: bool = False) -> tuple[Any
                        "(e.g. smollm2-135m)")
 
     hf_logging.set_verbosity_error()  # weight-init chatter would bury the real messages
+    hf_logging.disable_progress_bar()  # its per-load "Loading weights" bar, not hub downloads
     tok_kwargs = {k: v for k, v in ref.load_kwargs.items() if k in ("gguf_file", "revision")}
     tokenizer = AutoTokenizer.from_pretrained(ref.path, **tok_kwargs)
     if tokenizer.pad_token is None:

@@ -40,11 +40,15 @@ GROUND_TRUTH_LOSS = Component("xent")
 TRAIN_FORMAT = 2  # 2: per-epoch test predictions (eval_p)
 
 
-def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = False) -> dict[str, Any]:
+def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = False,
+        exclusive: bool = False) -> dict[str, Any]:
+    """One experiment, recorded as a run in the store. exclusive (sweeps): raise
+    store.RunTaken instead of starting when this config already has a finished run or one in
+    progress in another process."""
     store = store or Store(cfg.store)
     require([cfg.weak_model, cfg.strong_model], cfg.task)  # fail before starting, naming every gap
     weak_ref, strong_ref = resolve(cfg.weak_model), resolve(cfg.strong_model)
-    run_id = store.start_run(cfg)
+    run_id = store.start_run(cfg, exclusive)
     ctx = Context(cfg, store, quiet)
     try:
         with ctx.step("data"):

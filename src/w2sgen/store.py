@@ -128,6 +128,15 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> 
         raise
 
 
+class RunTaken(Exception):
+    """An exclusive start found the configuration finished, or running in another process."""
+
+    def __init__(self, run_id: int, status: str, owner: str):
+        where = "finished" if status == "done" else f"in progress in process {owner}"
+        super().__init__(f"run {run_id} of this configuration is {where}")
+        self.run_id, self.status, self.owner = run_id, status, owner
+
+
 class Store:
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -176,8 +185,22 @@ class Store:
         finally:
             db.close()
 
-    def start_run(self, cfg: ExperimentConfig) -> int:
+    def start_run(self, cfg: ExperimentConfig, exclusive: bool = False) -> int:
+        """A new `running` row for `cfg`, owned by this process; its id.
+
+        exclusive: claim the configuration instead. In the same write transaction as the insert,
+        a finished run of the same config hash, or one in progress in another live process,
+        raises `RunTaken` and nothing is written, so two sweeps sharing a store never run one
+        cell twice (a check before the insert would leave a window between the two)."""
         with self._db() as db:
+            if exclusive:
+                db.execute("BEGIN IMMEDIATE")  # other writers wait until this one commits
+                rows = db.execute("SELECT id, status, owner FROM runs WHERE config_hash=? AND "
+                                  "status IN ('done', 'running') ORDER BY id DESC", (cfg.hash(),))
+                me = process_owner()
+                for run_id, status, owner in rows.fetchall():
+                    if status == "done" or (owner != me and owner_state(owner) == "alive"):
+                        raise RunTaken(run_id, status, owner or "")
             cur = db.execute(
                 "INSERT INTO runs (name, config_hash, config, status, started, versions, owner) "
                 "VALUES (?, ?, ?, 'running', ?, ?, ?)",

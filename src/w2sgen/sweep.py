@@ -23,7 +23,9 @@ Kill -9 safety: each cell is one `pipeline.run`, whose steps are cached by atomi
 whose run row flips to `done` in one transaction after everything else is written; a cell
 killed before that stays `running` with its owner process recorded, so it never counts as
 finished, and the next sweep marks it `killed` (its process is gone) and runs it again. Reports
-read only `done` rows, the newest per hash.
+read only `done` rows, the newest per hash. A cell is claimed (store.start_run(exclusive=True))
+in the transaction that checks for a finished or live run of its hash, so two sweeps sharing a
+store never run one cell twice.
 
 Shared work (features, weak supervisor, ceiling) is cached by content, so it is computed once
 when the cells that share it run one after another. Cells are ordered so that they do: grouped
@@ -287,22 +289,20 @@ def flatten(overrides: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def run_cell(cell: Cell, store_root: str) -> Outcome:
-    """Run one cell unless a finished run of it exists (or another live process is running
-    it). A failure is returned, not raised, so the sweep goes on."""
+    """Run one cell unless a finished run of it exists or another live process is running it:
+    the store checks both in the transaction that claims the cell. A failure is returned, not
+    raised, so the sweep goes on."""
     from . import pipeline
-    from .store import Store
+    from .store import RunTaken, Store
 
     t0 = time.perf_counter()
-    store = Store(store_root)
-    done = store.finished_run(cell.hash)
-    if done:
-        return Outcome(cell.index, "skipped", done["id"])
-    busy = store.running_elsewhere(cell.hash)
-    if busy:
-        return Outcome(cell.index, "busy", busy[0]["id"],
-                       error=f"run {busy[0]['id']} is in progress in process {busy[0]['owner']}")
     try:
-        result = pipeline.run(cell.cfg, store, quiet=True)
+        result = pipeline.run(cell.cfg, Store(store_root), quiet=True, exclusive=True)
+    except RunTaken as taken:
+        if taken.status == "done":
+            return Outcome(cell.index, "skipped", taken.run_id)
+        return Outcome(cell.index, "busy", taken.run_id,
+                       error=f"run {taken.run_id} is in progress in process {taken.owner}")
     except Exception as e:  # noqa: BLE001 -- recorded as failed by the run; the sweep goes on
         msg = str(e) if isinstance(e, W2SError) else f"{type(e).__name__}: {e}"
         return Outcome(cell.index, "failed", seconds=time.perf_counter() - t0,
