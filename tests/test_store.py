@@ -13,6 +13,7 @@ import yaml
 
 from w2sgen.config import ExperimentConfig, load_config
 from w2sgen.errors import W2SError
+from w2sgen import store as store_module
 from w2sgen.store import RunTaken, Store, atomic_write, process_owner
 
 
@@ -218,6 +219,29 @@ def test_racing_exclusive_starts_claim_a_config_once(tmp_path):
     assert len(started) == 1
     assert sorted(outcomes) == sorted([("started", started[0])] + [("running", started[0])] * (n - 1))
     assert [r["id"] for r in Store(tmp_path).runs()] == started
+
+
+def test_temporary_files_of_gone_processes_are_removed(tmp_path):
+    store = Store(tmp_path)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    tag = store_module.temp_prefix().split("-")[1]
+    leftovers = [tmp_path / "cache" / "features" / f".tmp-{tag}-{gone.pid}-abc.npz",
+                 tmp_path / "artifacts" / "3" / f".tmp-{tag}-{gone.pid}-def.json"]
+    kept = [tmp_path / "cache" / "train" / f"{store_module.temp_prefix()}ghi.npz",  # this process
+            tmp_path / "cache" / "train" / f".tmp-0123abcd-{gone.pid}-jkl.npz",  # another host
+            tmp_path / "cache" / "train" / "finished.npz"]
+    folder = tmp_path / "cache" / "models" / f".tmp-{tag}-{gone.pid}-key-x"  # a half-saved model
+    for p in [*leftovers, *kept, folder / "model.safetensors"]:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x")
+    assert store.remove_orphans() == 3
+    assert not folder.exists() and not any(p.exists() for p in leftovers)
+    assert all(p.exists() for p in kept)
+    assert store.remove_orphans() == 0
+    atomic_write(tmp_path / "cache" / "train" / "new.npz", lambda f: f.write(b"y"))
+    assert sorted(p.name for p in (tmp_path / "cache" / "train").iterdir()) == sorted(
+        p.name for p in [*kept, tmp_path / "new.npz"])
 
 
 def test_reopening_keeps_runs(tmp_path):

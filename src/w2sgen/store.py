@@ -14,9 +14,12 @@ processes may share a store: the database is in WAL mode with a 30 s busy timeou
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+import re
+import shutil
 import socket
 import sqlite3
 import tempfile
@@ -114,9 +117,22 @@ def versions() -> dict[str, str]:
     return out
 
 
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def temp_prefix() -> str:
+    """Prefix of this process's temporary files in a store: `.tmp-<host>-<pid>-`, so that the
+    ones a killed process left behind can be told from those of a live one."""
+    return f".tmp-{_host_tag()}-{os.getpid()}-"
+
+
+TEMP_NAME = re.compile(r"\.tmp-([0-9a-f]{8})-(\d+)-")
+
+
 def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(), suffix=path.suffix)
     try:
         with os.fdopen(fd, mode) as f:
             write(f)
@@ -264,6 +280,23 @@ class Store:
                            [(time.time(), "its process ended without finishing it (killed)", i)
                             for i in stale])
         return stale
+
+    def remove_orphans(self) -> int:
+        """Delete temporary files and folders (under cache/ and artifacts/) of processes on this
+        host that are gone: a kill -9 during a write leaves its temporary file behind. Those of
+        live processes, and of other hosts sharing the store, are kept. Returns how many."""
+        removed = 0
+        for sub in ("cache", "artifacts"):
+            for path in list((self.root / sub).rglob(".tmp-*")):
+                m = TEMP_NAME.match(path.name)
+                if not m or m[1] != _host_tag() or _proc_start(int(m[2])) is not None:
+                    continue
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     def _select(self, query: str, params: tuple = ()) -> list[dict[str, Any]]:
         with self._db() as db:

@@ -38,6 +38,7 @@ from ..config import stable_hash
 from ..errors import TrainingDiverged, W2SError
 from ..models import ModelRef
 from ..splits import Splits
+from ..store import temp_prefix
 from . import METHODS, Arrays, Setting
 
 MLM_PROBABILITY = 0.15
@@ -112,7 +113,7 @@ def adapt(ref: ModelRef, texts: list[str], store_root: str | Path, device: str =
             meta = {}
     else:
         models.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=models, prefix=f".tmp-{key}-"))
+        tmp = Path(tempfile.mkdtemp(dir=models, prefix=f"{temp_prefix()}{key}-"))
         try:
             meta = _train_and_save(ref, texts, tmp, device, objective, epochs, lr, batch_size,
                                    max_length)
