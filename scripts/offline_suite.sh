@@ -16,7 +16,8 @@ total_s=$(( $(date +%s) - start ))
   echo
   echo "Produced by \`make offline-suite\` (= \`scripts/offline_suite.sh\`): \`w2s sweep suites/offline.yaml\`"
   echo "then \`w2s report --html\`. This run: sweep ${sweep_s} s, sweep + report ${total_s} s wall, on"
-  echo "$(nproc) CPU cores ($(uname -m)), store \`$store\` (cells already finished in it are not recomputed)."
+  echo "$(nproc) CPU cores ($(uname -m)), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown),"
+  echo "finished $(date -u '+%Y-%m-%d %H:%M UTC'), store \`$store\` (cells already finished in it are not recomputed)."
   echo "The self-contained HTML version is [offline-suite/report.html](offline-suite/report.html)."
   echo
   # the report's Markdown, with its figure links pointing into docs/offline-suite/
