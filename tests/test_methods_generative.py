@@ -58,6 +58,28 @@ def test_adaptation_lowers_the_lm_loss_saves_a_reloadable_backbone_and_is_reused
     assert not report3["cached"] and other.path != adapted.path
 
 
+def test_adaptation_does_not_depend_on_the_callers_random_state(tiny_bert_dir, tmp_path):
+    """The MLM head the packaged encoders lack starts random: that start must come from the
+    method's own seed, not from whatever ran before in the process (a sweep's earlier cells),
+    which the cache key cannot see."""
+    base = resolve(str(tiny_bert_dir))
+    runs = []
+    for i, caller_seed in enumerate((1, 2)):
+        torch.manual_seed(caller_seed)
+        torch.rand(caller_seed * 7)  # some other work drew from the global generator
+        adapted, report = adapt(base, TOY, tmp_path / f"store{i}", epochs=2, lr=1e-2,
+                                batch_size=16, max_length=16)
+        assert report["lm_head_random"] and not report["cached"]
+        runs.append((weights(resolve(adapted.path)), report["lm_loss"]))
+        after = torch.rand(3)
+        torch.manual_seed(caller_seed)
+        torch.rand(caller_seed * 7)
+        assert torch.equal(after, torch.rand(3))  # the caller's stream is where it was
+    (w0, loss0), (w1, loss1) = runs
+    assert loss0 == loss1
+    assert w0.keys() == w1.keys() and all(torch.equal(w0[k], w1[k]) for k in w0)
+
+
 def test_only_weak_train_and_transfer_text_is_collected():
     def ex(split, i, pair=None):
         return Example(f"{split}{i}", f"{split} text {i}", i % 2, text_pair=pair)

@@ -42,7 +42,8 @@ from ..store import temp_prefix
 from . import METHODS, Arrays, Setting
 
 MLM_PROBABILITY = 0.15
-VERSION = 1  # bump when the training recipe changes, so old adapted models are not reused
+# Bumped when the training recipe changes, so old adapted models are not reused
+VERSION = 2  # 2: the LM head's random initialisation is seeded too (it followed the process's RNG)
 META = "w2s_adaptation.json"
 
 
@@ -139,6 +140,19 @@ def adapt(ref: ModelRef, texts: list[str], store_root: str | Path, device: str =
 
 def _train_and_save(ref: ModelRef, texts: list[str], out: Path, device: str, objective: str,
                     epochs: int, lr: float, batch_size: int, max_length: int) -> dict[str, Any]:
+    """Adapt under seed 0 from the start: the LM head a checkpoint lacks is initialised from
+    the global generator, whose state would otherwise depend on what ran before in the process
+    (a sweep's earlier cells), which the cache key cannot see. The caller's RNG is untouched."""
+    import torch
+
+    cuda = [torch.device(device).index or 0] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(0)
+        return _adapt_seeded(ref, texts, out, device, objective, epochs, lr, batch_size, max_length)
+
+
+def _adapt_seeded(ref: ModelRef, texts: list[str], out: Path, device: str, objective: str,
+                  epochs: int, lr: float, batch_size: int, max_length: int) -> dict[str, Any]:
     import torch
     from tqdm.auto import tqdm
     from transformers import (AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM,
@@ -182,38 +196,35 @@ def _train_and_save(ref: ModelRef, texts: list[str], out: Path, device: str, obj
                             weight_decay=0.01)
     gen = torch.Generator().manual_seed(0)
     losses: list[float] = []
-    cuda = [torch.device(device).index or 0] if torch.device(device).type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):  # dropout at seed 0, the caller's RNG untouched
-        torch.manual_seed(0)
-        lm.train()
-        bar = tqdm(total=epochs * steps, desc=f"generative {ref.name}", unit="step", leave=False,
-                   disable=None)
-        step = 0
-        for _epoch in range(epochs):
-            perm = torch.randperm(n, generator=gen).tolist()
-            total, tokens = 0.0, 0
-            for start in range(0, n, batch_size):
-                batch = collate([dict(rows[i]) for i in perm[start:start + batch_size]])
-                count = int((batch["labels"] != -100).sum())
-                if objective == "clm":  # the model shifts: the first token of a row is no target
-                    count = int((batch["labels"][:, 1:] != -100).sum())
-                bar.update(1)
-                step += 1
-                if count == 0:  # nothing masked in this batch (tiny texts): no loss to learn from
-                    continue
-                loss = lm(**{k: v.to(device) for k, v in batch.items()}).loss
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(
-                        f"generative_pretrain {ref.name}: LM loss became {loss.item()} at step "
-                        f"{step} of {epochs * steps}; lower method.lr (now {lr:g})")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(lm.parameters(), 1.0)
-                opt.step()
-                total += loss.item() * count
-                tokens += count
-            losses.append(total / tokens if tokens else float("nan"))
-        bar.close()
+    lm.train()
+    bar = tqdm(total=epochs * steps, desc=f"generative {ref.name}", unit="step", leave=False,
+               disable=None)
+    step = 0
+    for _epoch in range(epochs):
+        perm = torch.randperm(n, generator=gen).tolist()
+        total, tokens = 0.0, 0
+        for start in range(0, n, batch_size):
+            batch = collate([dict(rows[i]) for i in perm[start:start + batch_size]])
+            count = int((batch["labels"] != -100).sum())
+            if objective == "clm":  # the model shifts: the first token of a row is no target
+                count = int((batch["labels"][:, 1:] != -100).sum())
+            bar.update(1)
+            step += 1
+            if count == 0:  # nothing masked in this batch (tiny texts): no loss to learn from
+                continue
+            loss = lm(**{k: v.to(device) for k, v in batch.items()}).loss
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"generative_pretrain {ref.name}: LM loss became {loss.item()} at step "
+                    f"{step} of {epochs * steps}; lower method.lr (now {lr:g})")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(lm.parameters(), 1.0)
+            opt.step()
+            total += loss.item() * count
+            tokens += count
+        losses.append(total / tokens if tokens else float("nan"))
+    bar.close()
     tok.padding_side = padding_side
     lm.eval()
 
@@ -243,7 +254,7 @@ def _train_and_save(ref: ModelRef, texts: list[str], out: Path, device: str, obj
         config["architectures"] = [type(lm).__name__]
         cfg_path.write_text(json.dumps(config, indent=2))
     del lm, backbone
-    if cuda:
+    if torch.device(device).type == "cuda":
         torch.cuda.empty_cache()
     return {"lm_loss": losses, "lm_head_random": lm_head_random}
 
