@@ -148,6 +148,9 @@ def test_html_report_is_self_contained_and_the_markdown_says_the_same(store, tmp
                     "imitate its supervisor", "Methods ranked across tasks", "Every run"):
         assert heading in text and heading in md
     assert "Wilcoxon signed-rank" in text and "numpy" in text
+    span = max(r["finished"] for r in runs) - min(r["started"] for r in runs)
+    own = sum(r["finished"] - r["started"] for r in runs)
+    assert f"({span:.0f} s wall; the runs' own times add up to {own:.0f} s)" in md
 
     tables_html, tables_md = html_tables(text), markdown_tables(md)
     assert tables_html == tables_md and len(tables_html) >= 5
@@ -172,6 +175,13 @@ def test_accuracy_medians_use_the_stored_predictions(store):
     assert row["student"][0] == pytest.approx(np.median(accs))
     assert row["student"][1] <= row["student"][0] <= row["student"][2]
     assert row["seeds"] == [0, 1] and row["pair"] == "minilm-l6 -> mpnet-base (probe)"
+    gaps = [r["metrics"]["ceiling_accuracy"]["value"] - r["metrics"]["weak_accuracy"]["value"]
+            for r in runs]
+    assert row["gap"][0] == pytest.approx(np.median(gaps))
+    assert row["gap"][1] <= row["gap"][0] <= row["gap"][2]
+    one = report_html.accuracy_table(store, runs[:1], rounds=200)[0]["gap"]
+    (gap,) = [r["metrics"]["gap_accuracy"] for r in runs[:1]]  # one seed: the run's own interval
+    assert one[0] == pytest.approx(gap["value"]) and gap["low"] - 0.02 < one[1] < gap["low"] + 0.02
 
 
 def test_export_round_trips_csv_and_parquet(store, tmp_path):

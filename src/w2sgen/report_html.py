@@ -88,6 +88,16 @@ def _iso(t: float | None) -> str | None:
     return dt.datetime.fromtimestamp(t).isoformat(timespec="seconds") if t else None
 
 
+def compute_span(runs: list[dict[str, Any]]) -> str:
+    """When the runs were computed: first start to last finish, and the sum of their own times
+    (less than the span where cells waited, more where they ran in parallel)."""
+    started = min(r["started"] for r in runs)
+    finished = max(r.get("finished") or r["started"] for r in runs)
+    own = sum(r["finished"] - r["started"] for r in runs if r.get("finished"))
+    return (f"Computed from {_iso(started)} to {_iso(finished)} ({finished - started:.0f} s wall; "
+            f"the runs' own times add up to {own:.0f} s).")
+
+
 def run_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One flat row per finished classification run: what the CSV / Parquet export holds."""
     rows = []
@@ -312,7 +322,8 @@ def accuracy_table(store: Store, runs: list[dict[str, Any]], rounds: int = 1000,
                    confidence: float = 0.95) -> list[dict[str, Any]]:
     """Per (task, model pair, method): weak, student and ceiling test accuracy, medians over
     seeds with percentile-bootstrap intervals (the test examples resampled, the same resample for
-    every seed and model), and the median agreement figures. Runs without stored predictions
+    every seed and model), the ceiling - weak gap likewise (`gap`: the median over seeds of each
+    seed's gap), and the median agreement figures. Runs without stored predictions
     (older stores) give medians without intervals."""
     groups: dict[tuple[str, str, str], list[dict]] = {}
     for r in classification_runs(runs):
@@ -330,16 +341,21 @@ def accuracy_table(store: Store, runs: list[dict[str, Any]], rounds: int = 1000,
             if n not in counts_for:
                 counts_for[n] = _resample_counts(n, rounds)
             w = counts_for[n]
-            for model in ("weak", "student", "ceiling"):
-                correct = np.stack([(p[model] > 0.5) == p["labels"].astype(bool) for p in preds],
-                                   axis=1).astype(np.float32)
-                med = np.median((w @ correct).astype(np.float64) / n, axis=1)
+            correct = {model: np.stack([(p[model] > 0.5) == p["labels"].astype(bool) for p in preds],
+                                       axis=1).astype(np.float32)
+                       for model in ("weak", "student", "ceiling")}
+            correct["gap"] = correct["ceiling"] - correct["weak"]  # per seed, per example
+            for k, c in correct.items():
+                med = np.median((w @ c).astype(np.float64) / n, axis=1)
                 lo, hi = np.quantile(med[1:], [a, 1 - a])
-                row[model] = (float(med[0]), float(lo), float(hi))
+                row[k] = (float(med[0]), float(lo), float(hi))
         else:
             for model in ("weak", "student", "ceiling"):
                 row[model] = (float(np.median([r["metrics"][f"{model}_accuracy"]["value"] for r in rs])),
                               None, None)
+            row["gap"] = (float(np.median([r["metrics"]["ceiling_accuracy"]["value"]
+                                           - r["metrics"]["weak_accuracy"]["value"] for r in rs])),
+                          None, None)
         for k in ("agreement", "agreement_on_weak_errors", "agreement_on_weak_correct", "n_weak_errors"):
             vals = np.array([r["metrics"].get(k, np.nan) for r in rs], dtype=float)
             row[k] = float(np.nanmedian(vals)) if np.isfinite(vals).any() else float("nan")
@@ -520,11 +536,12 @@ class Block:
     path: Path | None = None                 # figure file
 
 
-def _ci(est: tuple, digits: int = 3) -> str:
+def _ci(est: tuple, digits: int = 3, sign: bool = False) -> str:
     v, lo, hi = est
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
-    return f"{v:.{digits}f}" if lo is None else f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+    f = f"{'+' if sign else ''}.{digits}f"
+    return f"{v:{f}}" if lo is None else f"{v:{f}} [{lo:{f}}, {hi:{f}}]"
 
 
 def _num(v: Any, digits: int = 2) -> str:
@@ -557,6 +574,7 @@ def build(store: Store, runs: list[dict[str, Any]], out_dir: Path, rounds: int =
     blocks += [
         Block("p", f"Store {store.root} - {len(runs)} finished runs: {len(tasks)} task(s), "
                    f"{len(pairs)} model pair(s), {len(methods)} method(s), seeds {', '.join(map(str, seeds))}. "
+                   f"{compute_span(runs)} "
                    f"Generated {dt.datetime.now().isoformat(timespec='seconds')} with "
                    + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) + "."),
         Block("p", "Accuracies are on each task's test split. Intervals are "
@@ -576,7 +594,7 @@ def build(store: Store, runs: list[dict[str, Any]], out_dir: Path, rounds: int =
                                          "ceiling", "ceiling - weak"],
                         rows=[[r["task"], r["pair"], r["method"] + (" (DIAGNOSTIC)" if r["diagnostic"] else ""),
                                str(len(r["seeds"])), _ci(r["weak"]), _ci(r["student"]), _ci(r["ceiling"]),
-                               f"{r['ceiling'][0] - r['weak'][0]:+.3f}"] for r in acc]))
+                               _ci(r["gap"], sign=True)] for r in acc]))
 
     blocks.append(Block("h2", "Performance gap recovered per method"))
     blocks.append(Block("p", "Median PGR over seeds with a bootstrap interval (one resample of the "
