@@ -7,7 +7,10 @@ set -euo pipefail
 store=${1:-runs/offline-suite}
 w2s=${W2S:-.venv/bin/w2s}
 start=$(date +%s)
-"$w2s" sweep suites/offline.yaml --store "$store"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+"$w2s" sweep suites/offline.yaml --store "$store" | tee "$log"
+cells=$(grep -E '^[0-9]+ cells: ' "$log" | tail -n 1 | sed -E 's/; [0-9.]+ s$//')
 sweep_s=$(( $(date +%s) - start ))
 "$w2s" report --store "$store" --html --out docs/offline-suite
 total_s=$(( $(date +%s) - start ))
@@ -15,9 +18,11 @@ total_s=$(( $(date +%s) - start ))
   echo "# The offline suite"
   echo
   echo "Produced by \`make offline-suite\` (= \`scripts/offline_suite.sh\`): \`w2s sweep suites/offline.yaml\`"
-  echo "then \`w2s report --html\`. This run: sweep ${sweep_s} s, sweep + report ${total_s} s wall, on"
-  echo "$(nproc) CPU cores ($(uname -m)), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown),"
-  echo "finished $(date -u '+%Y-%m-%d %H:%M UTC'), store \`$store\` (cells already finished in it are not recomputed)."
+  echo "then \`w2s report --html\`, on $(nproc) CPU cores ($(uname -m)), commit"
+  echo "$(git rev-parse --short HEAD 2>/dev/null || echo unknown), finished $(date -u '+%Y-%m-%d %H:%M UTC'), store \`$store\`."
+  echo "This invocation: ${cells} (cells already finished in the store are not recomputed);"
+  echo "sweep ${sweep_s} s, sweep + report ${total_s} s wall. When the runs themselves were computed is"
+  echo "in the report's first paragraph below."
   echo "The self-contained HTML version is [offline-suite/report.html](offline-suite/report.html)."
   echo
   # the report's Markdown, with its figure links pointing into docs/offline-suite/
