@@ -184,6 +184,31 @@ def test_accuracy_medians_use_the_stored_predictions(store):
     assert one[0] == pytest.approx(gap["value"]) and gap["low"] - 0.02 < one[1] < gap["low"] + 0.02
 
 
+def test_training_curves_are_medians_over_seeds_per_method(store, tmp_path):
+    import copy
+
+    runs = copy.deepcopy([r for r in latest_done(store) if r["config"]["task"]["name"] == "sciq"])
+    assert len(runs) == 6  # 3 methods x 2 seeds
+    for r in runs:
+        s, entropy = r["config"]["seed"], r["config"]["loss"]["name"] == "entropy"
+        student = [0.6 + s, 0.7 + s, 0.65 + s] + ([0.1] if entropy else [])  # entropy: one epoch more
+        r["metrics"]["curves"] = {"weak": {"test_accuracy": [0.5, 0.5 + s, 0.5]},
+                                  "student": {"test_accuracy": student},
+                                  "ceiling": {"test_accuracy": [0.8, 0.9, 1.0 + s]}}
+    no_curves = copy.deepcopy(runs[0])
+    no_curves["metrics"].pop("curves")
+    med = report_html.curve_medians([*runs, no_curves])
+    ((key, g),) = med.items()
+    assert key == ("sciq", "minilm-l6 -> mpnet-base (probe)")
+    assert set(g) == {"weak", "ceiling", "naive", "naive + logconf", "naive + entropy"}
+    assert np.allclose(g["naive"], [1.1, 1.2, 1.15])  # seeds 0 and 1: medians of two
+    assert np.allclose(g["naive + entropy"], [1.1, 1.2, 1.15, 0.1])
+    assert np.allclose(g["weak"], [0.5, 1.0, 0.5]) and np.allclose(g["ceiling"], [0.8, 0.9, 1.5])
+    png = report_html.plot_training_curves(runs, tmp_path / "curves.png")
+    assert png.is_file() and png.stat().st_size > 5000
+    assert report_html.plot_training_curves([no_curves], tmp_path / "none.png") is None
+
+
 def test_export_round_trips_csv_and_parquet(store, tmp_path):
     pd = pytest.importorskip("pandas")
     runs = latest_done(store)

@@ -446,6 +446,60 @@ def plot_task_accuracy(rows: list[dict[str, Any]], out: Path) -> Path | None:
     return _save(fig, out, plt)
 
 
+def curve_medians(runs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, np.ndarray]]:
+    """Per (task, model pair): test accuracy after every epoch, median over seeds, of the weak
+    supervisor, the ceiling and each method's student (`method_of`). Runs without curves are
+    left out; curves of unequal length are cut to the shortest."""
+    groups: dict[tuple[str, str], dict[str, list[list[float]]]] = {}
+    for r in classification_runs(runs):
+        curves = r["metrics"].get("curves") or {}
+        if not all((curves.get(k) or {}).get("test_accuracy") for k in ("weak", "student", "ceiling")):
+            continue
+        g = groups.setdefault((task_of(r), pair_of(r)), {})
+        for name, key in (("weak", "weak"), ("ceiling", "ceiling"), (method_of(r), "student")):
+            g.setdefault(name, []).append(curves[key]["test_accuracy"])
+    out = {}
+    for key, g in groups.items():
+        out[key] = {}
+        for name, cs in g.items():
+            n = min(map(len, cs))
+            out[key][name] = np.median(np.array([c[:n] for c in cs], dtype=float), axis=0)
+    return out
+
+
+def plot_training_curves(runs: list[dict[str, Any]], out: Path, cols: int = 3) -> Path | None:
+    """One panel per (task, model pair): test accuracy after every epoch, medians over seeds;
+    a student curve that rises and then sinks toward the weak line is imitation of its
+    supervisor's errors setting in. Recorded for analysis only: no model was selected on it."""
+    med = curve_medians(runs)
+    if not med:
+        return None
+    plt = _pyplot()
+    methods = sorted({m for g in med.values() for m in g} - {"weak", "ceiling"})
+    colours = _method_colours(methods)
+    cols = min(cols, len(med))
+    rows = (len(med) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+    for ax, ((task, pair), g) in zip(axes.flat, sorted(med.items())):
+        for name, y in sorted(g.items()):
+            x = np.arange(1, len(y) + 1)
+            if name in ("weak", "ceiling"):
+                ax.plot(x, y, color=COLOURS[name], lw=2.2, ls="--" if name == "weak" else "-", label=name)
+            else:
+                ax.plot(x, y, color=colours[name], lw=1.0, label=f"student: {name}")
+        ax.set_title(f"{task}\n{pair}", fontsize=7)
+        ax.set_xlabel("epoch", fontsize=7)
+        ax.set_ylabel("test accuracy", fontsize=7)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(med):]:
+        ax.axis("off")
+    handles = {lab: h for ax in axes.flat for h, lab in zip(*ax.get_legend_handles_labels())}
+    order = ["weak", *[f"student: {m}" for m in methods], "ceiling"]
+    fig.tight_layout()
+    _legend_right(fig, [handles[k] for k in order if k in handles], [k for k in order if k in handles])
+    return _save(fig, out, plt)
+
+
 def plot_vs_ceiling(rows: list[dict[str, Any]], out: Path, cols: int = 4) -> Path | None:
     """Student against strong-ceiling test accuracy, one panel per task: a point per (model
     pair, method), medians over seeds; grey crosses are the weak supervisor at the same ceiling,
@@ -629,6 +683,14 @@ def build(store: Store, runs: list[dict[str, Any]], out_dir: Path, rounds: int =
                         rows=[[r["task"], r["pair"], r["method"], _num(r["agreement"]),
                                _num(r["agreement_on_weak_errors"]), _num(r["agreement_on_weak_correct"]),
                                _num(r["n_weak_errors"], 0)] for r in acc]))
+    curves = plot_training_curves(runs, out_dir / "curves.png")
+    if curves:
+        blocks.append(Block("p", "Over training: test accuracy after every epoch, medians over seeds. "
+                            "A student curve that rises and then sinks toward the weak line is the "
+                            "student learning its supervisor's errors. Recorded for analysis only: no "
+                            "model was selected on it (except by the gt_early_stop diagnostic)."))
+        blocks.append(Block("figure", "Test accuracy per epoch: weak supervisor (dashed), ceiling, and "
+                            "each method's student, medians over seeds.", path=curves))
 
     blocks.append(Block("h2", "Methods ranked across tasks"))
     ranking = method_ranking(runs)
@@ -682,10 +744,6 @@ def build(store: Store, runs: list[dict[str, Any]], out_dir: Path, rounds: int =
         png = rep.plot(runs, out_dir / "runs.png")
         if png:
             blocks.append(Block("figure", "Each run: weak, student and ceiling accuracy and PGR.", path=png))
-    curves = rep.plot_curves(runs, out_dir / "curves.png")
-    if curves:
-        blocks.append(Block("figure", "Test accuracy after every epoch (the last 12 runs; recorded for "
-                            "analysis, never used to select a model).", path=curves))
     return blocks
 
 
