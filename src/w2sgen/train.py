@@ -5,8 +5,9 @@
 - `lora`: LoRA adapters (peft) on every linear layer plus the head.
 
 Every mode is a `Learner` with `inputs` (what it trains on, built once per split), `fit` and
-`predict`; all of them train through `training_loop`, so losses, schedules, determinism and
-the NaN check live in one place.
+`predict`; all of them train through `training_loop`, a classifier's use of `optimise`, the one
+loop that LM adaptation (methods/generative.py) and LoRA SFT (generative/sft.py) use too, so
+batching, schedules, determinism and the NaN check live in one place.
 """
 from __future__ import annotations
 
@@ -38,51 +39,87 @@ class History:
     eval_probs: list[np.ndarray] = field(default_factory=list)
 
 
-def training_loop(params: Sequence[nn.Parameter], forward: Callable[[torch.Tensor], torch.Tensor],
-                  targets: np.ndarray, loss_fn: LossFn, cfg: TrainConfig, lr: float, seed: int,
-                  desc: str, on_epoch: Optional[Callable[[], tuple[np.ndarray, float]]] = None) -> History:
-    n = len(targets)
-    gen = torch.Generator().manual_seed(seed)
-    y = torch.as_tensor(targets, dtype=torch.float32)
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
-    total = cfg.epochs * steps_per_epoch
-    warmup = int(cfg.warmup_fraction * total)
+BatchLoss = Callable[[torch.Tensor, float], Optional[tuple[torch.Tensor, int]]]
 
-    def schedule(step: int) -> float:  # linear warm-up, then cosine decay to zero
+
+def warmup_cosine(warmup: int) -> Callable[[int, int], float]:
+    """Learning-rate factor at `step` of `total`: linear warm-up over `warmup` steps, then
+    cosine decay to zero."""
+    def factor(step: int, total: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
         return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+    return factor
 
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+
+def constant(step: int, total: int) -> float:
+    return 1.0
+
+
+def optimise(params: Sequence[nn.Parameter], batch_loss: BatchLoss, n: int, *, epochs: int,
+             batch_size: int, lr: float, weight_decay: float, seed: int, desc: str,
+             schedule: Callable[[int, int], float] = constant, clip_norm: Optional[float] = None,
+             lr_key: str = "train.lr", hint: str = " or check the labels",
+             on_epoch: Optional[Callable[[], tuple[np.ndarray, float]]] = None) -> History:
+    """The one training loop (classifiers, LM adaptation, LoRA SFT): AdamW over `params`,
+    `epochs` passes over `n` items in seeded random batches. `batch_loss(indices, progress)`
+    returns the batch's loss and its weight in the epoch's mean (examples, tokens), or None
+    for a batch with nothing to learn from (the step still counts; nothing is updated);
+    `progress` is the share of steps done. A non-finite loss stops training with one line
+    naming the learning rate to lower."""
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    total = epochs * math.ceil(n / batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: schedule(step, total))
     hist = History()
     step = 0
     bar = tqdm(total=total, desc=desc, unit="step", leave=False, disable=None)
-    for _epoch in range(cfg.epochs):
+    for _epoch in range(epochs):
         perm = torch.randperm(n, generator=gen)
-        total_loss = 0.0
-        for start in range(0, n, cfg.batch_size):
-            idx = perm[start:start + cfg.batch_size]
-            logits = forward(idx)
-            loss = loss_fn(logits.float(), y[idx].to(logits.device), step / total)
+        loss_sum, weight_sum = 0.0, 0
+        for start in range(0, n, batch_size):
+            out = batch_loss(perm[start:start + batch_size], step / total)
+            step += 1
+            bar.update(1)
+            if out is None:
+                continue
+            loss, weight = out
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
-                    f"{desc}: loss became {loss.item()} at step {step} of {total}; lower "
-                    f"train.lr (now {lr:g}) or check the labels")
+                    f"{desc}: loss became {loss.item()} at step {step - 1} of {total}; lower "
+                    f"{lr_key} (now {lr:g}){hint}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(params, clip_norm)
             opt.step()
             sched.step()
-            step += 1
-            total_loss += loss.item() * len(idx)
-            bar.update(1)
-        hist.loss.append(total_loss / n)
+            loss_sum += loss.item() * weight
+            weight_sum += weight
+        hist.loss.append(loss_sum / weight_sum if weight_sum else float("nan"))
         if on_epoch is not None:
             probs, acc = on_epoch()
             hist.eval_probs.append(probs)
             hist.eval_accuracy.append(acc)
     bar.close()
     return hist
+
+
+def training_loop(params: Sequence[nn.Parameter], forward: Callable[[torch.Tensor], torch.Tensor],
+                  targets: np.ndarray, loss_fn: LossFn, cfg: TrainConfig, lr: float, seed: int,
+                  desc: str, on_epoch: Optional[Callable[[], tuple[np.ndarray, float]]] = None) -> History:
+    """A classifier's training: `loss_fn` on `forward(indices)` against the targets, with the
+    config's batch size, epochs, weight decay and warm-up then cosine schedule."""
+    y = torch.as_tensor(targets, dtype=torch.float32)
+    total = cfg.epochs * math.ceil(len(targets) / cfg.batch_size)
+
+    def batch_loss(idx: torch.Tensor, progress: float) -> tuple[torch.Tensor, int]:
+        logits = forward(idx)
+        return loss_fn(logits.float(), y[idx].to(logits.device), progress), len(idx)
+
+    return optimise(params, batch_loss, len(targets), epochs=cfg.epochs, batch_size=cfg.batch_size,
+                    lr=lr, weight_decay=cfg.weight_decay, seed=seed, desc=desc,
+                    schedule=warmup_cosine(int(cfg.warmup_fraction * total)), on_epoch=on_epoch)
 
 
 class Learner:

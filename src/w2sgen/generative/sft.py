@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TrainingDiverged, W2SError
+from ..errors import W2SError
 from .backends import Conversation, HFBackend
 
 IGNORE = -100
@@ -133,7 +133,8 @@ def train_lora(backend: HFBackend, conversations: Sequence[Conversation], answer
     """Fine-tune LoRA adapters on (conversation -> answer). Returns the adapter state, the mean
     answer-token loss per epoch, and the loss on the training set before and after."""
     import torch
-    from tqdm.auto import tqdm
+
+    from ..train import optimise, warmup_cosine
 
     if len(conversations) != len(answers) or not answers:
         raise W2SError("fine-tuning needs one answer per conversation, and at least one")
@@ -145,31 +146,18 @@ def train_lora(backend: HFBackend, conversations: Sequence[Conversation], answer
     try:
         before = mean_answer_loss(peft_model, examples, pad, batch_size, precision)
         params = [p for p in peft_model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
         steps = epochs * math.ceil(len(examples) / batch_size)
-        warmup = max(1, steps // 10)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warmup if s < warmup else
-                                                  0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, steps - warmup))))
-        gen = torch.Generator().manual_seed(seed)
-        history = []
+
+        def batch_loss(idx: torch.Tensor, _progress: float) -> tuple[torch.Tensor, int]:
+            batch = collate([examples[i] for i in idx.tolist()], pad)
+            return (answer_loss(peft_model, batch, precision),
+                    int((batch["labels"][:, 1:] != IGNORE).sum()))  # the answer tokens
+
         peft_model.train()
-        with tqdm(total=steps, desc=desc, unit="step", leave=False, disable=None) as bar:
-            for _ in range(epochs):
-                total, count = 0.0, 0
-                for idx in torch.randperm(len(examples), generator=gen).split(batch_size):
-                    batch = collate([examples[i] for i in idx.tolist()], pad)
-                    loss = answer_loss(peft_model, batch, precision)
-                    if not torch.isfinite(loss):
-                        raise TrainingDiverged(f"{desc}: loss became {loss.item()}; lower "
-                                               f"finetune.lr (now {lr:g})")
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    n = int((batch["labels"][:, 1:] != IGNORE).sum())
-                    total, count = total + loss.item() * n, count + n
-                    bar.update(1)
-                history.append(total / max(count, 1))
+        history = optimise(params, batch_loss, len(examples), epochs=epochs, batch_size=batch_size,
+                           lr=lr, weight_decay=0.0, seed=seed, desc=desc,
+                           schedule=warmup_cosine(max(1, steps // 10)), lr_key="finetune.lr",
+                           hint="").loss
         peft_model.eval()
         after = mean_answer_loss(peft_model, examples, pad, batch_size, precision)
         state = lora_state(peft_model)

@@ -35,7 +35,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..config import stable_hash
-from ..errors import TrainingDiverged, W2SError
+from ..errors import W2SError
 from ..models import ModelRef
 from ..splits import Splits
 from ..store import temp_prefix
@@ -154,9 +154,10 @@ def _train_and_save(ref: ModelRef, texts: list[str], out: Path, device: str, obj
 def _adapt_seeded(ref: ModelRef, texts: list[str], out: Path, device: str, objective: str,
                   epochs: int, lr: float, batch_size: int, max_length: int) -> dict[str, Any]:
     import torch
-    from tqdm.auto import tqdm
     from transformers import (AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM,
                               AutoTokenizer, DataCollatorForLanguageModeling)
+
+    from ..train import optimise
 
     tok_kwargs = {k: v for k, v in ref.load_kwargs.items() if k in ("gguf_file", "revision")}
     tok = AutoTokenizer.from_pretrained(ref.path, **tok_kwargs)
@@ -190,41 +191,21 @@ def _adapt_seeded(ref: ModelRef, texts: list[str], out: Path, device: str, objec
     tok.padding_side = "right"
     collate = DataCollatorForLanguageModeling(tok, mlm=objective == "mlm",
                                               mlm_probability=MLM_PROBABILITY, seed=0)
-    n = len(rows)
-    steps = math.ceil(n / batch_size)
-    opt = torch.optim.AdamW([p for p in lm.parameters() if p.requires_grad], lr=lr,
-                            weight_decay=0.01)
-    gen = torch.Generator().manual_seed(0)
-    losses: list[float] = []
+
+    def batch_loss(idx: torch.Tensor, _progress: float) -> tuple[torch.Tensor, int] | None:
+        batch = collate([dict(rows[i]) for i in idx.tolist()])
+        labels = batch["labels"][:, 1:] if objective == "clm" else batch["labels"]
+        count = int((labels != -100).sum())  # clm: the model shifts, a row's first token is no target
+        if count == 0:  # nothing masked in this batch (tiny texts): no loss to learn from
+            return None
+        return lm(**{k: v.to(device) for k, v in batch.items()}).loss, count
+
     lm.train()
-    bar = tqdm(total=epochs * steps, desc=f"generative {ref.name}", unit="step", leave=False,
-               disable=None)
-    step = 0
-    for _epoch in range(epochs):
-        perm = torch.randperm(n, generator=gen).tolist()
-        total, tokens = 0.0, 0
-        for start in range(0, n, batch_size):
-            batch = collate([dict(rows[i]) for i in perm[start:start + batch_size]])
-            count = int((batch["labels"] != -100).sum())
-            if objective == "clm":  # the model shifts: the first token of a row is no target
-                count = int((batch["labels"][:, 1:] != -100).sum())
-            bar.update(1)
-            step += 1
-            if count == 0:  # nothing masked in this batch (tiny texts): no loss to learn from
-                continue
-            loss = lm(**{k: v.to(device) for k, v in batch.items()}).loss
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"generative_pretrain {ref.name}: LM loss became {loss.item()} at step "
-                    f"{step} of {epochs * steps}; lower method.lr (now {lr:g})")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(lm.parameters(), 1.0)
-            opt.step()
-            total += loss.item() * count
-            tokens += count
-        losses.append(total / tokens if tokens else float("nan"))
-    bar.close()
+    hist = optimise([p for p in lm.parameters() if p.requires_grad], batch_loss, len(rows),
+                    epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=0.01, seed=0,
+                    desc=f"generative_pretrain {ref.name}", clip_norm=1.0, lr_key="method.lr",
+                    hint="")
+    losses = hist.loss
     tok.padding_side = padding_side
     lm.eval()
 
