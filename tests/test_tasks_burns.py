@@ -2,29 +2,16 @@
 each hub dataset's schema (as the dataset cards give it: not checked against the hub here)."""
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 import pytest
 
 datasets = pytest.importorskip("datasets")
 
+from hf_fixtures import offline, write_jsonl  # noqa: E402,F401  (offline: autouse fixture)
+
 from w2sgen.tasks import TASKS, check_examples
 from w2sgen.tasks.burns import BURNS_TASKS, NLI_OPTIONS
-
-
-@pytest.fixture(autouse=True)
-def offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True, raising=False)
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return str(path)
 
 
 def load(tmp_path, name, rows, **options):

@@ -2,30 +2,17 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections import Counter
 
 import pytest
 
 datasets = pytest.importorskip("datasets")
 
+from hf_fixtures import offline, write_jsonl  # noqa: E402,F401  (offline: autouse fixture)
+
 from w2sgen.errors import W2SError  # noqa: E402
 from w2sgen.tasks import TASKS, check_examples  # noqa: E402
 from w2sgen.tasks.hf import split_dialogue  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True, raising=False)
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return str(path)
 
 
 def load(name, path, **options):
@@ -182,10 +169,10 @@ def test_anthropic_hh_pairs_are_balanced_and_split_at_the_reply(tmp_path):
 
 
 def test_hub_failure_points_to_task_source(monkeypatch):
-    def offline(*args, **kwargs):
+    def unreachable(*args, **kwargs):
         raise ConnectionError("Couldn't reach the Hub")
 
-    monkeypatch.setattr(datasets, "load_dataset", offline)
+    monkeypatch.setattr(datasets, "load_dataset", unreachable)
     with pytest.raises(W2SError, match="task.source") as err:
         TASKS.get("anthropic_hh").load()
     assert "Anthropic/hh-rlhf" in str(err.value) and "ConnectionError" in str(err.value)
