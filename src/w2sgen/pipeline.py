@@ -114,12 +114,23 @@ class Context:
         self.timings: dict[str, Any] = {}
         self._backbones: dict[str, tuple[Any, Any]] = {}
         self._features: dict[tuple[str, str], np.ndarray] = {}
+        self._inner: list[float] = []  # per open step: seconds spent in the steps inside it
 
     @contextmanager
     def step(self, name: str, cached: Optional[list] = None) -> Iterator[None]:
+        """Time a step. A step inside another (features extracted while a model trains) is
+        timed on its own and left out of the outer one's time, so a run's step times add up
+        to the run's time."""
         t0 = time.perf_counter()
-        yield
-        seconds = round(time.perf_counter() - t0, 3)
+        self._inner.append(0.0)
+        try:
+            yield
+        finally:
+            inner = self._inner.pop()
+            total = time.perf_counter() - t0
+            if self._inner:
+                self._inner[-1] += total
+        seconds = round(total - inner, 3)
         hit = bool(cached and cached[0])
         self.timings[name] = {"seconds": seconds, "cached": hit}
         if not self.quiet:
