@@ -105,6 +105,11 @@ def owner_state(owner: str | None) -> str:
     return "dead" if now is None or (start and now and now != start) else "alive"
 
 
+def live_elsewhere(owner: str | None) -> bool:
+    """Is a run's owner another process on this host that is still alive?"""
+    return owner != process_owner() and owner_state(owner) == "alive"
+
+
 def versions() -> dict[str, str]:
     import importlib.metadata as md
 
@@ -213,9 +218,8 @@ class Store:
                 db.execute("BEGIN IMMEDIATE")  # other writers wait until this one commits
                 rows = db.execute("SELECT id, status, owner FROM runs WHERE config_hash=? AND "
                                   "status IN ('done', 'running') ORDER BY id DESC", (cfg.hash(),))
-                me = process_owner()
                 for run_id, status, owner in rows.fetchall():
-                    if status == "done" or (owner != me and owner_state(owner) == "alive"):
+                    if status == "done" or live_elsewhere(owner):
                         raise RunTaken(run_id, status, owner or "")
             cur = db.execute(
                 "INSERT INTO runs (name, config_hash, config, status, started, versions, owner) "
@@ -265,8 +269,7 @@ class Store:
         """Runs of a configuration in progress in another live process on this host."""
         rows = self._select("SELECT * FROM runs WHERE config_hash=? AND status='running'",
                             (config_hash,))
-        me = process_owner()
-        return [r for r in rows if r["owner"] != me and owner_state(r["owner"]) == "alive"]
+        return [r for r in rows if live_elsewhere(r["owner"])]
 
     def mark_stale(self) -> list[int]:
         """Mark `running` rows whose process is gone (killed with no chance to say so) as
