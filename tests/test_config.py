@@ -31,7 +31,7 @@ def test_defaults_without_file():
     assert cfg.loss == Component("xent", {})
     assert cfg.train.mode == "probe" and cfg.train.epochs == 10 and cfg.train.lr is None
     assert cfg.splits.weak_train == 2000 and type(cfg.splits.weak_train) is int
-    assert cfg.features.precision == "bf16"
+    assert cfg.features.precision == "auto" and cfg.train.precision == "auto"
     assert cfg.eval.bootstrap == 1000 and cfg.eval.confidence == 0.95
 
 

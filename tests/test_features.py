@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from w2sgen import features  # noqa: E402
+from w2sgen import features, hardware  # noqa: E402
 from w2sgen.config import Component, FeaturesConfig  # noqa: E402
 from w2sgen.features import collate, extract, pool, tokenize  # noqa: E402
 from w2sgen.models import MODELS, load, resolve  # noqa: E402
@@ -237,6 +237,9 @@ def test_bf16_close_to_fp32_on_tiny(bert):
 # ----------------------------------------------------------------------------- real models
 
 
+BF16_FAST = hardware.probe("cpu").bf16_fast
+
+
 def needs(name: str):
     return pytest.mark.skipif(not MODELS.get(name).installed(),
                               reason=f"{name} not installed (w2s pull {name})")
@@ -267,21 +270,23 @@ def test_minilm_fast_path_matches_fp32_and_sentence_transformers(multiemo_64):
                                 max_length=cfg.max_length, batch_size=cfg.batch_size,
                                 precision=precision, join_pairs=False)
 
-    bf16, fp32 = ours("bf16"), ours("fp32")
-    assert bf16.shape == (64, 384) and np.isfinite(bf16).all()
-    # measured min 0.99997 (bf16 autocast, torch 2.13 CPU)
-    assert cosine_rows(bf16, fp32).min() >= 0.999
-
+    fp32 = ours("fp32")
+    assert fp32.shape == (64, 384) and np.isfinite(fp32).all()
     st = st_mod.SentenceTransformer(ref.path, device="cpu")
     st.max_seq_length = cfg.max_length  # truncate as we do (ST's own default is 256)
     emb = np.asarray(st.encode([e.text for e in multiemo_64], batch_size=32), dtype=np.float32)
     # measured min: fp32 vs ST 1.00000, bf16 vs ST 0.99997
     assert cosine_rows(fp32, emb).min() >= 0.99999
-    assert cosine_rows(bf16, emb).min() >= 0.999
+    if BF16_FAST:  # bf16 is only ever chosen where it is native; emulated it costs minutes
+        bf16 = ours("bf16")
+        # measured min 0.99997 (bf16 autocast, torch 2.13 CPU)
+        assert cosine_rows(bf16, fp32).min() >= 0.999
+        assert cosine_rows(bf16, emb).min() >= 0.999
 
 
 @pytest.mark.slow
 @needs("mpnet-base")
+@pytest.mark.skipif(not BF16_FAST, reason="no native bf16 here: precision auto never picks it")
 def test_mpnet_fast_path_matches_fp32(multiemo_64):
     """MPNet in bf16 drifts more than MiniLM (one sentence in 600 near cosine 0.998 in the
     benchmark); the bound says 'numerical noise', the mean says it is rare."""

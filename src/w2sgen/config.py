@@ -44,7 +44,7 @@ class SplitsConfig:
 class FeaturesConfig:
     max_length: int = 128
     batch_size: int = 64
-    precision: Literal["bf16", "fp32"] = "bf16"
+    precision: Literal["auto", "bf16", "fp32", "fp16"] = "auto"  # auto: bf16 where native and fast
     pooling: Literal["auto", "mean", "cls", "last"] = "auto"
 
     def pooling_for(self, ref: Any) -> str:
@@ -62,6 +62,11 @@ class TrainConfig:
     warmup_fraction: float = 0.0
     lora_rank: int = 8
     last_k: int = 2  # train.mode=last_k: how many top blocks train
+    # Added after schema 1; each default keeps the earlier behaviour, so it stays out of run
+    # identities at that value (see IDENTITY_DEFAULTS).
+    precision: Literal["auto", "bf16", "fp32", "fp16"] = "auto"  # autocast of full/lora/last_k
+    micro_batch_size: Optional[int] = None  # None: the whole batch; else gradient accumulation
+    gradient_checkpointing: bool = False  # recompute activations in backward (full/lora)
 
 
 @dataclass
@@ -92,12 +97,54 @@ class ExperimentConfig:
     def torch_device(self) -> str:
         return torch_device(self.device)
 
-    def hash(self) -> str:
-        """Identity of the experiment's results: everything except where they are stored."""
-        d = self.to_dict()
+    def resolved(self) -> "ExperimentConfig":
+        """This config with every machine-dependent default made concrete (`precision: auto` ->
+        bf16 or fp32 for the device it will run on): what runs, what is recorded, what is
+        hashed. Resolving twice changes nothing."""
+        from .hardware import resolve_precision
+
+        device = self.torch_device()
+        features = dataclasses.replace(self.features, precision=resolve_precision(
+            self.features.precision, device, "features.precision"))
+        # the probe trains a linear head on cached features in fp32, whatever is asked
+        train_precision = "fp32" if self.train.mode == "probe" else resolve_precision(
+            self.train.precision, device, "train.precision")
+        micro = self.train.micro_batch_size
+        train = dataclasses.replace(self.train, precision=train_precision,
+                                    micro_batch_size=None if micro == self.train.batch_size else micro)
+        return dataclasses.replace(self, features=features, train=train)
+
+    def identity(self) -> dict[str, Any]:
+        """What the results depend on: the resolved config less where and how it runs, less the
+        options added after schema 1 while they keep the earlier behaviour."""
+        cfg = self.resolved()
+        d = cfg.to_dict()
         for key in ("store", "name", "device"):  # where and how, not what
             d.pop(key)
-        return stable_hash(d)
+        d["train"] = train_identity(cfg.train)
+        return d
+
+    def hash(self) -> str:
+        """Identity of the experiment's results: everything except where they are stored."""
+        return stable_hash(self.identity())
+
+
+# Options added after schema 1, with the value that keeps the earlier behaviour. At that value they
+# stay out of run identities and cache keys, so adding them re-keyed no stored run or cached step.
+# The next option added goes here too (a test checks that old hashes stay the same).
+IDENTITY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "train": {"precision": "fp32", "micro_batch_size": None, "gradient_checkpointing": False},
+}
+
+
+def train_identity(train: TrainConfig) -> dict[str, Any]:
+    """The training settings' part of an identity (of a run and of a cached training step)."""
+    d = dataclasses.asdict(train)
+    for key, legacy in IDENTITY_DEFAULTS["train"].items():
+        if d.get(key) == legacy:
+            d.pop(key)
+    d.pop("gradient_checkpointing", None)  # recomputes the same numbers: how, not what
+    return d
 
 
 def stable_hash(obj: Any, n: int = 16) -> str:
@@ -277,8 +324,17 @@ def check_components(cfg: ExperimentConfig) -> None:
     for key in ("epochs", "batch_size"):
         if getattr(cfg.train, key) < 1:
             raise W2SError(f"config: train.{key} must be at least 1")
+    micro = cfg.train.micro_batch_size
+    if micro is not None and (micro < 1 or cfg.train.batch_size % micro):
+        raise W2SError(f"config: train.micro_batch_size ({micro}) must be a positive divisor of "
+                       f"train.batch_size ({cfg.train.batch_size}); e.g. train.micro_batch_size="
+                       f"{_divisor_below(cfg.train.batch_size, micro)}")
     if cfg.train.lr is not None and cfg.train.lr <= 0:
         raise W2SError("config: train.lr must be positive")
+
+
+def _divisor_below(n: int, m: int) -> int:
+    return max([d for d in range(1, max(1, min(n, m)) + 1) if n % d == 0] or [1])
 
 
 def check_options(factory: Any, comp: Component, where: str) -> None:

@@ -1,11 +1,11 @@
 """Tokenising, pooling and fast frozen-feature extraction.
 
 Extraction is the hot path of every sweep. It sorts texts by token length so each batch pads
-little, runs under `torch.inference_mode`, and uses bfloat16 autocast (`features.precision`);
-pooling and the output stay float32. On the project's 2-core CPU, benchmarks/encode.py measured
-2.7x (MiniLM) and 3.5x (MPNet) the throughput of sentence-transformers' `encode` on the same
-texts, with cosine >= 0.9998 (MiniLM) and >= 0.9978 (MPNet, mean 0.99998) to fp32 features;
-tests assert those bounds with margin. `features.precision=fp32` turns the autocast off.
+little, runs under `torch.inference_mode`, and autocasts to `features.precision` (default `auto`:
+bfloat16 where the CPU or GPU computes it natively and fast, else fp32; see hardware.py);
+pooling and the output stay float32. benchmarks/encode.py compares this path with
+sentence-transformers' backends on the same texts (docs/speed.md has the figures and the CPU
+they were measured on).
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .hardware import autocast, resolve_precision
 from .tasks import Example
 
 
@@ -69,8 +70,8 @@ def extract(model: Any, tokenizer: Any, examples: Sequence[Example], *, pooling:
     order = np.argsort([-len(e["input_ids"]) for e in encodings], kind="stable")
     device = next(model.parameters()).device
     out: np.ndarray | None = None
-    use_bf16 = precision == "bf16"
-    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+    precision = resolve_precision(precision, device.type, "features.precision")
+    with torch.inference_mode(), autocast(precision, device):
         bar = tqdm(total=len(examples), desc=desc, unit="ex", leave=False, disable=None)
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]

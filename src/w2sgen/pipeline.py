@@ -23,7 +23,7 @@ import numpy as np
 
 from . import features as feats
 from .assets import require
-from .config import Component, ExperimentConfig
+from .config import Component, ExperimentConfig, train_identity
 from .loggers import log_finished
 from .losses import LOSSES
 from .metrics import evaluate
@@ -45,6 +45,7 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
     """One experiment, recorded as a run in the store. exclusive (sweeps): raise
     store.RunTaken instead of starting when this config already has a finished run or one in
     progress in another process."""
+    cfg = cfg.resolved()  # precision auto -> what this machine computes fast, before recording
     store = store or Store(cfg.store)
     require([cfg.weak_model, cfg.strong_model], cfg.task)  # fail before starting, naming every gap
     weak_ref, strong_ref = resolve(cfg.weak_model), resolve(cfg.strong_model)
@@ -75,6 +76,7 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
         metrics["curves"] = {name: {"loss": r["loss"].tolist(), "test_accuracy": r["eval_accuracy"].tolist()}
                              for name, r in (("weak", weak), ("ceiling", ceiling), ("student", student))}
         metrics["method"] = {"name": cfg.method.name, **method_report}
+        metrics["precision"] = {"features": cfg.features.precision, "train": cfg.train.precision}
         store.save_arrays(run_id, "predictions.npz", {
             "ids": ids_of(splits.test), "labels": y, "weak": weak["p_test"],
             "student": student["p_test"], "ceiling": ceiling["p_test"]})
@@ -182,7 +184,7 @@ class Context:
         cfg = self.cfg
         seed = cfg.seed if seed is None else seed
         learner = MODES.get(cfg.train.mode)(ref, cfg)
-        key = {"format": TRAIN_FORMAT, "model": ref.identity, "mode": cfg.train.mode, "train": asdict(cfg.train),
+        key = {"format": TRAIN_FORMAT, "model": ref.identity, "mode": cfg.train.mode, "train": train_identity(cfg.train),
                "features": asdict(cfg.features) if not learner.uses_features else
                {"pooling": cfg.features.pooling_for(ref), "max_length": cfg.features.max_length,
                 "precision": cfg.features.precision},

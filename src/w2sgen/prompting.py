@@ -29,7 +29,6 @@ log-probability, an upper bound (`bounded`); a prompt where neither word appears
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
@@ -37,6 +36,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .errors import W2SError
+from .hardware import autocast
 
 DEFAULT_TEMPLATE = "Input: {text}\nAnswer:{label}\n\n"
 
@@ -102,14 +102,6 @@ def label_token_ids(tokenizer: Any, words: Sequence[str]) -> tuple[int, int]:
     return ids[0], ids[1]
 
 
-def _autocast(precision: str, device: Any) -> Any:
-    import torch
-
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 class PrefixScorer:
     """Label-word log-odds of continuations of one shared prefix, the prefix computed once."""
 
@@ -129,7 +121,7 @@ class PrefixScorer:
         if not len(prefix):
             return None, 0
         ids = torch.tensor([list(prefix)], dtype=torch.long, device=self.device)
-        with torch.inference_mode(), _autocast(self.precision, self.device):
+        with torch.inference_mode(), autocast(self.precision, self.device):
             out = self.model(input_ids=ids, use_cache=True)
         self.tokens += ids.shape[1]
         return out.past_key_values, ids.shape[1]
@@ -167,7 +159,7 @@ class PrefixScorer:
                 batch_cache = copy.deepcopy(cache)
                 batch_cache.batch_repeat_interleave(len(rows))
                 kwargs["past_key_values"] = batch_cache
-            with torch.inference_mode(), _autocast(self.precision, self.device):
+            with torch.inference_mode(), autocast(self.precision, self.device):
                 hidden = base(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                               position_ids=positions.to(self.device), use_cache=cache is not None,
                               **kwargs).last_hidden_state

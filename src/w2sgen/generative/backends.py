@@ -101,7 +101,8 @@ class HFBackend(Backend):
 
     can_finetune = True
 
-    def __init__(self, model: str, device: str = "cpu", batch_size: int = 8):
+    def __init__(self, model: str, device: str = "cpu", batch_size: int = 8, precision: str = "auto"):
+        from ..hardware import resolve_precision
         from ..models import resolve
 
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -111,13 +112,16 @@ class HFBackend(Backend):
             raise W2SError(f"model {model!r} is an encoder; generation needs a causal LM "
                            "(e.g. smollm2-135m)")
         self.name, self.device, self.batch_size = model, device, batch_size
+        self.precision = resolve_precision(precision, device, "backend precision")
         self._model: Any = None
         self._tok: Any = None
         self._adapter: str | None = None  # hash of the LoRA adapter attached, if any
 
     @property
     def identity(self) -> str:  # type: ignore[override]
-        return self.ref.identity + (f"+lora:{self._adapter}" if self._adapter else "")
+        # fp32 generations keep the identity they had before precisions were chosen per machine
+        half = "" if self.precision == "fp32" else f"@{self.precision}"
+        return self.ref.identity + half + (f"+lora:{self._adapter}" if self._adapter else "")
 
     def loaded(self) -> tuple[Any, Any]:
         if self._model is None:
@@ -180,6 +184,8 @@ class HFBackend(Backend):
                  progress: Any = None) -> list[str]:
         import torch
 
+        from ..hardware import autocast
+
         model, tok = self.loaded()
         prompts = [self.encode(self.render(c)[0]) for c in conversations]
         config = copy.deepcopy(model.generation_config)
@@ -204,7 +210,7 @@ class HFBackend(Backend):
                 mask[r, width - len(prompts[i]):] = 1
             if config.do_sample:
                 torch.manual_seed(sampling.seed)
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast(self.precision, device):
                 gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
                                      generation_config=config)
             for r, i in enumerate(rows):
@@ -240,9 +246,10 @@ def merge_system(conversation: Conversation) -> Conversation:
 
 
 @BACKENDS.register("hf")
-def hf(device: str = "cpu", *, model: str, batch_size: int = 8) -> Backend:
-    """A local causal LM (zoo name, folder or hub id)."""
-    return HFBackend(model, device, batch_size)
+def hf(device: str = "cpu", *, model: str, batch_size: int = 8, precision: str = "auto") -> Backend:
+    """A local causal LM (zoo name, folder or hub id); `precision` of generation (auto: bf16
+    where the device computes it natively and fast, else fp32)."""
+    return HFBackend(model, device, batch_size, precision)
 
 
 # --------------------------------------------------------------------------- endpoints

@@ -54,7 +54,7 @@ class FinetuneConfig:
     batch_size: int = 4
     lora_rank: int = 8
     max_length: int = 384  # tokens of prompt + answer
-    precision: Literal["bf16", "fp32"] = "bf16"  # forward-pass autocast while training
+    precision: Literal["auto", "bf16", "fp32", "fp16"] = "auto"  # forward-pass autocast while training
 
 
 @dataclass
@@ -88,8 +88,16 @@ class GenerativeConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def resolved(self) -> "GenerativeConfig":
+        """`finetune.precision: auto` made concrete for the device (see ExperimentConfig)."""
+        from ..hardware import resolve_precision
+
+        ft = dataclasses.replace(self.finetune, precision=resolve_precision(
+            self.finetune.precision, self.torch_device(), "finetune.precision"))
+        return dataclasses.replace(self, finetune=ft)
+
     def hash(self) -> str:
-        d = self.to_dict()
+        d = self.resolved().to_dict()
         for key in ("store", "name", "device"):
             d.pop(key)
         return stable_hash(d)

@@ -198,6 +198,7 @@ def system_metrics(answers: list[str], questions: list[Question], behaviour: Beh
 
 
 def run(cfg: GenerativeConfig, store: Store | None = None, quiet: bool = False) -> dict[str, Any]:
+    cfg = cfg.resolved()  # precision auto -> what this machine computes fast, before recording
     store = store or Store(cfg.store)
     backends = Backends(cfg.torch_device())
     weak, strong = backends.get(cfg.weak), backends.get(cfg.strong)

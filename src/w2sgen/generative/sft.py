@@ -11,8 +11,8 @@ loss is the mean cross-entropy over answer tokens only.
 Adapters: LoRA of rank `rank` (alpha = 2 * rank, no dropout) on every linear layer but the
 output head. Training is AdamW with linear warm-up over the first 10% of steps then cosine
 decay, with a seeded example order; `precision=bf16` runs the forward pass under bfloat16
-autocast (adapter weights and optimizer state stay fp32; ~3x faster matrix products on this
-project's CPU), `fp32` does not. The adapter's weights come back as a dict of numpy
+autocast (adapter weights and optimizer state stay fp32; fast only where the CPU or GPU has
+bf16 units, and `auto`, the default, picks it only there), `fp32` does not. The adapter's weights come back as a dict of numpy
 arrays (what the run store caches) and are attached to and detached from the one loaded base
 model (`attach_lora` / `detach_lora`), so students never need a second copy of the weights.
 """
@@ -65,13 +65,13 @@ def answer_loss(model: Any, batch: dict[str, Any], precision: str = "fp32") -> A
     import torch
     import torch.nn.functional as F
 
-    from ..prompting import _autocast
+    from ..hardware import autocast
 
     causal = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft or not
     device = next(model.parameters()).device
     targets = batch["labels"].to(device)[:, 1:]
     keep = targets != IGNORE
-    with _autocast(precision, device):
+    with autocast(precision, device):
         hidden = causal.base_model(input_ids=batch["input_ids"].to(device),
                                    attention_mask=batch["attention_mask"].to(device)).last_hidden_state
         logits = causal.get_output_embeddings()(hidden[:, :-1][keep]).float()

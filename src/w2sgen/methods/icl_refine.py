@@ -31,7 +31,7 @@ Options (all keyword-only, from the config as `method.<name>`):
   accuracy - zero-shot, k-shot with ground-truth demonstrations, k-shot with weak demonstrations
   (the "unaltered strong model" of the paper's stricter bar) - next to the student's accuracy on
   the same examples. Prompting results are calibrated the same way (to the weak labels' share).
-- `precision` (`bf16` default, `fp32`), `prompt_batch` (prompts per forward pass).
+- `precision` (`auto` default: bf16 where native and fast, else fp32; `bf16`, `fp32`), `prompt_batch` (prompts per forward pass).
 
 Reported: weak and refined label accuracy on transfer (ground truth used for the report only),
 how many labels refinement flipped and how many flips were right, prompts per second, and the
@@ -49,6 +49,7 @@ import numpy as np
 from ..config import stable_hash
 from ..endpoint import Client
 from ..errors import W2SError
+from ..hardware import PRECISIONS, resolve_precision
 from ..metrics import bootstrap_indices
 from ..models import ModelRef, load, resolve
 from ..prompting import EndpointScorer, PrefixScorer, PromptFormat, PromptTokens, sigmoid
@@ -255,7 +256,7 @@ def _check(k: Any, batch: str, calibrate_: str, precision: str, chunk: Any, eval
         if not isinstance(v, int) or isinstance(v, bool) or v < lo:
             raise W2SError(f"method.{name} must be an integer >= {lo}, got {v!r}")
     for name, v, allowed in (("batch", batch, BATCHING), ("calibrate", calibrate_, CALIBRATION),
-                             ("precision", precision, ("bf16", "fp32"))):
+                             ("precision", precision, PRECISIONS)):
         if v not in allowed:
             raise W2SError(f"method.{name} must be one of {', '.join(allowed)}; got {v!r}")
 
@@ -270,9 +271,10 @@ def _accuracy_ci(correct: np.ndarray, seed: int, rounds: int = 1000) -> list[flo
 def icl_refine(s: Setting, *, lm: Any = "strong", k: int = 4, batch: str = "loo",
                balance: bool = False, chunk: int = 64, instruction: Optional[str] = None,
                words: Optional[list] = None, template: Optional[str] = None,
-               calibrate: str = "prior", eval_size: int = 500, precision: str = "bf16",
+               calibrate: str = "prior", eval_size: int = 500, precision: str = "auto",
                prompt_batch: int = 16) -> tuple[Arrays, dict[str, Any]]:
     _check(k, batch, calibrate, precision, chunk, eval_size, prompt_batch)
+    precision = resolve_precision(precision, s.ctx.cfg.torch_device(), "method.precision")
     fmt = prompt_format(s, instruction, words, template)
     lm_name, lm_identity, build = refiner_factory(lm, s, fmt, precision, prompt_batch)
     cfg, store = s.ctx.cfg, s.ctx.store

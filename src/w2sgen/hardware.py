@@ -1,0 +1,253 @@
+"""The machine a run computes on, measured: which precision is fast here, and how fast.
+
+`precision: auto` (the default of every setting that chooses one) becomes bf16 only where the
+device computes bfloat16 natively *and* a short matrix-product benchmark confirms it is faster
+than fp32: CUDA GPUs with bf16 support, CPUs with AVX512-BF16 or AMX. Everywhere else it becomes
+fp32. On a CPU without bf16 units PyTorch emulates bfloat16, and a 1024 x 1024 product ran at
+0.4 GFLOP/s against 47 in fp32 on one such machine, so guessing wrong costs 100x.
+
+The benchmark runs once per machine (device, CPU model and flags, torch version, threads) and is
+cached in the data home as `hardware.json`; `w2s doctor` prints it. The resolved precision, never
+`auto`, is what cache keys, run identities and run records hold.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Optional
+
+from .errors import W2SError
+from .paths import home
+
+PRECISIONS = ("auto", "bf16", "fp32", "fp16")
+FORMAT = 1  # of hardware.json entries
+BENCH_SECONDS = 0.15  # per dtype and size: long enough to be stable, short enough to be free
+
+
+@dataclass
+class Probe:
+    """One device's measured facts."""
+
+    device: str  # cpu | cuda
+    name: str  # CPU model or GPU name
+    capability: str  # torch's CPU capability (AVX2, AVX512, ...) or CUDA compute capability
+    threads: int
+    bf16_native: bool  # the hardware has bf16 units (AVX512-BF16/AMX; CUDA bf16 support)
+    fp32_gflops: float
+    bf16_gflops: float
+    memory_bytes: Optional[int] = None  # GPU memory (None on the CPU)
+
+    @property
+    def bf16_fast(self) -> bool:
+        return self.bf16_native and self.bf16_gflops > 1.2 * self.fp32_gflops
+
+    @property
+    def auto_precision(self) -> str:
+        return "bf16" if self.bf16_fast else "fp32"
+
+    def summary(self) -> str:
+        """One line: what computes, how fast, and what `auto` chose."""
+        return (f"{self.device} {self.name} ({self.capability}, {self.threads} threads): "
+                f"fp32 {self.fp32_gflops:.0f} GFLOP/s, bf16 {self.bf16_gflops:.1f} GFLOP/s"
+                f"{'' if self.bf16_native else ' (emulated)'}; precision auto = {self.auto_precision}")
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_bf16_native() -> bool:
+    """bf16 units on this CPU: AVX512-BF16 or AMX (Linux flags), or oneDNN's own check."""
+    import torch
+
+    flags = _cpu_flags()
+    if flags & {"avx512_bf16", "amx_bf16"}:
+        return True
+    if flags:  # flags known and neither present: emulated, whatever else is claimed
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def matmul_gflops(dtype: Any, device: str, n: int = 1024, seconds: float = BENCH_SECONDS) -> float:
+    """GFLOP/s of n x n products in `dtype`. A size-256 trial comes first, so an emulated bf16
+    (0.4 GFLOP/s) costs ~0.1 s instead of seconds; only a fast trial goes on to size n."""
+    import torch
+
+    def rate(size: int, budget: float) -> float:
+        a = torch.randn(size, size, device=device).to(dtype)
+        b = torch.randn(size, size, device=device).to(dtype)
+        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < budget / 3:  # warm-up: thread pool, kernels, allocation
+            a @ b
+            sync()
+        t0, k = time.perf_counter(), 0
+        while True:
+            a @ b
+            k += 1
+            sync()
+            elapsed = time.perf_counter() - t0
+            if elapsed >= budget:
+                return 2 * size ** 3 * k / elapsed / 1e9
+
+    trial = rate(256, seconds / 3)
+    if trial < 20:  # slow enough that a bigger size only costs time
+        return trial
+    return max(trial, rate(n, seconds))
+
+
+def _key(device: str) -> str:
+    import torch
+
+    parts: list[Any] = [FORMAT, device, torch.__version__, torch.get_num_threads()]
+    if device == "cuda":
+        parts += [torch.cuda.get_device_name(0), torch.version.cuda]
+    else:
+        parts += [_cpu_name(), torch.backends.cpu.get_cpu_capability(), sorted(_cpu_flags())]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def measure(device: str) -> Probe:
+    import torch
+
+    if device == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        native = bool(torch.cuda.is_bf16_supported())
+        return Probe("cuda", props.name, f"sm_{props.major}{props.minor}", torch.get_num_threads(),
+                     native, matmul_gflops(torch.float32, "cuda", 4096),
+                     matmul_gflops(torch.bfloat16, "cuda", 4096) if native else 0.0,
+                     int(props.total_memory))
+    return Probe("cpu", _cpu_name(), torch.backends.cpu.get_cpu_capability(),
+                 torch.get_num_threads(), cpu_bf16_native(),
+                 matmul_gflops(torch.float32, "cpu"), matmul_gflops(torch.bfloat16, "cpu"))
+
+
+_PROBES: dict[str, Probe] = {}
+
+
+def _busy() -> bool:
+    """Other processes keep the CPU busy: a matmul benchmark now would measure them too."""
+    try:
+        return os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1)
+    except OSError:
+        return False
+
+
+def probe(device: str = "cpu", refresh: bool = False) -> Probe:
+    """This machine's facts for `device` (cpu | cuda), measured once and cached in the data home
+    (`hardware.json`); `refresh` measures again."""
+    device = "cuda" if device.startswith("cuda") else "cpu"
+    if device in _PROBES and not refresh:
+        return _PROBES[device]
+    path = home() / "hardware.json"
+    key = _key(device)
+    try:
+        cache = json.loads(path.read_text())
+        if not isinstance(cache, dict):
+            cache = {}
+    except (OSError, ValueError):
+        cache = {}
+    entry = cache.get(key)
+    if isinstance(entry, dict) and not refresh:
+        try:
+            _PROBES[device] = Probe(**entry)
+            return _PROBES[device]
+        except TypeError:
+            pass  # an entry of another shape: measure again
+    busy = _busy()
+    result = measure(device)
+    if busy or _busy():  # other work competed for the cores: use the figures, keep none
+        _PROBES[device] = result
+        return result
+    cache[key] = asdict(result)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+        tmp.write_text(json.dumps(cache, indent=1))
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only data home: measure again next time
+    _PROBES[device] = result
+    return result
+
+
+_WARNED: set[tuple[str, str]] = set()
+
+
+def resolve_precision(requested: str, device: str, where: str = "precision") -> str:
+    """The precision a setting means on `device`: `auto` -> bf16 where it is native and fast,
+    else fp32; an explicit value is kept, with a one-line warning when bf16 is emulated here
+    (it runs, slowly) and an error where it cannot run at all (fp16 on a CPU)."""
+    if requested not in PRECISIONS:
+        raise W2SError(f"{where} must be one of {list(PRECISIONS)}, got {requested!r}")
+    on_cuda = device.startswith("cuda")
+    if requested == "fp16" and not on_cuda:
+        raise W2SError(f"{where}=fp16 needs a CUDA GPU (CPUs have no fast fp16 matrix units); use "
+                       f"{where}=auto (here: {probe('cpu').auto_precision}) or fp32")
+    if requested != "auto" and requested != "bf16":
+        return requested
+    p = probe(device)
+    if requested == "auto":
+        return p.auto_precision
+    if not p.bf16_fast and (where, device) not in _WARNED:
+        _WARNED.add((where, device))
+        slow = p.fp32_gflops / max(p.bf16_gflops, 1e-9)
+        if not p.bf16_native and on_cuda:
+            raise W2SError(f"{where}=bf16 but this GPU ({p.name}) has no bf16 support; use "
+                           f"{where}=auto or fp16")
+        print(f"warning: {where}=bf16 on a {p.device} without fast bf16 ({p.capability}): measured "
+              f"{p.bf16_gflops:.1f} GFLOP/s vs {p.fp32_gflops:.0f} in fp32 ({slow:.0f}x slower); "
+              f"{where}=auto picks fp32 here", file=sys.stderr, flush=True)
+    return "bf16"
+
+
+def torch_dtype(precision: str) -> Any:
+    import torch
+
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+
+
+def autocast(precision: str, device: Any) -> Any:
+    """Autocast to a precision's dtype on `device` (a torch device or its name); fp32 is no
+    autocast at all, and `auto` is resolved for the device first."""
+    import torch
+
+    dev = (device if isinstance(device, str) else device.type).split(":")[0]
+    precision = resolve_precision(precision, dev)
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=dev, dtype=torch_dtype(precision))
+
+
+def header(device: str = "cpu") -> str:
+    """The line benchmarks and `w2s doctor` start with."""
+    import torch
+
+    return f"machine: {probe(device).summary()}; torch {torch.__version__}"

@@ -1,0 +1,82 @@
+"""Run identity survives growth: options added after schema 1 leave stored hashes unchanged."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from w2sgen import config as config_mod
+from w2sgen import hardware
+from w2sgen.config import ExperimentConfig, TrainConfig, load_config
+
+# Hashes written by the code before `precision: auto` and the GPU training options existed
+# (commit 8cbeb5d), for the same keys. A store holding those runs must still find them.
+LEGACY = {
+    "default, features bf16": "64b3691f48fcbf0b",
+    "default, features fp32": "b5bbdb6ae9b2ee69",
+    "fever seed 2, features bf16": "69ce92bb018af7a7",
+    "full 2 epochs, fp32 training": "2723fda7ca48a7d2",
+    "bootstrap ladder": "3ae9a2ea70b81e05",
+}
+BF16 = hardware.probe("cpu").bf16_fast
+
+
+def test_probe_runs_keep_their_hashes():
+    native = "bf16" if BF16 else "fp32"  # what `auto` means on this machine
+    default = load_config(None, ["device=cpu"]).hash()
+    assert default == LEGACY[f"default, features {native}"]
+    assert load_config(None, ["features.precision=fp32"]).hash() == LEGACY["default, features fp32"]
+    assert load_config(None, ["features.precision=bf16"]).hash() == LEGACY["default, features bf16"]
+    if BF16:
+        assert load_config(None, ["task=fever", "seed=2"]).hash() == LEGACY["fever seed 2, features bf16"]
+        assert load_config(None, ["method=bootstrap", "method.ladder=[minilm-l6]"]).hash() \
+            == LEGACY["bootstrap ladder"]
+
+
+def test_new_training_options_at_their_legacy_value_keep_the_hash():
+    keys = ["train.mode=full", "train.epochs=2", "train.precision=fp32",
+            f"features.precision={'bf16' if BF16 else 'bf16'}"]
+    cfg = load_config(None, keys)
+    assert cfg.hash() == LEGACY["full 2 epochs, fp32 training"]
+    # a micro-batch equal to the batch, or checkpointing, computes the same numbers
+    assert load_config(None, keys + ["train.micro_batch_size=32"]).hash() == cfg.hash()
+    assert load_config(None, keys + ["train.gradient_checkpointing=true"]).hash() == cfg.hash()
+    # real changes of what is computed re-key
+    assert load_config(None, keys + ["train.micro_batch_size=8"]).hash() != cfg.hash()
+    if BF16:
+        assert load_config(None, [*keys[:2], "train.precision=bf16"]).hash() != cfg.hash()
+
+
+def test_probe_ignores_training_precision():
+    """The probe trains a linear head in fp32 whatever train.precision says."""
+    a = load_config(None, ["train.precision=fp32"])
+    b = load_config(None, ["train.precision=bf16"]) if BF16 else a
+    assert a.hash() == b.hash() and a.resolved().train.precision == "fp32"
+
+
+def test_resolving_is_idempotent_and_concrete():
+    cfg = load_config(None, ["train.mode=lora"])
+    r = cfg.resolved()
+    assert r.features.precision in ("bf16", "fp32") and r.train.precision in ("bf16", "fp32")
+    assert r.resolved() == r and r.hash() == cfg.hash()
+
+
+def test_adding_an_option_with_a_legacy_default_keeps_every_hash(monkeypatch):
+    """What the next engineer does: add a field to TrainConfig and list it in IDENTITY_DEFAULTS."""
+    grown = dataclasses.make_dataclass("TrainConfig", [("ema_decay", float, dataclasses.field(default=0.0))],
+                                       bases=(TrainConfig,))
+    monkeypatch.setitem(config_mod.IDENTITY_DEFAULTS, "train",
+                        {**config_mod.IDENTITY_DEFAULTS["train"], "ema_decay": 0.0})
+    for opts in ({"mode": "full"}, {}, {"epochs": 4, "lr": 0.01}):
+        old = ExperimentConfig(train=TrainConfig(**opts), seed=3, device="cpu")
+        new = dataclasses.replace(old, train=grown(**opts))
+        assert new.hash() == old.hash()
+        assert dataclasses.replace(old, train=grown(**opts, ema_decay=0.9)).hash() != old.hash()
+
+
+@pytest.mark.parametrize("micro,batch", [(0, 32), (5, 32), (-1, 32), (64, 32)])
+def test_micro_batch_must_divide_the_batch(micro, batch):
+    from w2sgen.errors import W2SError
+
+    with pytest.raises(W2SError, match="micro_batch_size"):
+        load_config(None, [f"train.micro_batch_size={micro}", f"train.batch_size={batch}"])
