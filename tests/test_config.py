@@ -114,9 +114,9 @@ def test_unknown_nested_key(tmp_path):
 
 
 def test_wrong_types():
-    assert "train.epochs must be int" in error(None, ["train.epochs=abc"])
-    assert "train.epochs must be int" in error(None, ["train.epochs=2.5"])
-    assert "seed must be int" in error(None, ["seed=true"])  # bool is not an int
+    assert "train.epochs must be an integer >= 1" in error(None, ["train.epochs=abc"])
+    assert "train.epochs must be an integer >= 1" in error(None, ["train.epochs=2.5"])
+    assert "seed must be an integer >= 0" in error(None, ["seed=true"])  # bool is not an int
     assert "train.lr" in error(None, ["train.lr=fast"])
     assert "train must be a mapping" in error(None, ["train=3"])
 

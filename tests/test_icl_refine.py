@@ -165,5 +165,5 @@ def test_pipeline_runs_icl_refine_and_reports_labels_and_baselines(tmp_path, tin
 
     with pytest.raises(W2SError, match="is an encoder; set strong_model to a causal LM"):
         pipeline.run(load_config(None, [*common, f"strong_model={tiny_bert_dir}"]), quiet=True)
-    with pytest.raises(W2SError, match="method.batch must be one of loo, fixed"):
+    with pytest.raises(W2SError, match="method.batch must be one of 'loo', 'fixed'"):
         pipeline.run(load_config(None, [*common, "method.batch=random"]), quiet=True)

@@ -38,8 +38,11 @@ def test_method_options_are_checked_before_running(store_dir):
         load_config(None, ["method=bootstrap"])
     with pytest.raises(W2SError, match="unknown option 'rungs'"):
         load_config(None, ["method=bootstrap", "method.ladder=[minilm-l6]", "method.rungs=2"])
-    with pytest.raises(W2SError, match="a list of intermediate model names"):
-        run(store_dir, "method=bootstrap", "method.ladder=minilm-l6")
+    with pytest.raises(W2SError, match="method.ladder must be a non-empty list of model names"):
+        load_config(None, ["method=bootstrap", "method.ladder=minilm-l6"])
+    with pytest.raises(W2SError, match="method.ladder must be"):  # issue 16: a name that is none
+        load_config(None, ["method=bootstrap", "method.ladder=[smollm2]"])
+    assert not (store_dir / "runs.sqlite").exists()  # nothing ran, nothing recorded
 
 
 @pytest.mark.slow

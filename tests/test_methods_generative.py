@@ -99,11 +99,14 @@ def test_options_are_checked(tiny_bert_dir, tmp_path):
     from w2sgen.errors import W2SError
 
     assert "generative_pretrain" in METHODS
-    base = resolve(str(tiny_bert_dir))
-    for bad, match in (({"epochs": 0}, "epochs"), ({"lr": -1.0}, "lr"), ({"batch_size": 0}, "batch_size")):
-        with pytest.raises(W2SError, match=match):
-            adapt(base, TOY, tmp_path, **bad)
-    assert not (tmp_path / "cache").exists()
+    from w2sgen.config import load_config
+
+    for bad, match in (("epochs=0", "method.epochs must be an integer >= 1"),
+                       ("lr=-1.0", "method.lr must be a number > 0"),
+                       ("batch_size=0", "method.batch_size must be an integer >= 1"),
+                       ("max_length=1", "method.max_length must be")):
+        with pytest.raises(W2SError, match=match):  # when the config is built, before any work
+            load_config(None, ["method=generative_pretrain", f"method.{bad}"])
 
 
 def test_pipeline_runs_generative_pretrain_and_shares_the_adapted_model_across_seeds(

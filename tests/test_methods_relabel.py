@@ -3,6 +3,8 @@ on synthetic features, filter's selection on a hand example, option errors, and 
 of each method through the pipeline."""
 from __future__ import annotations
 
+import json
+
 from contextlib import nullcontext
 from types import SimpleNamespace
 
@@ -97,22 +99,24 @@ def test_filter_keeps_agreeing_examples_or_the_most_agreeing_fraction():
 
 
 @pytest.mark.parametrize("method, options, match", [
-    ("relabel", {"probe": "svm"}, "method.probe must be one of knn, logistic"),
+    ("relabel", {"probe": "svm"}, "method.probe must be one of 'knn', 'logistic'"),
     ("relabel", {"k": 0}, "method.k .* >= 1"),
     ("relabel", {"folds": 1, "probe": "logistic"}, "method.folds .* >= 2"),
-    ("relabel", {"mix": 1.5}, r"method.mix .* \[0, 1\]"),
-    ("relabel", {"mix": -0.1}, r"method.mix .* \[0, 1\]"),
+    ("relabel", {"mix": 1.5}, r"method.mix .* >= 0 and <= 1"),
+    ("relabel", {"mix": -0.1}, r"method.mix .* >= 0 and <= 1"),
     ("filter", {"probe": "forest"}, "method.probe must be one of"),
-    ("filter", {"keep": 0}, r"method.keep .* \(0, 1\]"),
-    ("filter", {"keep": 1.2}, r"method.keep .* \(0, 1\]"),
+    ("filter", {"keep": 0}, r"method.keep .* > 0 and <= 1"),
+    ("filter", {"keep": 1.2}, r"method.keep .* > 0 and <= 1"),
     ("weak_ensemble", {"seeds": 0}, "method.seeds .* >= 1"),
-    ("weak_ensemble", {"models": []}, "method.models must be a non-empty list"),
-    ("weak_ensemble", {"models": "minilm-l6"}, "method.models must be a non-empty list"),
+    ("weak_ensemble", {"models": []}, "method.models must be .*a non-empty list of model names"),
+    ("weak_ensemble", {"models": "minilm-l6"}, "method.models must be .*a non-empty list of model names"),
+    ("weak_ensemble", {"models": ["no-such-model"]}, "method.models must be .*list of model names"),
 ])
-def test_invalid_options_are_one_line_errors(method, options, match):
-    s = SimpleNamespace(ctx=SimpleNamespace(cfg=ExperimentConfig()))
+def test_invalid_options_are_one_line_errors_at_config_time(method, options, match):
+    """Checked when the config is built, from the method's signature: nothing has trained."""
+    keys = [f"method={method}"] + [f"method.{k}={json.dumps(v)}" for k, v in options.items()]
     with pytest.raises(W2SError, match=match) as e:
-        METHODS.get(method)(s, **options)
+        load_config(None, keys)
     assert "\n" not in str(e.value)
 
 

@@ -279,10 +279,11 @@ def test_second_sweep_computes_nothing(reference, capsys):
 def test_adding_a_method_runs_only_its_cells_and_failures_do_not_stop(reference, tmp_path, capsys):
     root = tmp_path / "copy"
     shutil.copytree(reference[0], root)
+    # a folder that passes the config's model-name check but holds no model: fails when run
+    (tmp_path / "no-such-model").mkdir()
+    broken = {"name": "broken", "method": {"name": "bootstrap", "ladder": [str(tmp_path / "no-such-model")]}}
     path = write_suite(tmp_path, smoke_grid(methods=[
-        *smoke_grid()["methods"],
-        {"name": "entropy", "loss": "entropy"},
-        {"name": "broken", "method": {"name": "bootstrap", "ladder": ["no-such-model"]}}]))
+        *smoke_grid()["methods"], {"name": "entropy", "loss": "entropy"}, broken]))
     assert main(["sweep", str(path), "--store", str(root)]) == 1  # a cell failed
     out = capsys.readouterr().out
     assert out.count("skipped ") == 0 and "4 already finished, 4 to run" in out
@@ -293,6 +294,18 @@ def test_adding_a_method_runs_only_its_cells_and_failures_do_not_stop(reference,
         if r["status"] == "done":  # features, supervisor and ceiling came from the cache
             assert [k for k, t in r["timings"].items() if not t["cached"]] == ["data", "student", "evaluate"]
     assert "8 cells: 2 run, 4 already finished, 2 failed" in out
+
+
+def test_a_bad_option_stops_the_suite_before_any_cell_runs(tmp_path, capsys):
+    """Option values are checked as the suite loads (issue 13/16): not one failed cell per seed."""
+    root = tmp_path / "store"
+    path = write_suite(tmp_path, smoke_grid(methods=[
+        {"name": "broken", "method": {"name": "bootstrap", "ladder": "smollm2"}}]))
+    for extra in ([], ["--dry-run"]):
+        assert main(["sweep", str(path), "--store", str(root), *extra]) == 2
+        err = capsys.readouterr().err
+        assert "method.ladder must be a non-empty list of model names" in err
+    assert not (root / "runs.sqlite").exists()
 
 
 def wait_for(predicate, timeout: float = 120.0) -> None:

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Optional
 
-from .errors import W2SError
+from .errors import Terminated, W2SError
 
 # Offline by default: the zoo and BIG-bench need no hub; hub ids work when a user unsets these.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -282,16 +283,28 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return args.fn(args)
     except W2SError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("interrupted; finished steps are cached and will be re-used", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        how = "terminated" if isinstance(e, Terminated) else "interrupted"
+        print(f"{how}; finished steps are cached and will be re-used", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
+    except BrokenPipeError:  # `w2s report | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error as Python flushes stdout
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

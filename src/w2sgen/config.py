@@ -15,11 +15,13 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 
+from . import options
 from .errors import W2SError
+from .options import Fraction, Ge, Gt, PositiveInt, Range, check_value
 
 
 @dataclass
@@ -37,13 +39,13 @@ class SplitsConfig:
     weak_train: Union[int, float] = 2000
     transfer: Union[int, float] = 2000
     test: Union[int, float] = 2000
-    seed: int = 0
+    seed: Annotated[int, Ge(0)] = 0
 
 
 @dataclass
 class FeaturesConfig:
-    max_length: int = 128
-    batch_size: int = 64
+    max_length: Annotated[int, Ge(2)] = 128  # tokens; checked against the model's positions too
+    batch_size: PositiveInt = 64
     precision: Literal["auto", "bf16", "fp32", "fp16"] = "auto"  # auto: bf16 where native and fast
     pooling: Literal["auto", "mean", "cls", "last"] = "auto"
 
@@ -55,24 +57,25 @@ class FeaturesConfig:
 @dataclass
 class TrainConfig:
     mode: str = "probe"
-    epochs: int = 10
-    lr: Optional[float] = None  # None: the mode's default (probe 1e-3, full 2e-5, lora 1e-4)
-    batch_size: int = 32
-    weight_decay: float = 0.01
-    warmup_fraction: float = 0.0
-    lora_rank: int = 8
-    last_k: int = 2  # train.mode=last_k: how many top blocks train
+    epochs: PositiveInt = 10
+    lr: Optional[Annotated[float, Gt(0)]] = None  # None: the mode's default (probe 1e-3, full 2e-5, lora 1e-4)
+    batch_size: PositiveInt = 32
+    weight_decay: Annotated[float, Ge(0)] = 0.01
+    warmup_fraction: Fraction = 0.0
+    lora_rank: PositiveInt = 8
+    last_k: PositiveInt = 2  # train.mode=last_k: how many top blocks train
     # Added after schema 1; each default keeps the earlier behaviour, so it stays out of run
     # identities at that value (see IDENTITY_DEFAULTS).
     precision: Literal["auto", "bf16", "fp32", "fp16"] = "auto"  # autocast of full/lora/last_k
-    micro_batch_size: Optional[int] = None  # None: the whole batch; else gradient accumulation
+    micro_batch_size: Optional[PositiveInt] = None  # None: the whole batch; else gradient accumulation
     gradient_checkpointing: bool = False  # recompute activations in backward (full/lora)
 
 
 @dataclass
 class EvalConfig:
-    bootstrap: int = 1000
-    confidence: float = 0.95
+    # resamples; the upper bound keeps the index matrix (resamples x test size) in memory
+    bootstrap: Annotated[int, Range(1, 100_000)] = 1000
+    confidence: Annotated[float, Range(0, 1, lo_open=True, hi_open=True)] = 0.95
 
 
 @dataclass
@@ -81,7 +84,7 @@ class ExperimentConfig:
     task: Component = field(default_factory=lambda: Component("multiemo_pos_neg"))
     weak_model: str = "minilm-l6"
     strong_model: str = "mpnet-base"
-    seed: int = 0
+    seed: Annotated[int, Ge(0)] = 0
     splits: SplitsConfig = field(default_factory=SplitsConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -215,6 +218,9 @@ def set_key(raw: dict[str, Any], key: str, value: Any) -> None:
         child = node.get(part)
         if isinstance(child, str):  # `task: sciq` then `task.path=...`
             child = {"name": child}
+        if child is not None and not isinstance(child, dict):
+            raise W2SError(f"config: cannot set {key!r}: {part!r} is {child!r}, not a mapping; "
+                           f"write {part} as a mapping of keys (or drop it from the file)")
         node[part] = child if isinstance(child, dict) else {}
         node = node[part]
     node[parts[-1]] = value
@@ -226,7 +232,7 @@ def from_dict(cls: type, raw: Any, where: str) -> Any:
     if not isinstance(raw, dict):
         raise W2SError(f"config: {where or 'top level'} must be a mapping, got {raw!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     for key in raw:
         if key not in fields:
             raise W2SError(f"config: unknown key {_join(where, key)!r}; valid keys here: "
@@ -254,50 +260,9 @@ def _component(raw: Any, where: str) -> Component:
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where)
-    if origin is Literal:
-        if value not in typing.get_args(tp):
-            raise W2SError(f"config: {where} must be one of {list(typing.get_args(tp))}, "
-                           f"got {value!r}")
-        return value
-    if origin in (Union, types.UnionType):
-        for arg in typing.get_args(tp):  # int before float: 2000 stays a count
-            if arg is type(None) and value is None:
-                return None
-            if arg is not type(None) and _is(arg, value):
-                return value
-        if float in typing.get_args(tp) and _as_float(value) is not None:
-            return _as_float(value)  # Optional[float]: `lr: 1` or `lr: 1e-4`
-        names = " or ".join(getattr(a, "__name__", str(a)) for a in typing.get_args(tp))
-        raise W2SError(f"config: {where} must be {names}, got {value!r}")
-    if tp is float and _as_float(value) is not None:
-        return _as_float(value)
-    if not _is(tp, value):
-        raise W2SError(f"config: {where} must be {tp.__name__}, got {value!r}")
-    return value
-
-
-def _as_float(value: Any) -> Optional[float]:
-    """An int, or a string YAML 1.1 leaves unparsed (`1e-4` has no dot), as a float."""
-    if _is(int, value) or _is(float, value):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            f = float(value)
-        except ValueError:
-            return None
-        return f if math.isfinite(f) else None
-    return None
-
-
-def _is(tp: Any, value: Any) -> bool:
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if tp is float:
-        return isinstance(value, float)
-    return isinstance(value, tp)
+    return check_value(tp, value, where, ints_as_float=True)
 
 
 def check_components(cfg: ExperimentConfig) -> None:
@@ -319,18 +284,11 @@ def check_components(cfg: ExperimentConfig) -> None:
         if v <= 0 or (isinstance(v, float) and v >= 1):
             raise W2SError(f"config: splits.{name} must be a positive count or a fraction in "
                            f"(0, 1), got {v!r}")
-    if not 0 < cfg.eval.confidence < 1:
-        raise W2SError("config: eval.confidence must lie strictly between 0 and 1")
-    for key in ("epochs", "batch_size"):
-        if getattr(cfg.train, key) < 1:
-            raise W2SError(f"config: train.{key} must be at least 1")
     micro = cfg.train.micro_batch_size
-    if micro is not None and (micro < 1 or cfg.train.batch_size % micro):
+    if micro is not None and cfg.train.batch_size % micro:
         raise W2SError(f"config: train.micro_batch_size ({micro}) must be a positive divisor of "
                        f"train.batch_size ({cfg.train.batch_size}); e.g. train.micro_batch_size="
                        f"{_divisor_below(cfg.train.batch_size, micro)}")
-    if cfg.train.lr is not None and cfg.train.lr <= 0:
-        raise W2SError("config: train.lr must be positive")
 
 
 def _divisor_below(n: int, m: int) -> int:
@@ -338,18 +296,9 @@ def _divisor_below(n: int, m: int) -> int:
 
 
 def check_options(factory: Any, comp: Component, where: str) -> None:
-    params = inspect.signature(factory).parameters
-    allowed = [p for p in params if params[p].kind == inspect.Parameter.KEYWORD_ONLY]
-    for key in comp.options:
-        if key not in allowed:
-            valid = ", ".join(allowed) or "none"
-            raise W2SError(f"config: unknown option {key!r} for {where} {comp.name!r}; "
-                           f"valid options: {valid}")
-    missing = [p for p in allowed if params[p].default is inspect.Parameter.empty
-               and p not in comp.options]
-    if missing:
-        raise W2SError(f"config: {where} {comp.name!r} needs option(s) {', '.join(missing)} "
-                       f"(e.g. {where}.{missing[0]}=...)")
+    """Names, types and bounds of a component's options, from its factory's signature; numeric
+    strings become numbers in place."""
+    comp.options = options.check(factory, comp.options, where, comp.name)
 
 
 def dump_yaml(cfg: ExperimentConfig) -> str:

@@ -31,3 +31,8 @@ class TrainingDiverged(W2SError):
     """The loss became NaN or infinite."""
 
     exit_code = 3
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is (the CLI installs the handler), so a run ends as
+    cleanly as on Ctrl-C: its row is marked interrupted and every finished step stays cached."""

@@ -3,15 +3,17 @@
 Signature of every loss: `loss(logits, target, progress) -> scalar`, where logits are (B, 2),
 target is (B,) the probability of class 1 (hard labels are 0/1), and progress in [0, 1] is
 the fraction of training done (for losses whose weights follow a schedule). A registry entry
-is a factory taking keyword-only options (checked against the config) and returning the loss.
+is a factory taking keyword-only options, typed and bounded in its signature (the config checks
+them there, options.py), and returning the loss.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Annotated, Callable, Literal
 
 import torch
 import torch.nn.functional as F
 
+from .options import Fraction, Ge, Range
 from .registry import Registry
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
@@ -56,7 +58,8 @@ def prior_matched_hardening(logits: torch.Tensor, target: torch.Tensor) -> torch
 
 
 @LOSSES.register("logconf")
-def logconf(*, alpha_max: float = 0.75, warmup: float = 0.2, balance: str = "prior") -> LossFn:
+def logconf(*, alpha_max: Fraction = 0.75, warmup: Fraction = 0.2,
+            balance: Literal["prior", "logodds"] = "prior") -> LossFn:
     """Auxiliary confidence loss (Burns et al.):
     L = (1 - a) CE(f(x), y_weak) + a CE(f(x), h_t(f(x))), with a ramping smoothly from 0 to
     `alpha_max` over the first `warmup` fraction of training. `balance`: `prior` hardens the
@@ -64,9 +67,6 @@ def logconf(*, alpha_max: float = 0.75, warmup: float = 0.2, balance: str = "pri
     instead centres the student's log-odds at that same quantile and uses sigmoid of the centred
     log-odds as a soft self-target (a gentler variant that keeps the batch balanced in
     log-odds)."""
-    if balance not in ("prior", "logodds"):
-        raise ValueError("logconf balance must be 'prior' or 'logodds'")
-
     def loss(logits: torch.Tensor, target: torch.Tensor, progress: float) -> torch.Tensor:
         a = alpha_max * ramp(progress, warmup)
         if balance == "prior":
@@ -83,7 +83,8 @@ def logconf(*, alpha_max: float = 0.75, warmup: float = 0.2, balance: str = "pri
 
 
 @LOSSES.register("product")
-def product(*, alpha: float = 1.0, beta: float = 1.0, warmup: float = 0.2) -> LossFn:
+def product(*, alpha: Annotated[float, Ge(0)] = 1.0, beta: Annotated[float, Ge(0)] = 1.0,
+            warmup: Fraction = 0.2) -> LossFn:
     """Product loss: cross-entropy to the target proportional to p_weak^alpha * p_student^beta
     (student part detached); beta ramps from 0 over `warmup` so training starts on the weak
     labels."""
@@ -98,7 +99,7 @@ def product(*, alpha: float = 1.0, beta: float = 1.0, warmup: float = 0.2) -> Lo
 
 
 @LOSSES.register("window")
-def window(*, radius: float = 0.4) -> LossFn:
+def window(*, radius: Annotated[float, Range(0, 0.5, lo_open=True)] = 0.4) -> LossFn:
     """Confidence window: cross-entropy on the weak labels only for examples where the student
     is unsure, |p_student - 0.5| < radius; confident examples contribute nothing."""
 
@@ -111,7 +112,7 @@ def window(*, radius: float = 0.4) -> LossFn:
 
 
 @LOSSES.register("entropy")
-def entropy(*, alpha_max: float = 0.5, warmup: float = 0.2) -> LossFn:
+def entropy(*, alpha_max: Annotated[float, Ge(0)] = 0.5, warmup: Fraction = 0.2) -> LossFn:
     """Cross-entropy on the weak labels plus a * H(student), the entropy-minimisation auxiliary
     loss (pushes the student to commit), with a ramping like logconf's."""
 
@@ -125,7 +126,7 @@ def entropy(*, alpha_max: float = 0.5, warmup: float = 0.2) -> LossFn:
 
 
 @LOSSES.register("reverse_ce")
-def reverse_ce(*, kl: bool = False, floor: float = 1e-4) -> LossFn:
+def reverse_ce(*, kl: bool = False, floor: Annotated[float, Range(0, 1, lo_open=True, hi_open=True)] = 1e-4) -> LossFn:
     """Reverse cross-entropy -sum_c p_student(c) log p_weak(c) (weak probabilities floored at
     `floor`, since hard labels have log 0); with `kl`, the reverse KL(student || weak), which adds
     the student's negative entropy."""

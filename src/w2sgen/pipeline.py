@@ -14,9 +14,11 @@ re-uses the features, the weak labels and the ceiling.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from contextlib import contextmanager
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import numpy as np
@@ -24,6 +26,7 @@ import numpy as np
 from . import features as feats
 from .assets import require
 from .config import Component, ExperimentConfig, train_identity
+from .errors import Terminated, W2SError
 from .loggers import log_finished
 from .losses import LOSSES
 from .metrics import evaluate
@@ -49,13 +52,14 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
     store = store or Store(cfg.store)
     require([cfg.weak_model, cfg.strong_model], cfg.task)  # fail before starting, naming every gap
     weak_ref, strong_ref = resolve(cfg.weak_model), resolve(cfg.strong_model)
-    run_id = store.start_run(cfg, exclusive)
+    for ref in (weak_ref, strong_ref):
+        check_length(ref, cfg.features.max_length)
     ctx = Context(cfg, store, quiet)
+    with ctx.step("data"):  # read and checked before the run is recorded: bad data records nothing
+        task = task_component(cfg.task)
+        splits = make_splits(load_task(task), cfg.splits, task.name)
+    run_id = store.start_run(cfg, exclusive)
     try:
-        with ctx.step("data"):
-            task = task_component(cfg.task)
-            splits = make_splits(load_task(task), cfg.splits, task.name)
-
         weak = ctx.train("weak_supervisor", weak_ref, splits, Part("weak_train"),
                          labels(splits.weak_train), GROUND_TRUTH_LOSS,
                          predict={"transfer": Part("transfer"), "test": Part("test")})
@@ -81,8 +85,9 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
             "ids": ids_of(splits.test), "labels": y, "weak": weak["p_test"],
             "student": student["p_test"], "ceiling": ceiling["p_test"]})
         store.finish_run(run_id, metrics, ctx.timings)
-    except KeyboardInterrupt:
-        store.end_run(run_id, "interrupted", "interrupted by the user", ctx.timings)
+    except KeyboardInterrupt as e:
+        why = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted by the user"
+        store.end_run(run_id, "interrupted", why, ctx.timings)
         raise
     except BaseException as e:
         store.end_run(run_id, "failed", f"{type(e).__name__}: {e}", ctx.timings)
@@ -90,6 +95,27 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
     # After the run is final: an interrupt while logging cannot mark a finished run interrupted.
     log_finished(run_id, cfg, metrics, ctx.timings, store)  # W&B / MLflow, when configured
     return {"run_id": run_id, "metrics": metrics, "timings": ctx.timings, "config": cfg}
+
+
+def check_length(ref: ModelRef, max_length: int) -> None:
+    """features.max_length within the positions the model has (read from its config.json, when
+    the folder has one), before anything is recorded."""
+    config = Path(ref.path) / "config.json"
+    if not config.is_file():
+        return
+    try:
+        c = json.loads(config.read_text())
+    except (OSError, ValueError):
+        return
+    positions = c.get("max_position_embeddings")
+    if not isinstance(positions, int):
+        return
+    if c.get("model_type") in ("mpnet", "roberta", "xlm-roberta", "camembert"):
+        positions -= int(c.get("pad_token_id") or 1) + 1  # their positions start after the pad id
+    if max_length > positions:
+        raise W2SError(f"features.max_length={max_length} but model {ref.name!r} has "
+                       f"{positions} positions; set features.max_length={min(positions, 512)} "
+                       "or less")
 
 
 def ids_of(examples: list[Example]) -> np.ndarray:

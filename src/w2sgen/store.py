@@ -172,8 +172,17 @@ class Store:
                     except sqlite3.OperationalError as e:
                         if "duplicate column" not in str(e):  # another process added it first
                             raise
+            # Every command that opens a store, not only a sweep, marks the rows of processes
+            # that are gone (kill -9 of `w2s run`), so no row stays `running` for good.
+            try:
+                self.stale = self.mark_stale()
+            except sqlite3.OperationalError:  # a read-only store: report from it as it is
+                self.stale = []
         except (OSError, sqlite3.DatabaseError) as e:
-            raise W2SError(f"cannot use run store {str(self.root)!r}: {e}") from None
+            hint = ("; the database file is damaged: move it away (runs.sqlite) to start a new "
+                    "store, the cached steps under cache/ are re-used" if isinstance(e, sqlite3.DatabaseError)
+                    else "")
+            raise W2SError(f"cannot use run store {str(self.root)!r}: {e}{hint}") from None
 
     # ------------------------------------------------------------------ cache
 

@@ -4,17 +4,20 @@ The pipeline trains the weak supervisor and the strong ceiling, then calls the c
 method with a `Setting`; the method returns the student's arrays (at least `p_test`,
 `ids_test`, `loss`, `eval_accuracy`, `eval_p`) and a JSON-able report of anything else it
 measured. Every method trains its student(s) with the configured `loss`, so methods and losses
-combine freely. A method is one registered function with keyword-only options, one module each.
+combine freely. A method is one registered function with keyword-only options, one module each;
+the options' types and bounds are in the signature, where the config checks them (options.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
 import numpy as np
 
 from ..config import Component
-from ..models import ModelRef
+from ..models import MODELS, ModelRef
+from ..options import Check
 from ..registry import Registry
 from ..splits import Part, Splits, labels
 
@@ -22,6 +25,18 @@ if TYPE_CHECKING:
     from ..pipeline import Context
 
 Arrays = dict[str, np.ndarray]
+
+
+def model_name(name: str) -> bool:
+    """A name `models.resolve` can mean: a zoo name, a local folder, or a hub id."""
+    return (name in MODELS or Path(name).expanduser().is_dir() or name.startswith("hf:")
+            or ("/" in name and not name.startswith((".", "/", "~"))))
+
+
+ModelName = Annotated[str, Check(model_name, f"a model name ({', '.join(MODELS)}), a local "
+                                 "folder, or an org/name hub id")]
+ModelNames = Annotated[list[ModelName], Check(bool, "a non-empty list of model names, e.g. "
+                                              "[minilm-l6, smollm2-135m]")]
 METHODS: Registry[Callable[..., tuple[Arrays, dict[str, Any]]]] = Registry("method")
 
 

@@ -8,14 +8,14 @@ seeded permutation, and every part is labelled by the rung trained on the other 
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
-from ..errors import W2SError
 from ..models import resolve
+from ..options import Ge
 from ..splits import Part
-from . import METHODS, Arrays, Setting
+from . import METHODS, Arrays, ModelNames, Setting
 
 
 def fold_of(n: int, folds: int, seed: int) -> np.ndarray:
@@ -24,12 +24,10 @@ def fold_of(n: int, folds: int, seed: int) -> np.ndarray:
 
 
 @METHODS.register("bootstrap")
-def bootstrap(s: Setting, *, ladder: list, folds: int = 2) -> tuple[Arrays, dict[str, Any]]:
-    if not isinstance(ladder, list) or not ladder or not all(isinstance(m, str) for m in ladder):
-        raise W2SError("method bootstrap needs method.ladder: a list of intermediate model names, "
-                       "e.g. method.ladder=[smollm2-135m]")
-    if folds < 2:
-        raise W2SError("method.folds must be at least 2 (each rung labels only held-out examples)")
+def bootstrap(s: Setting, *, ladder: ModelNames,
+              folds: Annotated[int, Ge(2)] = 2) -> tuple[Arrays, dict[str, Any]]:
+    """Intermediate models, weakest first, each trained on the previous rung's labels of held-out
+    folds (every rung labels only examples it did not train on: folds >= 2)."""
     n = len(s.splits.transfer)
     fold = fold_of(n, folds, s.ctx.cfg.seed)
     targets = s.weak_labels

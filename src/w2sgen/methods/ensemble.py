@@ -19,26 +19,20 @@ from typing import Any, Optional
 import numpy as np
 
 from ..config import Component
-from ..errors import W2SError
 from ..metrics import accuracy
 from ..models import resolve
+from ..options import PositiveInt
 from ..splits import Part, labels
-from . import METHODS, Arrays, Setting
+from . import METHODS, Arrays, ModelNames, Setting
 
 
 @METHODS.register("weak_ensemble")
-def weak_ensemble(s: Setting, *, seeds: int = 3,
-                  models: Optional[list] = None) -> tuple[Arrays, dict[str, Any]]:
+def weak_ensemble(s: Setting, *, seeds: PositiveInt = 3,
+                  models: Optional[ModelNames] = None) -> tuple[Arrays, dict[str, Any]]:
     base = s.ctx.cfg.seed
     if models is None:
-        if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
-            raise W2SError(f"method.seeds (number of weak supervisors) must be an integer >= 1, "
-                           f"got {seeds!r}")
         members = [(s.weak_ref, base + k) for k in range(seeds)]
     else:
-        if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
-            raise W2SError("method.models must be a non-empty list of weak model names, "
-                           "e.g. method.models=[minilm-l6,smollm2-135m]")
         members = [(resolve(m), base) for m in models]
     y_test = labels(s.splits.test)
     p_transfer, p_test, report = [], [], []

