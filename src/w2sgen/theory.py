@@ -383,8 +383,9 @@ def bootstrap_ci(values: np.ndarray, reps: int = 2000, level: float = 0.95,
     S = values.shape[0]
     if S < 2:
         return values.mean(0), values.mean(0)
-    idx = np.random.default_rng(seed).integers(0, S, size=(reps, S))
-    means = values[idx].mean(axis=1)
+    from .metrics import bootstrap_indices
+
+    means = values[bootstrap_indices(S, reps, seed)].mean(axis=1)
     q = (1 - level) / 2
     return np.quantile(means, q, axis=0), np.quantile(means, 1 - q, axis=0)
 

@@ -24,7 +24,7 @@ from decimal import Decimal, InvalidOperation
 
 import numpy as np
 
-from ..metrics import bootstrap_indices
+from ..metrics import mean_ci, paired_difference  # noqa: F401  (the scores' intervals)
 
 _NUMBER = r"-?\$?\d[\d,]*(?:\.\d+)?"
 _CUE = re.compile(r"(?:answer\s*(?:is|:)|####|=)\s*(?:\*\*)?\s*(" + _NUMBER + ")", re.IGNORECASE)
@@ -74,25 +74,3 @@ def mentions_reference(answer: str, reference: str | None) -> float:
     return float(has_marker(answer, words))
 
 
-def mean_ci(values: np.ndarray, seed: int, rounds: int = 1000,
-            confidence: float = 0.95) -> list[float] | None:
-    """[mean, low, high] over the non-missing values, or None when all are missing."""
-    v = np.asarray(values, dtype=float)
-    v = v[~np.isnan(v)]
-    if not len(v):
-        return None
-    boot = v[bootstrap_indices(len(v), rounds, seed)].mean(axis=1)
-    a = (1 - confidence) / 2
-    return [float(v.mean()), float(np.quantile(boot, a)), float(np.quantile(boot, 1 - a))]
-
-
-def paired_difference(a: np.ndarray, b: np.ndarray, seed: int, rounds: int = 1000,
-                      confidence: float = 0.95) -> dict | None:
-    """Mean of a - b over questions where both are present, with a paired bootstrap interval;
-    `worse` when the whole interval lies below 0."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    ok = ~np.isnan(a) & ~np.isnan(b)
-    ci = mean_ci((a - b)[ok], seed, rounds, confidence)
-    if ci is None:
-        return None
-    return {"diff": ci, "n": int(ok.sum()), "worse": ci[2] < 0, "better": ci[1] > 0}

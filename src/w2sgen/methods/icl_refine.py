@@ -50,7 +50,7 @@ from ..config import stable_hash
 from ..endpoint import Client
 from ..errors import W2SError
 from ..hardware import resolve_precision
-from ..metrics import bootstrap_indices
+from ..metrics import mean_ci
 from ..models import ModelRef, load, resolve
 from ..options import Check, Ge, PositiveInt
 from ..prompting import EndpointScorer, PrefixScorer, PromptFormat, PromptTokens, sigmoid
@@ -249,12 +249,6 @@ LabelWords = Annotated[list[Annotated[str, Check(str.strip, "a non-blank word")]
                       Check(lambda w: len(w) == 2, "two label words [negative, positive]")]
 
 
-def _accuracy_ci(correct: np.ndarray, seed: int, rounds: int = 1000) -> list[float]:
-    idx = bootstrap_indices(len(correct), rounds, seed)
-    boot = correct[idx].mean(axis=1)
-    return [float(correct.mean()), float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))]
-
-
 @METHODS.register("icl_refine")
 def icl_refine(s: Setting, *, lm: Union[Literal["strong"], ModelName, dict] = "strong", k: Annotated[int, Ge(0)] = 4,
                batch: Literal["loo", "fixed"] = "loo", balance: bool = False,
@@ -372,21 +366,24 @@ def _prompting_baselines(s: Setting, get_refiner: Any, base_key: dict, k: int, b
     with s.ctx.step("prompting baselines", hit):
         arrays, hit[0] = store.cached("icl_prompting", key, score)
     y = labels(test)[rows]
+
+    def ci(values: np.ndarray) -> list[float]:  # with the run's own bootstrap settings
+        out = mean_ci(values, cfg.seed, cfg.eval.bootstrap, cfg.eval.confidence)
+        assert out is not None
+        return out
+
     result: dict[str, Any] = {"n": int(n), "demonstrations": int(len(demo_idx))}
     for name, lo in arrays.items():
         p = calibrated(lo, share, how)
-        result[name] = _accuracy_ci(((p > 0.5) == y).astype(float), cfg.seed)
+        result[name] = ci(((p > 0.5) == y).astype(float))
     student_correct = ((student["p_test"][rows] > 0.5) == y).astype(float)
-    result["student"] = _accuracy_ci(student_correct, cfg.seed)
+    result["student"] = ci(student_correct)
     if "fewshot_weak" in arrays:
         # The paper's stricter bar: is the student worse than the unaltered strong model
         # (prompted with the same weak demonstrations)? Paired bootstrap of the difference.
         base = (calibrated(arrays["fewshot_weak"], share, how) > 0.5) == y
-        diff = student_correct - base.astype(float)
-        idx = bootstrap_indices(n, 1000, cfg.seed)
-        boot = diff[idx].mean(axis=1)
-        lo_, hi_ = float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))
-        result["student_minus_fewshot_weak"] = [float(diff.mean()), lo_, hi_]
-        result["student_worse_than_unaltered"] = bool(hi_ < 0)
+        diff = ci(student_correct - base.astype(float))
+        result["student_minus_fewshot_weak"] = diff
+        result["student_worse_than_unaltered"] = bool(diff[2] < 0)
     return result
 
