@@ -15,7 +15,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 import yaml
 
@@ -80,6 +80,7 @@ class EvalConfig:
 
 @dataclass
 class ExperimentConfig:
+    kind: ClassVar[str] = "classification"  # the run kind (runs.run_kind); not a field
     name: str = "default"
     task: Component = field(default_factory=lambda: Component("multiemo_pos_neg"))
     weak_model: str = "minilm-l6"
@@ -185,15 +186,26 @@ def build_config(raw: dict[str, Any]) -> ExperimentConfig:
 
 def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
     p = Path(path)
+    if p.is_dir():
+        raise W2SError(f"{what} {str(p)!r} is a folder, not a file; give the YAML file itself")
     if not p.is_file():
         raise W2SError(f"{what} {str(p)!r} not found")
     try:
-        raw = yaml.safe_load(p.read_text()) or {}
+        text = p.read_text(encoding="utf-8-sig")  # a byte-order mark is allowed, not needed
+    except UnicodeDecodeError as e:
+        raise W2SError(f"{what} {str(p)!r} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at "
+                       f"offset {e.start}); save it as UTF-8") from None
+    except OSError as e:
+        raise W2SError(f"cannot read {what} {str(p)!r}: {e.strerror or e}") from None
+    try:
+        raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise W2SError(f"{what} {str(p)!r} is not valid YAML{where}: "
                        f"{getattr(e, 'problem', e)}") from None
+    except RecursionError:
+        raise W2SError(f"{what} {str(p)!r} is nested too deeply to read") from None
     if not isinstance(raw, dict):
         raise W2SError(f"{what} {str(p)!r} must be a mapping of keys to values")
     return raw
@@ -301,5 +313,5 @@ def check_options(factory: Any, comp: Component, where: str) -> None:
     comp.options = options.check(factory, comp.options, where, comp.name)
 
 
-def dump_yaml(cfg: ExperimentConfig) -> str:
+def dump_yaml(cfg: Any) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

@@ -15,24 +15,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from . import features as feats
 from .assets import require
 from .config import Component, ExperimentConfig, train_identity
-from .errors import Terminated, W2SError
+from .errors import W2SError
 from .loggers import log_finished
 from .losses import LOSSES
 from .metrics import evaluate
 from .models import ModelRef, load, resolve
 from .methods import METHODS, Setting
 from .splits import Part, Splits, labels, make_splits
+from .runs import Steps, recorded
 from .store import Store
 from .tasks import Example, load_task, task_component
 from .train import MODES
@@ -58,8 +57,7 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
     with ctx.step("data"):  # read and checked before the run is recorded: bad data records nothing
         task = task_component(cfg.task)
         splits = make_splits(load_task(task), cfg.splits, task.name)
-    run_id = store.start_run(cfg, exclusive)
-    try:
+    with recorded(store, cfg, ctx.steps, exclusive) as run_id:
         weak = ctx.train("weak_supervisor", weak_ref, splits, Part("weak_train"),
                          labels(splits.weak_train), GROUND_TRUTH_LOSS,
                          predict={"transfer": Part("transfer"), "test": Part("test")})
@@ -85,13 +83,6 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
             "ids": ids_of(splits.test), "labels": y, "weak": weak["p_test"],
             "student": student["p_test"], "ceiling": ceiling["p_test"]})
         store.finish_run(run_id, metrics, ctx.timings)
-    except KeyboardInterrupt as e:
-        why = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted by the user"
-        store.end_run(run_id, "interrupted", why, ctx.timings)
-        raise
-    except BaseException as e:
-        store.end_run(run_id, "failed", f"{type(e).__name__}: {e}", ctx.timings)
-        raise
     # After the run is final: an interrupt while logging cannot mark a finished run interrupted.
     log_finished(run_id, cfg, metrics, ctx.timings, store)  # W&B / MLflow, when configured
     return {"run_id": run_id, "metrics": metrics, "timings": ctx.timings, "config": cfg}
@@ -139,30 +130,11 @@ class Context:
 
     def __init__(self, cfg: ExperimentConfig, store: Store, quiet: bool):
         self.cfg, self.store, self.quiet = cfg, store, quiet
-        self.timings: dict[str, Any] = {}
+        self.steps = Steps(store, quiet)
+        self.step, self.cached = self.steps.step, self.steps.cached
+        self.timings = self.steps.timings
         self._backbones: dict[str, tuple[Any, Any]] = {}
         self._features: dict[tuple[str, str], np.ndarray] = {}
-        self._inner: list[float] = []  # per open step: seconds spent in the steps inside it
-
-    @contextmanager
-    def step(self, name: str, cached: Optional[list] = None) -> Iterator[None]:
-        """Time a step. A step inside another (features extracted while a model trains) is
-        timed on its own and left out of the outer one's time, so a run's step times add up
-        to the run's time."""
-        t0 = time.perf_counter()
-        self._inner.append(0.0)
-        try:
-            yield
-        finally:
-            inner = self._inner.pop()
-            total = time.perf_counter() - t0
-            if self._inner:
-                self._inner[-1] += total
-        seconds = round(total - inner, 3)
-        hit = bool(cached and cached[0])
-        self.timings[name] = {"seconds": seconds, "cached": hit}
-        if not self.quiet:
-            print(f"  {name:<30} {seconds:7.1f} s{' (cached)' if hit else ''}", flush=True)
 
     def backbone(self, ref: ModelRef) -> tuple[Any, Any]:
         if ref.identity not in self._backbones:
@@ -180,16 +152,15 @@ class Context:
         pooling = f.pooling_for(ref)
         key = {"model": ref.identity, "examples": content_hash(examples), "pooling": pooling,
                "max_length": f.max_length, "precision": f.precision}
-        hit: list = [False]
-        with self.step(f"features {ref.name} {split}", hit):
-            def compute() -> dict[str, np.ndarray]:
-                model, tok = self.backbone(ref)
-                x = feats.extract(model, tok, examples, pooling=pooling, max_length=f.max_length,
-                                  batch_size=f.batch_size, precision=f.precision,
-                                  join_pairs=ref.kind == "causal", desc=f"{ref.name} {split}")
-                return {"x": x, "ids": ids_of(examples)}
 
-            arrays, hit[0] = self.store.cached("features", key, compute)
+        def compute() -> dict[str, np.ndarray]:
+            model, tok = self.backbone(ref)
+            x = feats.extract(model, tok, examples, pooling=pooling, max_length=f.max_length,
+                              batch_size=f.batch_size, precision=f.precision,
+                              join_pairs=ref.kind == "causal", desc=f"{ref.name} {split}")
+            return {"x": x, "ids": ids_of(examples)}
+
+        arrays = self.cached(f"features {ref.name} {split}", "features", key, compute)
         assert_aligned(arrays["ids"], examples, "features")
         return arrays["x"]
 
@@ -231,9 +202,7 @@ class Context:
                 out[f"ids_{k}"] = ids_of(part.examples(splits))
             return out
 
-        hit: list = [False]
-        with self.step(name, hit):
-            arrays, hit[0] = self.store.cached("train", key, compute)
+        arrays = self.cached(name, "train", key, compute)
         for k, part in predict.items():
             assert_aligned(arrays[f"ids_{k}"], part.examples(splits), f"{name} predictions on {k}")
         return arrays

@@ -27,12 +27,15 @@ import time
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 import numpy as np
 
-from .config import ExperimentConfig, dump_yaml, stable_hash
+from .config import dump_yaml, stable_hash
 from .errors import W2SError
+
+if TYPE_CHECKING:
+    from .runs import RunConfig
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -215,7 +218,7 @@ class Store:
         finally:
             db.close()
 
-    def start_run(self, cfg: ExperimentConfig, exclusive: bool = False) -> int:
+    def start_run(self, cfg: RunConfig, exclusive: bool = False) -> int:
         """A new `running` row for `cfg`, owned by this process; its id.
 
         exclusive: claim the configuration instead. In the same write transaction as the insert,

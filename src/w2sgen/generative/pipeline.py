@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..config import Component, stable_hash
-from ..pipeline import Context
+from ..runs import Steps, recorded
 from ..store import Store, atomic_write
 from . import scoring
 from .backends import BACKENDS, Backend, Conversation, HFBackend, Sampling, user
@@ -71,7 +71,7 @@ class Run:
 
     def __init__(self, cfg: GenerativeConfig, store: Store, quiet: bool):
         self.cfg, self.store, self.quiet = cfg, store, quiet
-        self.ctx = Context(cfg, store, quiet)  # type: ignore[arg-type]  (uses its step timer)
+        self.steps = Steps(store, quiet)
 
     def progress(self, total: int, desc: str) -> Any:
         from tqdm.auto import tqdm
@@ -96,9 +96,7 @@ class Run:
                         out = backend.generate(convs, sampling, bar)
             return {"answers": _texts(out), "seconds": np.array(time.perf_counter() - t0)}
 
-        hit: list = [False]
-        with self.ctx.step(label, hit):
-            arrays, hit[0] = self.store.cached("gen_answers", key, compute)
+        arrays = self.steps.cached(label, "gen_answers", key, compute)
         assert len(arrays["answers"]) == len(convs), f"{label}: cached answers do not match the prompts"
         return [str(a) for a in arrays["answers"]]
 
@@ -116,9 +114,7 @@ class Run:
                 raise AssertionError(f"method {method.name} made {len(out)} targets for {len(train)} questions")
             return {"targets": _texts(out), "report": np.array(json.dumps(report))}
 
-        hit: list = [False]
-        with self.ctx.step(f"targets {method.name}", hit):
-            arrays, hit[0] = self.store.cached("gen_targets", key, compute)
+        arrays = self.steps.cached(f"targets {method.name}", "gen_targets", key, compute)
         return [str(t) for t in arrays["targets"]], json.loads(str(arrays["report"]))
 
     def adapter(self, label: str, strong: HFBackend, convs: list[Conversation],
@@ -137,9 +133,7 @@ class Run:
                           loss_after=np.array(out["loss_after"]))
             return arrays
 
-        hit: list = [False]
-        with self.ctx.step(label, hit):
-            arrays, hit[0] = self.store.cached("gen_adapter", key, compute)
+        arrays = self.steps.cached(label, "gen_adapter", key, compute)
         return arrays, self.store.cache_path("gen_adapter", key).stem
 
     def scores(self, label: str, backend: Backend, questions: list[Question], answers: list[str],
@@ -156,9 +150,7 @@ class Run:
                              [q.answer for q in questions], j.samples, j.temperature,
                              j.max_new_tokens, bar)
 
-        hit: list = [False]
-        with self.ctx.step(label, hit):
-            arrays, hit[0] = self.store.cached("gen_judge", key, compute)
+        arrays = self.steps.cached(label, "gen_judge", key, compute)
         return arrays
 
 
@@ -204,13 +196,12 @@ def run(cfg: GenerativeConfig, store: Store | None = None, quiet: bool = False) 
     weak, strong = backends.get(cfg.weak), backends.get(cfg.strong)
     judge_backend = backends.get(cfg.judge.backend) if cfg.judge.samples else None
     task = GEN_TASKS.get(cfg.task.name)
-    run_id = store.start_run(cfg)  # type: ignore[arg-type]  (duck-typed config)
     r = Run(cfg, store, quiet)
-    try:
-        with r.ctx.step("questions"):
-            questions, behaviour = task.load(**cfg.task.options)
-            train, evalq = split_questions(questions, cfg.questions.train, cfg.questions.eval,
-                                           cfg.questions.seed)
+    with r.steps.step("questions"):  # read before the run is recorded: bad input records nothing
+        questions, behaviour = task.load(**cfg.task.options)
+        train, evalq = split_questions(questions, cfg.questions.train, cfg.questions.eval,
+                                       cfg.questions.seed)
+    with recorded(store, cfg, r.steps) as run_id:
         sampling = Sampling(cfg.generation.max_new_tokens, cfg.generation.temperature, cfg.seed)
         weak_train = r.answers("weak answers (train)", weak,
                                [user(q.question, behaviour.instruction) for q in train], sampling)
@@ -275,11 +266,5 @@ def run(cfg: GenerativeConfig, store: Store | None = None, quiet: bool = False) 
                 for name, ans in answers.items() for q, a in zip(evalq, ans)]
         atomic_write(store.root / "artifacts" / str(run_id) / "answers.jsonl",
                      lambda f: f.write("".join(json.dumps(x) + "\n" for x in rows)), "w")
-        store.finish_run(run_id, metrics, r.ctx.timings)
-        return {"run_id": run_id, "metrics": metrics, "timings": r.ctx.timings, "config": cfg}
-    except KeyboardInterrupt:
-        store.end_run(run_id, "interrupted", "interrupted by the user", r.ctx.timings)
-        raise
-    except BaseException as e:
-        store.end_run(run_id, "failed", f"{type(e).__name__}: {e}", r.ctx.timings)
-        raise
+        store.finish_run(run_id, metrics, r.steps.timings)
+    return {"run_id": run_id, "metrics": metrics, "timings": r.steps.timings, "config": cfg}

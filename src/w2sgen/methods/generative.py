@@ -225,10 +225,9 @@ def generative_pretrain(s: Setting, *, epochs: PositiveInt = 1, lr: Annotated[fl
     cfg = s.ctx.cfg
     max_length = cfg.features.max_length if max_length is None else max_length
     texts = select_texts(collect_texts(s.splits), max_examples)
-    hit: list = [False]
-    with s.ctx.step(f"generative_pretrain {s.strong_ref.name}", hit):
+    with s.ctx.step(f"generative_pretrain {s.strong_ref.name}") as mark:
         adapted, report = adapt(s.strong_ref, texts, s.ctx.store.root, cfg.torch_device(),
                                 epochs=epochs, lr=lr, batch_size=batch_size,
                                 max_length=max_length)
-        hit[0] = report["cached"]
+        mark.cached = report["cached"]
     return s.train_student(s.weak_labels, name="student", ref=adapted), report

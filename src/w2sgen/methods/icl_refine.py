@@ -260,7 +260,7 @@ def icl_refine(s: Setting, *, lm: Union[Literal["strong"], ModelName, dict] = "s
     precision = resolve_precision(precision, s.ctx.cfg.torch_device(), "method.precision")
     fmt = prompt_format(s, instruction, words, template)
     lm_name, lm_identity, build = refiner_factory(lm, s, fmt, precision, prompt_batch)
-    cfg, store = s.ctx.cfg, s.ctx.store
+    cfg = s.ctx.cfg
     transfer = s.splits.transfer
     weak = np.asarray(s.weak_labels, dtype=np.float64)
     hard = (weak > 0.5).astype(int)
@@ -300,10 +300,9 @@ def icl_refine(s: Setting, *, lm: Union[Literal["strong"], ModelName, dict] = "s
         seconds = time.perf_counter() - t0
         return {"logodds": lo, "seconds": np.array(seconds)}
 
-    hit_: list = [False]
-    with s.ctx.step(f"icl refine ({lm_name}, k={k}, {batch})", hit_):
-        arrays, hit_[0] = store.cached("icl_refine", key, refine)
-    hit = hit_[0]
+    label = f"icl refine ({lm_name}, k={k}, {batch})"
+    arrays = s.ctx.cached(label, "icl_refine", key, refine)
+    hit = s.ctx.timings[label]["cached"]
     refined = calibrated(arrays["logodds"], share, calibrate).astype(np.float32)
     seconds = float(arrays["seconds"])
 
@@ -334,7 +333,7 @@ def _prompting_baselines(s: Setting, get_refiner: Any, base_key: dict, k: int, b
                          hard: np.ndarray, transfer_texts: list[str]) -> dict[str, Any]:
     """The refining LM prompted on test: zero-shot, and k-shot with one demonstration set drawn
     from transfer, shown once with ground-truth and once with weak labels."""
-    cfg, store = s.ctx.cfg, s.ctx.store
+    cfg = s.ctx.cfg
     test = s.splits.test
     rng = np.random.default_rng(cfg.seed + 1)
     n = min(eval_size, len(test))
@@ -362,9 +361,7 @@ def _prompting_baselines(s: Setting, get_refiner: Any, base_key: dict, k: int, b
                 out[name] = r.shared([transfer_texts[i] for i in d], list(y), queries, bar)
         return out
 
-    hit: list = [False]
-    with s.ctx.step("prompting baselines", hit):
-        arrays, hit[0] = store.cached("icl_prompting", key, score)
+    arrays = s.ctx.cached("prompting baselines", "icl_prompting", key, score)
     y = labels(test)[rows]
 
     def ci(values: np.ndarray) -> list[float]:  # with the run's own bootstrap settings
