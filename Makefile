@@ -24,7 +24,7 @@ demo: assets
 	$(W2S) run configs/default.yaml
 
 test: assets
-	$(W2S) pull smollm2-135m
+	$(W2S) pull smollm2-135m minilm-l3
 	$(PY) -m pytest
 
 report: setup

