@@ -80,3 +80,13 @@ def test_micro_batch_must_divide_the_batch(micro, batch):
 
     with pytest.raises(W2SError, match="micro_batch_size"):
         load_config(None, [f"train.micro_batch_size={micro}", f"train.batch_size={batch}"])
+
+
+def test_measuring_the_machine_leaves_the_callers_random_stream_alone():
+    import torch
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    hardware.matmul_gflops(torch.float32, "cpu", n=256, seconds=0.01)
+    assert torch.equal(torch.rand(3), expected)

@@ -7,7 +7,7 @@ import torch
 
 from conftest import sentiment_examples
 from w2sgen.config import load_config
-from w2sgen.errors import TrainingDiverged
+from w2sgen.errors import TrainingDiverged, W2SError
 from w2sgen.losses import LOSSES, xent
 from w2sgen.models import resolve
 from w2sgen.train import MODES, ProbeLearner
@@ -113,3 +113,93 @@ def test_xent_value_and_gradient_direction():
     assert loss.item() == pytest.approx(expected, rel=1e-6)
     loss.backward()
     assert logits.grad[0, 1] < 0 < logits.grad[0, 0]  # pushes row 1 toward class 1
+
+
+def test_micro_batches_give_the_whole_batch_gradient():
+    """Gradient accumulation: micro-batches of 4 (uneven: batches of 10 and a last of 7, items
+    of unequal weight, as token counts are) give the parameters of whole batches, in fp32."""
+    from w2sgen.train import optimise
+
+    rng = np.random.default_rng(0)
+    x = torch.as_tensor(rng.normal(size=(37, 6)), dtype=torch.float32)
+    y = torch.as_tensor(rng.normal(size=37), dtype=torch.float32)
+    w = torch.as_tensor(rng.integers(1, 9, size=37), dtype=torch.float32)
+
+    def trained(micro):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+
+        def batch_loss(idx, progress):
+            err = (net(x[idx]).squeeze(-1) - y[idx]) ** 2
+            return (err * w[idx]).sum() / w[idx].sum(), int(w[idx].sum())
+
+        hist = optimise(list(net.parameters()), batch_loss, 37, epochs=3, batch_size=10, lr=0.01,
+                        weight_decay=0.01, seed=1, desc="t", clip_norm=1.0, micro_batch_size=micro)
+        return torch.cat([p.detach().flatten() for p in net.parameters()]), hist.loss
+
+    whole, whole_loss = trained(None)
+    accumulated, acc_loss = trained(4)
+    torch.testing.assert_close(accumulated, whole, atol=1e-6, rtol=0)
+    assert acc_loss == pytest.approx(whole_loss, rel=1e-6)
+    same, _ = trained(10)  # a micro-batch of the whole batch is the whole-batch path
+    assert torch.equal(same, whole)
+
+
+def test_lora_with_micro_batches_and_checkpointing_matches_plain_lora(tiny_llama_dir, capfd):
+    """The tiny Llama has no dropout, so in fp32 neither accumulation nor recomputing the
+    activations in backward changes what is learned; the estimate is printed first."""
+    ref = resolve(str(tiny_llama_dir))
+    data = sentiment_examples(40)
+    y = np.array([e.label for e in data], np.float32)
+    base = ["train.mode=lora", "train.epochs=2", "train.batch_size=16", "train.lr=0.003",
+            "features.max_length=16", "train.precision=fp32"]
+    preds = {}
+    for name, extra in [("plain", []), ("micro", ["train.micro_batch_size=4"]),
+                        ("checkpointing", ["train.gradient_checkpointing=true"])]:
+        learner = MODES.get("lora")(ref, load_config(None, base + extra))
+        learner.fit(data[:32], y[:32], xent(), seed=0, desc=name)
+        preds[name] = learner.predict(data[32:])
+        recomputes = [m.gradient_checkpointing for m in learner.model.modules()
+                      if hasattr(m, "gradient_checkpointing")]
+        assert any(recomputes) == (name == "checkpointing")
+    np.testing.assert_allclose(preds["micro"], preds["plain"], atol=1e-5)
+    np.testing.assert_allclose(preds["checkpointing"], preds["plain"], atol=1e-5)
+    err = capfd.readouterr().err
+    assert "memory estimate: " in err and "checkpointing)" in err and "micro-batches of 4" in err
+
+
+def test_checkpointing_an_unsupported_architecture_is_a_clear_error(tiny_bert_dir, monkeypatch):
+    from transformers import BertModel
+
+    monkeypatch.setattr(BertModel, "supports_gradient_checkpointing", False)
+    cfg = load_config(None, ["train.mode=full", "train.gradient_checkpointing=true",
+                             "train.precision=fp32", "features.max_length=16"])
+    data = sentiment_examples(8)
+    with pytest.raises(W2SError, match="set train.gradient_checkpointing=false"):
+        MODES.get("full")(resolve(str(tiny_bert_dir)), cfg).fit(
+            data, np.zeros(8, np.float32), xent(), seed=0, desc="t")
+
+
+def test_full_trains_under_bf16_autocast_with_fp32_weights(tiny_bert_dir):
+    ref = resolve(str(tiny_bert_dir))
+    data = sentiment_examples(48)
+    y = np.array([e.label for e in data], np.float32)
+    out = {}
+    for precision in ("fp32", "bf16"):
+        cfg = load_config(None, ["train.mode=full", "train.epochs=2", "train.batch_size=16",
+                                 "train.lr=0.003", "features.max_length=16",
+                                 f"train.precision={precision}"])
+        learner = MODES.get("full")(ref, cfg)
+        hist = learner.fit(data[:32], y[:32], xent(), seed=0, desc=precision)
+        assert np.isfinite(hist.loss).all()
+        assert all(p.dtype == torch.float32 for p in learner.model.parameters())
+        out[precision] = learner.predict(data[32:])
+    diff = np.abs(out["bf16"] - out["fp32"]).max()
+    assert 0 < diff < 0.1  # bf16 rounding, nothing more
+
+
+def test_fp16_on_a_cpu_is_refused(tiny_bert_dir):
+    with pytest.raises(W2SError, match="fp16"):
+        cfg = load_config(None, ["train.mode=full", "train.precision=fp16", "device=cpu"])
+        MODES.get("full")(resolve(str(tiny_bert_dir)), cfg).fit(
+            sentiment_examples(4), np.zeros(4, np.float32), xent(), seed=0, desc="t")

@@ -101,8 +101,9 @@ def matmul_gflops(dtype: Any, device: str, n: int = 1024, seconds: float = BENCH
     import torch
 
     def rate(size: int, budget: float) -> float:
-        a = torch.randn(size, size, device=device).to(dtype)
-        b = torch.randn(size, size, device=device).to(dtype)
+        gen = torch.Generator(device=device).manual_seed(0)  # never the caller's RNG stream
+        a = torch.randn(size, size, device=device, generator=gen).to(dtype)
+        b = torch.randn(size, size, device=device, generator=gen).to(dtype)
         sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < budget / 3:  # warm-up: thread pool, kernels, allocation

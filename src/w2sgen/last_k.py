@@ -9,6 +9,9 @@ store like every other training step.
 Supported backbones: BERT-family encoders (MiniLM) and MPNet, whose blocks take a
 bidirectional attention mask (and, for MPNet, the encoder's shared relative position bias,
 which stays frozen). Other architectures get a clear error: use `full` or `lora`.
+
+The top blocks and the head train (and predict) under autocast to `train.precision`; the
+frozen bottom's one pass stays fp32, so the cached hidden states do not depend on it.
 """
 from __future__ import annotations
 
@@ -19,9 +22,10 @@ import torch
 from torch import nn
 
 from . import features as feats
+from . import hardware
 from .errors import W2SError
 from .tasks import Example
-from .train import MODES, Learner, _eval_callback, training_loop
+from .train import MODES, Learner, _eval_callback, prepare, training_loop
 
 SUPPORTED = ("BertModel", "MPNetModel")
 
@@ -65,8 +69,10 @@ class LastKLearner(Learner):
     def fit(self, inputs: Sequence[Example], targets, loss_fn, seed, desc, eval_set=None):
         from .models import load
 
+        where = self.cfg.torch_device()
+        self.precision = prepare(self, where)  # the frozen bottom's pass stays fp32
         torch.manual_seed(seed)
-        self.backbone, self.tokenizer = load(self.ref, self.cfg.torch_device())
+        self.backbone, self.tokenizer = load(self.ref, where)
         for p in self.backbone.parameters():
             p.requires_grad_(False)
         self.top = TopBlocks(self.backbone, self.cfg.train.last_k)
@@ -85,7 +91,7 @@ class LastKLearner(Learner):
 
         try:
             return training_loop(params, forward, targets, loss_fn, self.cfg.train, self.lr, seed,
-                                 desc, _eval_callback(self, eval_set))
+                                 desc, _eval_callback(self, eval_set), self.precision, device)
         finally:
             self.top.eval()
 
@@ -123,7 +129,8 @@ class LastKLearner(Learner):
         self.top.eval()
         bs = self.cfg.features.batch_size
         out = []
-        with torch.inference_mode():
+        device = next(self.head.parameters()).device
+        with torch.inference_mode(), hardware.autocast(self.precision, device):
             for start in range(0, len(acts), bs):
                 out.append(torch.softmax(self.logits(acts[start:start + bs]).float(), -1)[:, 1].cpu().numpy())
         self.top.train(was)

@@ -22,6 +22,7 @@ from typing import Any, Optional
 import numpy as np
 
 from . import features as feats
+from . import memory
 from .assets import require
 from .config import Component, ExperimentConfig, train_identity
 from .errors import W2SError
@@ -51,8 +52,12 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
     store = store or Store(cfg.store)
     require([cfg.weak_model, cfg.strong_model], cfg.task)  # fail before starting, naming every gap
     weak_ref, strong_ref = resolve(cfg.weak_model), resolve(cfg.strong_model)
-    for ref in (weak_ref, strong_ref):
+    ladder = [resolve(n) for n in cfg.method.options.get("ladder", ())]  # bootstrap's rungs
+    device = cfg.torch_device()
+    for ref in (weak_ref, *ladder, strong_ref):
         check_length(ref, cfg.features.max_length)
+        if device.startswith("cuda"):  # a run that cannot fit the GPU: one line, nothing recorded
+            memory.check_fits(ref, cfg, device)
     ctx = Context(cfg, store, quiet)
     with ctx.step("data"):  # read and checked before the run is recorded: bad data records nothing
         task = task_component(cfg.task)
