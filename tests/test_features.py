@@ -11,13 +11,13 @@ import random
 import numpy as np
 import pytest
 import torch
+from conftest import WORDS  # noqa: E402
 
 from w2sgen import features, hardware  # noqa: E402
 from w2sgen.config import Component, FeaturesConfig  # noqa: E402
 from w2sgen.features import collate, extract, pool, tokenize  # noqa: E402
 from w2sgen.models import MODELS, load, resolve  # noqa: E402
 from w2sgen.tasks import Example  # noqa: E402
-from conftest import WORDS  # noqa: E402
 
 MAX_LEN = 60  # below the tiny models' 64 positions
 

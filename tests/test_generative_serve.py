@@ -34,7 +34,8 @@ def test_server_agrees_with_the_local_backend_at_temperature_0(server, tiny_chat
     url, model = server
     convs = [user("the movie was good"), user("food", system="be happy"),
              user("this hotel room is very bad and the service was poor"), user("sad")]
-    local = HFBackend(str(tiny_chat_dir), "cpu", batch_size=4).generate(convs, Sampling(8))
+    # the server computes in fp32; greedy tokens of a random tiny model flip under bf16
+    local = HFBackend(str(tiny_chat_dir), "cpu", batch_size=4, precision="fp32").generate(convs, Sampling(8))
     remote = EndpointBackend(url, model, concurrency=2).generate(convs, Sampling(8))
     assert remote == local
     assert any(a for a in local)

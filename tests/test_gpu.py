@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import sentiment_examples
+
 from w2sgen import pipeline
 from w2sgen.config import load_config
 
@@ -34,9 +34,8 @@ def llama_512_dir(tmp_path_factory):
     """A Llama of 4 blocks at d=512 (11.6M parameters): at 16 x 128 tokens its parameter,
     gradient and optimizer state (~230 MB in fp32) and its activations (~350 MB) are of
     the same size, so the comparison below tests both halves of the estimate."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     from conftest import tiny_tokenizer
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
     tok = tiny_tokenizer(causal=True)

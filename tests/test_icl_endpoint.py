@@ -129,7 +129,7 @@ def test_endpoint_errors_are_one_clear_line(tmp_path, tiny_server, tiny_bert_dir
     with pytest.raises(W2SError, match=r"/completions returned no top log-probabilities"):
         pipeline.run(load_config(None, [*common, f"method.lm={{name: openai, base_url: '{tiny_server}', model: t}}"]),
                      quiet=True)
-    with pytest.raises(W2SError, match=r"method.lm as a mapping is an OpenAI-compatible endpoint"):
+    with pytest.raises(W2SError, match=r"method.lm as a mapping is an endpoint mapping \{name: openai, base_url"):
         pipeline.run(load_config(None, [*common, "method.lm={name: vllm, base_url: 'http://x/v1', model: t}"]),
                      quiet=True)
     with pytest.raises(W2SError, match=r"method.lm: base_url must start with http"):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import sentiment_examples
+
 from w2sgen import features as feats
 from w2sgen.config import load_config
 from w2sgen.errors import W2SError

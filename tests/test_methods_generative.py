@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import sentiment_examples
+
 from w2sgen import pipeline
 from w2sgen.config import load_config
 from w2sgen.methods import METHODS

@@ -4,7 +4,6 @@ of each method through the pipeline."""
 from __future__ import annotations
 
 import json
-
 from contextlib import nullcontext
 from types import SimpleNamespace
 

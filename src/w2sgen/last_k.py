@@ -15,7 +15,8 @@ frozen bottom's one pass stays fp32, so the cached hidden states do not depend o
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch

@@ -83,7 +83,10 @@ def log_finished(run_id: int, cfg: Any, metrics: dict[str, Any], timings: dict[s
     todo = selected()
     if not todo:
         return []
-    config = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+    from .endpoint import redact_tree
+
+    config = redact_tree(cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg))
+    metrics = redact_tree(metrics)
     run = Finished(run_id, str(config.get("name", "")), config,
                    cfg.hash() if hasattr(cfg, "hash") else "", metrics, timings,
                    Path(store.root) / "artifacts" / str(run_id) if store is not None else None)

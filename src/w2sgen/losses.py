@@ -8,7 +8,8 @@ them there, options.py), and returning the loss.
 """
 from __future__ import annotations
 
-from typing import Annotated, Callable, Literal
+from collections.abc import Callable
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F

@@ -21,9 +21,10 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Literal, Optional
 
 from . import zoo_fetch
 from .errors import MissingAsset, W2SError
@@ -316,7 +317,7 @@ def _kind_of(config: Any) -> Kind:
     return "causal" if getattr(config, "is_decoder", False) else "encoder"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def resolve(name: str) -> ModelRef:
     if name in MODELS:
         entry = MODELS.get(name)

@@ -28,11 +28,11 @@ from .config import Component, ExperimentConfig, train_identity
 from .errors import W2SError
 from .loggers import log_finished
 from .losses import LOSSES
+from .methods import METHODS, Setting
 from .metrics import evaluate
 from .models import ModelRef, load, resolve
-from .methods import METHODS, Setting
-from .splits import Part, Splits, labels, make_splits
 from .runs import Steps, recorded
+from .splits import Part, Splits, labels, make_splits
 from .store import Store
 from .tasks import Example, load_task, task_component
 from .train import MODES

@@ -30,8 +30,9 @@ log-probability, an upper bound (`bounded`); a prompt where neither word appears
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import difflib
 import importlib.metadata as md
 import types
-from typing import Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 from .errors import W2SError
 

@@ -1,12 +1,37 @@
-"""Tables and plots from the run store."""
+"""Tables and plots from the run store.
+
+Names in runs (tasks, model folders, methods) are the user's: Markdown tables escape them
+(`md_escape`: no raw HTML, no links, no broken rows) and terminal labels drop control
+characters.
+"""
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 from typing import Any, Optional
 
 from .metrics import PGR, Estimate
 from .store import Store
+
+PREDICTION_ARRAYS = ("ids", "labels", "weak", "student", "ceiling")  # of predictions.npz
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def md_escape(text: Any) -> str:
+    """Text for a Markdown document or table cell, shown as written: HTML tags (`<img ...>`),
+    entities, inline links and images (`](`) and table pipes are escaped, line breaks and tabs
+    become spaces so a row stays one row, other control characters ?."""
+    text = CONTROL.sub("?", re.sub(r"[\r\n\t]+", " ", str(text)))
+    text = re.sub(r"\\(?=[!-/:-@\[-`{-~])", r"\\\\", text)  # a backslash that would escape
+    text = text.replace("|", "\\|")
+    text = text.replace("&", "&amp;").replace("<", "&lt;")
+    return text.replace("](", "]\\(")
+
+
+def terminal_text(text: Any) -> str:
+    """A name as a terminal line: control characters (escape sequences, line breaks) become ?."""
+    return CONTROL.sub("?", str(text))
 
 
 def latest_done(store: Store) -> list[dict[str, Any]]:
@@ -30,7 +55,7 @@ def label(run: dict[str, Any]) -> str:
     if method["name"] != "naive" or method["options"]:
         parts.append(component_text(method))
     parts += [component_text(c["loss"]), f"seed {c['seed']}"]
-    text = f"{task} [{', '.join(parts)}]"
+    text = terminal_text(f"{task} [{', '.join(parts)}]")
     if method["name"] == "gt_early_stop":
         text += " DIAGNOSTIC: picks epochs with test labels"
     return text
@@ -221,7 +246,7 @@ def median_pgr_table(store: Store, rounds: int = 1000, confidence: float = 0.95,
     rows = []
     a = (1 - confidence) / 2
     for (task, method), runs in sorted(groups.items()):
-        preds = [store.load_arrays(r["id"], "predictions.npz") for r in runs]
+        preds = [store.load_arrays(r["id"], "predictions.npz", PREDICTION_ARRAYS) for r in runs]
         if any(p is None for p in preds) or len({p["ids"].tobytes() for p in preds}) != 1:
             continue  # runs from before predictions were stored, or different test sets
         y = preds[0]["labels"].astype(bool)
@@ -244,15 +269,26 @@ def median_pgr_table(store: Store, rounds: int = 1000, confidence: float = 0.95,
     return rows
 
 
-def median_pgr_markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| task | method | seeds | median student acc. | median PGR [95% CI] |", "|---|---|---|---|---|"]
+def median_pgr_cells(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """The median-PGR table as (header, rows of cell text), unescaped."""
+    header = ["task", "method", "seeds", "median student acc.", "median PGR [95% CI]"]
+    cells = []
     for r in rows:
         pgr = f"{r['median_pgr']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
         if not r["gap"]:
             pgr += " (no real gap: not interpretable)"
         method = r["method"] + (" (DIAGNOSTIC, uses test labels)" if r["diagnostic"] else "")
-        lines.append(f"| {r['task']} | {method} | {len(r['seeds'])} | {r['student_accuracy']:.3f} | {pgr} |")
-    return "\n".join(lines)
+        cells.append([str(r["task"]), method, str(len(r["seeds"])), f"{r['student_accuracy']:.3f}", pgr])
+    return header, cells
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    return "\n".join(["| " + " | ".join(map(md_escape, header)) + " |", "|" + "---|" * len(header)]
+                     + ["| " + " | ".join(map(md_escape, row)) + " |" for row in rows])
+
+
+def median_pgr_markdown(rows: list[dict[str, Any]]) -> str:
+    return markdown_table(*median_pgr_cells(rows))
 
 
 def plot_methods(rows: list[dict[str, Any]], out: Path) -> Optional[Path]:
@@ -310,7 +346,7 @@ def refinement_markdown(runs: list[dict[str, Any]]) -> str:
              "| LM few-shot (weak demos) | student (same subset) | student worse than LM (weak demos) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for (task, method), rs in sorted(groups.items()):
-        def med(get: Any) -> str:
+        def med(get: Any, rs: list = rs) -> str:  # this group's runs, bound now
             return f"{np.median([get(r) for r in rs]):.3f}"
 
         ms = [r["metrics"]["method"] for r in rs]
@@ -320,8 +356,8 @@ def refinement_markdown(runs: list[dict[str, Any]]) -> str:
         for name in ("zero_shot", "fewshot_ground_truth", "fewshot_weak", "student"):
             cols.append(f"{np.median([q[name][0] for q in p]):.3f}" if all(name in q for q in p) else "-")
         worse = sum(bool(q.get("student_worse_than_unaltered")) for q in p)
-        variant = method.replace("\n", "\\n").replace("|", "\\|")  # keep the row on one line
-        lines.append(f"| {task} | {variant} | {len(rs)} | " + " | ".join(cols)
+        variant = md_escape(method.replace("\n", "\\n"))  # keep the row on one line
+        lines.append(f"| {md_escape(task)} | {variant} | {len(rs)} | " + " | ".join(cols)
                      + f" | {worse} of {len(rs)} (n={p[0]['n']}) |")
     return "\n".join(lines)
 

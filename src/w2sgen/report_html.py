@@ -17,6 +17,11 @@ both rendered from one list of blocks, so they say the same thing. Its sections:
   signed-rank test on paired differences (numpy only; see `wilcoxon_signed_rank`);
 - every run, as a table (and `--export runs.csv|runs.parquet` writes it as data).
 Runs of `w2s generate` (generative tasks) are left out: their report is generative/report.py's.
+
+Names come from the user (a model folder called `<img src=x onerror=...>`): the HTML escapes
+every text, the Markdown escapes it with `report.md_escape`, and the CSV export prefixes a cell
+that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) with `'`. A report
+or export that cannot be written ends in one line naming the path.
 """
 from __future__ import annotations
 
@@ -41,6 +46,7 @@ from .sweep import NOT_SHARED
 # ensemble's models): a ranking across pairs compares the method, not these.
 PAIR_SPECIFIC = ("ladder", "models")
 EXPORT_FORMATS = (".csv", ".parquet")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet evaluates such a cell
 COLOURS = {"weak": "#9aa5b1", "ceiling": "#1b2a41"}
 
 
@@ -131,6 +137,17 @@ def run_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def spreadsheet_safe(value: Any) -> Any:
+    """A CSV cell no spreadsheet runs as a formula: text starting with =, +, -, @, tab or CR
+    gets a leading ' (OWASP's advice); numbers and other values are unchanged."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
+def unwritable(what: str, path: Path | str, e: OSError, flag: str) -> W2SError:
+    return W2SError(f"cannot write {what} {str(path)!r}: {e.strerror or e}; pass {flag} a path "
+                    "in a folder you can write")
+
+
 def export(runs: list[dict[str, Any]], path: str | Path) -> tuple[Path, int]:
     """The per-run table as CSV or Parquet (by the file's suffix). Returns (path, rows)."""
     path = Path(path)
@@ -141,16 +158,21 @@ def export(runs: list[dict[str, Any]], path: str | Path) -> tuple[Path, int]:
     except ImportError:
         raise W2SError("--export needs pandas (it comes with `datasets`): pip install pandas") from None
     rows = run_rows(runs)
-    frame = pd.DataFrame(rows, columns=list(rows[0]) if rows else None)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".csv":
-        frame.to_csv(path, index=False)
-    else:
-        try:
-            frame.to_parquet(path, index=False)
-        except ImportError:
-            raise W2SError("--export .parquet needs pyarrow (it comes with `datasets`): "
-                           "pip install pyarrow") from None
+    csv = path.suffix.lower() == ".csv"
+    cells = [{k: spreadsheet_safe(v) for k, v in row.items()} for row in rows] if csv else rows
+    frame = pd.DataFrame(cells, columns=list(rows[0]) if rows else None)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if csv:
+            frame.to_csv(path, index=False)
+        else:
+            try:
+                frame.to_parquet(path, index=False)
+            except ImportError:
+                raise W2SError("--export .parquet needs pyarrow (it comes with `datasets`): "
+                               "pip install pyarrow") from None
+    except OSError as e:
+        raise unwritable("the export", path, e, "--export") from None
     return path, len(rows)
 
 
@@ -332,7 +354,7 @@ def accuracy_table(store: Store, runs: list[dict[str, Any]], rounds: int = 1000,
     counts_for: dict[int, np.ndarray] = {}
     rows = []
     for (task, pair, method), rs in sorted(groups.items()):
-        preds = [store.load_arrays(r["id"], "predictions.npz") for r in rs]
+        preds = [store.load_arrays(r["id"], "predictions.npz", rep.PREDICTION_ARRAYS) for r in rs]
         row: dict[str, Any] = {"task": task, "pair": pair, "method": method, "method_family": method_of(rs[0]),
                                "seeds": sorted(r["config"]["seed"] for r in rs),
                                "diagnostic": any(_diagnostic(r) for r in rs)}
@@ -606,13 +628,6 @@ def _p(p: float) -> str:
     return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
 
 
-def markdown_table_block(text: str) -> Block:
-    """A Block from a Markdown table as report.py writes it (header, rule, rows)."""
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    cells = [[c.strip() for c in ln.strip("|").split(" | ")] for ln in lines]
-    return Block("table", header=cells[0], rows=cells[2:])
-
-
 def build(store: Store, runs: list[dict[str, Any]], out_dir: Path, rounds: int = 1000,
           confidence: float = 0.95) -> list[Block]:
     """The report's blocks; figures are written to `out_dir`."""
@@ -655,7 +670,8 @@ def build(store: Store, runs: list[dict[str, Any]], out_dir: Path, rounds: int =
                         "shared test set applied to every seed), per model pair."))
     for i, (pair, rows) in enumerate(pgr_tables(store, runs, rounds)):
         blocks.append(Block("h3", pair))
-        blocks.append(markdown_table_block(rep.median_pgr_markdown(rows)))
+        header, cells = rep.median_pgr_cells(rows)
+        blocks.append(Block("table", header=header, rows=cells))
         png = rep.plot_methods(rows, out_dir / f"pgr-{i + 1}.png")
         if png:
             blocks.append(Block("figure", f"Median PGR per method, {pair}.", path=png))
@@ -763,18 +779,18 @@ figcaption { font-size: 0.85em; color: #555; }
 
 
 def render_markdown(blocks: list[Block], out_dir: Path) -> str:
+    """The blocks as Markdown; every text is escaped (`report.md_escape`), as the HTML is."""
+    e = rep.md_escape
     out = []
     for b in blocks:
         if b.kind in ("h1", "h2", "h3"):
-            out.append("#" * int(b.kind[1]) + " " + b.text)
+            out.append("#" * int(b.kind[1]) + " " + e(b.text))
         elif b.kind == "p":
-            out.append(b.text)
+            out.append(e(b.text))
         elif b.kind == "table":
-            esc = [[c.replace("|", "\\|") for c in row] for row in [b.header, *b.rows]]
-            out.append("\n".join(["| " + " | ".join(esc[0]) + " |", "|" + "---|" * len(b.header)]
-                                 + ["| " + " | ".join(row) + " |" for row in esc[1:]]))
+            out.append(rep.markdown_table(b.header, b.rows))
         elif b.kind == "figure" and b.path is not None:
-            out.append(f"![{b.text}]({b.path.relative_to(out_dir).as_posix()})\n\n*{b.text}*")
+            out.append(f"![{e(b.text)}]({b.path.relative_to(out_dir).as_posix()})\n\n*{e(b.text)}*")
     return "\n\n".join(out) + "\n"
 
 
@@ -804,11 +820,14 @@ def write_report(store: Store, runs: list[dict[str, Any]], out_dir: str | Path,
                  rounds: int = 1000, confidence: float = 0.95) -> tuple[Path, Path]:
     """report.html (self-contained) and report.md (with its PNGs) in `out_dir`."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    blocks = build(store, runs, out_dir, rounds, confidence)
-    html_path, md_path = out_dir / "report.html", out_dir / "report.md"
-    html_path.write_text(render_html(blocks), encoding="utf-8")
-    md_path.write_text(render_markdown(blocks, out_dir), encoding="utf-8")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        blocks = build(store, runs, out_dir, rounds, confidence)
+        html_path, md_path = out_dir / "report.html", out_dir / "report.md"
+        html_path.write_text(render_html(blocks), encoding="utf-8")
+        md_path.write_text(render_markdown(blocks, out_dir), encoding="utf-8")
+    except OSError as e:
+        raise unwritable("the report to", out_dir, e, "--out") from None
     return html_path, md_path
 
 

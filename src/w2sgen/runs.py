@@ -11,8 +11,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -53,7 +54,7 @@ class StepMark:
 class Steps:
     """Times and caches the steps of one run, printing each as it ends."""
 
-    def __init__(self, store: "Store", quiet: bool = False):
+    def __init__(self, store: Store, quiet: bool = False):
         self.store, self.quiet = store, quiet
         self.timings: dict[str, Any] = {}
         self._inner: list[float] = []  # per open step: seconds spent in the steps inside it
@@ -87,7 +88,7 @@ class Steps:
 
 
 @contextmanager
-def recorded(store: "Store", cfg: RunConfig, steps: Steps, exclusive: bool = False) -> Iterator[int]:
+def recorded(store: Store, cfg: RunConfig, steps: Steps, exclusive: bool = False) -> Iterator[int]:
     """A run row for `cfg` for the duration of the block; yields its id. The block calls
     `store.finish_run` when done; leaving it by an exception ends the row instead."""
     run_id = store.start_run(cfg, exclusive)

@@ -9,8 +9,17 @@ Layout under the store folder:
 Writes go to a temporary file that is renamed into place, and each database change is one
 transaction, so a run killed at any moment leaves every finished step and run intact. A run
 killed without a chance to record it (kill -9, power loss) stays `running`; each row names the
-process that owns it, and `mark_stale` turns rows whose process is gone into `killed`. Several
-processes may share a store: the database is in WAL mode with a 30 s busy timeout.
+process that owns it, and `mark_stale` (run by every open of a store) turns rows whose process
+is gone into `killed`. Several processes may share a store: the database is in WAL mode with a
+30 s busy timeout.
+
+Damage is read around, never repaired by deleting what is stored: a cache entry that cannot be
+read, or that holds another key's arrays (each entry carries its own name), is a miss and is
+recomputed; a run's damaged JSON column is read from its artifacts (metrics.json, config.yaml)
+or the run is left out with a warning; a damaged predictions.npz is reported without; a
+database sqlite cannot read is one error line saying how to start afresh without losing the
+cache. Configs, metrics and errors are recorded through `endpoint.redact`: no API key or URL
+userinfo reaches the database or config.yaml.
 """
 from __future__ import annotations
 
@@ -22,16 +31,20 @@ import re
 import shutil
 import socket
 import sqlite3
+import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
+import yaml
 
-from .config import dump_yaml, stable_hash
+from .config import stable_hash
+from .endpoint import redact, redact_tree
 from .errors import W2SError
 
 if TYPE_CHECKING:
@@ -136,6 +149,9 @@ def temp_prefix() -> str:
 
 
 TEMP_NAME = re.compile(r"\.tmp-([0-9a-f]{8})-(\d+)-")
+# Inside every cache entry: the entry's own name, so a file swapped or copied in from another
+# key reads as a miss instead of handing a step the wrong arrays.
+KEY_ARRAY = "__w2s_key__"
 
 
 def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
@@ -164,6 +180,7 @@ class RunTaken(Exception):
 class Store:
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        self._warned: set[str] = set()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             with self._db() as db:
@@ -182,10 +199,27 @@ class Store:
             except sqlite3.OperationalError:  # a read-only store: report from it as it is
                 self.stale = []
         except (OSError, sqlite3.DatabaseError) as e:
-            hint = ("; the database file is damaged: move it away (runs.sqlite) to start a new "
-                    "store, the cached steps under cache/ are re-used" if isinstance(e, sqlite3.DatabaseError)
+            db_file = self.root / "runs.sqlite"
+            hint = (f"; {db_file} is a folder, not a database: move it away" if db_file.is_dir()
+                    else "; check that the folder is writable" if isinstance(e, sqlite3.OperationalError)
                     else "")
             raise W2SError(f"cannot use run store {str(self.root)!r}: {e}{hint}") from None
+
+    def damaged(self, e: Exception) -> W2SError:
+        """The one line for a database sqlite cannot read: what to do, and that nothing else
+        in the store is lost."""
+        db = self.root / "runs.sqlite"
+        return W2SError(f"cannot use run store {str(self.root)!r}: its database runs.sqlite is "
+                        f"damaged ({e}); move it aside (mv {db} {db}.damaged) to start a fresh one "
+                        "- the cached steps under cache/ and the artifacts are kept and re-used - "
+                        f"and `sqlite3 {db}.damaged .recover` may rescue its rows")
+
+    def _warn(self, message: str) -> None:
+        """A one-line warning on stderr, once per store object: something stored is damaged
+        and was read around, not lost."""
+        if message not in self._warned:
+            self._warned.add(message)
+            print(f"warning: {message}", file=sys.stderr, flush=True)
 
     # ------------------------------------------------------------------ cache
 
@@ -199,22 +233,34 @@ class Store:
         if path.is_file():
             try:
                 with np.load(path, allow_pickle=False) as z:
-                    return {k: z[k] for k in z.files}, True
+                    arrays = {k: z[k] for k in z.files}
             except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-                path.unlink(missing_ok=True)  # unreadable: recompute rather than fail
+                arrays = None
+            if arrays is not None:
+                tag = arrays.pop(KEY_ARRAY, None)
+                if tag is None or str(tag) == path.stem:  # untagged: written before tags
+                    return arrays, True
+            # unreadable, or another entry's arrays (a file swapped or copied in): a miss
+            path.unlink(missing_ok=True)
         arrays = compute()
-        atomic_write(path, lambda f: np.savez(f, **arrays))
+        atomic_write(path, lambda f: np.savez(f, **arrays, **{KEY_ARRAY: np.array(path.stem)}))
         return arrays, False
 
     # ------------------------------------------------------------------ runs
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
+        """A connection in one transaction. A damaged database (not sqlite, malformed) raises
+        the one-line `damaged` error; operational errors (locked, read-only) pass through."""
         db = sqlite3.connect(self.root / "runs.sqlite", timeout=30)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             with db:
                 yield db
+        except sqlite3.DatabaseError as e:
+            if isinstance(e, sqlite3.OperationalError):
+                raise
+            raise self.damaged(e) from None
         finally:
             db.close()
 
@@ -233,17 +279,19 @@ class Store:
                 for run_id, status, owner in rows.fetchall():
                     if status == "done" or live_elsewhere(owner):
                         raise RunTaken(run_id, status, owner or "")
+            config = redact_tree(cfg.to_dict())  # no key or URL userinfo is ever stored
             cur = db.execute(
                 "INSERT INTO runs (name, config_hash, config, status, started, versions, owner) "
                 "VALUES (?, ?, ?, 'running', ?, ?, ?)",
-                (cfg.name, cfg.hash(), json.dumps(cfg.to_dict()), time.time(), json.dumps(versions()),
-                 process_owner()))
+                (redact(cfg.name), cfg.hash(), json.dumps(config), time.time(),
+                 json.dumps(versions()), process_owner()))
             run_id = int(cur.lastrowid)
         art = self.root / "artifacts" / str(run_id)
-        atomic_write(art / "config.yaml", lambda f: f.write(dump_yaml(cfg)), "w")
+        atomic_write(art / "config.yaml", lambda f: f.write(yaml.safe_dump(config, sort_keys=False)), "w")
         return run_id
 
     def finish_run(self, run_id: int, metrics: dict, timings: dict) -> None:
+        metrics = redact_tree(metrics)  # e.g. an endpoint's name
         atomic_write(self.root / "artifacts" / str(run_id) / "metrics.json",
                      lambda f: json.dump(metrics, f, indent=2), "w")
         with self._db() as db:
@@ -255,17 +303,31 @@ class Store:
         atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
         return path
 
-    def load_arrays(self, run_id: int, name: str) -> Optional[dict[str, np.ndarray]]:
+    def load_arrays(self, run_id: int, name: str, need: tuple[str, ...] = ()
+                    ) -> Optional[dict[str, np.ndarray]]:
+        """A run's stored arrays, or None when there are none; a damaged file, or one without
+        every array in `need`, is warned about and read as none (the file is left as it is)."""
         path = self.root / "artifacts" / str(run_id) / name
         if not path.is_file():
             return None
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            self._warn(f"{path} is damaged (not a readable .npz file); run {run_id} is "
+                       "reported without it (its numbers in runs.sqlite are kept)")
+            return None
+        missing = [k for k in need if k not in arrays]
+        if missing:
+            self._warn(f"{path} is damaged (no {', '.join(missing)} array); run {run_id} is "
+                       "reported without it (its numbers in runs.sqlite are kept)")
+            return None
+        return arrays
 
     def end_run(self, run_id: int, status: str, error: str, timings: dict) -> None:
         with self._db() as db:
             db.execute("UPDATE runs SET status=?, finished=?, error=?, timings=? WHERE id=?",
-                       (status, time.time(), error, json.dumps(timings), run_id))
+                       (status, time.time(), redact(error), json.dumps(timings), run_id))
 
     def runs(self, status: Optional[str] = None) -> list[dict[str, Any]]:
         query = "SELECT * FROM runs" + (" WHERE status=?" if status else "") + " ORDER BY id"
@@ -317,10 +379,46 @@ class Store:
         with self._db() as db:
             db.row_factory = sqlite3.Row
             rows = db.execute(query, params).fetchall()
-        out = []
-        for r in rows:
-            d = dict(r)
-            for k in ("config", "metrics", "timings", "versions"):
-                d[k] = json.loads(d[k]) if d[k] else None
-            out.append(d)
-        return out
+        return [d for d in (self._decode(dict(r)) for r in rows) if d is not None]
+
+    def _decode(self, d: dict[str, Any]) -> Optional[dict[str, Any]]:
+        """A row with its JSON columns read. A damaged column (not JSON, or not a mapping) is
+        read from the run's artifacts where they hold a copy (metrics.json, config.yaml), else
+        left empty; a run whose config, or a finished run whose metrics, cannot be read at all
+        is left out, with a warning: nothing is rewritten or deleted."""
+        for k in ("config", "metrics", "timings", "versions"):
+            raw = d.get(k)
+            if not raw:
+                d[k] = None
+                continue
+            try:
+                value = json.loads(raw)
+            except (ValueError, TypeError):
+                value = None
+            if isinstance(value, dict):
+                d[k] = value
+                continue
+            d[k], copy = self._artifact_copy(d["id"], k)
+            if d[k] is not None:
+                self._warn(f"run store {str(self.root)!r}: run {d['id']} has damaged {k} in "
+                           f"runs.sqlite; read them from {copy}")
+            elif k == "config" or (k == "metrics" and d.get("status") == "done"):
+                where = f" nor in {copy}" if copy else ""
+                self._warn(f"run store {str(self.root)!r}: run {d['id']} is left out: its {k} "
+                           f"are damaged in runs.sqlite{where}; rerun its configuration (w2s run) "
+                           "to replace it")
+                return None
+        return d
+
+    def _artifact_copy(self, run_id: int, column: str) -> tuple[Optional[dict], Optional[Path]]:
+        """A run's config or metrics as its artifacts folder keeps them, when readable."""
+        name = {"config": "config.yaml", "metrics": "metrics.json"}.get(column)
+        if name is None:
+            return None, None
+        path = self.root / "artifacts" / str(run_id) / name
+        try:
+            text = path.read_text(encoding="utf-8")
+            value = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
+        except (OSError, ValueError, yaml.YAMLError):
+            return None, path
+        return (value, path) if isinstance(value, dict) else (None, path)

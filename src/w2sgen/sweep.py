@@ -194,6 +194,8 @@ def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, wh
         lines = [f"{msg} (cell {cs[0]!r}{f' and {len(cs) - 1} more' if len(cs) > 1 else ''})"
                  if cs else msg for msg, cs in errors.items()]
         n = sum(len(cs) for cs in errors.values()) or len(errors)
+        if len(lines) == 1:  # one problem: one line
+            raise W2SError(f"suite {where!r}: {n} invalid cell(s), nothing was run: {lines[0]}")
         raise W2SError(f"suite {where!r}: {n} invalid cell(s), nothing was run:\n  "
                        + "\n  ".join(lines))
     return cells, merged

@@ -82,6 +82,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -338,7 +339,7 @@ def simulate_seed(seed: int, cfg: TheoryConfig = TheoryConfig(), ns: Sequence[in
     oracle, _ = full.best(preds[:, ks] + cfg.sigma * eps, beta)
     paths = {N: full}
     nB, nT, nn = len(biases), len(taus), len(ns)
-    out = {"oracle": np.float64(oracle)}
+    out: dict[str, Any] = {"oracle": np.float64(oracle)}
     out.update({k: np.zeros((nB, nT)) for k in METRICS_BT})
     out.update({k: np.zeros((nB, nT, nn)) for k in METRICS_BTN})
     for ib, bias in enumerate(biases):
@@ -392,11 +393,11 @@ def bootstrap_ci(values: np.ndarray, reps: int = 2000, level: float = 0.95,
 
 def fit_rate(ns: Sequence[int], values: Sequence[float], n_min: int = 1) -> float:
     """Least-squares slope of -log(values) against n over n >= n_min: an exponential rate."""
-    ns, values = np.asarray(ns, dtype=float), np.asarray(values, dtype=float)
-    keep = (ns >= n_min) & (values > 0)
+    n_arr, v_arr = np.asarray(ns, dtype=float), np.asarray(values, dtype=float)
+    keep = (n_arr >= n_min) & (v_arr > 0)
     if keep.sum() < 2:
         return float("nan")
-    return float(-np.polyfit(ns[keep], np.log(values[keep]), 1)[0])
+    return float(-np.polyfit(n_arr[keep], np.log(v_arr[keep]), 1)[0])
 
 
 @dataclass

@@ -20,8 +20,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -278,7 +279,7 @@ class _Classifier(nn.Module):
         return self.head(feats.backbone_forward(self.backbone, batch, self.pooling))
 
 
-def prepare(learner: "Learner", device: str) -> str:
+def prepare(learner: Learner, device: str) -> str:
     """Before a backbone mode trains: its concrete precision, and its memory estimate printed
     in one line (on a GPU, a run that cannot fit stops here, naming the setting to change).
     Runs before the seed is set: resolving `auto` may benchmark, which draws random numbers."""

@@ -88,7 +88,7 @@ class GenerativeConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def resolved(self) -> "GenerativeConfig":
+    def resolved(self) -> GenerativeConfig:
         """`finetune.precision: auto` made concrete for the device (see ExperimentConfig)."""
         from ..hardware import resolve_precision
 

@@ -9,9 +9,10 @@ the options' types and bounds are in the signature, where the config checks them
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import numpy as np
 
@@ -44,7 +45,7 @@ METHODS: Registry[Callable[..., tuple[Arrays, dict[str, Any]]]] = Registry("meth
 class Setting:
     """What a method works with: the run's context, the splits, both models, the supervisor."""
 
-    ctx: "Context"
+    ctx: Context
     splits: Splits
     weak_ref: ModelRef
     strong_ref: ModelRef

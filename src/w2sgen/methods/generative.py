@@ -132,8 +132,13 @@ def _train_and_save(ref: ModelRef, texts: list[str], out: Path, device: str, obj
 def _adapt_seeded(ref: ModelRef, texts: list[str], out: Path, device: str, objective: str,
                   epochs: int, lr: float, batch_size: int, max_length: int) -> dict[str, Any]:
     import torch
-    from transformers import (AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM,
-                              AutoTokenizer, DataCollatorForLanguageModeling)
+    from transformers import (
+        AutoModel,
+        AutoModelForCausalLM,
+        AutoModelForMaskedLM,
+        AutoTokenizer,
+        DataCollatorForLanguageModeling,
+    )
 
     from ..train import optimise
 
@@ -176,7 +181,7 @@ def _adapt_seeded(ref: ModelRef, texts: list[str], out: Path, device: str, objec
         count = int((labels != -100).sum())  # clm: the model shifts, a row's first token is no target
         if count == 0:  # nothing masked in this batch (tiny texts): no loss to learn from
             return None
-        return lm(**{k: v.to(device) for k, v in batch.items()}).loss, count
+        return lm(**{k: v.to(device) for k, v in batch.items()}).loss, count  # noqa: F821  (deleted after training, not before)
 
     lm.train()
     hist = optimise([p for p in lm.parameters() if p.requires_grad], batch_loss, len(rows),

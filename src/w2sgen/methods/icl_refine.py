@@ -42,12 +42,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Annotated, Any, Literal, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, Optional, Union
 
 import numpy as np
 
 from ..config import stable_hash
-from ..endpoint import Client
+from ..endpoint import ENDPOINT_FORM, Client, check_endpoint
 from ..errors import W2SError
 from ..hardware import resolve_precision
 from ..metrics import mean_ci
@@ -57,7 +58,6 @@ from ..prompting import EndpointScorer, PrefixScorer, PromptFormat, PromptTokens
 from ..splits import labels
 from ..tasks import TASKS, Example, task_component
 from . import METHODS, Arrays, ModelName, Setting
-
 
 
 def prompt_text(e: Example) -> str:
@@ -245,12 +245,13 @@ def prompt_format(s: Setting, instruction: Optional[str], words: Optional[list],
                         template or PromptFormat.template)
 
 
+Endpoint = Annotated[dict, Check(lambda d: check_endpoint(d, "method.lm") is None, ENDPOINT_FORM)]
 LabelWords = Annotated[list[Annotated[str, Check(str.strip, "a non-blank word")]],
                       Check(lambda w: len(w) == 2, "two label words [negative, positive]")]
 
 
 @METHODS.register("icl_refine")
-def icl_refine(s: Setting, *, lm: Union[Literal["strong"], ModelName, dict] = "strong", k: Annotated[int, Ge(0)] = 4,
+def icl_refine(s: Setting, *, lm: Union[Literal["strong"], ModelName, Endpoint] = "strong", k: Annotated[int, Ge(0)] = 4,
                batch: Literal["loo", "fixed"] = "loo", balance: bool = False,
                chunk: PositiveInt = 64, instruction: Optional[str] = None,
                words: Optional[LabelWords] = None, template: Optional[str] = None,

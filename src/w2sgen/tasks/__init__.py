@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Optional
 
 from ..config import Component
 from ..errors import W2SError
@@ -48,8 +49,12 @@ FILE_SUFFIXES = (".csv", ".jsonl", ".json")
 
 def task_component(comp: Component) -> Component:
     """`task: data/my.csv` is shorthand for `task: {name: file, path: data/my.csv}`."""
-    if comp.name not in TASKS and comp.name.lower().endswith(FILE_SUFFIXES):
-        return Component("file", {"path": comp.name, **comp.options})
+    if comp.name not in TASKS:
+        if comp.name.lower().endswith(FILE_SUFFIXES):
+            return Component("file", {"path": comp.name, **comp.options})
+        from .files import check_task_name
+
+        check_task_name(comp.name)
     return comp
 
 

@@ -17,8 +17,7 @@ from typing import Any, Optional
 
 from ..errors import MissingAsset, W2SError
 from ..paths import home
-from . import (TASKS, Example, TaskSpec, balance, binarize_choices, dedupe,
-               pairwise_example, text_id)
+from . import TASKS, Example, TaskSpec, balance, binarize_choices, dedupe, pairwise_example, text_id
 
 VERSION = "1.0.0"
 MEMBER_PREFIX = f"bigbench-{VERSION}/bigbench/benchmark_tasks/"

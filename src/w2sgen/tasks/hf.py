@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Optional
 
 from ..errors import W2SError
 from . import TASKS, Example, TaskSpec, binarize_choices, pairwise_example, text_id

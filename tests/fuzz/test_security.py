@@ -1,0 +1,176 @@
+"""Low-severity security (issue 16): names escaped in report.md and the terminal, spreadsheet
+formulas defused in the CSV export, keys and URL userinfo redacted from errors, the database and
+config.yaml, and offline defaults set when the library is imported."""
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+
+import harness
+import pytest
+
+from w2sgen import report_html
+from w2sgen.cli import main
+from w2sgen.config import load_config
+from w2sgen.endpoint import Client, redact, redact_tree
+from w2sgen.errors import W2SError
+from w2sgen.report import latest_done, md_escape
+from w2sgen.report_html import spreadsheet_safe
+from w2sgen.store import Store
+
+XSS = "<img src=x onerror=alert(6)>"
+FORMULA = '=HYPERLINK("http://evil.example/","click")'
+TASK_FILE = '@SUM(1+1)|x\n[click](javascript:alert(1)).csv'
+ANSI = "\x1b[31mred\x1b[0m"
+KEY = "sk-proj-Xy7Wq2Lm9Np4Rs8Tv3Uz6Ab1Cd5Ef0Gh"
+
+
+@pytest.fixture(scope="session")
+def seeded(tmp_path_factory):
+    """The store seeded with one finished tiny run, and its snapshot (shared by the fuzz tests)."""
+    return harness.seeded_once(tmp_path_factory)
+
+
+@pytest.fixture
+def hostile_store(seeded, tmp_path):
+    """A copy of the seeded store whose run names hostile things: an HTML tag as the weak model,
+    a spreadsheet formula as the strong model, a task file whose name breaks tables and links,
+    a terminal escape sequence as the method's option."""
+    root = tmp_path / "store"
+    shutil.copytree(seeded[0], root, ignore=shutil.ignore_patterns("runs.sqlite-*"))
+    with contextlib.closing(sqlite3.connect(root / "runs.sqlite")) as db, db:
+        (config,) = db.execute("SELECT config FROM runs WHERE id=1").fetchone()
+        c = json.loads(config)
+        c["weak_model"], c["strong_model"] = XSS, FORMULA
+        c["task"] = {"name": TASK_FILE, "options": {}}
+        c["loss"] = {"name": "logconf", "options": {"balance": ANSI}}
+        db.execute("UPDATE runs SET config=? WHERE id=1", (json.dumps(c),))
+    return Store(root)
+
+
+def cells(line):
+    return re.split(r"(?<!\\) \| ", line[2:-2])
+
+
+def test_markdown_report_escapes_names_and_html_is_safe(hostile_store, tmp_path):
+    html_path, md_path = report_html.write_report(hostile_store, latest_done(hostile_store),
+                                                  tmp_path / "report", rounds=50)
+    md, page = md_path.read_text(), html_path.read_text()
+    assert "&lt;img src=x onerror=alert(6)>" in md and "<img src=x" not in md
+    assert "](javascript" not in md and "]\\(javascript" in md
+    assert "\x1b" not in md
+    tables, current = [], []
+    for line in md.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    assert len(tables) >= 4
+    for table in tables:  # every row has as many cells as its header: no name broke a row
+        header, *rows = [cells(line) for line in table if not line.startswith("|---")]
+        assert all(len(r) == len(header) for r in rows), table
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(6)&gt;" in page
+
+
+def test_md_escape():
+    assert md_escape(XSS) == "&lt;img src=x onerror=alert(6)>"
+    assert md_escape("a|b\nc") == "a\\|b c"
+    assert md_escape("[x](javascript:alert(1))") == "[x]\\(javascript:alert(1))"
+    assert md_escape("minilm-l6 -> mpnet-base (probe)") == "minilm-l6 -> mpnet-base (probe)"
+    assert md_escape("0.700 [0.610, 0.790]") == "0.700 [0.610, 0.790]"
+
+
+def test_csv_export_defuses_formulas(hostile_store, tmp_path):
+    pytest.importorskip("pandas")
+    path, n = report_html.export(latest_done(hostile_store), tmp_path / "runs.csv")
+    (row,) = list(csv.DictReader(path.open(newline="", encoding="utf-8")))
+    assert n == 1 and row["strong_model"] == "'" + FORMULA
+    assert row["task"].startswith("'@SUM(1+1)")
+    assert row["weak_model"] == XSS  # not a formula: as it is
+    assert float(row["student_accuracy"]) > 0  # numbers stay numbers
+    for cell in row.values():  # no text cell starts a formula (numbers like -0.05 are numbers)
+        with contextlib.suppress(ValueError):
+            float(cell)
+            continue
+        assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
+    for v in ("=1+1", "+1", "-1", "@A1", "\tx", "\rx"):
+        assert spreadsheet_safe(v) == "'" + v
+    assert spreadsheet_safe(-1.5) == -1.5 and spreadsheet_safe("a=b") == "a=b"
+
+
+def test_terminal_report_drops_control_characters(hostile_store, tmp_path, capsys):
+    assert main(["report", "--store", str(hostile_store.root), "--out", str(tmp_path / "r.png")]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "?[31mred?[0m" in out
+
+
+# ---------------------------------------------------------------------------- redaction
+
+
+def test_redact_shapes():
+    assert redact(f"http://user:{KEY}@127.0.0.1:9/v1") == "http://***@127.0.0.1:9/v1"
+    assert redact("https://ghp-token@github.com/x") == "https://***@github.com/x"
+    assert redact(f"key {KEY}.") == "key ***."
+    assert redact("Authorization: Bearer abc.def-123456") == "Authorization: Bearer ***"
+    assert redact("hf_AbCdEfGhIjKlMnOpQrStUvWxYz012345") == "***"
+    assert redact("AKIAABCDEFGHIJKLMNOP") == "***"
+    assert redact("Zq9xWv8uTs7rQp6oNm5lKj4iHg3f") == "***"
+    assert redact("the secret", "secret") == "the ***"
+    for keep in ("mistralai/Mistral-7B-Instruct-v0.3", "MiniLM-L12-H384-uncased-finetuned-squad2",
+                 "3f5e2c0d9a7b6e1f3f5e2c0d9a7b6e1f", "multiemo_pos_neg", "hf_datasets_offline",
+                 "https://api.openai.com/v1", "run 3 of config 1a2b3c4d5e6f7a8b"):
+        assert redact(keep) == keep
+    assert redact_tree({"a": [KEY, 1.5, None], KEY: True}) == {"a": ["***", 1.5, None], "***": True}
+
+
+def test_the_store_records_no_key(tmp_path):
+    lm = {"name": "openai", "base_url": f"http://user:{KEY}@127.0.0.1:9/v1", "model": "m"}
+    cfg = load_config(None, ["method=icl_refine", f"method.lm={json.dumps(lm)}", f"name=run {KEY}",
+                             f"store={tmp_path}"])
+    store = Store(tmp_path)
+    run_id = store.start_run(cfg)
+    store.end_run(run_id, "failed", f"W2SError: cannot reach http://user:{KEY}@127.0.0.1:9/v1", {})
+    other = store.start_run(cfg)
+    store.finish_run(other, {"method": {"lm": f"m @ http://user:{KEY}@127.0.0.1:9/v1"}}, {})
+    dump = harness.store_dump(tmp_path)
+    assert KEY not in dump and "http://***@127.0.0.1:9/v1" in dump
+    row = next(r for r in store.runs() if r["id"] == run_id)
+    assert row["config"]["method"]["options"]["lm"]["base_url"] == "http://***@127.0.0.1:9/v1"
+    assert row["config_hash"] == cfg.hash()  # the identity is the real config's
+
+
+def test_endpoint_client_never_shows_a_key(monkeypatch):
+    with pytest.raises(W2SError) as e:
+        Client("http://127.0.0.1:9/v1", "m", api_key_env=KEY, where="method.lm")
+    assert KEY not in str(e.value) and "not the key itself" in str(e.value)
+    monkeypatch.setenv("W2S_TEST_KEY", "plain-secret-value")
+    c = Client(f"http://user:{KEY}@127.0.0.1:9/v1", "m", api_key_env="W2S_TEST_KEY", retries=0)
+    assert KEY not in c.name + repr(c) and "***@127.0.0.1" in c.name
+    assert c.redact("echo plain-secret-value") == "echo ***"
+    with pytest.raises(W2SError) as e:
+        c.post("completions", {"prompt": "x"})
+    assert "cannot reach http://***@127.0.0.1:9/v1/completions" in str(e.value)
+    assert KEY not in str(e.value) and "plain-secret-value" not in str(e.value)
+
+
+# ------------------------------------------------------------------------------ offline
+
+
+def test_importing_the_library_sets_the_offline_defaults():
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")}
+    code = ("import os, w2sgen; print(os.environ['HF_HUB_OFFLINE'], os.environ['TRANSFORMERS_OFFLINE'], "
+            "os.environ['HF_DATASETS_OFFLINE'])")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "1", "1"]
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "HF_HUB_OFFLINE": "0"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "1", "1"]  # the user's choice stands
