@@ -25,7 +25,8 @@ demo: assets
 
 test: assets
 	$(W2S) pull smollm2-135m minilm-l3
-	$(PY) -m pytest
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(PY) -m pytest -m 'slow or not slow'  # every tier (plain pytest: the fast one)
 
 report: setup
 	$(W2S) report
