@@ -105,7 +105,10 @@ class ExperimentConfig:
         from .hardware import resolve_precision
 
         device = self.torch_device()
-        features = dataclasses.replace(self.features, precision=resolve_precision(
+        # Features on a CPU: fp32 through ONNX Runtime was faster than torch's bf16 even with
+        # native bf16 units, and bf16 MPNet features miss cosine 0.999 to fp32 (docs/speed.md)
+        features = dataclasses.replace(self.features, precision="fp32" if (
+            self.features.precision == "auto" and device == "cpu") else resolve_precision(
             self.features.precision, device, "features.precision"))
         # the probe trains a linear head on cached features in fp32, whatever is asked
         train_precision = "fp32" if self.train.mode == "probe" else resolve_precision(

@@ -22,7 +22,7 @@ from typing import Any, Optional
 import numpy as np
 
 from . import features as feats
-from . import memory
+from . import memory, onnx_features
 from .assets import require
 from .config import Component, ExperimentConfig, train_identity
 from .errors import W2SError
@@ -157,12 +157,18 @@ class Context:
         pooling = f.pooling_for(ref)
         key = {"model": ref.identity, "examples": content_hash(examples), "pooling": pooling,
                "max_length": f.max_length, "precision": f.precision}
+        onnx = (f.precision == "fp32" and ref.kind == "encoder" and self.cfg.torch_device() == "cpu"
+                and onnx_features.available())
+        if onnx:  # the CPU's fast fp32 path; entries computed by torch keep their keys
+            key["runtime"] = "onnxruntime"
+        extract = onnx_features.extract if onnx else feats.extract
+        extra = {"identity": ref.identity} if onnx else {}
 
         def compute() -> dict[str, np.ndarray]:
             model, tok = self.backbone(ref)
-            x = feats.extract(model, tok, examples, pooling=pooling, max_length=f.max_length,
-                              batch_size=f.batch_size, precision=f.precision,
-                              join_pairs=ref.kind == "causal", desc=f"{ref.name} {split}")
+            x = extract(model, tok, examples, pooling=pooling, max_length=f.max_length,
+                        batch_size=f.batch_size, precision=f.precision,
+                        join_pairs=ref.kind == "causal", desc=f"{ref.name} {split}", **extra)
             return {"x": x, "ids": ids_of(examples)}
 
         arrays = self.cached(f"features {ref.name} {split}", "features", key, compute)
