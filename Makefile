@@ -36,7 +36,10 @@ offline-suite: assets
 	scripts/offline_suite.sh
 
 bench: assets
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[bench]"
+	$(PY) benchmarks/encode.py --setup-envs  # sentence-transformers' ONNX/OpenVINO backends, kept apart
 	$(PY) benchmarks/encode.py
+	$(PY) benchmarks/memory.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -72,7 +72,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
               + (f", memory {p.memory_bytes / 2**30:.1f} GiB" if p.memory_bytes else ""))
         print(f"  matmul fp32 {p.fp32_gflops:.1f} GFLOP/s, bf16 {p.bf16_gflops:.1f} GFLOP/s "
               f"({p.bf16_gflops / max(p.fp32_gflops, 1e-9):.2f}x fp32)")
-        print(f"  precision auto = {p.auto_precision}")
+        print(f"  precision auto = {p.auto_precision} (training, LM scoring, generation)")
+        if dev == "cpu":
+            from . import onnx_features
+
+            print("  features auto = fp32, encoders through "
+                  + ("ONNX Runtime" if onnx_features.available() else "torch (onnxruntime not installed)"))
     print(f"data home {home()} (W2S_HOME); measurements cached in {home() / 'hardware.json'}")
     root = home()
     while not root.exists():
