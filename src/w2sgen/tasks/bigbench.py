@@ -7,6 +7,7 @@ extracted from the archive on first use.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import subprocess
@@ -20,6 +21,8 @@ from ..paths import home
 from . import TASKS, Example, TaskSpec, balance, binarize_choices, dedupe, pairwise_example, text_id
 
 VERSION = "1.0.0"
+# of the sdist as PyPI served it on 2026-12-02: pip pins the version, this pins the bytes
+SDIST_SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"
 MEMBER_PREFIX = f"bigbench-{VERSION}/bigbench/benchmark_tasks/"
 
 # task folder inside benchmark_tasks/ -> registered name
@@ -86,6 +89,12 @@ def pull() -> None:
                f"bigbench=={VERSION}", "-d", str(data_dir())]
         print("+", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
+        digest = hashlib.sha256(sdist_path().read_bytes()).hexdigest()
+        if digest != SDIST_SHA256:
+            sdist_path().unlink()
+            raise W2SError(f"bigbench: the bigbench=={VERSION} sdist has sha256 {digest[:12]}..., "
+                           f"pinned {SDIST_SHA256[:12]}...; run `w2s pull bigbench` again (if it "
+                           "fails again, the package on PyPI changed: do not use it)")
     else:
         print(f"bigbench: already downloaded at {sdist_path()}")
     folders = [f for f in FOLDERS.values() if f != "hhh_alignment"]
