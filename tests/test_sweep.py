@@ -289,7 +289,8 @@ def test_adding_a_method_runs_only_its_cells_and_failures_do_not_stop(reference,
     assert out.count("skipped ") == 0 and "4 already finished, 4 to run" in out
     assert out.count("FAILED   ") == 2 and "no-such-model" in out
     runs = Store(root).runs()
-    assert sorted(r["status"] for r in runs[4:]) == ["done", "done", "failed", "failed"]
+    # the broken cells fail as their models resolve, before a run row is written
+    assert sorted(r["status"] for r in runs[4:]) == ["done", "done"]
     for r in runs[4:]:
         if r["status"] == "done":  # features, supervisor and ceiling came from the cache
             assert [k for k, t in r["timings"].items() if not t["cached"]] == ["data", "student", "evaluate"]
