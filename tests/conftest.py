@@ -53,16 +53,21 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory) -> Path:
+    return save_llama(tmp_path_factory.mktemp("tiny-llama"), hidden_size=32, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, intermediate_size=48,
+                      max_position_embeddings=64)
+
+
+def save_llama(path: Path, **sizes) -> Path:
+    """A randomly initialised (seed 0) Llama of the given sizes with the tiny causal tokenizer,
+    saved to `path`."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
     tok = tiny_tokenizer(causal=True)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, intermediate_size=48,
-                      max_position_embeddings=64, pad_token_id=0, eos_token_id=4,
-                      architectures=["LlamaForCausalLM"])
-    path = tmp_path_factory.mktemp("tiny-llama")
+    cfg = LlamaConfig(vocab_size=len(tok), pad_token_id=0, eos_token_id=4,
+                      architectures=["LlamaForCausalLM"], **sizes)
     LlamaForCausalLM(cfg).save_pretrained(path)
     tok.save_pretrained(path)
     return path

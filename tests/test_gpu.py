@@ -34,19 +34,11 @@ def llama_512_dir(tmp_path_factory):
     """A Llama of 4 blocks at d=512 (11.6M parameters): at 16 x 128 tokens its parameter,
     gradient and optimizer state (~230 MB in fp32) and its activations (~350 MB) are of
     the same size, so the comparison below tests both halves of the estimate."""
-    from conftest import tiny_tokenizer
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from conftest import save_llama
 
-    torch.manual_seed(0)
-    tok = tiny_tokenizer(causal=True)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=512, num_hidden_layers=4,
+    return save_llama(tmp_path_factory.mktemp("llama-512"), hidden_size=512, num_hidden_layers=4,
                       num_attention_heads=8, num_key_value_heads=4, intermediate_size=1376,
-                      max_position_embeddings=256, pad_token_id=0, eos_token_id=4,
-                      architectures=["LlamaForCausalLM"])
-    path = tmp_path_factory.mktemp("llama-512")
-    LlamaForCausalLM(cfg).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+                      max_position_embeddings=256)
 
 
 @pytest.mark.parametrize("mode,precision,checkpointing", [

@@ -37,6 +37,7 @@ find everything but their student in the cache.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import os
 import sys
@@ -71,8 +72,8 @@ class Cell:
     label: str
     cfg: ExperimentConfig
 
-    @property
-    def hash(self) -> str:
+    @functools.cached_property
+    def hash(self) -> str:  # resolving a config for the machine is not free: once per cell
         return self.cfg.hash()
 
     @property
@@ -171,10 +172,11 @@ def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, wh
         except W2SError as e:
             errors.setdefault(str(e), []).append(label)
             continue
-        if cfg.hash() in seen:
+        identity = cfg.hash()  # resolves the config for this machine: once per cell
+        if identity in seen:
             merged += 1
             continue
-        seen.add(cfg.hash())
+        seen.add(identity)
         cells.append(Cell(len(cells), label, cfg))
     for ax in axes:  # labels name the cells: two values of one axis must differ
         labels = [lab for lab, _ in ax]

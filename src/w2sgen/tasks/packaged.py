@@ -39,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -269,16 +269,22 @@ def trec_rows() -> list[tuple[str, str]]:
     return rows
 
 
+def check_pair(task: str, positive: str, negative: str, classes: Sequence[str]) -> None:
+    """A binarised multi-class task's two sides: `positive` one class, `negative` another one or
+    'rest' (a condition between two options, so not expressible in either one's annotation)."""
+    if positive not in classes:
+        raise W2SError(f"task {task!r}: positive must be one of {', '.join(classes)}; "
+                       f"got {positive!r}")
+    if negative != "rest" and (negative not in classes or negative == positive):
+        others = [c for c in classes if c != positive]
+        raise W2SError(f"task {task!r}: negative must be 'rest' or one of {', '.join(others)}; "
+                       f"got {negative!r}")
+
+
 def trec(task: str, positive: str, negative: str, seed: int, balanced: bool) -> list[Example]:
     """Label 1 for questions of coarse class `positive`, 0 for `negative` (or, with
     negative='rest', every other class); other classes are left out."""
-    if positive not in TREC_CLASSES:
-        raise W2SError(f"task {task!r}: positive must be one of {', '.join(TREC_CLASSES)}; "
-                       f"got {positive!r}")
-    if negative != "rest" and (negative not in TREC_CLASSES or negative == positive):
-        others = [c for c in TREC_CLASSES if c != positive]
-        raise W2SError(f"task {task!r}: negative must be 'rest' or one of {', '.join(others)}; "
-                       f"got {negative!r}")
+    check_pair(task, positive, negative, TREC_CLASSES)
     return _finish((Example(text_id("trec", q), q, int(c == positive)) for c, q in trec_rows()
                     if c == positive or negative in ("rest", c)), seed, balanced)
 
@@ -361,13 +367,7 @@ def bbc_articles() -> list[tuple[str, str, str]]:
 
 def bbc(task: str, positive: str, negative: str, seed: int, balanced: bool) -> list[Example]:
     """Label 1 for articles of topic `positive`, 0 for `negative` (or 'rest': every other)."""
-    if positive not in BBC_TOPICS:
-        raise W2SError(f"task {task!r}: positive must be one of {', '.join(BBC_TOPICS)}; "
-                       f"got {positive!r}")
-    if negative != "rest" and (negative not in BBC_TOPICS or negative == positive):
-        others = [t for t in BBC_TOPICS if t != positive]
-        raise W2SError(f"task {task!r}: negative must be 'rest' or one of {', '.join(others)}; "
-                       f"got {negative!r}")
+    check_pair(task, positive, negative, BBC_TOPICS)
     return _finish((Example(f"bbc:{t}/{num}", text, int(t == positive))
                     for t, num, text in bbc_articles() if t == positive or negative in ("rest", t)),
                    seed, balanced)
