@@ -13,6 +13,10 @@ mapping of config keys) and a `grid` of axes, each a list:
   seeds    training seeds
   <key>    any other dotted config key (`train.epochs`, `loss.alpha_max`) -> its values
 
+A mapping value of any axis may carry `only: {AXIS: [LABEL, ...]}`: its cells are made only in
+combination with those values of the other axis (e.g. `bootstrap` only for the pairs that have
+an intermediate rung); a label that names no value of that axis is an error.
+
 Cells are the cartesian product, each a full validated config; every error of every cell is
 reported (one line each) before any work starts. A cell is identified by its config hash (what
 it computes, not where it is stored or what it is called): a cell with a finished run of that
@@ -143,18 +147,28 @@ def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, wh
            ) -> tuple[list[Cell], int]:
     """Cells of the grid, each validated; raises one error listing every invalid cell."""
     axes: list[list[tuple[str, dict[str, Any]]]] = []
+    names: list[str] = []  # the axis of each entry of `axes`
+    only: list[list[dict[str, list[str]]]] = []  # per axis value: {other axis: allowed labels}
     for axis in (*AXES, *(k for k in grid if k not in AXES)):
         if axis not in grid:
             continue
         values = grid[axis]
         if not isinstance(values, list) or not values:
             raise W2SError(f"suite {where!r}: grid.{axis} must be a non-empty list, got {values!r}")
-        axes.append([variant(axis, v, where) for v in values])
+        axes.append([variant(axis, without_only(v), where) for v in values])
+        names.append(axis)
+        only.append([only_of(axis, v, where) for v in values])
+    check_only(names, axes, only, where)
     cells, errors, seen, merged = [], {}, set(), 0
     missing: dict[str, MissingAsset] = {}
     checked: dict[str, W2SError | None] = {}
     unreachable: dict[str, bool] = {}  # hub model id -> could not be loaded from here
-    for combo in itertools.product(*axes):
+    for picks in itertools.product(*(range(len(ax)) for ax in axes)):
+        combo = [axes[a][i] for a, i in enumerate(picks)]
+        labels_of = {names[a]: axes[a][i][0] for a, i in enumerate(picks)}
+        if any(labels_of[other] not in allowed for a, i in enumerate(picks)
+               for other, allowed in only[a][i].items()):
+            continue  # left out by an `only`
         raw = copy.deepcopy(base)
         for _, overrides in combo:
             for key, value in overrides.items():
@@ -274,6 +288,39 @@ def variant(axis: str, value: Any, where: str) -> tuple[str, dict[str, Any]]:
     if axis == "seeds":
         return f"seed {value}", {"seed": value}
     return f"{axis}={value}", {axis: value}
+
+
+def without_only(value: Any) -> Any:
+    return {k: v for k, v in value.items() if k != "only"} if isinstance(value, dict) else value
+
+
+def only_of(axis: str, value: Any, where: str) -> dict[str, list[str]]:
+    """A grid value's `only: {axis: [labels]}` restriction, checked for shape."""
+    spec = value.get("only") if isinstance(value, dict) else None
+    if spec is None:
+        return {}
+    if not isinstance(spec, dict) or not all(
+            isinstance(v, list) and v and all(isinstance(x, str) for x in v) for v in spec.values()):
+        raise W2SError(f"suite {where!r}: grid.{axis} value {value.get('name', '')!r}: `only` must "
+                       f"map an axis to a non-empty list of its labels, e.g. only: {{pairs: "
+                       f"[minilm-l3->mpnet-base]}}, got {spec!r}")
+    return {str(k): list(v) for k, v in spec.items()}
+
+
+def check_only(names: list[str], axes: list[list[tuple[str, dict[str, Any]]]],
+               only: list[list[dict[str, list[str]]]], where: str) -> None:
+    labels = {n: [lab for lab, _ in ax] for n, ax in zip(names, axes)}
+    for axis, values in zip(names, only):
+        for restriction in values:
+            for other, allowed in restriction.items():
+                if other == axis or other not in labels:
+                    raise W2SError(f"suite {where!r}: grid.{axis}: `only` names axis {other!r}, "
+                                   f"which is not another axis of the grid ({', '.join(names)})")
+                unknown = [x for x in allowed if x not in labels[other]]
+                if unknown:
+                    raise W2SError(f"suite {where!r}: grid.{axis}: `only` names {unknown[0]!r}, "
+                                   f"which is no label of grid.{other} (labels: "
+                                   f"{', '.join(labels[other])})")
 
 
 def flatten(overrides: dict[str, Any], prefix: str = "") -> dict[str, Any]:
