@@ -125,6 +125,42 @@ def test_extra_axes_components_and_repeats(tmp_path):
     assert any(c.label.endswith("| train.epochs=5") for c in suite.cells)
 
 
+def test_only_leaves_out_the_cells_a_value_does_not_apply_to(tmp_path):
+    pairs = [{"label": "l3->mpnet", "weak_model": "minilm-l3", "strong_model": "mpnet-base"},
+             {"label": "l6->mpnet", "weak_model": "minilm-l6", "strong_model": "mpnet-base"}]
+    path = write_suite(tmp_path, {
+        "pairs": pairs,
+        "methods": ["naive", {"name": "bootstrap", "method": {"name": "bootstrap", "ladder": ["minilm-l6"]},
+                              "only": {"pairs": ["l3->mpnet"]}},
+                    {"name": "logconf", "loss": "logconf", "only": {"seeds": ["seed 1"]}}],
+        "seeds": [0, 1]})
+    suite = sweep.load_suite(path, str(tmp_path / "s"))
+    labels = sorted(c.label for c in suite.cells)
+    # naive: 2 pairs x 2 seeds; bootstrap: 1 pair x 2 seeds; logconf: 2 pairs x seed 1
+    assert len(labels) == 4 + 2 + 2
+    assert [lab for lab in labels if "bootstrap" in lab] == [
+        "l3->mpnet | bootstrap | seed 0", "l3->mpnet | bootstrap | seed 1"]
+    assert [lab for lab in labels if "logconf" in lab] == [
+        "l3->mpnet | logconf | seed 1", "l6->mpnet | logconf | seed 1"]
+    boot = next(c.cfg for c in suite.cells if "bootstrap" in c.label)
+    assert boot.method.name == "bootstrap" and boot.method.options == {"ladder": ["minilm-l6"]}
+
+
+@pytest.mark.parametrize("only, needle", [
+    ({"pairs": ["nope"]}, "names 'nope', which is no label of grid.pairs"),
+    ({"task": ["x"]}, "names axis 'task', which is not another axis"),
+    ({"methods": ["naive"]}, "names axis 'methods', which is not another axis"),
+    ("l3", "`only` must map an axis to a non-empty list"),
+    ({"pairs": []}, "`only` must map an axis to a non-empty list"),
+])
+def test_bad_only(tmp_path, only, needle):
+    path = write_suite(tmp_path, {
+        "pairs": [{"label": "a", "weak_model": "minilm-l6", "strong_model": "mpnet-base"}],
+        "methods": ["naive", {"name": "lc", "loss": "logconf", "only": only}]})
+    with pytest.raises(W2SError, match=needle):
+        sweep.load_suite(path)
+
+
 def test_every_invalid_cell_is_named_before_any_work(tmp_path, capsys):
     path = write_suite(tmp_path, smoke_grid(
         methods=[{"name": "ok", "method": "naive"},
