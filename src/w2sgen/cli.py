@@ -160,9 +160,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         print("no finished runs yet")
         return 0
     if args.html or args.export:  # the readable report / the per-run table as data
-        from . import report_html
+        from .report import document as report_document
 
-        return report_html.command(store, runs, args.html, args.out, args.export)
+        return report_document.command(store, runs, args.html, args.out, args.export)
     print(report.table(runs))
     out = Path(args.out) if args.out else root / "report.png"
     try:

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 Arrays = dict[str, np.ndarray]
 CLASSIFICATION = "classification"
+# Config keys a run's weak supervisor and strong ceiling do not depend on: runs that differ only
+# in these share those steps (the sweep orders cells by the rest, reports pair methods by it).
+NOT_SHARED = ("method", "loss", "eval", "name", "store", "device")
 
 
 class RunConfig(Protocol):

@@ -62,11 +62,11 @@ from .config import (
 )
 from .errors import MissingAsset, W2SError
 from .registry import Registry
+from .runs import NOT_SHARED
 
 AXES = ("task", "pairs", "methods", "seeds")
 COMPONENTS = ("task", "method", "loss")  # config keys whose mapping (with a name) is replaced whole
-# What a cell's supervisor and ceiling do not depend on, and in addition what its features do not.
-NOT_SHARED = ("method", "loss", "eval", "name", "store", "device")
+# What a cell's features do not depend on, besides what its supervisor and ceiling do not (NOT_SHARED).
 NOT_IN_FEATURES = ("seed", "train")
 
 

@@ -16,13 +16,12 @@ import sys
 import harness
 import pytest
 
-from w2sgen import report_html
 from w2sgen.cli import main
 from w2sgen.config import load_config
 from w2sgen.endpoint import Client, redact, redact_tree
 from w2sgen.errors import W2SError
-from w2sgen.report import latest_done, md_escape
-from w2sgen.report_html import spreadsheet_safe
+from w2sgen.report import document, export, latest_done, md_escape
+from w2sgen.report.export import spreadsheet_safe
 from w2sgen.store import Store
 
 XSS = "<img src=x onerror=alert(6)>"
@@ -60,7 +59,7 @@ def cells(line):
 
 
 def test_markdown_report_escapes_names_and_html_is_safe(hostile_store, tmp_path):
-    html_path, md_path = report_html.write_report(hostile_store, latest_done(hostile_store),
+    html_path, md_path = document.write_report(hostile_store, latest_done(hostile_store),
                                                   tmp_path / "report", rounds=50)
     md, page = md_path.read_text(), html_path.read_text()
     assert "&lt;img src=x onerror=alert(6)>" in md and "<img src=x" not in md
@@ -90,7 +89,7 @@ def test_md_escape():
 
 def test_csv_export_defuses_formulas(hostile_store, tmp_path):
     pytest.importorskip("pandas")
-    path, n = report_html.export(latest_done(hostile_store), tmp_path / "runs.csv")
+    path, n = export.export(latest_done(hostile_store), tmp_path / "runs.csv")
     (row,) = list(csv.DictReader(path.open(newline="", encoding="utf-8")))
     assert n == 1 and row["strong_model"] == "'" + FORMULA
     assert row["task"].startswith("'@SUM(1+1)")

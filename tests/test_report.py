@@ -1,4 +1,4 @@
-"""`w2s report --html` / `--export` (report_html.py), the paired test, and the tracker loggers."""
+"""`w2s report --html` / `--export` (the report package), the paired test, and the tracker loggers."""
 from __future__ import annotations
 
 import html as htmllib
@@ -9,12 +9,14 @@ import types
 import numpy as np
 import pytest
 
-from w2sgen import loggers, report_html
+from w2sgen import loggers
 from w2sgen.cli import main
 from w2sgen.config import build_config
+from w2sgen.errors import W2SError
 from w2sgen.metrics import evaluate
-from w2sgen.report import latest_done
-from w2sgen.report_html import holm, method_ranking, run_rows, wilcoxon_signed_rank
+from w2sgen.report import document, export, figures, latest_done, tables
+from w2sgen.report.export import run_rows
+from w2sgen.report.ranking import holm, method_ranking, wilcoxon_signed_rank
 from w2sgen.store import Store
 
 TASKS = ["sciq", "boolq", "cosmos_qa", "amazon_polarity", "piqa", "wic"]
@@ -138,7 +140,7 @@ def markdown_tables(text):
 
 def test_html_report_is_self_contained_and_the_markdown_says_the_same(store, tmp_path):
     runs = latest_done(store)
-    html_path, md_path = report_html.write_report(store, runs, tmp_path / "report", rounds=200)
+    html_path, md_path = document.write_report(store, runs, tmp_path / "report", rounds=200)
     text, md = html_path.read_text(), md_path.read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text, re.IGNORECASE)
     assert "<script" not in text and "<link" not in text and "http://" not in text and "https://" not in text
@@ -170,7 +172,7 @@ def test_html_report_is_self_contained_and_the_markdown_says_the_same(store, tmp
 def test_accuracy_medians_use_the_stored_predictions(store):
     runs = [r for r in latest_done(store) if r["config"]["task"]["name"] == "sciq"
             and r["config"]["loss"]["name"] == "xent"]
-    (row,) = report_html.accuracy_table(store, runs, rounds=200)
+    (row,) = tables.accuracy_table(store, runs, rounds=200)
     accs = sorted(r["metrics"]["student_accuracy"]["value"] for r in runs)
     assert row["student"][0] == pytest.approx(np.median(accs))
     assert row["student"][1] <= row["student"][0] <= row["student"][2]
@@ -179,7 +181,7 @@ def test_accuracy_medians_use_the_stored_predictions(store):
             for r in runs]
     assert row["gap"][0] == pytest.approx(np.median(gaps))
     assert row["gap"][1] <= row["gap"][0] <= row["gap"][2]
-    one = report_html.accuracy_table(store, runs[:1], rounds=200)[0]["gap"]
+    one = tables.accuracy_table(store, runs[:1], rounds=200)[0]["gap"]
     (gap,) = [r["metrics"]["gap_accuracy"] for r in runs[:1]]  # one seed: the run's own interval
     assert one[0] == pytest.approx(gap["value"]) and gap["low"] - 0.02 < one[1] < gap["low"] + 0.02
 
@@ -197,16 +199,16 @@ def test_training_curves_are_medians_over_seeds_per_method(store, tmp_path):
                                   "ceiling": {"test_accuracy": [0.8, 0.9, 1.0 + s]}}
     no_curves = copy.deepcopy(runs[0])
     no_curves["metrics"].pop("curves")
-    med = report_html.curve_medians([*runs, no_curves])
+    med = tables.curve_medians([*runs, no_curves])
     ((key, g),) = med.items()
     assert key == ("sciq", "minilm-l6 -> mpnet-base (probe)")
     assert set(g) == {"weak", "ceiling", "naive", "naive + logconf", "naive + entropy"}
     assert np.allclose(g["naive"], [1.1, 1.2, 1.15])  # seeds 0 and 1: medians of two
     assert np.allclose(g["naive + entropy"], [1.1, 1.2, 1.15, 0.1])
     assert np.allclose(g["weak"], [0.5, 1.0, 0.5]) and np.allclose(g["ceiling"], [0.8, 0.9, 1.5])
-    png = report_html.plot_training_curves(runs, tmp_path / "curves.png")
+    png = figures.plot_training_curves(runs, tmp_path / "curves.png")
     assert png.is_file() and png.stat().st_size > 5000
-    assert report_html.plot_training_curves([no_curves], tmp_path / "none.png") is None
+    assert figures.plot_training_curves([no_curves], tmp_path / "none.png") is None
 
 
 def test_export_round_trips_csv_and_parquet(store, tmp_path):
@@ -217,7 +219,7 @@ def test_export_round_trips_csv_and_parquet(store, tmp_path):
     for name, read in (("runs.csv", pd.read_csv), ("runs.parquet", pd.read_parquet)):
         if name.endswith("parquet"):
             pytest.importorskip("pyarrow")
-        path, n = report_html.export(runs, tmp_path / name)
+        path, n = export.export(runs, tmp_path / name)
         back = read(path)
         assert n == len(back) == 36 and list(back.columns) == list(rows[0])
         assert back["run_id"].tolist() == [r["run_id"] for r in rows]
@@ -226,8 +228,8 @@ def test_export_round_trips_csv_and_parquet(store, tmp_path):
         assert np.allclose(back["pgr_accuracy"].astype(float),
                            [np.nan if r["pgr_accuracy"] is None else r["pgr_accuracy"] for r in rows],
                            equal_nan=True)
-    with pytest.raises(report_html.W2SError, match=".csv or .parquet"):
-        report_html.export(runs, tmp_path / "runs.xlsx")
+    with pytest.raises(W2SError, match=".csv or .parquet"):
+        export.export(runs, tmp_path / "runs.xlsx")
 
 
 def test_cli_report_html_and_export(store, tmp_path, capsys):
@@ -359,7 +361,7 @@ def test_pipeline_runs_feed_the_report_and_the_logger_hook(tmp_path, tiny_bert_d
     assert [r.run_id for r in logged] == [1, 2]
     assert logged[1].config["loss"]["name"] == "logconf" and "student_accuracy" in logged[1].metrics
     store = Store(tmp_path / "store")
-    html_path, md_path = report_html.write_report(store, latest_done(store), tmp_path / "report", rounds=100)
+    html_path, md_path = document.write_report(store, latest_done(store), tmp_path / "report", rounds=100)
     text = html_path.read_text()
     assert "tiny.csv" in text and "naive + logconf" in text and "data:image/png;base64," in text
     assert html_tables(text) == markdown_tables(md_path.read_text())

@@ -1,0 +1,335 @@
+"""The model-ladder figures, in the style of Burns et al. (2023), for stores with several pairs.
+
+Every figure reads the medians over seeds of `tables.accuracy_table` (one resample of the shared
+test set applied to every seed and model) or, for method differences, `paired_gain`:
+
+- `plot_ladder`: student and ceiling accuracy against the strong model's size, one line per weak
+  model (their Figure 3 analogue); the weak model's own accuracy as a dotted level;
+- `plot_pgr_heatmap`: median PGR of one method per (weak, strong) pair, one panel per task;
+- `plot_gain_vs_gap`: a method's PGR minus the baseline's against the ceiling - weak gap, with
+  intervals (do confidence losses help most where the gap is large?);
+- `plot_bootstrap_vs_direct`: along a ladder with an intermediate rung, the direct student, the
+  bootstrapped one, the weak model and the ceiling;
+- `plot_agreement_vs_size`: the student's agreement with its supervisor's errors against the
+  strong model's size.
+
+A model's size is its zoo parameter count (`models.MODELS`); a model outside the zoo is placed by
+its ceiling accuracy instead, and the axis says so.
+"""
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ..store import Store
+from .figures import COLOURS, _legend_right, _method_colours, _pyplot, _save
+from .runs import PREDICTION_ARRAYS, classification_runs, is_diagnostic, method_of, pair_of, task_of
+
+Rows = list[dict[str, Any]]
+
+
+def model_size(name: str) -> Optional[float]:
+    """Parameters of a zoo model ('17.2M' -> 1.72e7), None outside the zoo."""
+    from ..models import MODELS
+
+    if name not in MODELS:
+        return None
+    m = re.fullmatch(r"([\d.]+)\s*([KMB])", MODELS.get(name).params.strip())
+    return float(m.group(1)) * {"K": 1e3, "M": 1e6, "B": 1e9}[m.group(2)] if m else None
+
+
+def split_pair(pair: str) -> tuple[str, str]:
+    """(weak, strong) of a `runs.pair_of` label, 'minilm-l3 -> mpnet-base (probe)'."""
+    m = re.fullmatch(r"(.+?) -> (.+?)(?: \(.*\))?", pair)
+    return (m.group(1), m.group(2)) if m else (pair, pair)
+
+
+def ladder_models(rows: Rows) -> list[str]:
+    """Every model of the pairs, weakest first: by size where every one has a zoo size, else by
+    ceiling accuracy (weak-only models by their own accuracy)."""
+    level: dict[str, list[float]] = {}
+    for r in rows:
+        weak, strong = split_pair(r["pair"])
+        level.setdefault(weak, []).append(r["weak"][0])
+        level.setdefault(strong, []).append(r["ceiling"][0])
+    sizes = {m: model_size(m) for m in level}
+    if all(s is not None for s in sizes.values()):
+        return sorted(level, key=lambda m: (sizes[m], m))
+    return sorted(level, key=lambda m: (float(np.median(level[m])), m))
+
+
+def _x_axis(models: list[str]) -> tuple[dict[str, float], str, bool]:
+    sizes = {m: model_size(m) for m in models}
+    if all(s is not None for s in sizes.values()):
+        return {m: float(s) for m, s in sizes.items()}, "strong model parameters", True
+    return {m: float(i) for i, m in enumerate(models)}, "strong model (weakest to strongest)", False
+
+
+def _panels(plt: Any, n: int, cols: int = 4, w: float = 3.2, h: float = 2.9) -> tuple[Any, Any]:
+    cols = max(1, min(cols, n))
+    nrows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(w * cols, h * nrows + 0.4), squeeze=False)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    return fig, axes
+
+
+def _err(v: tuple) -> Optional[list[list[float]]]:
+    if v[1] is None:
+        return None
+    return [[v[0] - v[1]], [v[2] - v[0]]]
+
+
+def usable(rows: Rows) -> Rows:
+    return [r for r in rows if not r["diagnostic"] and " -> " in r["pair"]]
+
+
+def plot_ladder(rows: Rows, out: Path, methods: tuple[str, ...] = ("naive", "naive + logconf")
+                ) -> Optional[Path]:
+    """Student accuracy (solid: first method, dashed: the others) and strong-ceiling accuracy
+    (black) against the strong model, one line per weak model, one panel per task."""
+    rows = usable(rows)
+    models = ladder_models(rows)
+    if len({r["pair"] for r in rows}) < 2:
+        return None
+    plt = _pyplot()
+    xs, xlabel, log = _x_axis(models)
+    weak_colours = dict(zip(models, plt.get_cmap("viridis")(np.linspace(0.05, 0.8, len(models)))))
+    tasks = sorted({r["task"] for r in rows})
+    fig, axes = _panels(plt, len(tasks))
+    for ax, task in zip(axes.flat, tasks):
+        cell = [r for r in rows if r["task"] == task]
+        ceiling = {}
+        for r in cell:
+            ceiling.setdefault(split_pair(r["pair"])[1], r["ceiling"])
+        cs = sorted(ceiling, key=lambda m: xs[m])
+        ax.errorbar([xs[m] for m in cs], [ceiling[m][0] for m in cs], color=COLOURS["ceiling"], marker="s",
+                    ms=4, lw=1.4, label="strong ceiling",
+                    yerr=None if any(ceiling[m][1] is None for m in cs) else
+                    np.array([[ceiling[m][0] - ceiling[m][1] for m in cs], [ceiling[m][2] - ceiling[m][0] for m in cs]]))
+        for weak in models:
+            mine = [r for r in cell if split_pair(r["pair"])[0] == weak]
+            if not mine:
+                continue
+            colour = weak_colours[weak]
+            ax.axhline(mine[0]["weak"][0], color=colour, ls=":", lw=0.9)
+            for k, method in enumerate(methods):
+                pts = sorted((r for r in mine if r["method_family"] == method), key=lambda r: xs[split_pair(r["pair"])[1]])
+                if not pts:
+                    continue
+                px = [xs[split_pair(r["pair"])[1]] for r in pts]
+                ax.errorbar(px, [r["student"][0] for r in pts], color=colour, marker="o", ms=3.5,
+                            ls="-" if k == 0 else "--", lw=1.1, capsize=2,
+                            yerr=None if any(r["student"][1] is None for r in pts) else np.array(
+                                [[r["student"][0] - r["student"][1] for r in pts],
+                                 [r["student"][2] - r["student"][0] for r in pts]]),
+                            label=f"weak {weak}: {method} student")
+        if log:
+            ax.set_xscale("log")
+        ax.set_xticks([xs[m] for m in cs], cs, fontsize=6)
+        ax.minorticks_off()
+        ax.set_title(task, fontsize=8)
+        ax.tick_params(labelsize=6)
+        ax.set_xlabel(xlabel, fontsize=7)
+        ax.set_ylabel("test accuracy", fontsize=7)
+    handles = {h.get_label(): h for ax in axes.flat for h in ax.get_legend_handles_labels()[0]}
+    fig.tight_layout()
+    _legend_right(fig, list(handles.values()), list(handles.keys()))
+    return _save(fig, out, plt)
+
+
+def plot_pgr_heatmap(pgr_rows: dict[str, Rows], out: Path, method: str = "naive") -> Optional[Path]:
+    """Median PGR of `method` for each (weak, strong) pair, one panel per task; `pgr_rows` maps a
+    pair label to its `tables.median_pgr_table` rows. Cells whose gap is not real are hatched."""
+    cells: dict[str, dict[tuple[str, str], dict]] = {}
+    for pair, rows in pgr_rows.items():
+        if " -> " not in pair:
+            continue
+        for r in rows:
+            if r["method"] == method:
+                cells.setdefault(r["task"], {})[split_pair(pair)] = r
+    if not cells or len({p for c in cells.values() for p in c}) < 2:
+        return None
+    plt = _pyplot()
+    models_all = {m for c in cells.values() for p in c for m in p}
+    sizes = {m: model_size(m) for m in models_all}
+    order = sorted(models_all, key=lambda m: (sizes[m] if all(s is not None for s in sizes.values()) else 0, m))
+    weaks = [m for m in order if any(p[0] == m for c in cells.values() for p in c)]
+    strongs = [m for m in order if any(p[1] == m for c in cells.values() for p in c)]
+    fig, axes = _panels(plt, len(cells), w=0.9 + 1.0 * len(strongs), h=0.9 + 0.75 * len(weaks))
+    cmap = plt.get_cmap("RdBu")
+    for ax, task in zip(axes.flat, sorted(cells)):
+        grid = np.full((len(weaks), len(strongs)), np.nan)
+        for (w, s), r in cells[task].items():
+            grid[weaks.index(w), strongs.index(s)] = r["median_pgr"]
+        ax.imshow(np.clip(grid, -1, 1), cmap=cmap, vmin=-1, vmax=1, aspect="auto")
+        for (w, s), r in cells[task].items():
+            i, j = weaks.index(w), strongs.index(s)
+            ax.text(j, i, f"{r['median_pgr']:.2f}\n[{r['low']:.2f}, {r['high']:.2f}]"
+                    + ("" if r["gap"] else "\nno real gap"), ha="center", va="center", fontsize=6)
+        ax.set_xticks(range(len(strongs)), strongs, fontsize=6)
+        ax.set_yticks(range(len(weaks)), weaks, fontsize=6)
+        ax.set_xlabel("strong", fontsize=7)
+        ax.set_ylabel("weak", fontsize=7)
+        ax.set_title(f"{task}: {method}", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, out, plt)
+
+
+def paired_gain(store: Store, runs: list[dict[str, Any]], method: str, baseline: str = "naive",
+                rounds: int = 1000, confidence: float = 0.95) -> Rows:
+    """Per (task, pair): the median over seeds of PGR(method) - PGR(baseline) (same seed = same
+    supervisor and ceiling, so the difference is paired) and of the ceiling - weak gap, each with
+    a percentile-bootstrap interval over the shared test set (one resample for every seed)."""
+    groups: dict[tuple[str, str], dict[str, dict[int, dict]]] = {}
+    for r in classification_runs(runs):
+        if is_diagnostic(r) or method_of(r) not in (method, baseline):
+            continue
+        groups.setdefault((task_of(r), pair_of(r)), {}).setdefault(method_of(r), {})[r["config"]["seed"]] = r
+    a = (1 - confidence) / 2
+    out = []
+    for (task, pair), by_method in sorted(groups.items()):
+        seeds = sorted(set(by_method.get(method, {})) & set(by_method.get(baseline, {})))
+        if not seeds:
+            continue
+        preds = {(m, s): store.load_arrays(by_method[m][s]["id"], "predictions.npz", PREDICTION_ARRAYS)
+                 for m in (method, baseline) for s in seeds}
+        if any(p is None for p in preds.values()) or len({p["ids"].tobytes() for p in preds.values()}) != 1:
+            continue
+        y = next(iter(preds.values()))["labels"].astype(bool)
+        n = len(y)
+        idx = np.vstack([np.arange(n)[None], np.random.default_rng(0).integers(0, n, (rounds, n))])
+        gains, gaps = [], []
+        for s in seeds:
+            pm, pb = preds[(method, s)], preds[(baseline, s)]
+            acc = {k: ((p[k] > 0.5) == y)[idx].mean(1) for k, p in
+                   (("weak", pb), ("ceiling", pb), ("student", pb))}
+            student_m = ((pm["student"] > 0.5) == y)[idx].mean(1)
+            gap = acc["ceiling"] - acc["weak"]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gains.append(np.where(gap != 0, (student_m - acc["student"]) / np.where(gap != 0, gap, 1), np.nan))
+            gaps.append(gap)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            gain, gap = np.nanmedian(np.vstack(gains), 0), np.median(np.vstack(gaps), 0)
+            out.append({"task": task, "pair": pair, "seeds": seeds, "gain": float(gain[0]),
+                        "gain_low": float(np.nanquantile(gain[1:], a)), "gain_high": float(np.nanquantile(gain[1:], 1 - a)),
+                        "gap": float(gap[0]), "gap_low": float(np.quantile(gap[1:], a)),
+                        "gap_high": float(np.quantile(gap[1:], 1 - a))})
+    return out
+
+
+def rank_correlation(x: list[float], y: list[float], permutations: int = 10000, seed: int = 0
+                     ) -> tuple[float, float]:
+    """Spearman's rho of x and y and its two-sided permutation p-value (numpy only)."""
+    from .ranking import average_ranks
+
+    if len(x) < 3:
+        return math.nan, math.nan
+    rx, ry = average_ranks(np.asarray(x, float)), average_ranks(np.asarray(y, float))
+
+    def rho(a: np.ndarray, b: np.ndarray) -> float:
+        a, b = a - a.mean(), b - b.mean()
+        d = math.sqrt(float((a * a).sum() * (b * b).sum()))
+        return float((a * b).sum() / d) if d else math.nan
+
+    r0 = rho(rx, ry)
+    rng = np.random.default_rng(seed)
+    perm = np.array([rho(rx, rng.permutation(ry)) for _ in range(permutations)])
+    return r0, float((np.sum(np.abs(perm) >= abs(r0) - 1e-12) + 1) / (permutations + 1))
+
+
+def plot_gain_vs_gap(gains: Rows, out: Path, method: str, baseline: str = "naive") -> Optional[Path]:
+    """PGR(method) - PGR(baseline) against the ceiling - weak gap, one point per (task, pair)."""
+    if len(gains) < 2:
+        return None
+    plt = _pyplot()
+    tasks = sorted({g["task"] for g in gains})
+    colours = _method_colours(tasks)
+    markers = dict(zip(sorted({g["pair"] for g in gains}), "osD^v<>p*h"))
+    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    ax.axhline(0, color="#999", lw=0.8, ls="--")
+    for g in gains:
+        ax.errorbar(g["gap"], g["gain"], xerr=[[g["gap"] - g["gap_low"]], [g["gap_high"] - g["gap"]]],
+                    yerr=[[g["gain"] - g["gain_low"]], [g["gain_high"] - g["gain"]]], fmt=markers[g["pair"]],
+                    color=colours[g["task"]], ms=5, capsize=2, lw=0.8, label=f"{g['task']}")
+    for pair, mk in markers.items():
+        ax.scatter([], [], marker=mk, color="#555", label=pair)
+    ax.set_xlabel("ceiling - weak accuracy gap (median over seeds)", fontsize=8)
+    ax.set_ylabel(f"PGR({method}) - PGR({baseline})", fontsize=8)
+    ax.tick_params(labelsize=7)
+    handles = dict(zip(*reversed(ax.get_legend_handles_labels())))
+    fig.tight_layout()
+    _legend_right(fig, list(handles.values()), list(handles.keys()))
+    return _save(fig, out, plt)
+
+
+def plot_bootstrap_vs_direct(rows: Rows, out: Path, method: str = "bootstrap", direct: str = "naive"
+                             ) -> Optional[Path]:
+    """For each pair where `method` ran: weak, direct student, bootstrapped student and ceiling
+    accuracy, one group of bars per (task, pair), with intervals."""
+    rows = usable(rows)
+    boot = {(r["task"], r["pair"]): r for r in rows if r["method_family"] == method}
+    dirs = {(r["task"], r["pair"]): r for r in rows if r["method_family"] == direct}
+    keys = sorted(k for k in boot if k in dirs)
+    if not keys:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(1.2 + 1.6 * len(keys), 3.4))
+    bars = (("weak", "weak supervisor", COLOURS["weak"], dirs), ("student", f"{direct} student", "#2f6fba", dirs),
+            ("student", f"{method} student", "#c0504d", boot), ("ceiling", "strong ceiling", COLOURS["ceiling"], dirs))
+    lows = []
+    for j, (field_, name, colour, source) in enumerate(bars):
+        for i, k in enumerate(keys):
+            v = source[k][field_]
+            lows.append(v[1] if v[1] is not None else v[0])
+            ax.bar(i + (j - 1.5) * 0.2, v[0], width=0.19, color=colour, yerr=_err(v), capsize=2,
+                   label=name if i == 0 else None)
+    ax.set_xticks(range(len(keys)), [f"{t}\n{' -> '.join(split_pair(p))}" for t, p in keys], fontsize=6)
+    ax.set_ylim(max(0.0, min(lows) - 0.05), 1.0)
+    ax.set_ylabel("test accuracy (median over seeds)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    h, lab = ax.get_legend_handles_labels()
+    _legend_right(fig, h, lab)
+    return _save(fig, out, plt)
+
+
+def plot_agreement_vs_size(rows: Rows, out: Path, method: str = "naive") -> Optional[Path]:
+    """The `method` student's agreement with its supervisor on the supervisor's test errors
+    against the strong model, one line per weak model, one panel per task."""
+    rows = [r for r in usable(rows) if r["method_family"] == method and np.isfinite(r["agreement_on_weak_errors"])]
+    if len({r["pair"] for r in rows}) < 2:
+        return None
+    plt = _pyplot()
+    models = ladder_models(rows)
+    xs, xlabel, log = _x_axis(models)
+    weak_colours = dict(zip(models, plt.get_cmap("viridis")(np.linspace(0.05, 0.8, len(models)))))
+    tasks = sorted({r["task"] for r in rows})
+    fig, axes = _panels(plt, len(tasks))
+    for ax, task in zip(axes.flat, tasks):
+        for weak in models:
+            pts = sorted((r for r in rows if r["task"] == task and split_pair(r["pair"])[0] == weak),
+                         key=lambda r: xs[split_pair(r["pair"])[1]])
+            if pts:
+                ax.plot([xs[split_pair(r["pair"])[1]] for r in pts], [r["agreement_on_weak_errors"] for r in pts],
+                        marker="o", ms=4, color=weak_colours[weak], label=f"weak {weak}")
+        strongs = sorted({split_pair(r["pair"])[1] for r in rows}, key=lambda m: xs[m])
+        if log:
+            ax.set_xscale("log")
+        ax.set_xticks([xs[m] for m in strongs], strongs, fontsize=6)
+        ax.minorticks_off()
+        ax.set_ylim(0, 1)
+        ax.set_title(task, fontsize=8)
+        ax.tick_params(labelsize=6)
+        ax.set_xlabel(xlabel, fontsize=7)
+        ax.set_ylabel("agreement on weak errors", fontsize=7)
+    handles = {h.get_label(): h for ax in axes.flat for h in ax.get_legend_handles_labels()[0]}
+    fig.tight_layout()
+    _legend_right(fig, list(handles.values()), list(handles.keys()))
+    return _save(fig, out, plt)

@@ -1,0 +1,158 @@
+"""Aggregates over seeds: median PGR and accuracies with percentile-bootstrap intervals over the
+shared test set (one resample applied to every seed), and median training curves."""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Optional
+
+import numpy as np
+
+from ..store import Store
+from .runs import (
+    PREDICTION_ARRAYS,
+    classification_runs,
+    is_diagnostic,
+    is_generative,
+    latest_done,
+    method_key,
+    method_of,
+    pair_of,
+    task_of,
+)
+
+
+def median_pgr_table(store: Store, rounds: int = 1000, confidence: float = 0.95,
+                     runs: Optional[list[dict[str, Any]]] = None) -> list[dict[str, Any]]:
+    """Median PGR over seeds for each (task, method), with a bootstrap interval.
+
+    The seeds of one task share its test set (the split seed is fixed), so one resample of the
+    test examples is applied to every seed's predictions, PGR is computed per seed, and the
+    median over seeds is taken; the interval is the percentile interval of that median over
+    resamples. Tasks whose ceiling-weak gap interval (from the seed-0-style paired bootstrap of
+    each run) includes 0 in a majority of seeds are marked `gap: no`. `runs`: only these
+    finished runs (e.g. a sweep's), instead of the latest of every configuration in the store."""
+    import numpy as np
+
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in latest_done(store) if runs is None else runs:
+        if is_generative(r):
+            continue
+        task = r["config"]["task"]["name"]
+        groups.setdefault((task, method_key(r)), []).append(r)
+    rows = []
+    a = (1 - confidence) / 2
+    for (task, method), runs in sorted(groups.items()):
+        preds = [store.load_arrays(r["id"], "predictions.npz", PREDICTION_ARRAYS) for r in runs]
+        if any(p is None for p in preds) or len({p["ids"].tobytes() for p in preds}) != 1:
+            continue  # runs from before predictions were stored, or different test sets
+        y = preds[0]["labels"].astype(bool)
+        n = len(y)
+        idx = np.vstack([np.arange(n)[None], np.random.default_rng(0).integers(0, n, (rounds, n))])
+        per_seed = []
+        for p in preds:
+            acc = {k: ((p[k] > 0.5) == y)[idx].mean(1) for k in ("weak", "student", "ceiling")}
+            gap = acc["ceiling"] - acc["weak"]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                per_seed.append(np.where(gap != 0, (acc["student"] - acc["weak"]) / np.where(gap != 0, gap, 1), np.nan))
+        med = np.nanmedian(np.vstack(per_seed), axis=0)
+        gaps_real = sum(r["metrics"]["gap_accuracy"]["low"] > 0 for r in runs if "gap_accuracy" in r["metrics"])
+        lo, hi = np.nanquantile(med[1:], [a, 1 - a])
+        rows.append({"task": task, "method": method, "seeds": sorted(r["config"]["seed"] for r in runs),
+                     "median_pgr": float(med[0]), "low": float(lo), "high": float(hi),
+                     "gap": gaps_real * 2 > len(runs),
+                     "student_accuracy": float(np.median([r["metrics"]["student_accuracy"]["value"] for r in runs])),
+                     "diagnostic": any(r["config"].get("method", {}).get("name") == "gt_early_stop" for r in runs)})
+    return rows
+
+
+def _resample_counts(n: int, rounds: int) -> np.ndarray:
+    """How often each test example is drawn in each bootstrap resample, row 0 the full test set:
+    the same draws as `report.median_pgr_table` (rng seed 0), as a count matrix so every seed's
+    and model's accuracy is one matrix product."""
+    idx = np.random.default_rng(0).integers(0, n, (rounds, n))
+    counts = np.zeros((rounds + 1, n), dtype=np.float32)  # small integers: exact in float32
+    counts[0] = 1
+    for i, row in enumerate(idx, start=1):
+        counts[i] = np.bincount(row, minlength=n)
+    return counts
+
+
+def accuracy_table(store: Store, runs: list[dict[str, Any]], rounds: int = 1000,
+                   confidence: float = 0.95) -> list[dict[str, Any]]:
+    """Per (task, model pair, method): weak, student and ceiling test accuracy, medians over
+    seeds with percentile-bootstrap intervals (the test examples resampled, the same resample for
+    every seed and model), the ceiling - weak gap likewise (`gap`: the median over seeds of each
+    seed's gap), and the median agreement figures. Runs without stored predictions
+    (older stores) give medians without intervals."""
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for r in classification_runs(runs):
+        groups.setdefault((task_of(r), pair_of(r), method_key(r)), []).append(r)
+    a = (1 - confidence) / 2
+    counts_for: dict[int, np.ndarray] = {}
+    rows = []
+    for (task, pair, method), rs in sorted(groups.items()):
+        preds = [store.load_arrays(r["id"], "predictions.npz", PREDICTION_ARRAYS) for r in rs]
+        row: dict[str, Any] = {"task": task, "pair": pair, "method": method, "method_family": method_of(rs[0]),
+                               "seeds": sorted(r["config"]["seed"] for r in rs),
+                               "diagnostic": any(is_diagnostic(r) for r in rs)}
+        if all(p is not None for p in preds) and len({p["ids"].tobytes() for p in preds}) == 1:
+            n = len(preds[0]["ids"])
+            if n not in counts_for:
+                counts_for[n] = _resample_counts(n, rounds)
+            w = counts_for[n]
+            correct = {model: np.stack([(p[model] > 0.5) == p["labels"].astype(bool) for p in preds],
+                                       axis=1).astype(np.float32)
+                       for model in ("weak", "student", "ceiling")}
+            correct["gap"] = correct["ceiling"] - correct["weak"]  # per seed, per example
+            for k, c in correct.items():
+                med = np.median((w @ c).astype(np.float64) / n, axis=1)
+                lo, hi = np.quantile(med[1:], [a, 1 - a])
+                row[k] = (float(med[0]), float(lo), float(hi))
+        else:
+            for model in ("weak", "student", "ceiling"):
+                row[model] = (float(np.median([r["metrics"][f"{model}_accuracy"]["value"] for r in rs])),
+                              None, None)
+            row["gap"] = (float(np.median([r["metrics"]["ceiling_accuracy"]["value"]
+                                           - r["metrics"]["weak_accuracy"]["value"] for r in rs])),
+                          None, None)
+        for k in ("agreement", "agreement_on_weak_errors", "agreement_on_weak_correct", "n_weak_errors"):
+            vals = np.array([r["metrics"].get(k, np.nan) for r in rs], dtype=float)
+            row[k] = float(np.nanmedian(vals)) if np.isfinite(vals).any() else float("nan")
+        rows.append(row)
+    return rows
+
+
+def pgr_tables(store: Store, runs: list[dict[str, Any]], rounds: int = 1000) -> list[tuple[str, list[dict]]]:
+    """`report.median_pgr_table` for each model pair (it groups by task and method only)."""
+    by_pair: dict[str, list[dict]] = {}
+    for r in classification_runs(runs):
+        by_pair.setdefault(pair_of(r), []).append(r)
+    out = []
+    for pair, rs in sorted(by_pair.items()):
+        with warnings.catch_warnings():  # resamples where ceiling == weak give NaN medians
+            warnings.simplefilter("ignore", RuntimeWarning)
+            rows = median_pgr_table(store, rounds=rounds, runs=rs)
+        if rows:
+            out.append((pair, rows))
+    return out
+
+
+def curve_medians(runs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, np.ndarray]]:
+    """Per (task, model pair): test accuracy after every epoch, median over seeds, of the weak
+    supervisor, the ceiling and each method's student (`method_of`). Runs without curves are
+    left out; curves of unequal length are cut to the shortest."""
+    groups: dict[tuple[str, str], dict[str, list[list[float]]]] = {}
+    for r in classification_runs(runs):
+        curves = r["metrics"].get("curves") or {}
+        if not all((curves.get(k) or {}).get("test_accuracy") for k in ("weak", "student", "ceiling")):
+            continue
+        g = groups.setdefault((task_of(r), pair_of(r)), {})
+        for name, key in (("weak", "weak"), ("ceiling", "ceiling"), (method_of(r), "student")):
+            g.setdefault(name, []).append(curves[key]["test_accuracy"])
+    out = {}
+    for key, g in groups.items():
+        out[key] = {}
+        for name, cs in g.items():
+            n = min(map(len, cs))
+            out[key][name] = np.median(np.array([c[:n] for c in cs], dtype=float), axis=0)
+    return out

@@ -1,0 +1,113 @@
+"""The model-ladder section of the report (report/scaling.py) on a constructed three-rung store."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from w2sgen.config import build_config
+from w2sgen.metrics import evaluate
+from w2sgen.report import document, latest_done, scaling, tables
+from w2sgen.store import Store
+
+N = 400
+LADDER = ("minilm-l3", "minilm-l6", "mpnet-base")
+PAIRS = [("minilm-l3", "minilm-l6"), ("minilm-l3", "mpnet-base"), ("minilm-l6", "mpnet-base")]
+ACC = {"minilm-l3": 0.70, "minilm-l6": 0.78, "mpnet-base": 0.90}
+FIXES = {"rt_sentiment": 8, "trec": 24}  # logconf's student fixes this many naive errors
+
+
+def probs(y, correct, rng):
+    conf = rng.uniform(0.55, 0.95, len(y))
+    return np.where(correct == y.astype(bool), conf, 1 - conf)
+
+
+def exact_model(y, acc, rng):
+    """Predictions right on exactly round(acc * N) examples."""
+    right = np.zeros(len(y), bool)
+    right[rng.permutation(len(y))[:round(acc * len(y))]] = True
+    return probs(y, right, rng)
+
+
+def add(store, task, weak, strong, seed, overrides, y, w, s, c):
+    cfg = build_config({"task": task, "weak_model": weak, "strong_model": strong, "seed": seed,
+                        "store": str(store.root), "eval": {"bootstrap": 100}, **overrides})
+    run_id = store.start_run(cfg)
+    metrics = evaluate(y, w, s, c, 100, 0.95, seed)
+    store.save_arrays(run_id, "predictions.npz", {"ids": np.array([f"{task}:{i}" for i in range(N)]),
+                                                  "labels": y, "weak": w, "student": s, "ceiling": c})
+    store.finish_run(run_id, metrics, {"evaluate": {"seconds": 0.1, "cached": False}})
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    store = Store(tmp_path_factory.mktemp("ladder-store"))
+    for t, task in enumerate(FIXES):
+        y = np.random.default_rng(t).integers(0, 2, N)
+        for seed in (0, 1):
+            rng = np.random.default_rng(10 * t + seed)
+            for weak, strong in PAIRS:
+                w, c = exact_model(y, ACC[weak], rng), exact_model(y, ACC[strong], rng)
+                naive = exact_model(y, (ACC[weak] + ACC[strong]) / 2, rng)
+                better = naive.copy()
+                wrong = np.flatnonzero((naive > 0.5) != y.astype(bool))[:FIXES[task]]
+                better[wrong] = 1 - better[wrong]
+                add(store, task, weak, strong, seed, {}, y, w, naive, c)
+                add(store, task, weak, strong, seed, {"loss": "logconf"}, y, w, better, c)
+                if (weak, strong) == ("minilm-l3", "mpnet-base"):
+                    add(store, task, weak, strong, seed, {"method": {"name": "bootstrap", "ladder": ["minilm-l6"]}},
+                        y, w, better, c)
+    return store
+
+
+def test_sizes_and_pair_labels():
+    assert scaling.model_size("minilm-l3") == pytest.approx(17.2e6)
+    assert scaling.model_size("qwen2.5-1.5b") == pytest.approx(1.78e9)
+    assert scaling.model_size("/some/folder") is None
+    assert scaling.split_pair("minilm-l3 -> mpnet-base (probe)") == ("minilm-l3", "mpnet-base")
+
+
+def test_paired_gain_is_the_constructed_difference(store):
+    runs = latest_done(store)
+    gains = scaling.paired_gain(store, runs, "naive + logconf", "naive", rounds=200)
+    assert len(gains) == len(FIXES) * len(PAIRS)
+    for g in gains:
+        weak, strong = scaling.split_pair(g["pair"])
+        gap = round(ACC[strong] * N) / N - round(ACC[weak] * N) / N
+        assert g["gap"] == pytest.approx(gap)
+        assert g["gain"] == pytest.approx(FIXES[g["task"]] / N / gap)  # every seed fixes the same count
+        assert g["gain_low"] <= g["gain"] <= g["gain_high"] and g["gap_low"] <= g["gap"] <= g["gap_high"]
+        assert g["seeds"] == [0, 1]
+    rho, p = scaling.rank_correlation([g["gap"] for g in gains], [g["gain"] for g in gains])
+    assert -1 <= rho <= 1 and 0 < p <= 1
+
+
+def test_rank_correlation():
+    x = [1, 2, 3, 4, 5, 6, 7]
+    assert scaling.rank_correlation(x, [v * 2 + 1 for v in x])[0] == pytest.approx(1.0)
+    rho, p = scaling.rank_correlation(x, [-v for v in x], permutations=2000)
+    assert rho == pytest.approx(-1.0) and p < 0.01  # 2 / 7! exactly, estimated by permutation
+    assert np.isnan(scaling.rank_correlation([1, 2], [2, 1])[0])
+
+
+def test_ladder_order_and_figures(store, tmp_path):
+    runs = latest_done(store)
+    acc = tables.accuracy_table(store, runs, rounds=100)
+    assert scaling.ladder_models(acc) == list(LADDER)
+    assert scaling.plot_ladder(acc, tmp_path / "ladder.png").stat().st_size > 5000
+    assert scaling.plot_agreement_vs_size(acc, tmp_path / "agree.png").is_file()
+    assert scaling.plot_bootstrap_vs_direct(acc, tmp_path / "boot.png").is_file()
+    pgr = dict(tables.pgr_tables(store, runs, rounds=100))
+    assert scaling.plot_pgr_heatmap(pgr, tmp_path / "heat.png").is_file()
+    # one pair: nothing to draw along a ladder
+    one = [r for r in acc if r["pair"].startswith("minilm-l3 -> mpnet-base")]
+    assert scaling.plot_ladder(one, tmp_path / "none.png") is None
+
+
+def test_the_report_has_the_ladder_section(store, tmp_path):
+    html_path, md_path = document.write_report(store, latest_done(store), tmp_path / "report", rounds=100)
+    md = md_path.read_text()
+    assert "## Along the model ladder" in md
+    for png in ("ladder.png", "pgr-heatmap-naive.png", "pgr-heatmap-logconf.png", "bootstrap-vs-direct.png",
+                "agreement-vs-size.png"):
+        assert (tmp_path / "report" / png).is_file() and png in md
+    assert "Spearman rho" in md and "PGR(naive + logconf) - PGR(naive)" in md
