@@ -9,10 +9,11 @@ import pytest
 datasets = pytest.importorskip("datasets")
 
 from hf_fixtures import offline, write_jsonl  # noqa: E402,F401  (offline: autouse fixture)
+from parquet_fixtures import COSMOS_QA, LocalHub, parquet_export  # noqa: E402
 
 from w2sgen.errors import W2SError  # noqa: E402
 from w2sgen.tasks import TASKS, check_examples  # noqa: E402
-from w2sgen.tasks.hf import split_dialogue  # noqa: E402
+from w2sgen.tasks.hf import PARQUET, split_dialogue  # noqa: E402
 
 
 def load(name, path, **options):
@@ -87,13 +88,17 @@ def test_missing_fields_are_named(tmp_path):
 # ---------------------------------------------------------------------- cosmos_qa
 
 
+def cosmos_rows(n=6):
+    return [{"id": f"q{i}", "context": f"Context {i}.", "question": f"Why {i}?",
+             "answer0": f"a{i}", "answer1": f"b{i}", "answer2": f"c{i}", "answer3": f"d{i}",
+             "label": i % 4} for i in range(n)]
+
+
 def test_cosmos_qa_from_parquet_uses_the_dataset_ids(tmp_path):
     pq = pytest.importorskip("pyarrow.parquet")
     import pyarrow as pa
 
-    rows = [{"id": f"q{i}", "context": f"Context {i}.", "question": f"Why {i}?",
-             "answer0": f"a{i}", "answer1": f"b{i}", "answer2": f"c{i}", "answer3": f"d{i}",
-             "label": i % 4} for i in range(6)]
+    rows = cosmos_rows()
     rows.append({**rows[0], "id": "unlabelled", "label": -1})  # the hub's test split
     path = tmp_path / "cosmos.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path)
@@ -108,6 +113,76 @@ def test_cosmos_qa_from_parquet_uses_the_dataset_ids(tmp_path):
         assert wrong.text_pair in {f"{c}{i}" for c in "abcd"} - {right[i].text_pair}
     assert ex == load("cosmos_qa", str(path))
     assert len(load("cosmos_qa", str(path), max_examples=2)) == 4
+
+
+def test_cosmos_qa_reads_the_hubs_parquet_export_not_the_loading_script(tmp_path, monkeypatch):
+    """allenai/cosmos_qa's main branch is a loading script (datasets >= 4 refuses it); the task
+    reads the export at refs/convert/parquet, <subset>/<split>/0000.parquet."""
+    hub = LocalHub(monkeypatch, tmp_path / "hub")
+    hub.script_repo("allenai/cosmos_qa")
+    test_rows = [{**r, "label": -1} for r in cosmos_rows(3)]
+    parquet_export(hub.repo("allenai/cosmos_qa", PARQUET),
+                   {"train": cosmos_rows(8), "validation": cosmos_rows(4), "test": test_rows}, COSMOS_QA)
+    ex = TASKS.get("cosmos_qa").load()
+    check_examples(ex, "cosmos_qa")
+    assert len(ex) == 16 and labels(ex) == {0: 8, 1: 8}
+    assert hub.calls[-1]["revision"] == PARQUET and hub.calls[-1]["split"] == "train"
+    assert len(TASKS.get("cosmos_qa").load(split="validation")) == 8
+    with pytest.raises(W2SError, match="no examples"):
+        check_examples(TASKS.get("cosmos_qa").load(split="test"), "cosmos_qa")  # unlabelled
+    # the loading script itself: one line saying what is wrong and what to set
+    with pytest.raises(W2SError) as err:
+        TASKS.get("cosmos_qa").load(revision="main")
+    msg = str(err.value)
+    assert "\n" not in msg and "loading script" in msg and "no longer runs" in msg
+    assert f"task.revision={PARQUET}" in msg and "Samsoup/cosmos_qa" in msg
+    assert "offline" not in msg
+
+
+def test_cosmos_qa_coin_flip_gives_one_example_per_question(tmp_path):
+    rows = cosmos_rows(200)
+    path = write_jsonl(tmp_path / "cosmos.jsonl", rows)
+    ex = load("cosmos_qa", path, binarize="coin", seed=1)
+    assert len(ex) == 200 and len({e.group for e in ex}) == 200
+    n1 = labels(ex)[1]
+    assert 70 < n1 < 130  # a fair coin, not a balanced draw
+    for e, r in zip(ex, rows):
+        right = r[f"answer{r['label']}"]
+        assert (e.text_pair == right) == (e.label == 1)
+        assert e.text_pair in {r[f"answer{i}"] for i in range(4)}
+        assert e.id.startswith(f"cosmos_qa:{r['id']}/")
+    assert ex == load("cosmos_qa", path, binarize="coin", seed=1)
+    assert [e.label for e in load("cosmos_qa", path, binarize="coin", seed=2)] != [e.label for e in ex]
+    # the same candidate of the same question has the same id in both modes
+    pair_ids = {e.id for e in load("cosmos_qa", path, seed=1)}
+    assert {e.id for e in ex if e.label == 1} <= pair_ids
+
+
+def test_cosmos_qa_none_of_the_above_as_openai_does(tmp_path):
+    rows = cosmos_rows(4)
+    rows[1]["answer1"] = "None of the above choices ."  # the right answer of question 1
+    rows[2]["answer0"] = "None of the above choices ."  # a wrong answer of question 2
+    path = write_jsonl(tmp_path / "cosmos.jsonl", rows)
+    keep = load("cosmos_qa", path)
+    assert len(keep) == 8 and any(e.text_pair.startswith("None of the above") and e.label for e in keep)
+    for binarize in ("pair", "coin"):
+        neg = load("cosmos_qa", path, none_of_the_above="negative", binarize=binarize, seed=3)
+        q1 = [e for e in neg if e.group == "cosmos_qa:q1"]
+        assert len(q1) == 1 and q1[0].label == 0 and q1[0].text_pair in {"a1", "c1", "d1"}
+        assert not any(e.label == 1 and "None of the above" in e.text_pair for e in neg)
+    assert len(load("cosmos_qa", path, none_of_the_above="negative")) == 7  # 3 pairs + 1 negative
+
+
+def test_sciq_coin_flip_draws_the_label_then_the_distractor(tmp_path):
+    import random
+
+    path = write_jsonl(tmp_path / "sciq.jsonl", sciq_rows(50))
+    ex = load("sciq", path, binarize="coin", seed=7)
+    rng = random.Random(7)  # the draws openai/weak-to-strong's formatter makes, in its order
+    for e, r in zip(ex, sciq_rows(50)):
+        label = int(rng.random() < 0.5)
+        want = r["correct_answer"] if label else r[f"distractor{rng.choice([1, 2, 3])}"]
+        assert (e.label, e.text_pair) == (label, want)
 
 
 # ---------------------------------------------------------------- amazon_polarity
@@ -176,6 +251,45 @@ def test_hub_failure_points_to_task_source(monkeypatch):
     with pytest.raises(W2SError, match="task.source") as err:
         TASKS.get("anthropic_hh").load()
     assert "Anthropic/hh-rlhf" in str(err.value) and "ConnectionError" in str(err.value)
+    assert "HF_HUB_OFFLINE=0" in str(err.value)  # the tests switch the hub off: say so
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", False)
+    with pytest.raises(W2SError, match="check the network") as err:
+        TASKS.get("anthropic_hh").load()
+    assert "HF_HUB_OFFLINE" not in str(err.value)
+
+
+def test_hub_options_replace_parts_of_the_source(tmp_path, monkeypatch):
+    hub = LocalHub(monkeypatch, tmp_path / "hub")
+    parquet_export(hub.repo("Samsoup/cosmos_qa"), {"train": cosmos_rows(3)}, COSMOS_QA, subset="data")
+    ex = TASKS.get("cosmos_qa").load(hub_id="Samsoup/cosmos_qa")  # another repo: its own main branch
+    assert len(ex) == 6 and hub.calls[-1]["revision"] == "main"
+    ex = TASKS.get("cosmos_qa").load(hub_id="Samsoup/cosmos_qa", data_files={"train": "data/train/*.parquet"})
+    assert len(ex) == 6 and hub.calls[-1]["data_files"] == {"train": "data/train/*.parquet"}
+    with pytest.raises(W2SError, match="not on the Hugging Face hub") as err:
+        TASKS.get("cosmos_qa").load(hub_id="Samsoup/cosmos_qa", revision="v9")
+    assert "task.revision" in str(err.value)
+    with pytest.raises(W2SError, match="has no data files there") as err:
+        TASKS.get("cosmos_qa").load(hub_id="Samsoup/cosmos_qa", data_dir="nope")
+    assert "task.data_dir" in str(err.value) and "data_dir nope" in str(err.value)
+    with pytest.raises(W2SError, match="has no split 'dev'"):
+        TASKS.get("cosmos_qa").load(hub_id="Samsoup/cosmos_qa", split="dev")
+
+
+def test_hub_options_are_checked_from_the_signature():
+    from w2sgen.options import OptionError, check
+
+    load = TASKS.get("cosmos_qa").load
+    assert check(load, {"revision": PARQUET, "data_files": ["a.parquet"], "binarize": "coin"},
+                 "task", "cosmos_qa") == {"revision": PARQUET, "data_files": ["a.parquet"], "binarize": "coin"}
+    with pytest.raises(OptionError, match="task.binarize must be one of 'pair', 'coin'"):
+        check(load, {"binarize": "one"}, "task", "cosmos_qa")
+    with pytest.raises(OptionError, match="unknown option 'none_of_the_above' for task 'sciq'"):
+        check(TASKS.get("sciq").load, {"none_of_the_above": "negative"}, "task", "sciq")
+    with pytest.raises(OptionError, match="data_files"):
+        check(load, {"data_files": 3}, "task", "cosmos_qa")
+    with pytest.raises(TypeError):
+        load(bogus=1)
 
 
 def test_bad_sources_and_options(tmp_path):
