@@ -148,3 +148,60 @@ def test_misfit_identity_by_hand():
     assert m["slack"] == pytest.approx(0.23 - 0.07 - 0.05) and m["holds"]
     # a student that copies the weak labels has no misfit and no gain: slack exactly 0
     assert misfit(y, weak, weak)["slack"] == pytest.approx(0.0)
+
+
+# ------------------------------------------------------------------ fixed-baseline PGR
+
+
+def test_fixed_baseline_uses_the_mean_baselines_not_each_seeds_own():
+    from w2sgen.metrics import fixed_baseline_pgr
+
+    weak, ceiling, student = [0.5, 0.6], [0.7, 0.7], [0.6, 0.62]
+    # per seed: (0.1 / 0.2 + 0.02 / 0.1) / 2 = 0.35; fixed: (0.61 - 0.55) / (0.7 - 0.55) = 0.4
+    per_seed = np.mean([(s - w) / (c - w) for w, c, s in zip(weak, ceiling, student)])
+    assert per_seed == pytest.approx(0.35)
+    out = fixed_baseline_pgr(weak, ceiling, student, rounds=500)
+    assert out.value == pytest.approx(0.4)
+    assert out.per_seed == pytest.approx([(0.6 - 0.55) / 0.15, (0.62 - 0.55) / 0.15])
+    assert out.sd == pytest.approx(np.std(out.per_seed, ddof=1))
+    assert out.resampled == "seeds" and out.low <= out.value <= out.high
+    # deterministic for a seed
+    assert fixed_baseline_pgr(weak, ceiling, student, rounds=500) == out
+
+
+def test_fixed_baseline_with_examples_resamples_the_test_set_too():
+    from w2sgen.metrics import fixed_baseline_pgr
+
+    rng = np.random.default_rng(0)
+    n = 400
+
+    def runs(acc, k):  # k seeds, each right on a random `acc` share of the n test examples
+        return np.array([rng.permutation(n) < acc * n for _ in range(k)], dtype=float)
+
+    correct = {"weak": runs(0.6, 4), "ceiling": runs(0.8, 4), "student": runs(0.7, 3)}
+    accs = {k: v.mean(axis=1) for k, v in correct.items()}
+    seeds_only = fixed_baseline_pgr(accs["weak"], accs["ceiling"], accs["student"], rounds=400)
+    both = fixed_baseline_pgr(accs["weak"], accs["ceiling"], accs["student"], correct=correct,
+                              rounds=400)
+    assert both.value == seeds_only.value == pytest.approx(0.5)
+    assert seeds_only.high - seeds_only.low == pytest.approx(0.0)  # identical accuracies per seed
+    assert both.resampled == "seeds+examples" and both.low < 0.5 < both.high
+    # a share of 400 examples: the PGR interval is some +- 0.1 wide, not 0 and not 1
+    assert 0.05 < (both.high - both.low) / 2 < 0.3
+    with pytest.raises(ValueError, match="row means"):  # rows must belong to their seeds
+        fixed_baseline_pgr(accs["weak"][::-1] + [0, 0, 0, 0.01], accs["ceiling"], accs["student"],
+                           correct=correct)
+    with pytest.raises(ValueError, match="must be"):
+        fixed_baseline_pgr(accs["weak"], accs["ceiling"], accs["student"],
+                           correct={**correct, "student": correct["student"][:, :10]})
+
+
+def test_fixed_baseline_is_undefined_without_a_clear_gap():
+    from w2sgen.errors import W2SError
+    from w2sgen.metrics import fixed_baseline_pgr
+
+    out = fixed_baseline_pgr([0.6, 0.7], [0.62, 0.66], [0.65], rounds=500)
+    assert out.value is None and "includes 0" in out.reason and str(out).startswith("undefined")
+    assert fixed_baseline_pgr([0.7], [0.6], [0.65]).value is None  # ceiling below weak
+    with pytest.raises(W2SError, match="at least one student run"):
+        fixed_baseline_pgr([0.6], [0.7], [])

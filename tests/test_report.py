@@ -365,3 +365,29 @@ def test_pipeline_runs_feed_the_report_and_the_logger_hook(tmp_path, tiny_bert_d
     text = html_path.read_text()
     assert "tiny.csv" in text and "naive + logconf" in text and "data:image/png;base64," in text
     assert html_tables(text) == markdown_tables(md_path.read_text())
+
+
+def test_fixed_pgr_baseline_rows(tmp_path):
+    """eval.pgr_baseline=fixed: PGR of the mean student against the mean weak and ceiling over the
+    seeds (the 2026 testbed's PGR), not the median of per-seed PGRs."""
+    from w2sgen.report.tables import median_pgr_table
+    from w2sgen.report.text import median_pgr_cells
+
+    store = Store(tmp_path / "fixed")
+    y = np.random.default_rng(0).integers(0, 2, N_TEST)
+    accs = {0: (0.60, 0.66, 0.80), 1: (0.64, 0.70, 0.84), 2: (0.62, 0.62, 0.82)}  # weak, student, ceiling
+    for seed, (w, s, c) in accs.items():
+        def model(acc, salt):
+            right = np.zeros(N_TEST, bool)
+            right[np.random.default_rng(seed * 10 + salt).permutation(N_TEST)[:round(acc * N_TEST)]] = True
+            return np.where(right == y.astype(bool), 0.8, 0.2)
+        add_run(store, "sciq", seed, {"eval": {"bootstrap": 100, "pgr_baseline": "fixed"}}, y,
+                model(w, 1), model(s, 2), model(c, 3))
+    (row,) = median_pgr_table(store, rounds=300)
+    mean = {k: np.mean([a[i] for a in accs.values()]) for i, k in enumerate(("weak", "student", "ceiling"))}
+    assert row["baseline"] == "fixed" and row["gap"]
+    assert row["median_pgr"] == pytest.approx((mean["student"] - mean["weak"]) / (mean["ceiling"] - mean["weak"]))
+    per_seed = [(s - mean["weak"]) / (mean["ceiling"] - mean["weak"]) for _, s, _ in accs.values()]
+    assert row["sd"] == pytest.approx(np.std(per_seed, ddof=1))
+    assert row["low"] < row["median_pgr"] < row["high"]
+    assert "(of means, fixed baselines)" in median_pgr_cells([row])[1][0][-1]

@@ -174,12 +174,12 @@ def cmd_report(args: argparse.Namespace) -> int:
             table_md = report.refinement_markdown(runs)
             print("\nICL refinement, medians over seeds:\n" + (table_md or "no icl_refine runs with prompting baselines"))
             print(f"plot: {report.plot_refinement_k(runs, out.with_name('refinement-k.png'))}")
-        out = report.plot(runs, out)
+        overview = report.plot(runs, out)
         curves = report.plot_curves(runs, out.with_name(out.stem + "-curves.png"))
     except OSError as e:  # --out /dev/null/x.png, a read-only store
         raise W2SError(f"cannot write the plots to {str(out)!r}: {e.strerror or e}; pass --out a "
                        "PNG path in a folder you can write") from None
-    print(f"plots: {out}, {curves}")
+    print(f"plots: {overview}, {curves}")
     return 0
 
 

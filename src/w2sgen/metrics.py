@@ -7,10 +7,12 @@ not clearly beat the weak model and any ratio is noise.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Optional
 
 import numpy as np
+
+from .errors import W2SError
 
 
 def accuracy(labels: np.ndarray, probs: np.ndarray) -> float:
@@ -155,3 +157,111 @@ def paired_difference(a: np.ndarray, b: np.ndarray, seed: int, rounds: int = 100
     if ci is None:
         return None
     return {"diff": ci, "n": int(ok.sum()), "worse": ci[2] < 0, "better": ci[1] > 0}
+
+
+@dataclass
+class FixedPGR:
+    """PGR of a method's seeds against fixed baselines: the mean weak and ceiling accuracies over
+    the seeds of a sweep (the 2026 testbed's PGR), rather than each seed's own weak and ceiling.
+
+    `value` = (mean student - mean weak) / (mean ceiling - mean weak), which is also the mean of
+    `per_seed` (each student seed's PGR against the same fixed baselines; the map is linear);
+    `sd` is their standard deviation over student seeds (ddof 1; None with one seed), the
+    testbed's "0.20 +- 0.09". [low, high] is a percentile bootstrap interval resampling the
+    seeds of each group (and, with `correct`, the test examples too). value, low and high are
+    None, with `reason`, when the interval of mean ceiling - mean weak reaches 0."""
+
+    value: Optional[float]
+    low: Optional[float]
+    high: Optional[float]
+    sd: Optional[float]
+    per_seed: list[float]
+    weak_mean: float
+    ceiling_mean: float
+    student_mean: float
+    n_seeds: dict[str, int]
+    resampled: str  # "seeds" or "seeds+examples"
+    reason: str = ""
+
+    def __str__(self) -> str:
+        if self.value is None:
+            return f"undefined ({self.reason})"
+        sd = "" if self.sd is None else f" +- {self.sd:.2f}"
+        return f"{self.value:.2f}{sd} [{self.low:.2f}, {self.high:.2f}]"
+
+
+GROUPS = ("weak", "ceiling", "student")
+
+
+def _accuracies(name: str, values: np.ndarray) -> np.ndarray:
+    a = np.asarray(values, dtype=np.float64).reshape(-1)
+    if not len(a):
+        raise W2SError(f"fixed-baseline PGR needs at least one {name} run; the sweep has none")
+    if not np.all((a >= 0) & (a <= 1)):
+        raise ValueError(f"{name} accuracies must lie in [0, 1], got {a.tolist()}")
+    return a
+
+
+def _resampled_accuracies(acc: np.ndarray, correct: Optional[np.ndarray],
+                          counts: Optional[np.ndarray], name: str) -> np.ndarray:
+    """(rounds, seeds) accuracy of every seed on every resample of the test examples, or the
+    accuracies themselves broadcast when examples are not resampled."""
+    if correct is None or counts is None:
+        return acc[None, :]
+    c = np.asarray(correct, dtype=np.float64)
+    if c.ndim != 2 or c.shape[0] != len(acc) or c.shape[1] != counts.shape[1]:
+        raise ValueError(f"correct[{name!r}] must be (seeds={len(acc)}, n_test={counts.shape[1]}), "
+                         f"got {c.shape}")
+    if not np.allclose(c.mean(axis=1), acc, atol=1e-6):
+        raise ValueError(f"correct[{name!r}] row means {c.mean(axis=1).tolist()} are not the "
+                         f"{name} accuracies {acc.tolist()}: rows must be aligned with the seeds")
+    return (counts @ c.T) / counts.shape[1]
+
+
+def fixed_baseline_pgr(weak: np.ndarray, ceiling: np.ndarray, student: np.ndarray, *,
+                       correct: Optional[dict[str, np.ndarray]] = None, rounds: int = 1000,
+                       confidence: float = 0.95, seed: int = 0) -> FixedPGR:
+    """PGR against fixed baselines (see `FixedPGR`), from accuracies per seed.
+
+    weak, ceiling: test accuracy of each weak-supervisor and strong-ceiling run over the seeds
+    of the sweep (any number, e.g. 16); student: the method's accuracy per seed (e.g. 5). All
+    on one test set. correct (optional): {"weak", "ceiling", "student"} -> (seeds, n_test) 0/1
+    arrays of per-example correctness, rows in the order of the accuracies (their row means must
+    be the accuracies); given, each bootstrap round also resamples the test examples, the same
+    draw for all three groups, as `evaluate` does. Seeds are resampled independently per group
+    (a fixed baseline does not pair a student seed with its own weak run). Pure: no I/O, the
+    bootstrap drawn from `seed`."""
+    acc = {"weak": _accuracies("weak", weak), "ceiling": _accuracies("ceiling", ceiling),
+           "student": _accuracies("student", student)}
+    means = {k: float(v.mean()) for k, v in acc.items()}
+    gap = means["ceiling"] - means["weak"]
+    per_seed = ((acc["student"] - means["weak"]) / gap).tolist() if gap > 0 else []
+    sd = float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else None
+    rng = np.random.default_rng(seed)
+    counts = None
+    if correct is not None:
+        missing = [k for k in GROUPS if k not in correct]
+        if missing:
+            raise ValueError(f"correct lacks {missing}; give all of {list(GROUPS)} or none")
+        n = np.asarray(correct["weak"]).shape[-1]
+        draws = rng.integers(0, n, size=(rounds, n))
+        counts = np.zeros((rounds, n))
+        np.add.at(counts, (np.repeat(np.arange(rounds), n), draws.reshape(-1)), 1.0)
+    boot = {}
+    for k in GROUPS:
+        per_round = np.broadcast_to(_resampled_accuracies(
+            acc[k], None if correct is None else correct[k], counts, k), (rounds, len(acc[k])))
+        pick = rng.integers(0, len(acc[k]), size=(rounds, len(acc[k])))
+        boot[k] = np.take_along_axis(per_round, pick, axis=1).mean(axis=1)
+    out = FixedPGR(None, None, None, sd, per_seed, means["weak"], means["ceiling"],
+                   means["student"], {k: len(v) for k, v in acc.items()},
+                   "seeds" if correct is None else "seeds+examples")
+    tail = (1 - confidence) / 2
+    boot_gap = boot["ceiling"] - boot["weak"]
+    gap_lo, gap_hi = np.quantile(boot_gap, [tail, 1 - tail])
+    if gap <= 0 or gap_lo <= 0:
+        return replace(out, sd=None, per_seed=[], reason=f"mean ceiling - mean weak {gap:+.3f} "
+                       f"[{gap_lo:+.3f}, {gap_hi:+.3f}] includes 0")
+    ratio = (boot["student"] - boot["weak"]) / boot_gap
+    lo, hi = np.quantile(ratio, [tail, 1 - tail])
+    return replace(out, value=(means["student"] - means["weak"]) / gap, low=float(lo), high=float(hi))

@@ -25,7 +25,14 @@ from ..runs import CLASSIFICATION, run_kind
 from .figures import classification_plot, plot_curves, plot_methods, plot_refinement_k
 from .runs import latest_done
 from .tables import median_pgr_table
-from .text import classification_table, label, md_escape, median_pgr_markdown, refinement_markdown
+from .text import (
+    classification_table,
+    label,
+    md_escape,
+    median_pgr_markdown,
+    method_summary,
+    refinement_markdown,
+)
 
 Runs = list[dict[str, Any]]
 
@@ -65,5 +72,5 @@ def plot(runs: Runs, out: Path) -> Optional[Path]:
 
 
 __all__ = ["REPORTS", "KindReport", "label", "latest_done", "md_escape", "median_pgr_markdown",
-           "median_pgr_table", "plot", "plot_curves", "plot_methods", "plot_refinement_k",
+           "median_pgr_table", "method_summary", "plot", "plot_curves", "plot_methods", "plot_refinement_k",
            "refinement_markdown", "table"]

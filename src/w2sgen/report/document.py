@@ -185,17 +185,17 @@ def build(store: Store, runs: list[dict[str, Any]], out_dir: Path, rounds: int =
                             "cannot show a difference, however consistent."))
         header = ["method", "mean rank", f"units vs {ranking.baseline}", "wins / ties / losses",
                   "per seed: w / t / l", "median diff.", "mean diff.", "W+", "p (Wilcoxon)", "p (Holm)"]
-        rows = [[ranking.baseline, _num(ranking.mean_rank[ranking.baseline]), "-", "-", "-", "-", "-",
-                 "-", "-", "-"]]
+        rank_rows = [[ranking.baseline, _num(ranking.mean_rank[ranking.baseline]), "-", "-", "-", "-", "-",
+                      "-", "-", "-"]]
         def order(c: Comparison) -> tuple[bool, float, str]:
             rank = ranking.mean_rank.get(c.method, math.nan)
             return math.isnan(rank), 0.0 if math.isnan(rank) else rank, c.method
 
         for c in sorted(ranking.comparisons, key=order):
-            rows.append([c.method, _num(ranking.mean_rank[c.method]), str(c.units),
+            rank_rows.append([c.method, _num(ranking.mean_rank[c.method]), str(c.units),
                          f"{c.wins} / {c.ties} / {c.losses}", f"{c.seed_wins} / {c.seed_ties} / {c.seed_losses}",
                          f"{c.median_diff:+.4f}", f"{c.mean_diff:+.4f}", f"{c.w_plus:g}", _p(c.p), _p(c.p_holm)])
-        blocks.append(Block("table", header=header, rows=rows))
+        blocks.append(Block("table", header=header, rows=rank_rows))
 
     blocks.append(Block("h2", "Every run"))
     blocks.append(Block("p", "The newest finished run of each configuration (all finished runs with "

@@ -44,7 +44,7 @@ def classification_plot(runs: list[dict[str, Any]], out: Path) -> Optional[Path]
     ax1.legend(loc="lower right", fontsize=8)
     for i, r in enumerate(runs):
         p = PGR(**r["metrics"]["pgr_accuracy"])
-        if p.value is None:
+        if p.value is None or p.low is None or p.high is None:
             ax2.text(0.5, i, "undefined: gap CI includes 0", va="center", ha="center", fontsize=8,
                      color="#a33")
         else:
@@ -117,8 +117,8 @@ def plot_methods(rows: list[dict[str, Any]], out: Path) -> Optional[Path]:
             y = methods.index(r["method"]) + (t - (len(tasks) - 1) / 2) * 0.2
             ax.errorbar(r["median_pgr"], y, xerr=[[r["median_pgr"] - r["low"]], [r["high"] - r["median_pgr"]]],
                         fmt="o", color=f"C{t}", capsize=2, label=task if r is not None else None)
-    handles = {h.get_label(): h for h in ax.get_legend_handles_labels()[0]}
-    ax.legend(handles.values(), handles.keys(), fontsize=7, loc="lower center",
+    handles = {str(h.get_label()): h for h in ax.get_legend_handles_labels()[0]}
+    ax.legend(list(handles.values()), list(handles.keys()), fontsize=7, loc="lower center",
               bbox_to_anchor=(0.5, 1.0), ncol=len(tasks), frameon=False)
     ax.set_yticks(range(len(methods)), methods, fontsize=8)
     ax.axvline(0, color="#999", lw=0.8)

@@ -3,7 +3,9 @@ configuration, classification vs generative runs, and the task / model pair / me
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
+
+import numpy as np
 
 from ..config import stable_hash
 from ..metrics import Estimate
@@ -98,3 +100,13 @@ def unit_key(run: dict[str, Any], with_seed: bool) -> str:
 
 def is_diagnostic(run: dict[str, Any]) -> bool:
     return run["config"].get("method", {}).get("name") == "gt_early_stop"
+
+
+def shared_predictions(store: Store, runs: list[dict[str, Any]]) -> Optional[list[dict[str, np.ndarray]]]:
+    """Each run's stored test predictions, or None when a run has none (older stores) or the runs
+    were not scored on one test set (so they cannot share a bootstrap resample)."""
+    preds = [store.load_arrays(r["id"], "predictions.npz", PREDICTION_ARRAYS) for r in runs]
+    if not preds or any(p is None for p in preds):
+        return None
+    out = [p for p in preds if p is not None]
+    return out if len({p["ids"].tobytes() for p in out}) == 1 else None

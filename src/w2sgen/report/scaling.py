@@ -28,7 +28,7 @@ import numpy as np
 
 from ..store import Store
 from .figures import COLOURS, _legend_right, _method_colours, _pyplot, _save
-from .runs import PREDICTION_ARRAYS, classification_runs, is_diagnostic, method_of, pair_of, task_of
+from .runs import classification_runs, is_diagnostic, method_of, pair_of, shared_predictions, task_of
 
 Rows = list[dict[str, Any]]
 
@@ -65,8 +65,9 @@ def ladder_models(rows: Rows) -> list[str]:
 
 def _x_axis(models: list[str]) -> tuple[dict[str, float], str, bool]:
     sizes = {m: model_size(m) for m in models}
-    if all(s is not None for s in sizes.values()):
-        return {m: float(s) for m, s in sizes.items()}, "strong model parameters", True
+    known = {m: s for m, s in sizes.items() if s is not None}
+    if len(known) == len(models):
+        return known, "strong model parameters", True
     return {m: float(i) for i, m in enumerate(models)}, "strong model (weakest to strongest)", False
 
 
@@ -104,7 +105,7 @@ def plot_ladder(rows: Rows, out: Path, methods: tuple[str, ...] = ("naive", "nai
     fig, axes = _panels(plt, len(tasks))
     for ax, task in zip(axes.flat, tasks):
         cell = [r for r in rows if r["task"] == task]
-        ceiling = {}
+        ceiling: dict[str, tuple] = {}
         for r in cell:
             ceiling.setdefault(split_pair(r["pair"])[1], r["ceiling"])
         cs = sorted(ceiling, key=lambda m: xs[m])
@@ -197,11 +198,12 @@ def paired_gain(store: Store, runs: list[dict[str, Any]], method: str, baseline:
         seeds = sorted(set(by_method.get(method, {})) & set(by_method.get(baseline, {})))
         if not seeds:
             continue
-        preds = {(m, s): store.load_arrays(by_method[m][s]["id"], "predictions.npz", PREDICTION_ARRAYS)
-                 for m in (method, baseline) for s in seeds}
-        if any(p is None for p in preds.values()) or len({p["ids"].tobytes() for p in preds.values()}) != 1:
+        keys = [(m, s) for m in (method, baseline) for s in seeds]
+        loaded = shared_predictions(store, [by_method[m][s] for m, s in keys])
+        if loaded is None:
             continue
-        y = next(iter(preds.values()))["labels"].astype(bool)
+        preds = dict(zip(keys, loaded))
+        y = loaded[0]["labels"].astype(bool)
         n = len(y)
         idx = np.vstack([np.arange(n)[None], np.random.default_rng(0).integers(0, n, (rounds, n))])
         gains, gaps = [], []

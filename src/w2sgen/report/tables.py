@@ -7,9 +7,9 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..metrics import fixed_baseline_pgr
 from ..store import Store
 from .runs import (
-    PREDICTION_ARRAYS,
     classification_runs,
     is_diagnostic,
     is_generative,
@@ -17,6 +17,7 @@ from .runs import (
     method_key,
     method_of,
     pair_of,
+    shared_predictions,
     task_of,
 )
 
@@ -42,10 +43,13 @@ def median_pgr_table(store: Store, rounds: int = 1000, confidence: float = 0.95,
     rows = []
     a = (1 - confidence) / 2
     for (task, method), runs in sorted(groups.items()):
-        preds = [store.load_arrays(r["id"], "predictions.npz", PREDICTION_ARRAYS) for r in runs]
-        if any(p is None for p in preds) or len({p["ids"].tobytes() for p in preds}) != 1:
+        preds = shared_predictions(store, runs)
+        if preds is None:
             continue  # runs from before predictions were stored, or different test sets
         y = preds[0]["labels"].astype(bool)
+        if all((r["config"].get("eval") or {}).get("pgr_baseline") == "fixed" for r in runs):
+            rows.append(fixed_baseline_row(task, method, runs, preds, y, rounds, confidence))
+            continue
         n = len(y)
         idx = np.vstack([np.arange(n)[None], np.random.default_rng(0).integers(0, n, (rounds, n))])
         per_seed = []
@@ -63,6 +67,23 @@ def median_pgr_table(store: Store, rounds: int = 1000, confidence: float = 0.95,
                      "student_accuracy": float(np.median([r["metrics"]["student_accuracy"]["value"] for r in runs])),
                      "diagnostic": any(r["config"].get("method", {}).get("name") == "gt_early_stop" for r in runs)})
     return rows
+
+
+def fixed_baseline_row(task: str, method: str, runs: list[dict[str, Any]], preds: list[dict[str, Any]],
+                       y: np.ndarray, rounds: int, confidence: float) -> dict[str, Any]:
+    """A `median_pgr_table` row for runs with `eval.pgr_baseline: fixed`: PGR of the mean student
+    accuracy against the mean weak and ceiling accuracies over the group's seeds
+    (`metrics.fixed_baseline_pgr`, seeds and test examples resampled), with the sd over seeds."""
+    correct = {k: np.stack([(p[k] > 0.5) == y for p in preds]).astype(np.float64)
+               for k in ("weak", "ceiling", "student")}
+    acc = {k: c.mean(axis=1) for k, c in correct.items()}
+    f = fixed_baseline_pgr(acc["weak"], acc["ceiling"], acc["student"], correct=correct, rounds=rounds,
+                           confidence=confidence)
+    nan = float("nan")
+    return {"task": task, "method": method, "seeds": sorted(r["config"]["seed"] for r in runs),
+            "median_pgr": nan if f.value is None else f.value, "low": nan if f.low is None else f.low,
+            "high": nan if f.high is None else f.high, "gap": f.value is not None, "baseline": "fixed",
+            "sd": f.sd, "student_accuracy": f.student_mean, "diagnostic": any(is_diagnostic(r) for r in runs)}
 
 
 def _resample_counts(n: int, rounds: int) -> np.ndarray:
@@ -91,11 +112,11 @@ def accuracy_table(store: Store, runs: list[dict[str, Any]], rounds: int = 1000,
     counts_for: dict[int, np.ndarray] = {}
     rows = []
     for (task, pair, method), rs in sorted(groups.items()):
-        preds = [store.load_arrays(r["id"], "predictions.npz", PREDICTION_ARRAYS) for r in rs]
+        preds = shared_predictions(store, rs)
         row: dict[str, Any] = {"task": task, "pair": pair, "method": method, "method_family": method_of(rs[0]),
                                "seeds": sorted(r["config"]["seed"] for r in rs),
                                "diagnostic": any(is_diagnostic(r) for r in rs)}
-        if all(p is not None for p in preds) and len({p["ids"].tobytes() for p in preds}) == 1:
+        if preds is not None:
             n = len(preds[0]["ids"])
             if n not in counts_for:
                 counts_for[n] = _resample_counts(n, rounds)
@@ -127,7 +148,7 @@ def pgr_tables(store: Store, runs: list[dict[str, Any]], rounds: int = 1000) -> 
     by_pair: dict[str, list[dict]] = {}
     for r in classification_runs(runs):
         by_pair.setdefault(pair_of(r), []).append(r)
-    out = []
+    out: list[tuple[str, list[dict]]] = []
     for pair, rs in sorted(by_pair.items()):
         with warnings.catch_warnings():  # resamples where ceiling == weak give NaN medians
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -149,10 +170,10 @@ def curve_medians(runs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str,
         g = groups.setdefault((task_of(r), pair_of(r)), {})
         for name, key in (("weak", "weak"), ("ceiling", "ceiling"), (method_of(r), "student")):
             g.setdefault(name, []).append(curves[key]["test_accuracy"])
-    out = {}
-    for key, g in groups.items():
-        out[key] = {}
+    out: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    for unit, g in groups.items():
+        out[unit] = {}
         for name, cs in g.items():
             n = min(map(len, cs))
-            out[key][name] = np.median(np.array([c[:n] for c in cs], dtype=float), axis=0)
+            out[unit][name] = np.median(np.array([c[:n] for c in cs], dtype=float), axis=0)
     return out

@@ -82,6 +82,8 @@ def median_pgr_cells(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[s
     cells = []
     for r in rows:
         pgr = f"{r['median_pgr']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
+        if r.get("baseline") == "fixed":  # eval.pgr_baseline: fixed (the 2026 testbed's PGR)
+            pgr += (f" +- {r['sd']:.2f}" if r.get("sd") is not None else "") + " (of means, fixed baselines)"
         if not r["gap"]:
             pgr += " (no real gap: not interpretable)"
         method = r["method"] + (" (DIAGNOSTIC, uses test labels)" if r["diagnostic"] else "")
