@@ -73,6 +73,10 @@ class EvalConfig:
     # resamples; the upper bound keeps the index matrix (resamples x test size) in memory
     bootstrap: Annotated[int, Range(1, 100_000)] = 1000
     confidence: Annotated[float, Range(0, 1, lo_open=True, hi_open=True)] = 0.95
+    # What a sweep's report measures PGR against: each seed's own weak and ceiling (per_seed),
+    # or their means over the sweep's seeds (fixed, as the 2026 testbed does;
+    # metrics.fixed_baseline_pgr). A report setting: a run computes the same either way.
+    pgr_baseline: Literal["per_seed", "fixed"] = "per_seed"
 
 
 @dataclass
@@ -126,6 +130,8 @@ class ExperimentConfig:
         for key in ("store", "name", "device"):  # where and how, not what
             d.pop(key)
         d["train"] = train_identity(cfg.train)
+        for key in IDENTITY_DEFAULTS["eval"]:  # how a report reads runs, not what a run computes
+            d["eval"].pop(key, None)
         return d
 
     def hash(self) -> str:
@@ -138,6 +144,7 @@ class ExperimentConfig:
 # The next option added goes here too (a test checks that old hashes stay the same).
 IDENTITY_DEFAULTS: dict[str, dict[str, Any]] = {
     "train": {"precision": "fp32", "micro_batch_size": None, "gradient_checkpointing": False},
+    "eval": {"pgr_baseline": "per_seed"},
 }
 
 
