@@ -47,7 +47,6 @@ import os
 import sys
 import time
 import warnings
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,7 +146,7 @@ def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, wh
            ) -> tuple[list[Cell], int]:
     """Cells of the grid, each validated; raises one error listing every invalid cell."""
     axes: list[list[tuple[str, dict[str, Any]]]] = []
-    names: list[str] = []  # the axis of each entry of `axes`
+    axis_names: list[str] = []  # the axis of each entry of `axes`
     only: list[list[dict[str, list[str]]]] = []  # per axis value: {other axis: allowed labels}
     for axis in (*AXES, *(k for k in grid if k not in AXES)):
         if axis not in grid:
@@ -156,16 +155,19 @@ def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, wh
         if not isinstance(values, list) or not values:
             raise W2SError(f"suite {where!r}: grid.{axis} must be a non-empty list, got {values!r}")
         axes.append([variant(axis, without_only(v), where) for v in values])
-        names.append(axis)
+        axis_names.append(axis)
         only.append([only_of(axis, v, where) for v in values])
-    check_only(names, axes, only, where)
-    cells, errors, seen, merged = [], {}, set(), 0
+    check_only(axis_names, axes, only, where)
+    cells: list[Cell] = []
+    errors: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    merged = 0
     missing: dict[str, MissingAsset] = {}
     checked: dict[str, W2SError | None] = {}
     unreachable: dict[str, bool] = {}  # hub model id -> could not be loaded from here
     for picks in itertools.product(*(range(len(ax)) for ax in axes)):
         combo = [axes[a][i] for a, i in enumerate(picks)]
-        labels_of = {names[a]: axes[a][i][0] for a, i in enumerate(picks)}
+        labels_of = {axis_names[a]: axes[a][i][0] for a, i in enumerate(picks)}
         if any(labels_of[other] not in allowed for a, i in enumerate(picks)
                for other, allowed in only[a][i].items()):
             continue  # left out by an `only`
@@ -181,8 +183,9 @@ def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, wh
             assets = stable_hash([cfg.weak_model, cfg.strong_model, cfg.task.name, cfg.task.options])
             if assets not in checked:
                 checked[assets] = assets_error(cfg, missing, unreachable)
-            if checked[assets]:
-                raise checked[assets]
+            problem = checked[assets]
+            if problem is not None:
+                raise problem
         except W2SError as e:
             errors.setdefault(str(e), []).append(label)
             continue
@@ -407,14 +410,26 @@ def inprocess(cells: list[Cell], store_root: str, opts: Options) -> Iterator[Out
     return (run_cell(c, store_root) for c in ordered(cells))
 
 
-def _ray_cell(cell: Cell, store_root: str, threads: int, cwd: str, env: dict[str, str]) -> Outcome:
-    """A cell in a Ray worker: the driver's environment and folder, `threads` torch threads."""
-    os.environ.update(env)
-    os.chdir(cwd)  # relative paths in configs (data files, models) mean what they meant there
+@dataclass(frozen=True)
+class WorkerSetup:
+    """What a Ray worker takes from the driver: the store, its torch threads, folder and env."""
+
+    store_root: str
+    threads: int
+    cwd: str
+    env: dict[str, str]
+
+
+def _ray_cell(cell: Cell, setup: WorkerSetup, after: Outcome | None) -> Outcome:
+    """A cell in a Ray worker, with the driver's environment and folder. `after`: the outcome of
+    the cell whose shared work this one reuses (Ray passes it once that cell has finished; only
+    the ordering matters here)."""
+    os.environ.update(setup.env)
+    os.chdir(setup.cwd)  # relative paths in configs (data files, models) mean what they meant there
     import torch
 
-    torch.set_num_threads(threads)
-    return run_cell(cell, store_root)
+    torch.set_num_threads(setup.threads)
+    return run_cell(cell, setup.store_root)
 
 
 @EXECUTORS.register("ray")
@@ -484,32 +499,31 @@ def _ray_cells(cells: list[Cell], store_root: str, opts: Options) -> Iterator[Ou
         env = {k: v for k, v in os.environ.items()
                if k.startswith(("W2S_", "HF_", "TRANSFORMERS_", "TOKENIZERS_"))}
         root = str(Path(store_root).resolve())
+        setup = WorkerSetup(root, threads, os.getcwd(), env)
+        # Ordering by object references: a cell that shares its group's features, supervisor and
+        # ceiling takes the reference of the group's first cell as an argument, so Ray starts it
+        # only once that cell has finished (and cached the shared work). Every cell is submitted
+        # at once; the CPUs each asks for bound how many run together.
         after = dependencies(cells)
-        order = [c.index for c in ordered(cells)]
-        by_index = {c.index: c for c in cells}
-        ready = deque(i for i in order if after[i] is None)
-        waiting: dict[int, list[int]] = {}
-        for i in order:
-            if after[i] is not None:
-                waiting.setdefault(after[i], []).append(i)
-        inflight: dict[Any, int] = {}
+        refs: dict[int, Any] = {}
+        for c in ordered(cells):
+            lead = after[c.index]
+            refs[c.index] = task.remote(c, setup, None if lead is None else refs[lead])
+        index_of = {ref: i for i, ref in refs.items()}
+        pending = list(refs.values())
         try:
-            while ready or inflight:
-                while ready and len(inflight) < workers:
-                    i = ready.popleft()
-                    inflight[task.remote(by_index[i], root, threads, os.getcwd(), env)] = i
-                (ref,), _ = ray.wait(list(inflight), num_returns=1)
-                i = inflight.pop(ref)
+            while pending:
+                (ref,), pending = ray.wait(pending, num_returns=1)
+                i = index_of[ref]
                 try:
                     out = ray.get(ref)
-                except Exception as e:  # noqa: BLE001 -- the worker died (out of memory, killed)
-                    text = str(e).strip().splitlines()
+                except Exception as e:  # noqa: BLE001 -- a worker died (out of memory, killed)
+                    text = str(e).strip().splitlines()  # (its dependants fail with it: rerun resumes)
                     out = Outcome(i, "failed", error=f"Ray task failed: {text[0] if text else type(e).__name__}")
                     Store(root).mark_stale()  # its run row, if it had one, is no longer running
-                ready.extend(waiting.pop(i, []))  # its group's shared work is now cached
                 yield out
         except BaseException:
-            for ref in inflight:  # Ctrl-C: interrupt the running cells, so they record it
+            for ref in pending:  # Ctrl-C: interrupt the running cells, so they record it
                 ray.cancel(ref)
             raise
     finally:
