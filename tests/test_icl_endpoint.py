@@ -18,9 +18,10 @@ from w2sgen import pipeline
 from w2sgen.config import load_config
 from w2sgen.endpoint import Client
 from w2sgen.errors import W2SError
-from w2sgen.methods.icl_refine import EndpointRefiner, LocalRefiner, loo_batches
+from w2sgen.lm import EndpointLM, LocalLM, word_logprob
+from w2sgen.methods.icl_refine import Refiner, loo_batches
 from w2sgen.models import load, resolve
-from w2sgen.prompting import EndpointScorer, PromptFormat, word_logprob
+from w2sgen.prompting import PromptFormat
 
 FMT = PromptFormat("", ("bad", "good"), "{text}\n{label}\n")
 
@@ -32,7 +33,7 @@ def test_word_logprob_sums_the_prefix_tokens_of_one_word_only():
     assert word_logprob({" no": -1.0, " n": -0.1}, "no", "nope") is None  # both tokens prefix both
     assert word_logprob({"x": -1.0}, "yes", "no") is None
     with pytest.raises(W2SError, match="one is a prefix of the other"):
-        EndpointScorer(Client("http://127.0.0.1:1/v1", "m"), ("no", "nope"))
+        EndpointLM(Client("http://127.0.0.1:1/v1", "m")).check_words(("no", "nope"))
 
 
 class TinyLM(JSONHandler):
@@ -77,8 +78,8 @@ def test_endpoint_scores_equal_the_local_prefix_cached_scores(tiny_server, tiny_
     texts = [e.text for e in sentiment_examples(15, seed=5)]
     hard = np.array([e.label for e in sentiment_examples(15, seed=5)])
     batches = loo_batches(hard, 2, False, np.random.default_rng(0))
-    local = LocalRefiner(resolve(str(tiny_llama_dir)), FMT, "cpu", "fp32", 4)
-    remote = EndpointRefiner(Client(tiny_server, "tiny", concurrency=3), FMT, api, 64)
+    local = Refiner(LocalLM(str(tiny_llama_dir), "cpu", "fp32", batch_size=4), FMT)
+    remote = Refiner(EndpointLM(Client(tiny_server, "tiny", concurrency=3), api, 64), FMT)
     want = local.loo(texts, hard, batches, None)
     np.testing.assert_allclose(remote.loo(texts, hard, batches, None), want, atol=1e-4)
     np.testing.assert_allclose(remote.shared(texts[:3], [0, 1, 1], texts[3:], None),
@@ -89,7 +90,7 @@ def test_endpoint_scores_equal_the_local_prefix_cached_scores(tiny_server, tiny_
     assert path == f"/v1/{'chat/completions' if api == 'chat' else 'completions'}"
     assert body["max_tokens"] == 1 and body["temperature"] == 0 and body["model"] == "tiny"
     # A short top list: a missing label word is bounded by the smallest listed log-probability.
-    short = EndpointRefiner(Client(tiny_server, "tiny"), FMT, api, 2)
+    short = Refiner(EndpointLM(Client(tiny_server, "tiny"), api, 2), FMT)
     got = short.loo(texts, hard, batches, None)
     r = short.report()
     assert r["endpoint_bounded"] + r["endpoint_unscored"] > 0

@@ -11,9 +11,10 @@ from conftest import sentiment_examples
 from w2sgen import pipeline
 from w2sgen.config import load_config
 from w2sgen.errors import W2SError
-from w2sgen.methods.icl_refine import LocalRefiner, calibrated, loo_batches, pick_demos
+from w2sgen.lm import LocalLM
+from w2sgen.methods.icl_refine import Refiner, calibrated, loo_batches, pick_demos
 from w2sgen.models import MODELS, load, resolve
-from w2sgen.prompting import PrefixScorer, PromptFormat, PromptTokens, label_token_ids
+from w2sgen.prompting import PromptFormat
 from w2sgen.report import latest_done, plot_refinement_k, refinement_markdown
 from w2sgen.store import Store
 
@@ -29,18 +30,19 @@ def direct_logodds(model, ids: list[int], neg: int, pos: int) -> float:
 
 def test_prefix_cache_and_batching_equal_whole_prompts_on_the_tiny_llama(tiny_llama_dir):
     model, tok = load(resolve(str(tiny_llama_dir)), lm_head=True)
-    pt = PromptTokens(tok, TINY_FORMAT)
+    pt = Refiner(LocalLM.from_loaded(model, tok, "fp32", batch_size=4), TINY_FORMAT)
     ex = sentiment_examples(12, seed=3)
     demos = pt.demos([e.text for e in ex[:3]], [e.label for e in ex[:3]])
-    prefix = pt.start + pt.head + [t for d in demos for t in d]
+    prefix = pt.start + [t for d in demos for t in d]
     queries = pt.queries([e.text for e in ex[3:]])
     assert len({len(q) for q in queries}) > 1  # ragged: padding is exercised
-    neg, pos = label_token_ids(tok, TINY_FORMAT.words)
+    neg, pos = pt.lm.label_ids(TINY_FORMAT.words, TINY_FORMAT.tail)
     want = np.array([direct_logodds(model, prefix + q, neg, pos) for q in queries])
 
-    cached = PrefixScorer(model, tok, TINY_FORMAT.words, "fp32", batch_size=4).logodds(prefix, queries)
-    whole = PrefixScorer(model, tok, TINY_FORMAT.words, "fp32", batch_size=3).logodds(
-        [], [prefix + q for q in queries])
+    cached = LocalLM.from_loaded(model, tok, "fp32", batch_size=4).label_logodds(
+        prefix, queries, TINY_FORMAT.words)
+    whole = LocalLM.from_loaded(model, tok, "fp32", batch_size=3).label_logodds(
+        [], [prefix + q for q in queries], TINY_FORMAT.words)
     np.testing.assert_allclose(cached, want, atol=1e-5)
     np.testing.assert_allclose(whole, want, atol=1e-5)
     assert np.std(want) > 1e-4  # the queries really score differently
@@ -50,15 +52,16 @@ def test_prefix_cache_and_batching_equal_whole_prompts_on_the_tiny_llama(tiny_ll
 def test_prefix_cache_equals_whole_prompts_on_smollm2_and_blocks_tokenise_alone():
     model, tok = load(resolve("smollm2-135m"), lm_head=True)
     fmt = PromptFormat("Is the sentiment of each sentence positive or negative?", ("negative", "positive"))
-    pt = PromptTokens(tok, fmt)
+    lm = LocalLM.from_loaded(model, tok, "fp32", batch_size=2)
+    pt = Refiner(lm, fmt)
     texts = ["The room was dirty and cold.", "Lovely staff, great breakfast!", "Never again.",
              "I would come back any time.", "The doctor listened carefully and helped a lot."]
     demos = pt.demos(texts[:2], [0, 1])
-    prefix = pt.start + pt.head + demos[0] + demos[1]
+    prefix = pt.start + demos[0] + demos[1]
     queries = pt.queries(texts[2:])
-    neg, pos = label_token_ids(tok, fmt.words)
+    neg, pos = lm.label_ids(fmt.words, fmt.tail)
     want = np.array([direct_logodds(model, prefix + q, neg, pos) for q in queries])
-    got = PrefixScorer(model, tok, fmt.words, "fp32", batch_size=2).logodds(prefix, queries)
+    got = lm.label_logodds(prefix, queries, fmt.words, context=fmt.tail)
     np.testing.assert_allclose(got, want, atol=1e-3)
     assert got[0] < 0 < got[1]  # 'Never again.' negative, 'come back any time' positive
     # A block's ids are the same wherever it sits: the joined string would tokenise differently.
@@ -68,7 +71,7 @@ def test_prefix_cache_equals_whole_prompts_on_smollm2_and_blocks_tokenise_alone(
 
 
 def test_a_query_never_sees_its_own_weak_label(tiny_llama_dir):
-    refiner = LocalRefiner(resolve(str(tiny_llama_dir)), TINY_FORMAT, "cpu", "fp32", 8)
+    refiner = Refiner(LocalLM(str(tiny_llama_dir), "cpu", "fp32", batch_size=8), TINY_FORMAT)
     ex = sentiment_examples(9, seed=1)
     texts = [e.text for e in ex]
     weak = np.array([e.label for e in ex])

@@ -1,6 +1,7 @@
 """A client for OpenAI-compatible HTTP servers (vLLM, `transformers serve`, llama.cpp's server,
-hosted APIs), shared by the generative backend and by `icl_refine`'s endpoint scorer, and the
-one redaction of secrets (`redact`) used wherever text may carry one.
+hosted APIs), under the one endpoint language model (lm.EndpointLM: generation for the generative
+backends and the judge, label scoring for `icl_refine`), and the one redaction of secrets (`redact`) used wherever text
+may carry one.
 
 `base_url` includes the version prefix (`http://localhost:8000/v1`); requests go to
 `base_url/<path>` (`chat/completions`, `completions`). The API key is read from the environment

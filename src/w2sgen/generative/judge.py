@@ -1,4 +1,5 @@
-"""The LLM judge: content and style scores from 1 to 10, through any backend.
+"""The LLM judge: content and style scores from 1 to 10, from any language model (lm.LanguageModel:
+a local model or an endpoint, as a generative run's backends are).
 
 Prompts are versioned: a score is only comparable with scores from the same prompt, so the
 version string (`judge-v1`, ...) is stored with every score and is part of the cache key. A
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import W2SError
-from .backends import Backend, Conversation, Sampling, user
+from ..lm import Conversation, LanguageModel, Sampling, user
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def parse_scores(text: str) -> tuple[float | None, float | None]:
     return _score(text, "content"), _score(text, "style")
 
 
-def judge(backend: Backend, p: JudgePrompt, questions: Sequence[str], answers: Sequence[str],
+def judge(backend: LanguageModel, p: JudgePrompt, questions: Sequence[str], answers: Sequence[str],
           style: str, references: Sequence[str | None], samples: int, temperature: float,
           max_new_tokens: int, progress: Any = None) -> dict[str, np.ndarray]:
     """Scores of every (question, answer): arrays `content` and `style` of shape (n, samples)

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import W2SError
+from ..lm import Conversation, LanguageModel, Sampling, user
 from ..registry import Registry
-from .backends import Backend, Conversation, Sampling, user
 from .tasks import Question
 
 PROMPTS_VERSION = 1
@@ -49,7 +49,7 @@ IMPROVE_PROMPT = ("Here is a question and an answer to it.\n\nQuestion: {questio
 class Inputs:
     questions: list[Question]  # the weakly labelled training questions
     weak_answers: list[str]
-    strong: Backend
+    strong: LanguageModel
     sampling: Sampling  # temperature 0 unless configured otherwise
     seed: int
     progress: Any = None

@@ -1,7 +1,7 @@
 """Supervised fine-tuning of a local causal LM with LoRA adapters (peft), for the student.
 
 Each training example is a conversation (system prompt if any, the question) and its target
-answer, rendered exactly as at generation time (backends.HFBackend.render: the chat template,
+answer, rendered exactly as at generation time (lm.LocalLM.render: the chat template,
 or the plain `Question:`/`Answer:` format). Prompt and answer are tokenised as separate blocks
 and concatenated, so the prompt tokens are exactly those the model sees when it generates; the
 answer block includes the template's end-of-turn marker (the tokenizer's end token in the plain
@@ -138,8 +138,8 @@ def train_lora(backend: HFBackend, conversations: Sequence[Conversation], answer
 
     if len(conversations) != len(answers) or not answers:
         raise W2SError("fine-tuning needs one answer per conversation, and at least one")
-    model, tok = backend.loaded()
-    pad = tok.pad_token_id if tok.pad_token_id is not None else backend.eos_ids()[0]
+    model, _ = backend.loaded()
+    pad = backend.pad_id()
     examples = [sft_example(backend, c, a, max_length) for c, a in zip(conversations, answers)]
     torch.manual_seed(seed)
     peft_model = attach_lora(model, rank)

@@ -13,14 +13,14 @@ Options (all keyword-only, from the config as `method.<name>`):
   an OpenAI-compatible endpoint: `{name: openai, base_url: http://host:8000/v1, model: NAME,
   api_key_env: VAR, api: completions|chat, top_logprobs: 20}` (also `timeout`, `retries`,
   `backoff`, `concurrency`). Prompts are sent as text and scored from the server's top
-  log-probabilities of the next token (prompting.EndpointScorer); the server must return them
+  log-probabilities of the next token (lm.EndpointLM); the server must return them
   (vLLM does, `transformers serve` does not). The report counts prompts where a label word was
   missing from the top list (`endpoint_bounded`) or both were (`endpoint_unscored`).
 - `k` demonstrations per prompt (default 4; the paper used batches of 4-5); `k=0` is zero-shot.
 - `batch`: `loo` (default) shuffles transfer into batches of k+1 and leaves the query out of
   its own batch; `fixed` cuts transfer into chunks of `chunk` queries that share k
   demonstrations drawn from outside the chunk - cheaper, since the shared prefix (instruction
-  and demonstrations) is computed once per chunk (see prompting.py).
+  and demonstrations) is computed once per chunk (see lm/local.py).
 - `balance`: build batches / demonstration sets with equal numbers of each weak hard label.
 - `instruction`, `words` (negative, positive), `template` (with `{text}`, ending in `{label}`):
   override the task's prompt (TaskSpec.prompt).
@@ -32,6 +32,11 @@ Options (all keyword-only, from the config as `method.<name>`):
   (the "unaltered strong model" of the paper's stricter bar) - next to the student's accuracy on
   the same examples. Prompting results are calibrated the same way (to the weak labels' share).
 - `precision` (`auto` default: bf16 where native and fast, else fp32; `bf16`, `fp32`), `prompt_batch` (prompts per forward pass).
+
+Refused in one line before the refiner's weights load: label words that are not one token each
+for the refiner (lm/tokens.py; the tokenizer is loaded to check), a prompt longer than the
+refiner's context (`max_position_embeddings`), and a k the transfer split cannot give every query
+(`loo`: k + 1 > transfer; `fixed`: k > transfer minus a chunk).
 
 Reported: weak and refined label accuracy on transfer (ground truth used for the report only),
 how many labels refinement flipped and how many flips were right, prompts per second, and the
@@ -51,10 +56,11 @@ from ..config import stable_hash
 from ..endpoint import ENDPOINT_FORM, Client, check_endpoint
 from ..errors import W2SError
 from ..hardware import resolve_precision
+from ..lm import EndpointLM, LanguageModel, LocalLM
 from ..metrics import mean_ci
-from ..models import ModelRef, load, resolve
+from ..models import resolve
 from ..options import Check, Ge, PositiveInt
-from ..prompting import EndpointScorer, PrefixScorer, PromptFormat, PromptTokens, sigmoid
+from ..prompting import PromptFormat, sigmoid
 from ..splits import labels
 from ..tasks import TASKS, Example, task_component
 from . import METHODS, Arrays, ModelName, Setting
@@ -112,27 +118,31 @@ def calibrated(logodds: np.ndarray, positive_share: float, how: str) -> np.ndarr
 
 
 class Refiner:
-    """The refining LM for one run: prompt blocks (instruction, demonstrations, queries) and a
-    scorer of label-word log-odds. Blocks are token-id lists for a local LM and strings for an
-    endpoint; `loo` and `shared` build prompts from them the same way for both."""
+    """The refining LM of one run and its prompt format. Prompt blocks (instruction,
+    demonstrations, queries) are the LM's own (token ids for a local LM, text for an endpoint);
+    `loo` and `shared` build prompts from them the same way for both, and the LM scores the
+    label words (a local LM computes a shared prefix once)."""
 
-    name: str
-    start: Any  # the prompt's opening block: start tokens and instruction
+    def __init__(self, lm: LanguageModel, fmt: PromptFormat):
+        self.lm, self.fmt, self.name = lm, fmt, lm.name
+        lm.check_words(fmt.words, fmt.tail)  # before any weights load
+        self.start = lm.join([lm.start, *lm.blocks([fmt.head()] if fmt.head() else [])])
 
     def demos(self, texts: Sequence[str], labels: Sequence[int]) -> list:
-        raise NotImplementedError
+        return self.lm.blocks([self.fmt.demo(t, y) for t, y in zip(texts, labels)])
 
     def queries(self, texts: Sequence[str]) -> list:
-        raise NotImplementedError
+        return self.lm.blocks([self.fmt.query(t) for t in texts])
 
     def join(self, blocks: Sequence[Any]) -> Any:
-        raise NotImplementedError
+        return self.lm.join(blocks)
 
     def score(self, prefix: Any, continuations: list, progress: Any) -> np.ndarray:
-        raise NotImplementedError
+        return self.lm.label_logodds(prefix, continuations, self.fmt.words, progress,
+                                     context=self.fmt.tail)
 
     def report(self) -> dict[str, Any]:
-        return {}
+        return self.lm.report()
 
     def loo(self, texts: Sequence[str], weak_hard: np.ndarray, batches: list[np.ndarray],
             progress: Any) -> np.ndarray:
@@ -154,86 +164,38 @@ class Refiner:
         return self.score(prefix, self.queries(query_texts), progress)
 
 
-class LocalRefiner(Refiner):
-    """A local causal LM, scored with a cached shared prefix (prompting.PrefixScorer)."""
-
-    def __init__(self, ref: ModelRef, fmt: PromptFormat, device: str, precision: str, batch: int):
-        model, tok = load(ref, device, lm_head=True)
-        self.name = ref.name
-        self.tokens = PromptTokens(tok, fmt)
-        self.scorer = PrefixScorer(model, tok, fmt.words, precision, batch_size=batch)
-        self.start = self.tokens.start + self.tokens.head
-
-    def demos(self, texts: Sequence[str], labels: Sequence[int]) -> list:
-        return self.tokens.demos(texts, labels)
-
-    def queries(self, texts: Sequence[str]) -> list:
-        return self.tokens.queries(texts)
-
-    def join(self, blocks: Sequence[Any]) -> Any:
-        return [t for b in blocks for t in b]
-
-    def score(self, prefix: Any, continuations: list, progress: Any) -> np.ndarray:
-        return self.scorer.logodds(prefix, continuations, progress)
-
-
-class EndpointRefiner(Refiner):
-    """An OpenAI-compatible server, scored from its top log-probabilities
-    (prompting.EndpointScorer); prompts are text, one request each."""
-
-    def __init__(self, client: Client, fmt: PromptFormat, api: str, top_logprobs: int):
-        self.name, self.fmt = client.name, fmt
-        self.scorer = EndpointScorer(client, fmt.words, api, top_logprobs)
-        self.start = fmt.head()
-
-    def demos(self, texts: Sequence[str], labels: Sequence[int]) -> list:
-        return [self.fmt.demo(t, y) for t, y in zip(texts, labels)]
-
-    def queries(self, texts: Sequence[str]) -> list:
-        return [self.fmt.query(t) for t in texts]
-
-    def join(self, blocks: Sequence[Any]) -> Any:
-        return "".join(blocks)
-
-    def score(self, prefix: Any, continuations: list, progress: Any) -> np.ndarray:
-        return self.scorer.logodds([prefix + c for c in continuations], progress)
-
-    def report(self) -> dict[str, Any]:
-        return {"endpoint_prompts": self.scorer.prompts, "endpoint_bounded": self.scorer.bounded,
-                "endpoint_unscored": self.scorer.unscored}
-
-
-ENDPOINT_OPTIONS = {"name", "base_url", "model", "api_key_env", "api", "top_logprobs", "timeout",
-                    "retries", "backoff", "concurrency"}
-
-
 def refiner_factory(lm: Any, s: Setting, fmt: PromptFormat, precision: str,
                     prompt_batch: int) -> tuple[str, str, Any]:
     """(name, cache identity, a function building the Refiner on first use) for `method.lm`:
-    `strong`, a model name, or an endpoint mapping `{name: openai, base_url, model, ...}`."""
+    `strong`, a model name, or an endpoint mapping `{name: openai, base_url, model, ...}`
+    (checked by the option's type when the config was built)."""
     if isinstance(lm, dict):
-        unknown = sorted(set(lm) - ENDPOINT_OPTIONS)
-        if lm.get("name") != "openai" or unknown:
-            raise W2SError("method.lm as a mapping is an OpenAI-compatible endpoint: {name: openai, "
-                           "base_url: http://host:8000/v1, model: NAME, api_key_env: VAR, api: "
-                           f"completions|chat, top_logprobs: 20}}; got {lm!r}")
         opts = {k: v for k, v in lm.items() if k not in ("name", "api", "top_logprobs")}
         api, top = lm.get("api", "completions"), lm.get("top_logprobs", 20)
         try:
             client = Client(where="method.lm", **opts)
         except TypeError as e:
             raise W2SError(f"method.lm: {e}") from None
-        EndpointScorer(client, fmt.words, api, top)  # check api, top_logprobs and words now
-        return client.name, f"{client.identity}:{api}:{top}", \
-            lambda: EndpointRefiner(client, fmt, api, top)
-    if not isinstance(lm, str):
-        raise W2SError(f"method.lm must be `strong`, a model name or an endpoint mapping; got {lm!r}")
+        endpoint = EndpointLM(client, api, top)  # checks api and top_logprobs
+        endpoint.check_words(fmt.words)
+        return client.name, f"{client.identity}:{api}:{top}", lambda: Refiner(endpoint, fmt)
     ref = s.strong_ref if lm == "strong" else resolve(lm)
     if ref.kind != "causal":
         raise W2SError(f"icl_refine prompts a causal LM, but {ref.name!r} is an encoder; set "
                        "strong_model to a causal LM or method.lm=smollm2-135m")
-    return ref.name, ref.identity, \
-        lambda: LocalRefiner(ref, fmt, s.ctx.cfg.torch_device(), precision, prompt_batch)
+    return ref.name, ref.identity, lambda: Refiner(
+        LocalLM(ref, s.ctx.cfg.torch_device(), precision, batch_size=prompt_batch), fmt)
+
+
+def check_k(k: int, n: int, batch: str, chunk: int) -> None:
+    """Refuse a k the transfer split cannot give every query (before anything is loaded)."""
+    if batch == "loo" and k + 1 > n:
+        raise W2SError(f"icl_refine: method.k={k} needs leave-one-out batches of {k + 1} "
+                       f"examples, but transfer has {n}; set method.k to at most {n - 1}")
+    if batch == "fixed" and k > n - min(chunk, n):
+        raise W2SError(f"icl_refine: method.k={k} demonstrations must come from outside each "
+                       f"chunk of {min(chunk, n)} queries, but transfer has only {n} examples; "
+                       f"lower method.k or method.chunk")
 
 
 def prompt_format(s: Setting, instruction: Optional[str], words: Optional[list],
@@ -259,6 +221,7 @@ def icl_refine(s: Setting, *, lm: Union[Literal["strong"], ModelName, Endpoint] 
                precision: Literal["auto", "bf16", "fp32", "fp16"] = "auto",
                prompt_batch: PositiveInt = 16) -> tuple[Arrays, dict[str, Any]]:
     precision = resolve_precision(precision, s.ctx.cfg.torch_device(), "method.precision")
+    check_k(k, len(s.splits.transfer), batch, chunk)
     fmt = prompt_format(s, instruction, words, template)
     lm_name, lm_identity, build = refiner_factory(lm, s, fmt, precision, prompt_batch)
     cfg = s.ctx.cfg
