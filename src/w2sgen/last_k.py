@@ -40,10 +40,14 @@ class TopBlocks(nn.Module):
         if arch not in SUPPORTED:
             raise W2SError(f"train.mode=last_k supports {', '.join(SUPPORTED)} backbones, not {arch}; "
                            "use train.mode=full or lora")
-        n_layers = len(backbone.encoder.layer)
+        layers = getattr(backbone.encoder, "layer", None)  # torch types it Tensor | Module
+        if not isinstance(layers, nn.ModuleList):
+            raise W2SError(f"train.mode=last_k found no encoder.layer block list in this {arch}; "
+                           "use train.mode=full or lora")
+        n_layers = len(layers)
         if not 1 <= k <= n_layers:
             raise W2SError(f"train.last_k must be between 1 and {n_layers} for this model, got {k}")
-        self.blocks = nn.ModuleList(list(backbone.encoder.layer)[n_layers - k:])
+        self.blocks = nn.ModuleList(list(layers)[n_layers - k:])
         self.config = backbone.config
         self.start = n_layers - k  # hidden_states[start] enters the first trained block
         # MPNet's relative position bias is shared with the frozen blocks: computed, not trained

@@ -365,7 +365,9 @@ def load(ref: ModelRef, device: str = "cpu", lm_head: bool = False) -> tuple[Any
     kwargs = dict(ref.load_kwargs)
     kwargs.setdefault("dtype", torch.float32)
     auto = AutoModelForCausalLM if lm_head else AutoModel
-    model = auto.from_pretrained(ref.path, **kwargs).to(device)
+    # typeshed's functools._Wrapped (transformers' @wraps'd `to`) has no __get__, so mypy
+    # does not bind self and reads `device` as the model argument
+    model = auto.from_pretrained(ref.path, **kwargs).to(device)  # type: ignore[arg-type]
     model.eval()
     return model, tokenizer
 

@@ -243,7 +243,9 @@ class Store:
             # unreadable, or another entry's arrays (a file swapped or copied in): a miss
             path.unlink(missing_ok=True)
         arrays = compute()
-        atomic_write(path, lambda f: np.savez(f, **arrays, **{KEY_ARRAY: np.array(path.stem)}))
+        # Any values: numpy's stub also matches **kwds against `allow_pickle: bool`
+        payload: dict[str, Any] = {**arrays, KEY_ARRAY: np.array(path.stem)}
+        atomic_write(path, lambda f: np.savez(f, **payload))
         return arrays, False
 
     # ------------------------------------------------------------------ runs
@@ -285,6 +287,8 @@ class Store:
                 "VALUES (?, ?, ?, 'running', ?, ?, ?)",
                 (redact(cfg.name), cfg.hash(), json.dumps(config), time.time(),
                  json.dumps(versions()), process_owner()))
+            if cur.lastrowid is None:
+                raise W2SError("the runs database did not return an id for the new run")
             run_id = int(cur.lastrowid)
         art = self.root / "artifacts" / str(run_id)
         atomic_write(art / "config.yaml", lambda f: f.write(yaml.safe_dump(config, sort_keys=False)), "w")
@@ -300,7 +304,8 @@ class Store:
 
     def save_arrays(self, run_id: int, name: str, arrays: dict[str, np.ndarray]) -> Path:
         path = self.root / "artifacts" / str(run_id) / name
-        atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+        payload: dict[str, Any] = dict(arrays)  # see `cached`: the stub's allow_pickle: bool
+        atomic_write(path, lambda f: np.savez_compressed(f, **payload))
         return path
 
     def load_arrays(self, run_id: int, name: str, need: tuple[str, ...] = ()

@@ -214,7 +214,7 @@ def draw_concepts(rng: np.random.Generator, d: int, K: int) -> np.ndarray:
 
 def draw_orthogonal_unit(rng: np.random.Generator, concepts: np.ndarray) -> np.ndarray:
     """A unit vector orthogonal to every column of ``concepts`` (orthonormal)."""
-    g = rng.standard_normal(concepts.shape[0])
+    g = rng.standard_normal(int(concepts.shape[0]))
     g = g - concepts @ (concepts.T @ g)
     g = g - concepts @ (concepts.T @ g)  # a second pass for round-off
     return g / np.linalg.norm(g)
@@ -350,7 +350,7 @@ def simulate_seed(seed: int, cfg: TheoryConfig = TheoryConfig(), ns: Sequence[in
             ll = -0.5 * (yw[:, None] - preds) ** 2 / s2  # constants cancel in the posterior
             for j, n in enumerate(ns):
                 lp = loo_log_posteriors(ll, n, alpha)
-                nu = lp.shape[0]
+                nu = int(lp.shape[0])
                 lmis = log_misalignment(lp, ks)
                 post = np.exp(lp)
                 if cfg.label == "mean":
@@ -646,13 +646,13 @@ def command(args) -> int:
         raise W2SError(f"--out {str(out)!r} is a file; pass a folder for the plots")
     cfg = TheoryConfig(target_in_support=not args.outside_support, s2=args.assumed_var,
                        label=args.label)
-    grid = (QUICK_NS, QUICK_BIASES, QUICK_TAUS) if args.quick else \
+    ns, biases, taus = (QUICK_NS, QUICK_BIASES, QUICK_TAUS) if args.quick else \
         (DEFAULT_NS, DEFAULT_BIASES, DEFAULT_TAUS)
     print(f"w2s theory: d={cfg.d}, K={cfg.K}, N={cfg.N}, sigma={cfg.sigma:g}, assumed "
           f"s2={cfg.assumed_var:g}, label={cfg.label}, alpha={np.round(cfg.weights(), 3).tolist()}"
-          f", k*={cfg.k_star}, {seeds} seeds; n in {list(grid[0])}, bias in {list(grid[1])}, "
-          f"noise in {list(grid[2])}", flush=True)
-    res = run_sweep(*grid, seeds=seeds, cfg=cfg, progress=True)
+          f", k*={cfg.k_star}, {seeds} seeds; n in {list(ns)}, bias in {list(biases)}, "
+          f"noise in {list(taus)}", flush=True)
+    res = run_sweep(ns, biases, taus, seeds=seeds, cfg=cfg, progress=True)
     print(format_table(res))
     print()
     print(format_floors(res))

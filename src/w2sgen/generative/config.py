@@ -12,9 +12,10 @@ variable with the API key, never the key, so configs saved with results hold no 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import yaml
 
@@ -92,8 +93,11 @@ class GenerativeConfig:
         """`finetune.precision: auto` made concrete for the device (see ExperimentConfig)."""
         from ..hardware import resolve_precision
 
-        ft = dataclasses.replace(self.finetune, precision=resolve_precision(
-            self.finetune.precision, self.torch_device(), "finetune.precision"))
+        precision = resolve_precision(self.finetune.precision, self.torch_device(),
+                                      "finetune.precision")
+        # resolve_precision returns one of hardware.PRECISIONS (typed str there)
+        ft = dataclasses.replace(self.finetune, precision=cast(
+            Literal["auto", "bf16", "fp32", "fp16"], precision))
         return dataclasses.replace(self, finetune=ft)
 
     def hash(self) -> str:
@@ -106,7 +110,7 @@ class GenerativeConfig:
         return torch_device(self.device)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> GenerativeConfig:
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> GenerativeConfig:
     raw = read_yaml_mapping(path, "config file") if path is not None else {}
     if any(o.partition("=")[0].startswith("methods.") for o in overrides):
         # `methods.<name>.<option>=` needs the mapping form (and keeps the other methods)

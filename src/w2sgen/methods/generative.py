@@ -152,10 +152,12 @@ def _adapt_seeded(ref: ModelRef, texts: list[str], out: Path, device: str, objec
     kwargs.setdefault("dtype", torch.float32)
     auto = AutoModelForCausalLM if objective == "clm" else AutoModelForMaskedLM
     try:
-        lm, info = auto.from_pretrained(ref.path, output_loading_info=True, **kwargs)
+        # with output_loading_info=True it returns (model, info); transformers types only the model
+        loaded: Any = auto.from_pretrained(ref.path, output_loading_info=True, **kwargs)
     except ValueError as e:
         raise W2SError(f"model {ref.name!r} has no {objective.upper()} head class in transformers "
                        f"({e}); generative_pretrain cannot adapt it") from None
+    lm, info = loaded
     lm_head_random = bool(info.get("missing_keys"))
     if objective == "mlm" and tok.mask_token is None:
         tok.add_special_tokens({"mask_token": "[MASK]"})

@@ -78,7 +78,10 @@ def extract(folders: list[str]) -> None:
             target = out / folder / "task.json"
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_suffix(".tmp")
-            tmp.write_bytes(tf.extractfile(member).read())
+            src = tf.extractfile(member)
+            if src is None:  # not a regular file (a directory or link)
+                raise W2SError(f"bigbench: {member.name} in {sdist_path()} is not a regular file")
+            tmp.write_bytes(src.read())
             tmp.replace(target)
 
 
@@ -108,7 +111,7 @@ def pull() -> None:
 
 
 def _winner(scores: dict[str, float]) -> str:
-    return max(scores, key=scores.get)
+    return max(scores, key=lambda k: scores[k])
 
 
 def two_way(name: str, folder: str, positive: str, seed: int, balanced: bool) -> list[Example]:

@@ -358,7 +358,10 @@ def bbc_articles() -> list[tuple[str, str, str]]:
     raw = read_members("bbcnews", names)
     out = []
     for n in names:
-        topic, number = BBC_FILE.fullmatch(n).groups()
+        m = BBC_FILE.fullmatch(n)
+        if m is None:  # names were filtered on this pattern above
+            raise W2SError(f"bbcnews: unexpected member name {n!r}")
+        topic, number = m.groups()
         text = decode(raw[n]).strip()
         if topic in BBC_TOPICS and text:
             out.append((topic, number, text))
