@@ -11,7 +11,8 @@ out, tokenising included):
   w2s-int8           torch.ao.quantization.quantize_dynamic of every nn.Linear of the fp32 model
                      (qint8 weights, per-channel scales), run through features.extract fp32
   w2s-ort-fp32       w2sgen.onnx_features.extract: ONNX Runtime, fp32, the model exported once
-                     (pooling inside the graph) and cached in the data home
+                     (pooling inside the graph) and cached in the data home; batches
+                     planned by length (onnx_features.plan: <= 5% padding, <= batch size)
   ort-int8           ONNX Runtime dynamic int8 quantisation (per-channel) of that export, cached
   ov-fp32, ov-bf16   the OpenVINO runtime (pip package `openvino`, no optimum) compiling that same
                      export with INFERENCE_PRECISION_HINT f32 / bf16 (bf16 only where native)
@@ -568,13 +569,16 @@ def bench(name: str, examples: list, args: argparse.Namespace, skip: set[str],
     full = [len(ids) for ids in tokenizer([e.text for e in examples])["input_ids"]]
     useful = flops(model.config, lengths)
     padded = padded_tokens(lengths, args.batch_size)
+    from w2sgen.onnx_features import plan
+
+    planned = sum(len(b) * max(lengths[i] for i in b) for b in plan(lengths, args.batch_size))
     for res in results.values():
         if res.vectors is not None:
             c = cosines(np.asarray(res.vectors, dtype=np.float32), reference)
             res.info = (res.info + "; " if res.info else "") + f"min cos at text {int(c.argmin())}"
             res.cos = (float(c.min()), float(c.mean()))
     return {"name": name, "path": resolve(name).path, "results": results, "lengths": lengths,
-            "over": sum(n > cfg.max_length for n in full), "useful": useful, "padded": padded,
+            "over": sum(n > cfg.max_length for n in full), "useful": useful, "padded": padded, "planned": planned,
             "config": model.config}
 
 
@@ -596,7 +600,8 @@ def report(run: dict, probe: Any, default: str, n: int) -> None:
     print(f"  {n} texts, tokens/text mean {np.mean(lengths):.1f}, max {max(lengths)} "
           f"({run['over']} texts truncated to 128 on every path); {real} real tokens; the "
           f"length-sorted batches pad to {run['padded']} (+{100 * (run['padded'] / real - 1):.0f}%, "
-          f"not counted in GFLOP/s); {run['useful'] / 1e9:.1f} GFLOP per pass")
+          f"not counted in GFLOP/s); the project's ONNX paths batch by length (onnx_features.plan) "
+          f"and pad +{100 * (run['planned'] / real - 1):.0f}%; {run['useful'] / 1e9:.1f} GFLOP per pass")
     sts = [v for v in ST_VARIANTS if v in results and np.isfinite(results[v].seconds)]
     head = ["variant", "prec", "sent/s", "GFLOP/s", "% peak", *[f"x {v}" for v in sts],
             "cos min", "cos mean", "eligible", "setup s"]

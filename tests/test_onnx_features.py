@@ -130,3 +130,34 @@ def test_other_precisions_and_causal_go_to_torch(home, bert, tiny_llama_dir):
                             batch_size=4, precision="bf16", join_pairs=False)
     np.testing.assert_array_equal(got, want)
     assert not (home / "onnx").exists()
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 64])
+def test_plan_covers_every_text_once_and_pads_little(batch_size):
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 129, size=500)
+    batches = onnx_features.plan(lengths, batch_size)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(len(lengths)))
+    longest = [int(lengths[b].max()) for b in batches]
+    assert longest == sorted(longest, reverse=True)
+    for b in batches:
+        assert 1 <= len(b) <= batch_size
+        padded, real = len(b) * int(lengths[b].max()), int(lengths[b].sum())
+        assert len(b) == 1 or padded <= (1 + onnx_features.PAD_SLACK) * real
+    # texts of one length share batches up to the batch size
+    same = onnx_features.plan([7] * 10, 4)
+    assert [len(b) for b in same] == [4, 4, 2]
+
+
+def test_feed_matches_tokenizer_pad(bert):
+    _, _, tokenizer = bert
+    examples = mixed_lengths(9) + [Example("p", "a b c", 0, text_pair="d e")]
+    encodings = features.tokenize(tokenizer, examples, MAX_LEN, False)
+    names = onnx_features.INPUTS
+    idx = np.arange(len(encodings))
+    want = tokenizer.pad(encodings, return_tensors="np")
+    got = onnx_features.feed(encodings, idx, names, tokenizer.pad_token_id)
+    for k in names:
+        np.testing.assert_array_equal(got[k], want[k])
+        assert got[k].dtype == np.int64

@@ -7,6 +7,12 @@ a shared, noisy 2-core AVX512 CPU, 600 multiemo sentences, this path ran 1.5x (M
 (MPNet) the torch fp32 path, and faster than its bf16 autocast too, with min cosine 1.00000 to the
 torch fp32 features (the test asserts >= 0.99999 on a tiny BERT).
 
+Batches are planned by length (`plan`): texts of (nearly) one length share a batch, at most
+`batch_size` of them, so padding stays under 5% of the real tokens instead of the +41% that fixed
+batches of 64 length-sorted sentences padded; the int64 feeds are filled directly (`feed`), not
+through `tokenizer.pad`. The values are those of padded batches to fp32 rounding (the attention
+mask hides padding), so cached features keep their keys.
+
 The model is exported once (torch.onnx, pooling inside the graph) into the data home,
 `onnx/<key>.onnx`, keyed by the model's identity (`ModelRef.identity` when the caller passes it,
 else a digest of the weights), the pooling, the input names and the torch/transformers versions;
@@ -202,24 +208,64 @@ def extract(model: Any, tokenizer: Any, examples: Sequence[Example], *, pooling:
                join_pairs=join_pairs, desc=desc)
 
 
+PAD_SLACK = 0.05  # a batch pads at most this fraction of its real tokens (see `plan`)
+
+
+def plan(lengths: Sequence[int], batch_size: int, slack: float = PAD_SLACK) -> list[np.ndarray]:
+    """Batches of text indices, longest first: at most `batch_size` texts each, and padding (to
+    the batch's longest text) at most `slack` of the batch's real tokens, so texts of one length
+    share a batch and a batch never mixes lengths far apart. Fixed-size batches of length-sorted
+    texts padded +41% on the encode benchmark's sentences; with this, under 5%."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(-lengths, kind="stable")
+    batches, start, n = [], 0, len(order)
+    while start < n:
+        longest = int(lengths[order[start]])
+        end, real = start + 1, longest
+        while end < n and end - start < batch_size:
+            nxt = int(lengths[order[end]])
+            if (end - start + 1) * longest > (1 + slack) * (real + nxt):
+                break
+            real += nxt
+            end += 1
+        batches.append(order[start:end])
+        start = end
+    return batches
+
+
+def feed(encodings: Sequence[dict], idx: np.ndarray, names: Sequence[str], pad_id: int,
+         left: bool = False) -> dict[str, np.ndarray]:
+    """The padded int64 arrays of one batch (what `tokenizer.pad` makes, without its per-text
+    Python overhead): input ids padded with `pad_id`, mask and segment ids with 0."""
+    rows = [encodings[i] for i in idx]
+    width = max(len(r["input_ids"]) for r in rows)
+    out = {k: np.full((len(rows), width), pad_id if k == "input_ids" else 0, dtype=np.int64)
+           for k in names}
+    for j, r in enumerate(rows):
+        n = len(r["input_ids"])
+        cols = slice(width - n, width) if left else slice(0, n)
+        for k in names:
+            if k == "attention_mask":
+                out[k][j, cols] = 1
+            elif k in r:
+                out[k][j, cols] = r[k]
+    return out
+
+
 def run(sess: Any, tokenizer: Any, examples: Sequence[Example], *, max_length: int,
         batch_size: int, join_pairs: bool, desc: str = "features") -> np.ndarray:
-    """Texts -> pooled fp32 vectors through an exported session, in the examples' order; batches
-    of similar length, as `features.extract` makes them."""
+    """Texts -> pooled fp32 vectors through an exported session, in the examples' order; in
+    batches of (nearly) equal length (`plan`)."""
     from tqdm.auto import tqdm
 
     names = [i.name for i in sess.get_inputs()]
     encodings = features.tokenize(tokenizer, examples, max_length, join_pairs)
-    order = np.argsort([-len(e["input_ids"]) for e in encodings], kind="stable")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    left = getattr(tokenizer, "padding_side", "right") == "left"
     out: np.ndarray | None = None
     bar = tqdm(total=len(examples), desc=desc, unit="ex", leave=False, disable=None)
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        batch = tokenizer.pad([encodings[i] for i in idx], return_tensors="np")
-        ids = batch["input_ids"]
-        feed = {k: np.ascontiguousarray(batch[k], dtype=np.int64) if k in batch
-                else np.zeros(ids.shape, dtype=np.int64) for k in names}
-        vec = sess.run(None, feed)[0]
+    for idx in plan([len(e["input_ids"]) for e in encodings], batch_size):
+        vec = sess.run(None, feed(encodings, idx, names, pad_id, left))[0]
         if out is None:
             out = np.empty((len(examples), vec.shape[1]), dtype=np.float32)
         out[idx] = vec
