@@ -72,3 +72,74 @@ def test_bootstrap_cross_fits_each_rung(store_dir):
     steps = [k for k in out["timings"] if k.startswith("rung ")]
     assert steps == [f"rung minilm-l6 fold {k}/3" for k in (1, 2, 3)]
     assert set(METHODS) >= {"naive", "bootstrap", "gt_early_stop"}
+
+
+# ------------------------------------------------------------------ confidence_filter
+
+
+def recording_setting(weak, truth):
+    """A Setting whose student training records what it was given (no model is trained)."""
+    from types import SimpleNamespace
+
+    from w2sgen.methods import Setting
+    from w2sgen.splits import Splits
+    from w2sgen.tasks import Example
+
+    transfer = [Example(f"t{i}", f"text {i}", int(y)) for i, y in enumerate(truth)]
+    splits = Splits([Example("w", "w", 0)], transfer, [Example("x", "x", 1)])
+    seen = {}
+
+    def train(name, ref, splits, part, targets, loss, predict, seed=None):
+        seen.update(part=part, targets=np.asarray(targets), examples=part.examples(splits))
+        return {"p_test": np.array([0.5])}
+
+    ctx = SimpleNamespace(train=train, cfg=SimpleNamespace(loss="xent"))
+    return Setting(ctx, splits, None, None, {"p_transfer": np.asarray(weak, np.float32)}), seen
+
+
+def test_confidence_filter_keeps_labels_at_or_beyond_the_threshold():
+    from w2sgen.methods.confidence_filter import confident_index
+
+    weak = np.array([0.9, 0.75, 0.74, 0.5, 0.26, 0.25, 0.1, 1.0, 0.0, 0.8, 0.2, 0.6], np.float32)
+    assert confident_index(weak, 0.75).tolist() == [0, 1, 5, 6, 7, 8, 9, 10]
+    assert confident_index(weak, 0.8).tolist() == [0, 6, 7, 8, 9, 10]  # 0.8 and 0.2 as float32
+    assert confident_index(weak, 0.5).tolist() == list(range(12))  # everything: naive
+    assert confident_index(weak, 1.0).tolist() == [7, 8]
+
+
+def test_confidence_filter_trains_on_the_confident_weak_labels_only():
+    # 40 transfer examples: the weak labels of the first 20 are confident (0.9 / 0.1) and right
+    # on 18; the other 20 are unsure (0.6 / 0.4) and right on 10
+    truth = np.arange(40) % 2
+    weak = np.where(truth == 1, 0.9, 0.1)
+    weak[:2] = 1 - weak[:2]  # two confident mistakes
+    weak[20:] = np.where(np.arange(20) % 4 < 2, 0.6, 0.4)  # unsure, right on half
+    s, seen = recording_setting(weak, truth)
+    student, rep = METHODS.get("confidence_filter")(s)
+    assert seen["part"].index == tuple(range(20))
+    np.testing.assert_allclose(seen["targets"], weak[:20].astype(np.float32))  # soft, unchanged
+    assert [e.id for e in seen["examples"]] == [f"t{i}" for i in range(20)]
+    assert rep == {"hi": 0.75, "n_kept": 20, "kept_fraction": 0.5,
+                   "weak_label_accuracy": pytest.approx(28 / 40),
+                   "kept_weak_label_accuracy": pytest.approx(18 / 20)}
+    # hi=0.55 keeps the unsure ones too
+    _, rep = METHODS.get("confidence_filter")(s, hi=0.55)
+    assert rep["n_kept"] == 40
+
+
+def test_confidence_filter_refuses_too_few_or_one_class():
+    truth = np.arange(40) % 2
+    s, _ = recording_setting(np.full(40, 0.6), truth)
+    with pytest.raises(W2SError, match=r"kept 0 of 40 transfer examples .*lower method.hi"):
+        METHODS.get("confidence_filter")(s)
+    s, _ = recording_setting(np.r_[np.full(30, 0.9), np.full(10, 0.6)], truth)
+    with pytest.raises(W2SError, match=r"kept 30 of 40 .*\(1 weak class"):
+        METHODS.get("confidence_filter")(s)
+
+
+@pytest.mark.parametrize("value", ["0.4", "1.5"])
+def test_confidence_filter_threshold_is_checked_at_config_time(value):
+    with pytest.raises(W2SError, match=r"method.hi must be a number >= 0.5 and <= 1") as e:
+        load_config(None, ["method=confidence_filter", f"method.hi={value}"])
+    assert "\n" not in str(e.value)
+    assert load_config(None, ["method=confidence_filter"]).method.options == {}

@@ -166,3 +166,15 @@ def test_unsupported_suffix(tmp_path):
 def test_duplicate_ids(tmp_path):
     msg = error(csv_file(tmp_path, "id,text,label\nx,a,1\ny,b,0\nx,c,0\n"))
     assert "duplicate example ids" in msg and "'x'" in msg
+
+
+def test_a_folder_as_task_names_both_ways_to_give_data(tmp_path):
+    """A folder is no data file; the error names a file inside it and the testbed's layout
+    (a folder holding any of its files is read as the testbed task: tests/test_testbed.py)."""
+    with pytest.raises(W2SError, match=r"is a folder; give a data file inside it .*train_label"
+                                       r".jsonl, train_unlabel.jsonl, test.jsonl") as e:
+        load_task(Component(str(tmp_path)))
+    assert "\n" not in str(e.value)
+    (tmp_path / "notes.jsonl").write_text('{"text": "a", "label": 1}\n')
+    with pytest.raises(W2SError, match="is a folder"):  # other .jsonl files do not make it one
+        load_task(Component(str(tmp_path)))

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import numpy as np
 
-from ..config import Component
 from ..models import MODELS, ModelRef
 from ..options import Check
 from ..registry import Registry
+from ..spec import Component
 from ..splits import Part, Splits, labels
 
 if TYPE_CHECKING:
@@ -78,4 +78,4 @@ def naive(s: Setting) -> tuple[Arrays, dict[str, Any]]:
     return s.train_student(s.weak_labels), {}
 
 
-from . import bootstrap, early_stop, ensemble, generative, icl_refine, relabel  # noqa: E402,F401  (register the methods)
+from . import bootstrap, confidence_filter, early_stop, ensemble, generative, icl_refine, relabel  # noqa: E402,F401  (register the methods)

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..config import Component
 from ..errors import W2SError
 from ..registry import Registry
+from ..spec import Component
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,10 @@ class Example:
     # question), so a question never leaks from transfer into test.
     group: str = ""
     text_pair: Optional[str] = None
+    # A task whose data comes already split (the testbed's train_label / train_unlabel / test
+    # files) names the example's split here; then the task, not the random splitter, decides
+    # membership (see `predefined_splits`). None everywhere else.
+    split: Optional[str] = None
 
 
 @dataclass
@@ -45,13 +49,19 @@ class TaskSpec:
 TASKS: Registry[TaskSpec] = Registry("task")
 
 FILE_SUFFIXES = (".csv", ".jsonl", ".json")
+SPLIT_NAMES = ("weak_train", "transfer", "test")
 
 
 def task_component(comp: Component) -> Component:
-    """`task: data/my.csv` is shorthand for `task: {name: file, path: data/my.csv}`."""
+    """`task: data/my.csv` is shorthand for `task: {name: file, path: data/my.csv}`, and
+    `task: data/chat` (a folder in the testbed's layout) for `{name: testbed, path: data/chat}`."""
     if comp.name not in TASKS:
         if comp.name.lower().endswith(FILE_SUFFIXES):
             return Component("file", {"path": comp.name, **comp.options})
+        from .testbed import is_testbed_folder
+
+        if is_testbed_folder(comp.name):
+            return Component("testbed", {"path": comp.name, **comp.options})
         from .files import check_task_name
 
         check_task_name(comp.name)
@@ -72,6 +82,14 @@ def check_examples(examples: list[Example], name: str) -> None:
     dup = [i for i, n in ids.items() if n > 1]
     if dup:
         raise W2SError(f"task {name!r} has duplicate example ids (e.g. {dup[0]!r}); ids must be unique")
+    named = Counter(e.split is not None for e in examples)
+    if len(named) > 1:
+        raise W2SError(f"task {name!r} names the split of {named[True]} examples but not of "
+                       f"{named[False]}; a task fixes the split of every example or of none")
+    odd = sorted({e.split for e in examples if e.split is not None} - set(SPLIT_NAMES))
+    if odd:
+        raise W2SError(f"task {name!r} puts examples in split {odd[0]!r}; splits are "
+                       f"{', '.join(SPLIT_NAMES)}")
     labels = Counter(e.label for e in examples)
     if set(labels) - {0, 1}:
         raise W2SError(f"task {name!r} has labels {sorted(labels)}; binary tasks need labels 0 and 1")
@@ -79,6 +97,31 @@ def check_examples(examples: list[Example], name: str) -> None:
         only = next(iter(labels))
         raise W2SError(f"task {name!r} has only class {only} ({labels[only]} examples); "
                        "a binary task needs examples of both classes")
+
+
+def predefined_splits(examples: list[Example], name: str) -> Optional[dict[str, list[Example]]]:
+    """The task's own split membership, or None when the task leaves it to the random splitter.
+
+    When every example names its split (`Example.split`), the splits are exactly those, in the
+    task's order: `splits.*` sizes and `splits.seed` do not apply. Each split must be non-empty
+    and hold both classes, as the random splitter requires."""
+    if not examples or examples[0].split is None:
+        return None
+    out: dict[str, list[Example]] = {s: [] for s in SPLIT_NAMES}
+    for e in examples:
+        if e.split not in out:
+            raise W2SError(f"task {name!r}: example {e.id!r} has no split of "
+                           f"{', '.join(SPLIT_NAMES)} (got {e.split!r})")
+        out[e.split].append(e)
+    for s, items in out.items():
+        if not items:
+            raise W2SError(f"task {name!r} gives no examples for split {s!r}")
+        classes = Counter(e.label for e in items)
+        if len(classes) < 2:
+            raise W2SError(f"task {name!r}: its split {s!r} has only class "
+                           f"{next(iter(classes))} ({len(items)} examples); each split needs "
+                           "examples of both classes")
+    return out
 
 
 # ------------------------------------------------------------------------ shared helpers
@@ -135,4 +178,4 @@ def pairwise_example(prefix: str, prompt: str, a: str, b: str, label: int) -> Ex
                    f"Response A: {a}\n\nResponse B: {b}")
 
 
-from . import bigbench, burns, files, hf, packaged  # noqa: E402,F401  (registers the tasks)
+from . import bigbench, burns, files, hf, packaged, testbed  # noqa: E402,F401  (registers the tasks)

@@ -41,7 +41,8 @@ def check_task_name(name: str) -> None:
         return
     if p.is_dir():
         raise W2SError(f"task {name!r} is a folder; give a data file inside it ({ACCEPTED}), "
-                       "or a task name from `w2s tasks`")
+                       "a folder in the testbed layout (train_label.jsonl, train_unlabel.jsonl, "
+                       "test.jsonl), or a task name from `w2s tasks`")
     what = f"has suffix {suffix!r}" if suffix else "has no suffix"
     raise W2SError(f"task {name!r} is not a task name, and as a data file it {what}: w2s reads "
                    f"{ACCEPTED} files (rename or convert it; `w2s tasks` lists the task names)")
@@ -130,7 +131,7 @@ def parse_label(value: Any, where: str) -> int:
     raise W2SError(f"{where}: label {value!r} is not binary (use 0/1, true/false or yes/no)")
 
 
-def _text(r: dict[str, Any], column: str, where: str) -> Optional[str]:
+def text_cell(r: dict[str, Any], column: str, where: str) -> Optional[str]:
     """A text cell: a string, or None where it is missing, empty or null."""
     v = r.get(column)
     if v is None or v == "":
@@ -141,7 +142,7 @@ def _text(r: dict[str, Any], column: str, where: str) -> Optional[str]:
     return v
 
 
-def _key(r: dict[str, Any], column: str, where: str) -> Optional[str]:
+def key_cell(r: dict[str, Any], column: str, where: str) -> Optional[str]:
     """An `id` or `group` cell: a string or an integer, or missing."""
     v = r.get(column)
     if v is None or v == "":
@@ -151,16 +152,23 @@ def _key(r: dict[str, Any], column: str, where: str) -> Optional[str]:
     return str(v)
 
 
-def load_file(*, path: str, text_column: str = "text", label_column: str = "label",
-              pair_column: Optional[str] = None) -> list[Example]:
-    p = Path(path).expanduser()
+def read_records(p: Path, fields: str) -> list[dict[str, Any]]:
+    """The rows of a data file, each a record (a JSON object or CSV row), at least one;
+    `fields` names what a record holds, for the error."""
     rows = read_rows(p)
     if not rows:
         raise W2SError(f"data file {str(p)!r} has no rows")
     for n, r in enumerate(rows, 1):
         if not isinstance(r, dict):
-            raise W2SError(f"data file {str(p)!r} row {n} must be a record with {text_column!r} "
-                           f"and {label_column!r}, got {shown(r)}")
+            raise W2SError(f"data file {str(p)!r} row {n} must be a record with {fields}, got "
+                           f"{shown(r)}")
+    return rows
+
+
+def load_file(*, path: str, text_column: str = "text", label_column: str = "label",
+              pair_column: Optional[str] = None) -> list[Example]:
+    p = Path(path).expanduser()
+    rows = read_records(p, f"{text_column!r} and {label_column!r}")
     cols = set(rows[0])
     need = [c for c in (text_column, label_column) if c not in cols]
     if need:
@@ -174,12 +182,12 @@ def load_file(*, path: str, text_column: str = "text", label_column: str = "labe
     out = []
     for n, r in enumerate(rows, 1):
         where = f"data file {str(p)!r} row {n}"
-        text = _text(r, text_column, where)
+        text = text_cell(r, text_column, where)
         if text is None:
             raise W2SError(f"{where} has no {text_column!r}")
-        pair = _text(r, pair_column, where) if pair_column else None
-        eid = _key(r, "id", where) or text_id("file", text, pair or "")
-        group = _key(r, "group", where) or eid
+        pair = text_cell(r, pair_column, where) if pair_column else None
+        eid = key_cell(r, "id", where) or text_id("file", text, pair or "")
+        group = key_cell(r, "group", where) or eid
         out.append(Example(eid, text, parse_label(r.get(label_column), where), group, pair))
     # without an id column, repeated texts would share an id: keep one (drop conflicting ones)
     return out if "id" in cols else dedupe(out)
