@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from w2sgen import hardware, memory
+from w2sgen import hardware, memory, sweep
 from w2sgen.config import load_config
 from w2sgen.errors import W2SError
 from w2sgen.models import load, resolve
@@ -145,7 +145,7 @@ def test_published_configs_give_the_published_sizes():
 
 @pytest.mark.parametrize("precision", ["bf16", "fp32"])
 def test_every_burns_pair_fits_one_80gb_gpu(precision):
-    rows = memory.suite_estimates("suites/burns.yaml", precision)
+    rows = sweep.memory_estimates("suites/burns.yaml", precision)
     assert {r.model for r in rows} >= {"openai-community/gpt2-xl", "Qwen/Qwen2.5-7B"}
     too_big = [(r.pair, r.model, r.estimate.line()) for r in rows
                if r.estimate.total > memory.HEADROOM * 80e9]
@@ -212,3 +212,39 @@ def test_probe_and_unreadable_models_have_no_estimate(tmp_path):
     cfg = load_config(None, ["train.mode=last_k", "train.gradient_checkpointing=true"])
     with pytest.raises(W2SError, match="train.gradient_checkpointing applies to"):
         memory.check_fits(ModelRef("x", "encoder", str(tmp_path), "x"), cfg, "cpu")
+
+
+def test_label_tokens_counts_the_lm_head_and_no_linear_head(tiny_llama_dir):
+    """label_tokens has no 2-class head; the tiny Llama's LM head is untied, so it adds vocab x
+    hidden weights (frozen under LoRA, trained with adapter=none). The counts equal the loaded
+    causal LM and its peft adapters; activations add the last position's vocabulary logits."""
+    from w2sgen.train import add_lora
+
+    ref = resolve(str(tiny_llama_dir))
+    arch = memory.arch_of(ref)
+    lm, _ = load(ref, lm_head=True)
+    untied = arch.vocab * arch.hidden
+    assert not arch.tied and numel(lm) == arch.params + untied
+    r = 4
+    cfg = load_config(None, ["train.mode=label_tokens", f"train.lora_rank={r}"])
+    assert numel(add_lora(lm, cfg.train), trainable=True) == r * arch.lora_per_rank
+    kw = dict(batch_size=8, seq_len=16, precision="fp32")
+    lora = memory.estimate(arch, "label_tokens", lora_rank=r, **kw)
+    t = r * arch.lora_per_rank
+    assert (lora.parameters, lora.gradients, lora.optimizer) == (4 * (arch.params + untied) + 4 * t, 4 * t, 12 * t)
+    plain = memory.estimate(arch, "lora", lora_rank=r, **kw)
+    assert lora.activations == plain.activations + 8 * (4 * arch.hidden + 8 * arch.vocab)
+    full = memory.estimate(arch, "label_tokens", adapter="none", **kw)
+    n = arch.params + untied
+    assert (full.parameters, full.gradients, full.optimizer) == (4 * n, 4 * n, 12 * n)
+    assert "label_tokens (LoRA), fp32" in lora.line() and "label_tokens (all weights)" in full.line()
+
+
+def test_label_tokens_loads_in_bf16_under_lora_and_advises_lora():
+    assert memory.weights_dtype("label_tokens", "bf16", "cuda") == "bf16"
+    assert memory.weights_dtype("label_tokens", "bf16", "cuda", adapter="none") == "fp32"
+    assert memory.weights_dtype("label_tokens", "bf16", "cpu") == "fp32"
+    arch = memory.published("Qwen/Qwen2.5-7B")
+    s = dict(mode="label_tokens", batch_size=32, seq_len=512, precision="bf16", micro_batch_size=None,
+             checkpointing=True, lora_rank=8, last_k=2, weights="fp32", adapter="none")
+    assert memory.advice(arch, s, 70e9).startswith("set train.adapter=lora")

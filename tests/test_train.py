@@ -203,3 +203,126 @@ def test_fp16_on_a_cpu_is_refused(tiny_bert_dir):
         cfg = load_config(None, ["train.mode=full", "train.precision=fp16", "device=cpu"])
         MODES.get("full")(resolve(str(tiny_bert_dir)), cfg).fit(
             sentiment_examples(4), np.zeros(4, np.float32), xent(), seed=0, desc="t")
+
+
+# ------------------------------------------------ train.select: weak_val (no ground truth)
+
+
+def test_weak_val_keeps_the_epoch_with_the_best_auroc_against_weak_labels():
+    """Held-out weak labels that are the *opposite* of what the probe learns: AUROC against
+    them falls as training goes on, so the first epoch is kept, and its weights are restored
+    (the final predictions are exactly those after epoch 1). With agreeing weak labels the
+    best epoch is the argmax of the recorded AUROCs, and again its weights are the ones kept."""
+    cfg = load_config(None, ["train.epochs=8", "train.lr=0.02"])
+    x, y = linear_data(500)
+    train, val, test = slice(0, 300), slice(300, 400), slice(400, 500)
+    flipped = ProbeLearner(None, cfg)
+    flipped.select_set = (x[val], 1 - y[val])
+    hist = flipped.fit(x[train], y[train], xent(), seed=0, desc="t", eval_set=(x[test], y[test]))
+    assert len(hist.select_auroc) == 8 and hist.selected_epoch == 1
+    assert hist.select_auroc[0] == max(hist.select_auroc) and hist.select_auroc[-1] < 0.1
+    np.testing.assert_array_equal(flipped.predict(x[test]), hist.eval_probs[0])
+    plain = ProbeLearner(None, cfg)  # the same training without selection ends elsewhere
+    plain_hist = plain.fit(x[train], y[train], xent(), seed=0, desc="t", eval_set=(x[test], y[test]))
+    assert plain_hist.selected_epoch is None and plain_hist.select_auroc == []
+    np.testing.assert_array_equal(plain.predict(x[test]), plain_hist.eval_probs[-1])
+    assert not np.array_equal(plain_hist.eval_probs[0], plain_hist.eval_probs[-1])
+
+    noisy = (y[val] + (np.random.default_rng(1).random(100) < 0.3)) % 2  # 30% of weak labels wrong
+    agree = ProbeLearner(None, cfg)
+    agree.select_set = (x[val], noisy.astype(np.float32))
+    hist = agree.fit(x[train], y[train], xent(), seed=0, desc="t", eval_set=(x[test], y[test]))
+    best = int(np.argmax(hist.select_auroc))
+    assert hist.selected_epoch == best + 1 and 0.6 < hist.select_auroc[best] < 0.9
+    np.testing.assert_array_equal(agree.predict(x[test]), hist.eval_probs[best])
+
+
+def test_weak_val_refuses_one_class_weak_labels():
+    cfg = load_config(None, ["train.epochs=2"])
+    x, y = linear_data(100)
+    learner = ProbeLearner(None, cfg)
+    learner.select_set = (x[:20], np.full(20, 0.9, np.float32))
+    with pytest.raises(W2SError, match="one class, so AUROC cannot rank epochs; raise train.select_size"):
+        learner.fit(x[20:], y[20:], xent(), seed=0, desc="t", eval_set=(x[:20], y[:20]))
+
+
+def test_hold_out_is_seeded_by_group_and_sized():
+    from w2sgen.splits import hold_out
+    from w2sgen.tasks import Example
+
+    ex = [Example(f"e{i}", "t", i % 2, group=f"g{i // 2}") for i in range(100)]
+    keep, held = hold_out(ex, 0.2, seed=0, what="train.select_size")
+    assert len(held) == 20 and sorted(keep + held) == list(range(100)) and not set(keep) & set(held)
+    assert {ex[i].group for i in keep}.isdisjoint({ex[i].group for i in held})  # groups stay whole
+    assert hold_out(ex, 0.2, seed=0, what="x") == (keep, held)
+    assert hold_out(ex, 0.2, seed=1, what="x")[1] != held
+    assert len(hold_out(ex, 30, seed=0, what="x")[1]) == 30
+    assert hold_out(list(reversed(ex)), 0.2, seed=0, what="x")[1] == sorted(99 - i for i in held)
+    with pytest.raises(W2SError, match="train.select_size=99 holds out 99 of 100 training examples"):
+        hold_out(ex, 99, seed=0, what="train.select_size")
+
+
+@pytest.fixture(scope="module")
+def toy_task(tmp_path_factory):
+    path = tmp_path_factory.mktemp("toy") / "toy.csv"
+    path.write_text("text,label\n" + "".join(f"{e.text},{e.label}\n" for e in sentiment_examples(300)))
+    return path
+
+
+def test_pipeline_weak_val_records_the_epoch_and_reuses_weak_and_ceiling(tmp_path, tiny_bert_dir, toy_task,
+                                                                         monkeypatch):
+    from w2sgen import pipeline
+    from w2sgen.store import Store
+
+    trained = {}
+    real_train = pipeline.Context.train
+
+    def spy(self, name, *args, **kwargs):
+        trained[name] = real_train(self, name, *args, **kwargs)
+        return trained[name]
+
+    monkeypatch.setattr(pipeline.Context, "train", spy)
+
+    common = [f"task={toy_task}", f"weak_model={tiny_bert_dir}", f"strong_model={tiny_bert_dir}",
+              "splits.weak_train=80", "splits.transfer=120", "splits.test=80", "train.epochs=6",
+              "train.lr=0.01", "eval.bootstrap=50", "features.precision=fp32", "features.max_length=16",
+              "device=cpu", f"store={tmp_path}"]
+    last = pipeline.run(load_config(None, common), quiet=True)
+    assert last["metrics"]["select"] == {"rule": "last", "epoch": 6}
+    sel = pipeline.run(load_config(None, [*common, "train.select=weak_val", "train.select_size=0.25"]),
+                       quiet=True)
+    s = sel["metrics"]["select"]
+    assert s["rule"] == "weak_val" and s["size"] == 30 and s["epochs"] == 6
+    assert s["epoch"] == int(np.argmax(s["weak_val_auroc"])) + 1
+    for step in ("weak_supervisor", "strong_ceiling"):  # not selected: the same cached models
+        assert sel["timings"][step]["cached"]
+    for k in ("weak", "ceiling"):
+        assert sel["metrics"][f"{k}_accuracy"] == last["metrics"][f"{k}_accuracy"]
+    assert Store(tmp_path).runs("done")[-1]["metrics"]["select"] == s
+    # the student's test predictions are those after the kept epoch (its per-epoch record), and
+    # it was selected on 30 transfer examples it did not train on
+    student = trained["student"]
+    np.testing.assert_array_equal(student["p_test"], student["eval_p"][s["epoch"] - 1])
+    transfer = {e.id for e in sel_splits(sel)}
+    assert len(set(student["select_ids"].tolist())) == 30 and set(student["select_ids"].tolist()) <= transfer
+
+
+def sel_splits(result):
+    from w2sgen.splits import make_splits
+    from w2sgen.tasks import load_task, task_component
+
+    cfg = result["config"]
+    task = task_component(cfg.task)
+    return make_splits(load_task(task), cfg.splits, task.name).transfer
+
+
+def test_gt_early_stop_and_weak_val_are_kept_apart(tmp_path, tiny_bert_dir, toy_task):
+    from w2sgen import pipeline
+    from w2sgen.store import Store
+
+    cfg = load_config(None, [f"task={toy_task}", f"weak_model={tiny_bert_dir}",
+                             f"strong_model={tiny_bert_dir}", "method=gt_early_stop",
+                             "train.select=weak_val", f"store={tmp_path}", "device=cpu"])
+    with pytest.raises(W2SError, match="gt_early_stop picks the student's epoch by test accuracy"):
+        pipeline.run(cfg, quiet=True)
+    assert Store(tmp_path).runs() == []

@@ -7,9 +7,8 @@ options are checked against the registered component's signature.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union
@@ -18,15 +17,8 @@ import yaml
 
 from . import options
 from .errors import W2SError
-from .options import Fraction, Ge, Gt, NonEmpty, PositiveInt, Range, check_value
-
-
-@dataclass
-class Component:
-    """A registry entry chosen by name, with keyword options for its factory."""
-
-    name: str
-    options: dict[str, Any] = field(default_factory=dict)
+from .options import Check, Fraction, Ge, Gt, NonEmpty, PositiveInt, Range, check_value
+from .spec import Component, stable_hash
 
 
 @dataclass
@@ -66,6 +58,24 @@ class TrainConfig:
     precision: Literal["auto", "bf16", "fp32", "fp16"] = "auto"  # autocast of full/lora/last_k
     micro_batch_size: Optional[PositiveInt] = None  # None: the whole batch; else gradient accumulation
     gradient_checkpointing: bool = False  # recompute activations in backward (full/lora)
+    # Which epoch's model a training step keeps: `last`, or `weak_val` - hold out `select_size`
+    # of the student's transfer examples (a fraction < 1, else a count), labelled by the weak
+    # model, and keep the epoch whose AUROC against those weak labels is best (no ground truth).
+    select: Literal["last", "weak_val"] = "last"
+    select_size: Union[Annotated[int, Ge(2)], Annotated[float, Range(0, 1, lo_open=True, hi_open=True)]] = 0.2
+    # train.mode=label_tokens: the prompt and its two label words ([negative, positive], each one
+    # token after the prompt; lm/tokens.py); None takes the task's instruction and words and
+    # prompting.DEFAULT_TEMPLATE. `adapter`: LoRA adapters (lora) or every weight (none).
+    label_words: Optional[Annotated[list[str], Check(
+        lambda w: len(w) == 2 and all(isinstance(x, str) and x.strip() for x in w),
+        "two label words [negative, positive]")]] = None
+    instruction: Optional[str] = None
+    template: Optional[Annotated[str, Check(
+        lambda t: "{text}" in t and t.rstrip().endswith("{label}"),
+        "a prompt template containing {text} and ending with {label}")]] = None
+    adapter: Literal["lora", "none"] = "lora"
+    # the modules LoRA adapts (lora and label_tokens): every linear layer, or these names
+    lora_targets: Union[Literal["all-linear"], Annotated[list[str], NonEmpty()]] = "all-linear"
 
 
 @dataclass
@@ -143,7 +153,9 @@ class ExperimentConfig:
 # stay out of run identities and cache keys, so adding them re-keyed no stored run or cached step.
 # The next option added goes here too (a test checks that old hashes stay the same).
 IDENTITY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "train": {"precision": "fp32", "micro_batch_size": None, "gradient_checkpointing": False},
+    "train": {"precision": "fp32", "micro_batch_size": None, "gradient_checkpointing": False,
+              "select": "last", "select_size": 0.2, "label_words": None, "instruction": None,
+              "template": None, "adapter": "lora", "lora_targets": "all-linear"},
     "eval": {"pgr_baseline": "per_seed"},
 }
 
@@ -156,11 +168,6 @@ def train_identity(train: TrainConfig) -> dict[str, Any]:
             d.pop(key)
     d.pop("gradient_checkpointing", None)  # recomputes the same numbers: how, not what
     return d
-
-
-def stable_hash(obj: Any, n: int = 16) -> str:
-    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:n]
 
 
 # ---------------------------------------------------------------- loading and validation
@@ -177,7 +184,7 @@ def torch_device(device: str) -> str:
     return device
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> ExperimentConfig:
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> ExperimentConfig:
     raw = read_yaml_mapping(path, "config file") if path is not None else {}
     for item in overrides:
         apply_override(raw, item)
@@ -279,7 +286,7 @@ def _component(raw: Any, where: str) -> Component:
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where)
     return check_value(tp, value, where, ints_as_float=True)
 

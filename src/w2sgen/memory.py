@@ -63,6 +63,8 @@ class Arch:
     mlp: str  # gelu | gelu_python | gated
     dropout: bool  # dropout in the blocks: training keeps its masks (1 byte an element)
     eager_attention: bool  # attention probabilities materialised (not SDPA's fused kernels)
+    vocab: int = 0  # the LM head's rows (label_tokens computes them at each prompt's last token)
+    tied: bool = True  # the LM head shares the input embedding (else it adds vocab x hidden)
 
 
 def _shape(module: Any) -> tuple[int, ...]:
@@ -104,7 +106,9 @@ def arch_from_config(config: Any, name: str = "") -> Arch:
         mlp="gated" if any(n.endswith("gate_proj") for n in names)
         else "gelu_python" if kinds & set(PYTHON_GELUS) else "gelu",
         dropout=any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in block.modules()),
-        eager_attention=getattr(model.config, "_attn_implementation", "eager") == "eager")
+        eager_attention=getattr(model.config, "_attn_implementation", "eager") == "eager",
+        vocab=int(getattr(config, "vocab_size", 0) or 0),
+        tied=bool(getattr(config, "tie_word_embeddings", True)))
 
 
 @functools.lru_cache(maxsize=64)
@@ -149,6 +153,10 @@ PUBLISHED: dict[str, tuple[str, dict[str, Any]]] = {
     "Qwen/Qwen2.5-1.5B": _qwen2(1536, 8960, 28, 12, 2, 151936, 131072, True),
     "Qwen/Qwen2.5-3B": _qwen2(2048, 11008, 36, 16, 2, 151936, 32768, True),
     "Qwen/Qwen2.5-7B": _qwen2(3584, 18944, 28, 28, 4, 152064, 131072, False),
+    # suites/testbed.yaml's pair (values of the models' published configs, not re-read from the
+    # hub on this offline machine)
+    "Qwen/Qwen1.5-0.5B-Chat": _qwen2(1024, 2816, 24, 16, 16, 151936, 32768, True),
+    "Qwen/Qwen3-4B-Base": ("qwen3", dict(_qwen2(2560, 9728, 36, 32, 8, 151936, 32768, True)[1], head_dim=128)),
 }
 
 
@@ -206,9 +214,33 @@ def layer_bytes(arch: Arch, micro: int, seq: int, c: int, lora_half: bool = Fals
 
 def estimate(arch: Arch, mode: str, *, batch_size: int, seq_len: int, precision: str = "fp32",
              micro_batch_size: Optional[int] = None, checkpointing: bool = False,
-             lora_rank: int = 8, last_k: int = 2, weights: str = "fp32") -> Estimate:
-    """Training memory of `mode` (full | lora | last_k) on `arch`, at autocast `precision`
-    (resolved: fp32 | bf16 | fp16) with the backbone loaded in `weights`."""
+             lora_rank: int = 8, last_k: int = 2, weights: str = "fp32",
+             adapter: str = "lora") -> Estimate:
+    """Training memory of `mode` (full | lora | last_k | label_tokens) on `arch`, at autocast
+    `precision` (resolved: fp32 | bf16 | fp16) with the backbone loaded in `weights`.
+
+    label_tokens is `lora` (adapter lora) or `full` (adapter none) without the linear head,
+    with the LM head's own weight when it is not tied to the embeddings (frozen under LoRA),
+    and its vocabulary-wide logits at each prompt's last token in the activations. LoRA's
+    count is all-linear's: an upper bound when train.lora_targets names fewer layers."""
+    if mode == "label_tokens":
+        base = estimate(arch, "lora" if adapter == "lora" else "full", batch_size=batch_size,
+                        seq_len=seq_len, precision=precision, micro_batch_size=micro_batch_size,
+                        checkpointing=checkpointing, lora_rank=lora_rank, weights=weights)
+        w, c = BYTES[weights], BYTES[precision]
+        head = 2 * arch.hidden + 2
+        untied = 0 if arch.tied else arch.vocab * arch.hidden
+        lora = adapter == "lora"
+        micro = min(micro_batch_size or batch_size, batch_size)
+        parameters = base.parameters - head * (4 + (2 if c == 2 else 0)) + untied * w \
+            + (untied * 2 if c == 2 and not lora and w == 4 else 0)
+        gradients = base.gradients - head * 4 + (0 if lora else untied * w)
+        optimizer = base.optimizer - head * 12 + (0 if lora else untied * (12 + (4 if w < 4 else 0)))
+        # the last position's hidden state, its vocabulary logits (at compute width and in fp32)
+        activations = base.activations + micro * (arch.hidden * c + arch.vocab * (c + 4))
+        setting = base.setting.replace("lora" if lora else "full",
+                                       f"label_tokens ({'LoRA' if lora else 'all weights'})", 1)
+        return Estimate(parameters, gradients, optimizer, activations, setting)
     head = 2 * arch.hidden + 2  # the linear head: fp32, trained
     if mode == "full":
         frozen, trained, fp32_trained = 0, arch.params, head
@@ -218,7 +250,8 @@ def estimate(arch: Arch, mode: str, *, batch_size: int, seq_len: int, precision:
         trained = last_k * arch.block_params
         frozen, fp32_trained = arch.params - trained, head
     else:
-        raise W2SError(f"no memory estimate for train.mode={mode} (full, lora or last_k)")
+        raise W2SError(f"no memory estimate for train.mode={mode} (full, lora, last_k or "
+                       "label_tokens)")
     w, c = BYTES[weights], BYTES[precision]
     cached_casts = 2 * (fp32_trained + (trained if w == 4 else 0)) if c == 2 else 0
     parameters = (frozen + trained) * w + fp32_trained * 4 + cached_casts
@@ -248,12 +281,13 @@ def train_precision(train: Any, device: str) -> str:
     return resolve_precision(train.precision, device, "train.precision")
 
 
-def weights_dtype(mode: str, precision: str, device: str) -> str:
-    """The dtype a mode loads its backbone in: LoRA's frozen base in bf16 on a GPU training in
-    bf16 (half the memory; nothing of it trains), everything else fp32 (trained weights stay
-    fp32 masters under autocast)."""
+def weights_dtype(mode: str, precision: str, device: str, adapter: str = "lora") -> str:
+    """The dtype a mode loads its backbone in: LoRA's frozen base (mode lora, or label_tokens
+    with adapter lora) in bf16 on a GPU training in bf16 (half the memory; nothing of it
+    trains), everything else fp32 (trained weights stay fp32 masters under autocast)."""
     on_gpu = str(device).startswith("cuda")
-    return "bf16" if mode == "lora" and precision == "bf16" and on_gpu else "fp32"
+    lora = mode == "lora" or (mode == "label_tokens" and adapter == "lora")
+    return "bf16" if lora and precision == "bf16" and on_gpu else "fp32"
 
 
 def settings_of(cfg: Any, device: str, precision: Optional[str] = None) -> dict[str, Any]:
@@ -264,7 +298,7 @@ def settings_of(cfg: Any, device: str, precision: Optional[str] = None) -> dict[
     return dict(mode=t.mode, batch_size=t.batch_size, seq_len=cfg.features.max_length,
                 precision=precision, micro_batch_size=t.micro_batch_size,
                 checkpointing=t.gradient_checkpointing, lora_rank=t.lora_rank, last_k=t.last_k,
-                weights=weights_dtype(t.mode, precision, device))
+                weights=weights_dtype(t.mode, precision, device, t.adapter), adapter=t.adapter)
 
 
 def plan(ref: Any, cfg: Any, device: str) -> Optional[Estimate]:
@@ -279,7 +313,8 @@ def plan(ref: Any, cfg: Any, device: str) -> Optional[Estimate]:
 
 
 CONFIG_KEYS = {"micro_batch_size": "train.micro_batch_size", "precision": "train.precision",
-               "checkpointing": "train.gradient_checkpointing", "mode": "train.mode"}
+               "checkpointing": "train.gradient_checkpointing", "mode": "train.mode",
+               "adapter": "train.adapter"}
 
 
 def advice(arch: Arch, settings: dict[str, Any], budget: float, bf16: bool = True) -> str:
@@ -287,18 +322,20 @@ def advice(arch: Arch, settings: dict[str, Any], budget: float, bf16: bool = Tru
     a smaller micro-batch alone (the largest that fits), else checkpointing, bf16 or LoRA, one
     and then more at a time, each with the micro-batch it still needs."""
     levers: list[tuple[str, Any]] = []
-    if not settings["checkpointing"] and settings["mode"] in ("full", "lora"):
+    if not settings["checkpointing"] and settings["mode"] in ("full", "lora", "label_tokens"):
         levers.append(("checkpointing", True))
     if settings["precision"] == "fp32" and bf16:
         levers.append(("precision", "bf16"))
     if settings["mode"] == "full":
         levers.append(("mode", "lora"))
+    if settings["mode"] == "label_tokens" and settings.get("adapter") == "none":
+        levers.append(("adapter", "lora"))
     batch = settings["batch_size"]
     current = min(settings["micro_batch_size"] or batch, batch)
     micros = [m for m in range(current - 1, 0, -1) if batch % m == 0]
 
     def fits(s: dict[str, Any]) -> bool:
-        s = {**s, "weights": weights_dtype(s["mode"], s["precision"], "cuda")}
+        s = {**s, "weights": weights_dtype(s["mode"], s["precision"], "cuda", s.get("adapter", "lora"))}
         return estimate(arch, **s).total <= budget
 
     for n in range(len(levers) + 1):
@@ -310,7 +347,8 @@ def advice(arch: Arch, settings: dict[str, Any], budget: float, bf16: bool = Tru
                           if fits({**settings, **change, "micro_batch_size": m})), None)
             if micro is not None:
                 return "set " + _named({**change, "micro_batch_size": micro})
-    tried = [{"checkpointing": "checkpointing", "precision": "bf16", "mode": "LoRA"}[k]
+    tried = [{"checkpointing": "checkpointing", "precision": "bf16", "mode": "LoRA",
+              "adapter": "LoRA"}[k]
              for k, _ in levers]
     return (f"it does not fit even with {', '.join([*tried, 'micro-batches of 1'])}: use a "
             "smaller model or lower features.max_length")
@@ -349,36 +387,3 @@ class Row:
     pair: str
     model: str
     estimate: Estimate
-
-
-def suite_estimates(path: str, auto_precision: str = "bf16") -> list[Row]:
-    """The estimate of every model each pair of a suite trains (weak, bootstrap ladder,
-    strong), on a GPU where `precision: auto` means `auto_precision` (bf16 on A100/H100-class
-    GPUs). Hub models in PUBLISHED are estimated from those values, others from their configs.
-    The cells are expanded as `w2s sweep` does, without its check that the assets exist."""
-    import copy
-
-    from .config import build_config, read_yaml_mapping, set_key
-    from .models import resolve
-    from .sweep import variant
-
-    raw = read_yaml_mapping(path, "suite file")
-    base, grid = raw.get("base") or {}, raw.get("grid") or {}
-    pairs = [variant("pairs", v, path) for v in grid.get("pairs") or [{}]]
-    methods = [variant("methods", v, path) for v in grid.get("methods") or [{"name": "base"}]]
-    models: dict[tuple[str, str], Any] = {}  # (pair, model) -> cfg, first seen
-    for (pair, p_over), (_, m_over) in itertools.product(pairs, methods):
-        cell = copy.deepcopy(base)
-        for key, value in {**p_over, **m_over}.items():
-            set_key(cell, key, copy.deepcopy(value))
-        cfg = build_config(cell)
-        for name in (cfg.weak_model, *cfg.method.options.get("ladder", ()), cfg.strong_model):
-            models.setdefault((pair, name), cfg)
-    rows = []
-    for (pair, name), cfg in models.items():
-        arch = published(name) if name in PUBLISHED else arch_of(resolve(name))
-        precision = auto_precision if cfg.train.precision == "auto" else cfg.train.precision
-        est = estimate(arch, **settings_of(cfg, "cuda", precision))
-        rows.append((pair, arch.params, Row(pair, name, est)))
-    order = list(dict.fromkeys(pair for pair, _, _ in rows))  # pairs as listed, models by size
-    return [row for _, _, row in sorted(rows, key=lambda r: (order.index(r[0]), r[1]))]

@@ -32,7 +32,7 @@ from .methods import METHODS, Setting
 from .metrics import evaluate
 from .models import ModelRef, load, resolve
 from .runs import Steps, recorded
-from .splits import Part, Splits, labels, make_splits
+from .splits import Part, Splits, hold_out, labels, make_splits
 from .store import Store
 from .tasks import Example, load_task, task_component
 from .train import MODES
@@ -49,6 +49,10 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
     store.RunTaken instead of starting when this config already has a finished run or one in
     progress in another process."""
     cfg = cfg.resolved()  # precision auto -> what this machine computes fast, before recording
+    if cfg.train.select != "last" and cfg.method.name == "gt_early_stop":
+        raise W2SError("method=gt_early_stop picks the student's epoch by test accuracy (a "
+                       f"diagnostic); it cannot be combined with train.select={cfg.train.select}: "
+                       "set train.select=last, or use another method")
     store = store or Store(cfg.store)
     require([cfg.weak_model, cfg.strong_model], cfg.task)  # fail before starting, naming every gap
     weak_ref, strong_ref = resolve(cfg.weak_model), resolve(cfg.strong_model)
@@ -62,12 +66,16 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
     with ctx.step("data"):  # read and checked before the run is recorded: bad data records nothing
         task = task_component(cfg.task)
         splits = make_splits(load_task(task), cfg.splits, task.name)
+        everything = splits.weak_train + splits.transfer + splits.test
+        for ref in {r.identity: r for r in (weak_ref, *ladder, strong_ref)}.values():
+            MODES.get(cfg.train.mode).preflight(ref, cfg, everything)  # the mode's own checks
     with recorded(store, cfg, ctx.steps, exclusive) as run_id:
         weak = ctx.train("weak_supervisor", weak_ref, splits, Part("weak_train"),
                          labels(splits.weak_train), GROUND_TRUTH_LOSS,
-                         predict={"transfer": Part("transfer"), "test": Part("test")})
+                         predict={"transfer": Part("transfer"), "test": Part("test")}, select=False)
         ceiling = ctx.train("strong_ceiling", strong_ref, splits, Part("transfer"),
-                            labels(splits.transfer), GROUND_TRUTH_LOSS, predict={"test": Part("test")})
+                            labels(splits.transfer), GROUND_TRUTH_LOSS, predict={"test": Part("test")},
+                            select=False)
         setting = Setting(ctx, splits, weak_ref, strong_ref, weak)
         student, method_report = METHODS.get(cfg.method.name)(setting, **cfg.method.options)
         weak_labels = weak["p_transfer"]
@@ -83,6 +91,7 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
         metrics["curves"] = {name: {"loss": r["loss"].tolist(), "test_accuracy": r["eval_accuracy"].tolist()}
                              for name, r in (("weak", weak), ("ceiling", ceiling), ("student", student))}
         metrics["method"] = {"name": cfg.method.name, **method_report}
+        metrics["select"] = selection_report(cfg, student)
         metrics["precision"] = {"features": cfg.features.precision, "train": cfg.train.precision}
         store.save_arrays(run_id, "predictions.npz", {
             "ids": ids_of(splits.test), "labels": y, "weak": weak["p_test"],
@@ -91,6 +100,17 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
     # After the run is final: an interrupt while logging cannot mark a finished run interrupted.
     log_finished(run_id, cfg, metrics, ctx.timings, store)  # W&B / MLflow, when configured
     return {"run_id": run_id, "metrics": metrics, "timings": ctx.timings, "config": cfg}
+
+
+def selection_report(cfg: ExperimentConfig, student: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Which epoch of the student was kept, and why (train.select): `last`, or `weak_val` with
+    the chosen epoch (1-based), the held-out size and the AUROC against the weak labels after
+    every epoch. Ground truth never enters it."""
+    if cfg.train.select == "last" or "select_epoch" not in student:
+        return {"rule": "last", "epoch": cfg.train.epochs}
+    return {"rule": cfg.train.select, "epoch": int(student["select_epoch"]),
+            "epochs": int(len(student["select_auroc"])), "size": int(student["select_size"]),
+            "weak_val_auroc": [round(float(a), 6) for a in student["select_auroc"]]}
 
 
 def check_length(ref: ModelRef, max_length: int) -> None:
@@ -112,6 +132,17 @@ def check_length(ref: ModelRef, max_length: int) -> None:
         raise W2SError(f"features.max_length={max_length} but model {ref.name!r} has "
                        f"{positions} positions; set features.max_length={min(positions, 512)} "
                        "or less")
+
+
+def hold_out_parts(splits: Splits, train: Part, size: Any, seed: int
+                   ) -> tuple[Part, Part, list[int], list[int]]:
+    """train.select=weak_val's split of a training part: (kept part, held-out part, and their
+    positions within `train`, to index its targets)."""
+    examples = train.examples(splits)
+    keep, out = hold_out(examples, size, seed, "train.select_size")
+    index = train.index if train.index is not None else range(len(examples))
+    return (Part(train.split, tuple(index[i] for i in keep)),
+            Part(train.split, tuple(index[i] for i in out)), keep, out)
 
 
 def ids_of(examples: list[Example]) -> np.ndarray:
@@ -183,31 +214,57 @@ class Context:
         return x if part.index is None else x[np.asarray(part.index, dtype=int)]
 
     def train(self, name: str, ref: ModelRef, splits: Splits, train: Part, targets: np.ndarray,
-              loss: Component, predict: dict[str, Part], seed: Optional[int] = None
-              ) -> dict[str, np.ndarray]:
+              loss: Component, predict: dict[str, Part], seed: Optional[int] = None,
+              select: Optional[bool] = None) -> dict[str, np.ndarray]:
         """Train `ref` on (train, targets) with `loss`; predict on each named part.
 
         Returns arrays: p_<name> and ids_<name> per prediction, the per-epoch training loss,
-        and test accuracy and test predictions after every epoch (eval_accuracy, eval_p)."""
+        and test accuracy and test predictions after every epoch (eval_accuracy, eval_p).
+
+        `select` (default: for training on transfer examples, i.e. every student; the pipeline
+        passes False for the weak supervisor and the ceiling): apply train.select. With
+        `weak_val`, train.select_size of the examples (by a seeded hash of their groups) are
+        held out with their targets - the weak labels - and the epoch whose AUROC against them
+        is best is kept; the arrays add select_epoch, select_auroc, select_size and
+        select_ids (the held-out examples)."""
         cfg = self.cfg
         seed = cfg.seed if seed is None else seed
         learner = MODES.get(cfg.train.mode)(ref, cfg)
-        key = {"format": TRAIN_FORMAT, "model": ref.identity, "mode": cfg.train.mode, "train": train_identity(cfg.train),
+        if select is None:
+            select = train.split == "transfer"
+        select = select and cfg.train.select == "weak_val"
+        train_key = train_identity(cfg.train)
+        if not select:  # the same model however the student's epoch is chosen: re-used
+            train_key.pop("select", None)
+            train_key.pop("select_size", None)
+        key = {"format": TRAIN_FORMAT, "model": ref.identity, "mode": cfg.train.mode, "train": train_key,
                "features": asdict(cfg.features) if not learner.uses_features else
                {"pooling": cfg.features.pooling_for(ref), "max_length": cfg.features.max_length,
                 "precision": cfg.features.precision},
                "seed": seed, "examples": content_hash(train.examples(splits)),
                "targets": hashlib.sha256(np.asarray(targets, np.float32).tobytes()).hexdigest()[:24],
                "loss": asdict(loss),
-               "predict": {k: content_hash(p.examples(splits)) for k, p in predict.items()}}
+               "predict": {k: content_hash(p.examples(splits)) for k, p in predict.items()},
+               **MODES.get(cfg.train.mode).key(cfg)}
 
         def compute() -> dict[str, np.ndarray]:
             test = (self.inputs(learner, ref, splits, Part("test")), labels(splits.test))
             loss_fn = LOSSES.get(loss.name)(**loss.options)
-            hist = learner.fit(self.inputs(learner, ref, splits, train), np.asarray(targets),
+            fit_part, fit_targets, held = train, np.asarray(targets), None
+            if select:
+                fit_part, held, keep, out_pos = hold_out_parts(splits, train, cfg.train.select_size, seed)
+                fit_targets = np.asarray(targets)[keep]
+                learner.select_set = (self.inputs(learner, ref, splits, held),
+                                      np.asarray(targets)[out_pos])
+            hist = learner.fit(self.inputs(learner, ref, splits, fit_part), fit_targets,
                                loss_fn, seed, name, test)
             out = {"loss": np.array(hist.loss), "eval_accuracy": np.array(hist.eval_accuracy),
                    "eval_p": np.array(hist.eval_probs, dtype=np.float32)}
+            if held is not None:
+                out["select_epoch"] = np.array(hist.selected_epoch)
+                out["select_auroc"] = np.array(hist.select_auroc)
+                out["select_size"] = np.array(len(held.examples(splits)))
+                out["select_ids"] = ids_of(held.examples(splits))
             for k, part in predict.items():
                 out[f"p_{k}"] = learner.predict(self.inputs(learner, ref, splits, part)).astype(np.float32)
                 out[f"ids_{k}"] = ids_of(part.examples(splits))

@@ -8,13 +8,15 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import numpy as np
 
-from .config import SplitsConfig
 from .errors import W2SError
-from .tasks import Example
+from .tasks import Example, predefined_splits
+
+if TYPE_CHECKING:
+    from .config import SplitsConfig
 
 SPLITS = ("weak_train", "transfer", "test")
 
@@ -39,6 +41,11 @@ def _count(size: Union[int, float], total: int) -> int:
 
 
 def make_splits(examples: list[Example], cfg: SplitsConfig, task: str) -> Splits:
+    """The task's own splits where its examples name them (the testbed's files), else
+    `cfg`'s sizes drawn by hashed group."""
+    fixed = predefined_splits(examples, task)
+    if fixed is not None:
+        return Splits(**fixed)
     total = len(examples)
     want = {s: _count(getattr(cfg, s), total) for s in SPLITS}
     empty = [s for s in SPLITS if want[s] < 1]
@@ -86,3 +93,29 @@ class Part:
 
 def labels(examples: list[Example]) -> np.ndarray:
     return np.array([e.label for e in examples], dtype=np.float32)
+
+
+def hold_out(examples: list[Example], size: Union[int, float], seed: int, what: str
+             ) -> tuple[list[int], list[int]]:
+    """(kept, held-out) positions of `examples`, each in their order: whole groups, ordered by a
+    hash of (seed, group) as the splits are, held out until at least `size` examples (a count,
+    or a fraction < 1 of them) are. `what` names the setting in errors."""
+    total = len(examples)
+    want = _count(size, total)
+    if want < 2 or want > total - 2:
+        raise W2SError(f"{what}={size!r} holds out {want} of {total} training examples; it must "
+                       f"leave at least 2 on each side (e.g. {what}={max(2, total // 5)})")
+    positions: dict[str, list[int]] = {}
+    for i, e in enumerate(examples):
+        positions.setdefault(e.group or e.id, []).append(i)
+    order = sorted(positions, key=lambda g: hashlib.sha256(f"{seed}\x1fhold_out\x1f{g}".encode()).digest())
+    held: list[int] = []
+    for g in order:
+        if len(held) >= want:
+            break
+        held.extend(positions[g])
+    if len(held) > total - 2:
+        raise W2SError(f"{what}={size!r}: the examples' groups leave fewer than 2 to train on; "
+                       "lower it")
+    chosen = set(held)
+    return [i for i in range(total) if i not in chosen], sorted(held)

@@ -22,7 +22,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import torch
@@ -31,12 +31,14 @@ from tqdm.auto import tqdm
 
 from . import features as feats
 from . import hardware, memory
-from .config import ExperimentConfig, TrainConfig
 from .errors import TrainingDiverged, W2SError
 from .losses import LossFn
 from .models import ModelRef
 from .registry import Registry
 from .tasks import Example
+
+if TYPE_CHECKING:
+    from .config import ExperimentConfig, TrainConfig
 
 
 @dataclass
@@ -47,6 +49,10 @@ class History:
     loss: list[float] = field(default_factory=list)
     eval_accuracy: list[float] = field(default_factory=list)
     eval_probs: list[np.ndarray] = field(default_factory=list)
+    # train.select=weak_val: AUROC against the held-out weak labels after every epoch, and the
+    # epoch (1-based) whose weights were kept; empty and None otherwise
+    select_auroc: list[float] = field(default_factory=list)
+    selected_epoch: Optional[int] = None
 
 
 BatchLoss = Callable[[torch.Tensor, float], Optional[tuple[torch.Tensor, int]]]
@@ -200,15 +206,24 @@ def training_loop(params: Sequence[nn.Parameter], forward: Callable[[torch.Tenso
             logits = forward(idx)
         return loss_fn(logits.float(), y[idx].to(logits.device), progress), len(idx)
 
-    return optimise(params, batch_loss, len(targets), epochs=cfg.epochs, batch_size=cfg.batch_size,
+    keeper = on_epoch.keeper(params) if isinstance(on_epoch, EpochEval) else None
+    hist = optimise(params, batch_loss, len(targets), epochs=cfg.epochs, batch_size=cfg.batch_size,
                     lr=lr, weight_decay=cfg.weight_decay, seed=seed, desc=desc,
-                    schedule=warmup_cosine(int(cfg.warmup_fraction * total)), on_epoch=on_epoch,
+                    schedule=warmup_cosine(int(cfg.warmup_fraction * total)),
+                    on_epoch=on_epoch if keeper is None else keeper.after_epoch,
                     micro_batch_size=cfg.micro_batch_size,
                     scaler=torch.amp.GradScaler("cuda") if precision == "fp16" else None)
+    if keeper is not None:
+        keeper.finish(hist)
+    return hist
 
 
 class Learner:
-    """A classifier of one mode over one backbone. Subclasses set `default_lr`."""
+    """A classifier of one mode over one backbone. Subclasses set `default_lr`.
+
+    `select_set` (inputs, weak labels), set before `fit`: train.select=weak_val's held-out
+    examples; after every epoch the learner's AUROC against their hard weak labels is measured
+    and the weights of the best epoch are kept (`EpochEval`, in `training_loop`)."""
 
     default_lr = 1e-3
     uses_features = False
@@ -216,6 +231,19 @@ class Learner:
     def __init__(self, ref: ModelRef, cfg: ExperimentConfig):
         self.ref = ref
         self.cfg = cfg
+        self.select_set: Optional[tuple[Any, np.ndarray]] = None
+
+    @classmethod
+    def preflight(cls, ref: ModelRef, cfg: ExperimentConfig, examples: Sequence[Example]) -> None:
+        """Checks of this mode for `ref` on the run's `examples` that need the model's files but
+        no weights (tokenizer, config): run by the pipeline before anything is recorded or
+        trained, so a bad setting fails in one line first. Nothing to check by default."""
+
+    @classmethod
+    def key(cls, cfg: ExperimentConfig) -> dict[str, Any]:
+        """What else a cached training step of this mode depends on (beyond the train.*
+        settings), for its cache key; empty by default."""
+        return {}
 
     @property
     def lr(self) -> float:
@@ -233,16 +261,69 @@ class Learner:
 MODES: Registry[type[Learner]] = Registry("training mode")
 
 
-def _eval_callback(learner: Learner, eval_set: Optional[tuple[Any, np.ndarray]]):
-    if eval_set is None:
-        return None
-    inputs, labels = eval_set
+class EpochEval:
+    """After each epoch: the learner's predictions and accuracy on the evaluation set (test:
+    diagnostics only, never selection) and, with a `select_set`, its AUROC against the weak
+    labels of those held-out examples, which selects the epoch (`keeper`)."""
 
-    def evaluate() -> tuple[np.ndarray, float]:
-        probs = learner.predict(inputs)
+    def __init__(self, learner: Learner, eval_set: Optional[tuple[Any, np.ndarray]]):
+        self.learner, self.eval_set = learner, eval_set
+
+    def __call__(self) -> tuple[np.ndarray, float]:
+        if self.eval_set is None:
+            return np.empty(0, np.float32), float("nan")
+        inputs, labels = self.eval_set
+        probs = self.learner.predict(inputs)
         return probs.astype(np.float32), float(((probs > 0.5) == labels).mean())
 
-    return evaluate
+    def keeper(self, params: Sequence[nn.Parameter]) -> Optional[BestEpoch]:
+        if self.learner.select_set is None:
+            return None
+        return BestEpoch(self, params)
+
+
+class BestEpoch:
+    """train.select=weak_val inside one training loop: after each epoch, the AUROC of the
+    learner's predictions on the held-out examples against their hard weak labels (> 0.5); the
+    trained parameters of the best epoch (the earliest, on ties) are copied (to the CPU) and put
+    back when training ends."""
+
+    def __init__(self, epoch_eval: EpochEval, params: Sequence[nn.Parameter]):
+        from .metrics import roc_auc
+
+        self.epoch_eval, self.params, self.roc_auc = epoch_eval, list(params), roc_auc
+        assert epoch_eval.learner.select_set is not None
+        self.inputs, weak = epoch_eval.learner.select_set
+        self.hard = np.asarray(weak) > 0.5
+        if self.hard.all() or not self.hard.any():
+            raise W2SError(f"train.select=weak_val: the weak labels of all {len(self.hard)} "
+                           "held-out examples are one class, so AUROC cannot rank epochs; raise "
+                           "train.select_size or set train.select=last")
+        self.scores: list[float] = []
+        self.best: Optional[list[torch.Tensor]] = None
+
+    def after_epoch(self) -> tuple[np.ndarray, float]:
+        out = self.epoch_eval()
+        score = self.roc_auc(self.hard, self.epoch_eval.learner.predict(self.inputs))
+        if not self.scores or score > max(self.scores):
+            self.best = [p.detach().to("cpu", copy=True) for p in self.params]
+        self.scores.append(float(score))
+        return out
+
+    def finish(self, hist: History) -> None:
+        hist.select_auroc = list(self.scores)
+        hist.selected_epoch = int(np.argmax(self.scores)) + 1
+        assert self.best is not None
+        with torch.no_grad():
+            for p, saved in zip(self.params, self.best):
+                p.copy_(saved.to(p.device))
+
+
+def _eval_callback(learner: Learner, eval_set: Optional[tuple[Any, np.ndarray]]
+                   ) -> Optional[EpochEval]:
+    if eval_set is None and learner.select_set is None:
+        return None
+    return EpochEval(learner, eval_set)
 
 
 @MODES.register("probe")
@@ -326,7 +407,7 @@ class FineTuneLearner(Learner):
         if self.cfg.train.gradient_checkpointing:
             enable_checkpointing(backbone)
         backbone = self.build(backbone)
-        width = backbone.config.hidden_size
+        width = int(getattr(backbone.config, "hidden_size"))  # noqa: B009 (config is typed loosely)
         device = next(backbone.parameters()).device
         self.model = _Classifier(backbone, self.cfg.features.pooling_for(self.ref), width).to(device)
         self.model.train()
@@ -365,12 +446,216 @@ class LoraLearner(FineTuneLearner):
 
     default_lr = 1e-4
 
-    def build(self, backbone: nn.Module) -> nn.Module:
-        from peft import LoraConfig, get_peft_model
+    @classmethod
+    def preflight(cls, ref, cfg, examples):
+        check_lora_targets(ref, cfg, causal_lm=False)
 
-        r = self.cfg.train.lora_rank
-        return get_peft_model(backbone, LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0,
-                                                   target_modules="all-linear"))
+    def build(self, backbone: nn.Module) -> nn.Module:
+        return add_lora(backbone, self.cfg.train)
+
+
+def add_lora(model: nn.Module, train: TrainConfig) -> Any:
+    """LoRA adapters (rank r, alpha 2r, no dropout) on train.lora_targets of `model`, whose
+    other weights freeze; peft changes `model` in place and returns its wrapper."""
+    from peft import LoraConfig, get_peft_model
+
+    r = train.lora_rank
+    targets = train.lora_targets if isinstance(train.lora_targets, str) else list(train.lora_targets)
+    return get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0,
+                                            target_modules=targets))
+
+
+ADAPTABLE = ("Linear", "Conv1D", "Embedding")  # module types peft's LoRA adapts
+
+
+def check_lora_targets(ref: ModelRef, cfg: ExperimentConfig, causal_lm: bool) -> None:
+    """Every name in train.lora_targets must be a linear (or embedding) module of the model
+    (peft matches a name against the end of each module's dotted path); checked on the model
+    built from its config on the meta device, so no weight is read."""
+    targets = cfg.train.lora_targets
+    if (causal_lm and cfg.train.adapter != "lora") or isinstance(targets, str):
+        return
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+
+    kwargs = {k: v for k, v in ref.load_kwargs.items() if k in ("revision", "gguf_file")}
+    try:
+        config = AutoConfig.from_pretrained(ref.path, **kwargs)
+        with init_empty_weights():
+            model = (AutoModelForCausalLM if causal_lm else AutoModel).from_config(config)
+    except Exception:  # noqa: BLE001 - an unreadable config: peft reports it when it loads
+        return
+    modules = [(n, type(m).__name__) for n, m in model.named_modules() if n]
+    for target in targets:
+        kinds = {kind for n, kind in modules if n == target or n.endswith("." + target)}
+        if not kinds & set(ADAPTABLE):
+            linear = sorted({n.rsplit(".", 1)[-1] for n, kind in modules if kind in ADAPTABLE[:2]})
+            what = (f"its modules named {target!r} are {', '.join(sorted(kinds))}, not linear "
+                    "layers" if kinds else f"it has no module named {target!r}")
+            raise W2SError(f"train.lora_targets: model {ref.name!r} ({type(model).__name__}): "
+                           f"{what}; its linear layers are {', '.join(linear)}; set "
+                           "train.lora_targets to some of them or to all-linear")
+
+
+def label_prompt_format(cfg: ExperimentConfig) -> Any:
+    """train.mode=label_tokens' prompt: train.instruction / label_words / template, each
+    defaulting to the task's prompt (TaskSpec.prompt) and prompting.DEFAULT_TEMPLATE."""
+    from .prompting import DEFAULT_TEMPLATE, PromptFormat
+    from .tasks import TASKS, task_component
+
+    instruction, words = TASKS.get(task_component(cfg.task).name).prompt
+    t = cfg.train
+    neg, pos = (w.strip() for w in (t.label_words or words))
+    return PromptFormat(instruction if t.instruction is None else t.instruction, (neg, pos),
+                        t.template or DEFAULT_TEMPLATE)
+
+
+class LabelPrompts:
+    """Zero-shot prompts as token ids for one tokenizer - start tokens, instruction, then the
+    template's query (text, pair joined by a newline) up to the label - and the token ids of
+    the (negative, positive) label words as the next token (lm/tokens.py). Blocks are
+    tokenised on their own, as ICL's prompts are (prompting.py), so both see the same zero-shot
+    prompt. A prompt is never cut (the label token must follow all of it): one longer than
+    features.max_length is refused."""
+
+    def __init__(self, tokenizer: Any, fmt: Any, model: str, max_length: int):
+        from .lm.tokens import label_token_ids
+
+        self.tok, self.fmt = tokenizer, fmt
+        start = list(tokenizer("", add_special_tokens=True)["input_ids"])
+        head = self._blocks([fmt.head()])[0] if fmt.head() else []
+        self.fixed = start + head
+        self.label_ids = list(label_token_ids(tokenizer, fmt.words, context=fmt.query(""),
+                                              model=model))
+        self.model, self.max_length = model, max_length
+
+    def _blocks(self, texts: Sequence[str]) -> list[list[int]]:
+        if not texts:
+            return []
+        return [list(x) for x in self.tok(list(texts), add_special_tokens=False)["input_ids"]]
+
+    def encode(self, examples: Sequence[Example]) -> list[list[int]]:
+        texts = [e.text if e.text_pair is None else f"{e.text}\n{e.text_pair}" for e in examples]
+        out = [self.fixed + q for q in self._blocks([self.fmt.query(t) for t in texts])]
+        long = [i for i, x in enumerate(out) if len(x) > self.max_length]
+        if long:
+            worst = max(long, key=lambda i: len(out[i]))
+            raise W2SError(f"train.mode=label_tokens: {len(long)} of {len(out)} prompts for "
+                           f"{self.model} are longer than features.max_length={self.max_length} "
+                           f"tokens (longest {len(out[worst])}, example {examples[worst].id!r}); "
+                           f"set features.max_length={len(out[worst])} or more, or shorten "
+                           "train.instruction (a prompt is never cut)")
+        return out
+
+
+def load_tokenizer(ref: ModelRef) -> Any:
+    from transformers import AutoTokenizer
+
+    kwargs = {k: v for k, v in ref.load_kwargs.items() if k in ("gguf_file", "revision")}
+    return AutoTokenizer.from_pretrained(ref.path, **kwargs)
+
+
+@MODES.register("label_tokens")
+class LabelTokenLearner(Learner):
+    """A causal LM trained to put probability on two label tokens after a prompt (the 2026
+    reference setting): the LM's next-token logits of the (negative, positive) label tokens at
+    the prompt's last position are the 2-class logits every loss takes, so a soft weak label p
+    is the target distribution (1 - p, p) over the two tokens (the rest of the vocabulary is
+    left free: only their difference is trained and read). LoRA adapters on
+    train.lora_targets by default (train.adapter=lora; `none` trains every weight); no new
+    head. Predictions are the softmax over the two label logits. Precision, micro-batches and
+    gradient checkpointing as in `full`/`lora`; the frozen base loads in bf16 on a GPU
+    training in bf16 under LoRA."""
+
+    default_lr = 1e-4
+
+    @property
+    def lr(self) -> float:
+        t = self.cfg.train
+        return t.lr if t.lr is not None else (1e-4 if t.adapter == "lora" else 2e-5)
+
+    @classmethod
+    def key(cls, cfg):  # the prompt as resolved: a task's default prompt may change
+        fmt = label_prompt_format(cfg)
+        return {"prompt": {"instruction": fmt.instruction, "words": list(fmt.words),
+                           "template": fmt.template}}
+
+    @classmethod
+    def preflight(cls, ref, cfg, examples):
+        if ref.kind != "causal":
+            raise W2SError(f"train.mode=label_tokens trains a causal LM's label-token logits, but "
+                           f"{ref.name!r} is an encoder; use causal weak and strong models (e.g. "
+                           "smollm2-135m) or another train.mode")
+        prompts = LabelPrompts(load_tokenizer(ref), label_prompt_format(cfg), ref.name,
+                               cfg.features.max_length)
+        prompts.encode(examples)
+        check_lora_targets(ref, cfg, causal_lm=True)
+
+    def fit(self, inputs: Sequence[Example], targets, loss_fn, seed, desc, eval_set=None):
+        from .models import load
+
+        where = self.cfg.torch_device()
+        self.precision = prepare(self, where)
+        torch.manual_seed(seed)
+        t = self.cfg.train
+        weights = memory.weights_dtype(t.mode, self.precision, where, t.adapter)
+        ref = self.ref if weights == "fp32" else dataclasses.replace(
+            self.ref, load_kwargs={**self.ref.load_kwargs, "dtype": hardware.torch_dtype(weights)})
+        lm, tokenizer = load(ref, where, lm_head=True)
+        self.prompts = LabelPrompts(tokenizer, label_prompt_format(self.cfg), self.ref.name,
+                                    self.cfg.features.max_length)
+        enc = self.prompts.encode(inputs)  # before any work: a too-long prompt fails here
+        if t.gradient_checkpointing:
+            enable_checkpointing(lm)
+        self.net = add_lora(lm, t) if t.adapter == "lora" else lm
+        self.lm, self.pad = lm, tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.softcap = getattr(lm.config, "final_logit_softcapping", None)
+        self.device = next(lm.parameters()).device
+        self.net.train()
+
+        def forward(idx: torch.Tensor) -> torch.Tensor:
+            return self.label_logits([enc[i] for i in idx.tolist()])
+
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        try:
+            return training_loop(params, forward, targets, loss_fn, t, self.lr, seed, desc,
+                                 _eval_callback(self, eval_set), self.precision, self.device)
+        finally:
+            self.net.eval()
+
+    def label_logits(self, rows: Sequence[Sequence[int]]) -> torch.Tensor:
+        """(len(rows), 2): the LM's next-token logits of the negative and positive label tokens
+        after each prompt (token id lists; right-padded, so positions are those of each prompt
+        alone; the vocabulary head runs on the last real position only)."""
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, :len(r)] = torch.as_tensor(list(r), dtype=torch.long)
+            mask[i, :len(r)] = 1
+        hidden = self.lm.base_model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                    use_cache=False).last_hidden_state
+        last = torch.tensor([len(r) - 1 for r in rows], device=self.device)
+        logits = self.lm.get_output_embeddings()(hidden[torch.arange(len(rows), device=self.device), last])
+        logits = logits.float()
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits[:, self.prompts.label_ids]
+
+    def predict(self, inputs: Sequence[Example]) -> np.ndarray:
+        was_training = self.net.training
+        self.net.eval()
+        enc = self.prompts.encode(inputs)
+        order = np.argsort([-len(e) for e in enc], kind="stable")
+        out = np.empty(len(enc), dtype=np.float32)
+        bs = self.cfg.features.batch_size
+        with torch.inference_mode(), hardware.autocast(self.precision, self.device):
+            for start in range(0, len(order), bs):
+                rows = order[start:start + bs]
+                logits = self.label_logits([enc[i] for i in rows])
+                out[rows] = torch.softmax(logits.float(), -1)[:, 1].cpu().numpy()
+        self.net.train(was_training)
+        return out
 
 
 from . import last_k  # noqa: E402,F401  (registers the last_k mode)

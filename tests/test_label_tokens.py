@@ -1,0 +1,217 @@
+"""train.mode=label_tokens: a causal LM trained on the next-token logits of two label words, on
+the tiny Llama built in memory (and, `slow`, on SmolLM2-135M on the CPU)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import sentiment_examples
+
+from w2sgen import pipeline
+from w2sgen.config import load_config
+from w2sgen.errors import W2SError
+from w2sgen.losses import LOSSES, xent
+from w2sgen.models import MODELS, load, resolve
+from w2sgen.train import MODES, LabelTokenLearner
+
+TINY = ["train.mode=label_tokens", "train.label_words=[bad, good]", "train.instruction=''",
+        "train.precision=fp32", "features.max_length=24", "train.batch_size=16"]
+
+
+def learner(path, *extra):
+    return LabelTokenLearner(resolve(str(path)), load_config(None, [*TINY, *extra]))
+
+
+def data_and_labels(n=96, seed=0):
+    data = sentiment_examples(n, seed)
+    return data, np.array([e.label for e in data], np.float32)
+
+
+def lm_next_token(model, ids):
+    with torch.no_grad():
+        return model(input_ids=torch.tensor([ids])).logits[0, -1]
+
+
+def test_logits_are_the_lms_next_token_logits_of_the_label_ids(tiny_llama_dir):
+    data, y = data_and_labels(40)
+    lt = learner(tiny_llama_dir, "train.epochs=1", "train.lr=0.01")
+    lt.fit(data[:32], y[:32], xent(), seed=0, desc="t")
+    tok = lt.prompts.tok
+    vocab = tok.get_vocab()
+    assert lt.prompts.label_ids == [vocab["bad"], vocab["good"]]  # [negative, positive]
+    rows = lt.prompts.encode(data[32:])
+    assert len({len(r) for r in rows}) > 1  # ragged: right padding is exercised
+    # the prompt is the template up to the label: text, newline token, 'Answer:' (unknown here)
+    assert tok.convert_ids_to_tokens(rows[0][-2:]) == ["\n", "[UNK]"]
+    with torch.no_grad():
+        batched = lt.label_logits(rows)
+    want = torch.stack([lm_next_token(lt.lm, r)[lt.prompts.label_ids] for r in rows])
+    torch.testing.assert_close(batched, want, atol=1e-5, rtol=1e-5)
+    p = lt.predict(data[32:])
+    np.testing.assert_allclose(p, torch.softmax(want, -1)[:, 1].numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("adapter", ["none", "lora"])
+def test_training_moves_label_probability_toward_soft_targets(tiny_llama_dir, adapter):
+    """Soft targets 0.2 / 0.8 by class: the loss falls and the probability of the positive
+    label token moves from the untrained LM's value toward the target (LoRA starts as the
+    identity, so the untrained value is the plain LM's). Training every weight reaches the
+    targets (the loss at the targets' entropy); LoRA on the random tiny model cannot, since its
+    frozen random LM head bounds the logit gap, but halves the distance."""
+    data, y = data_and_labels(64)
+    targets = np.where(y > 0.5, 0.8, 0.2).astype(np.float32)
+    model, _ = load(resolve(str(tiny_llama_dir)), lm_head=True)
+    lt = learner(tiny_llama_dir, "train.epochs=10", "train.lr=0.01", "train.weight_decay=0",
+                 f"train.adapter={adapter}")
+    hist = lt.fit(data, targets, xent(), seed=0, desc="t")
+    rows = lt.prompts.encode(data)
+    before = np.array([torch.softmax(lm_next_token(model, r)[lt.prompts.label_ids], -1)[1].item()
+                       for r in rows])
+    after = lt.predict(data)
+    assert hist.loss[-1] < hist.loss[0] - 0.1
+    assert np.abs(after - targets).mean() < 0.5 * np.abs(before - targets).mean()
+    if adapter == "none":
+        entropy = -(0.8 * np.log(0.8) + 0.2 * np.log(0.2))
+        assert hist.loss[-1] == pytest.approx(entropy, abs=0.01)
+        assert after[y == 1].mean() == pytest.approx(0.8, abs=0.03)
+        assert after[y == 0].mean() == pytest.approx(0.2, abs=0.03)
+        assert np.abs(after - targets).max() < 0.1  # soft: not pushed to 0 or 1
+
+
+def test_lora_by_default_and_every_weight_with_adapter_none(tiny_llama_dir):
+    data, y = data_and_labels(32)
+    lora = learner(tiny_llama_dir, "train.epochs=1")
+    lora.fit(data, y, xent(), seed=0, desc="t")
+    trainable = {n for n, p in lora.net.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    assert lora.lr == 1e-4
+    full = learner(tiny_llama_dir, "train.epochs=1", "train.adapter=none")
+    full.fit(data, y, xent(), seed=0, desc="t")
+    assert all(p.requires_grad for p in full.net.parameters()) and full.lr == 2e-5
+    some = learner(tiny_llama_dir, "train.epochs=1", "train.lora_targets=[q_proj, v_proj]")
+    some.fit(data, y, xent(), seed=0, desc="t")
+    adapted = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n, p in some.net.named_parameters()
+               if p.requires_grad}
+    assert adapted == {"q_proj", "v_proj"}
+
+
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_every_loss_trains_through_the_label_logits(tiny_llama_dir, loss):
+    data, y = data_and_labels(48)
+    soft = np.clip(y * 0.7 + 0.15, 0, 1).astype(np.float32)
+    lt = learner(tiny_llama_dir, "train.epochs=4", "train.lr=0.01")
+    hist = lt.fit(data, soft, LOSSES.get(loss)(), seed=0, desc=loss)
+    assert np.isfinite(hist.loss).all()
+    p = lt.predict(data)
+    assert ((p > 0.5) == y).mean() > 0.6  # every loss learns the toy task through the tokens
+
+
+def test_micro_batches_and_checkpointing_match_plain_training(tiny_llama_dir):
+    data, y = data_and_labels(32)
+    plain = learner(tiny_llama_dir, "train.epochs=2", "train.lr=0.01")
+    plain.fit(data, y, xent(), seed=0, desc="t")
+    other = learner(tiny_llama_dir, "train.epochs=2", "train.lr=0.01", "train.micro_batch_size=4",
+                    "train.gradient_checkpointing=true")
+    other.fit(data, y, xent(), seed=0, desc="t")
+    np.testing.assert_allclose(other.predict(data), plain.predict(data), atol=1e-5)
+
+
+def test_bad_input_is_one_line_before_training(tiny_llama_dir, tiny_bert_dir):
+    data, _ = data_and_labels(40)
+    ref = resolve(str(tiny_llama_dir))
+
+    def preflight(*extra, model=ref):
+        MODES.get("label_tokens").preflight(model, load_config(None, [*TINY, *extra]), data)
+
+    preflight()  # the good settings pass
+    cases = [
+        (["train.label_words=[bad, very good]"], r"'very good' is 2 tokens as ' very good'"),
+        (["train.label_words=[bad, splendid]"], r"'splendid' is not in the vocabulary"),
+        (["features.max_length=6"], r"prompts for .* are longer than features.max_length=6 "
+                                    r"tokens \(longest \d+, example 's\d+'\); set features.max_length=\d+"),
+        (["train.lora_targets=[q_projection]"], r"has no module named 'q_projection'; its linear "
+                                                r"layers are .*q_proj.*; set train.lora_targets"),
+        (["train.lora_targets=[mlp]"], r"modules named 'mlp' are LlamaMLP, not linear layers"),
+    ]
+    for extra, message in cases:
+        with pytest.raises(W2SError, match=message) as err:
+            preflight(*extra)
+        assert "\n" not in str(err.value)
+    with pytest.raises(W2SError, match="is an encoder"):
+        preflight(model=resolve(str(tiny_bert_dir)))
+    # the same LoRA check guards mode=lora
+    with pytest.raises(W2SError, match="no module named 'nope'"):
+        MODES.get("lora").preflight(ref, load_config(None, ["train.lora_targets=[nope]"]), data)
+
+
+def test_config_refuses_bad_prompt_options():
+    for key, value in [("train.label_words", "[good]"), ("train.template", "'{text} then'"),
+                       ("train.adapter", "qlora"), ("train.lora_targets", "[]")]:
+        with pytest.raises(W2SError, match=f"config: {key} must be"):
+            load_config(None, [f"{key}={value}"])
+
+
+def test_prompt_defaults_come_from_the_task():
+    from w2sgen.prompting import DEFAULT_TEMPLATE
+    from w2sgen.tasks import TASKS
+    from w2sgen.train import label_prompt_format
+
+    cfg = load_config(None, ["train.mode=label_tokens"])
+    instruction, words = TASKS.get(cfg.task.name).prompt
+    fmt = label_prompt_format(cfg)
+    assert (fmt.instruction, fmt.words, fmt.template) == (instruction, tuple(words), DEFAULT_TEMPLATE)
+    fmt = label_prompt_format(load_config(None, ["train.mode=label_tokens", "train.label_words=[A, B]",
+                                                 "train.template=\"Q: {text}\\nLabel:{label}\""]))
+    assert fmt.words == ("A", "B") and fmt.query("x") == "Q: x\nLabel:"
+
+
+def test_pipeline_runs_label_tokens_for_weak_ceiling_and_student(tmp_path, tiny_llama_dir):
+    data = tmp_path / "toy.csv"
+    data.write_text("text,label\n" + "".join(f"{e.text},{e.label}\n" for e in sentiment_examples(200)))
+    common = [*TINY, f"task={data}", f"weak_model={tiny_llama_dir}", f"strong_model={tiny_llama_dir}",
+              "splits.weak_train=60", "splits.transfer=60", "splits.test=60", "train.epochs=6",
+              "train.lr=0.01", "eval.bootstrap=50", "device=cpu", f"store={tmp_path / 'store'}"]
+    out = pipeline.run(load_config(None, common), quiet=True)
+    m = out["metrics"]
+    for k in ("weak", "ceiling", "student"):
+        assert m[f"{k}_accuracy"]["value"] > 0.7, (k, m[f"{k}_accuracy"])
+    # bad input fails before the run is recorded
+    from w2sgen.store import Store
+
+    runs = len(Store(tmp_path / "store").runs())
+    with pytest.raises(W2SError, match="longer than features.max_length=5"):
+        pipeline.run(load_config(None, [*common, "features.max_length=5"]), quiet=True)
+    assert len(Store(tmp_path / "store").runs()) == runs
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MODELS.get("smollm2-135m").installed(), reason="needs `w2s pull smollm2-135m`")
+def test_smollm2_learns_sentiment_through_its_label_tokens():
+    """SmolLM2-135M on the CPU with LoRA: ' negative' / ' positive' are single tokens after
+    'Answer:', and a few steps on clear sentences lift the label-token accuracy on held-out ones."""
+    pos = ["I loved this film, it was wonderful.", "A delightful, moving story.", "Great acting and a great script.",
+           "The best meal I have had in years.", "Friendly staff and a lovely room.", "Absolutely brilliant.",
+           "I would happily watch it again.", "A charming and funny movie."]
+    neg = ["I hated this film, it was awful.", "A boring, lifeless story.", "Terrible acting and a dull script.",
+           "The worst meal I have had in years.", "Rude staff and a dirty room.", "Absolutely dreadful.",
+           "I would never watch it again.", "A tedious and unfunny movie."]
+    from w2sgen.tasks import Example
+
+    data = [Example(f"p{i}", t, 1) for i, t in enumerate(pos)] + \
+        [Example(f"n{i}", t, 0) for i, t in enumerate(neg)]
+    y = np.array([e.label for e in data], np.float32)
+    train = [i for i in range(16) if i % 4 != 3]
+    test = [i for i in range(16) if i % 4 == 3]
+    cfg = load_config(None, ["train.mode=label_tokens", "train.label_words=[negative, positive]",
+                             "train.instruction='Is the sentiment of the text positive or negative?'",
+                             "train.precision=fp32", "train.epochs=3", "train.batch_size=4",
+                             "train.lr=0.0005", "features.max_length=64"])
+    ref = resolve("smollm2-135m")
+    LabelTokenLearner.preflight(ref, cfg, data)
+    lt = LabelTokenLearner(ref, cfg)
+    hist = lt.fit([data[i] for i in train], y[train], xent(), seed=0, desc="smollm2")
+    tok = lt.prompts.tok
+    assert tok.convert_ids_to_tokens(lt.prompts.label_ids) == ["Ġnegative", "Ġpositive"]
+    assert hist.loss[-1] < hist.loss[0]
+    p = lt.predict([data[i] for i in test])
+    assert ((p > 0.5) == y[test]).mean() >= 0.75
