@@ -26,6 +26,8 @@ demo: assets
 test: assets
 	$(W2S) pull smollm2-135m minilm-l3
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports  # the layering contract in pyproject.toml
+	$(VENV)/bin/mypy          # [tool.mypy] in pyproject.toml
 	$(PY) -m pytest -m 'slow or not slow'  # every tier (plain pytest: the fast one)
 
 report: setup

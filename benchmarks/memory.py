@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from w2sgen.memory import HEADROOM, suite_estimates
+from w2sgen.memory import HEADROOM
+from w2sgen.sweep import memory_estimates
 
 
 def main() -> int:
@@ -28,7 +29,7 @@ def main() -> int:
     print(head)
     print("-" * len(head))
     ok = True
-    for row in suite_estimates(args.suite, args.precision):
+    for row in memory_estimates(args.suite, args.precision):
         e = row.estimate
         fits = e.total <= budget
         ok &= fits

@@ -65,10 +65,10 @@ def test_cross_fitted_logistic_relabelling_corrects_most_flipped_labels():
     # 400 examples give the default lr (1e-3) too few steps to leave the head's random init
     # (0.83 here; 0.9995 at 2000 examples), so this small test takes a larger step
     cfg = load_config(None, ["train.lr=0.01"])
-    p = logistic_labels(x, weak, cfg, folds=5, seed=0)
+    p = logistic_labels(x, weak, None, cfg, folds=5, seed=0)
     assert p.shape == weak.shape and ((p > 0) & (p < 1)).all()
     assert acc(p, truth) > 0.93
-    np.testing.assert_array_equal(p, logistic_labels(x, weak, cfg, folds=5, seed=0))
+    np.testing.assert_array_equal(p, logistic_labels(x, weak, None, cfg, folds=5, seed=0))
 
 
 def test_cross_fitting_keeps_each_label_out_of_its_own_prediction():
@@ -81,7 +81,7 @@ def test_cross_fitting_keeps_each_label_out_of_its_own_prediction():
     probe = ProbeLearner(None, cfg)
     probe.fit(x, y, xent(), 0, "in sample")
     assert acc(probe.predict(x), y) == 1.0
-    assert acc(logistic_labels(x, y, cfg, folds=2, seed=0), y) < 0.7
+    assert acc(logistic_labels(x, y, None, cfg, folds=2, seed=0), y) < 0.7
     assert acc(knn_labels(x, y, k=1), y) < 0.7
 
 
@@ -138,7 +138,7 @@ def test_filter_refuses_to_train_on_too_few_examples_or_one_class():
 def test_logistic_probe_trains_with_probe_settings_whatever_the_mode(monkeypatch):
     seen = []
     monkeypatch.setattr(relabel, "logistic_labels",
-                        lambda x, y, cfg, folds, seed: seen.append(cfg) or np.zeros(len(x)))
+                        lambda x, y, ref, cfg, folds, seed: seen.append(cfg) or np.zeros(len(x)))
     x, _, weak = noisy_clusters(n=20)
     probe_labels(fake_setting(x, weak, load_config(None, ["train.lr=0.01"])), "logistic", 20, 5)
     probe_labels(fake_setting(x, weak, load_config(None, ["train.mode=full", "train.lr=2e-5",

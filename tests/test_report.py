@@ -377,7 +377,7 @@ def test_fixed_pgr_baseline_rows(tmp_path):
     y = np.random.default_rng(0).integers(0, 2, N_TEST)
     accs = {0: (0.60, 0.66, 0.80), 1: (0.64, 0.70, 0.84), 2: (0.62, 0.62, 0.82)}  # weak, student, ceiling
     for seed, (w, s, c) in accs.items():
-        def model(acc, salt):
+        def model(acc, salt, seed=seed):
             right = np.zeros(N_TEST, bool)
             right[np.random.default_rng(seed * 10 + salt).permutation(N_TEST)[:round(acc * N_TEST)]] = True
             return np.where(right == y.astype(bool), 0.8, 0.2)

@@ -20,12 +20,13 @@ import platform
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from .errors import W2SError
 from .paths import home
 
 PRECISIONS = ("auto", "bf16", "fp32", "fp16")
+Precision = Literal["bf16", "fp32", "fp16"]  # a resolved precision (what `auto` becomes)
 FORMAT = 1  # of hardware.json entries
 BENCH_SECONDS = 0.15  # per dtype and size: long enough to be stable, short enough to be free
 
@@ -48,7 +49,7 @@ class Probe:
         return self.bf16_native and self.bf16_gflops > 1.2 * self.fp32_gflops
 
     @property
-    def auto_precision(self) -> str:
+    def auto_precision(self) -> Precision:
         return "bf16" if self.bf16_fast else "fp32"
 
     def summary(self) -> str:
@@ -210,7 +211,7 @@ def probe(device: str = "cpu", refresh: bool = False) -> Probe:
 _WARNED: set[tuple[str, str]] = set()
 
 
-def resolve_precision(requested: str, device: str, where: str = "precision") -> str:
+def resolve_precision(requested: str, device: str, where: str = "precision") -> Precision:
     """The precision a setting means on `device`: `auto` -> bf16 where it is native and fast,
     else fp32; an explicit value is kept, with a one-line warning when bf16 is emulated here
     (it runs, slowly) and an error where it cannot run at all (fp16 on a CPU)."""
@@ -220,8 +221,8 @@ def resolve_precision(requested: str, device: str, where: str = "precision") -> 
     if requested == "fp16" and not on_cuda:
         raise W2SError(f"{where}=fp16 needs a CUDA GPU (CPUs have no fast fp16 matrix units); use "
                        f"{where}=auto (here: {probe('cpu').auto_precision}) or fp32")
-    if requested != "auto" and requested != "bf16":
-        return requested
+    if requested == "fp32" or requested == "fp16":
+        return "fp32" if requested == "fp32" else "fp16"
     p = probe(device)
     if requested == "auto":
         return p.auto_precision

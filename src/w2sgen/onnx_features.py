@@ -216,14 +216,14 @@ def plan(lengths: Sequence[int], batch_size: int, slack: float = PAD_SLACK) -> l
     the batch's longest text) at most `slack` of the batch's real tokens, so texts of one length
     share a batch and a batch never mixes lengths far apart. Fixed-size batches of length-sorted
     texts padded +41% on the encode benchmark's sentences; with this, under 5%."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    order = np.argsort(-lengths, kind="stable")
+    lens = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(-lens, kind="stable")
     batches, start, n = [], 0, len(order)
     while start < n:
-        longest = int(lengths[order[start]])
+        longest = int(lens[order[start]])
         end, real = start + 1, longest
         while end < n and end - start < batch_size:
-            nxt = int(lengths[order[end]])
+            nxt = int(lens[order[end]])
             if (end - start + 1) * longest > (1 + slack) * (real + nxt):
                 break
             real += nxt

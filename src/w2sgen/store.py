@@ -43,9 +43,9 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 import yaml
 
-from .config import stable_hash
 from .endpoint import redact, redact_tree
 from .errors import W2SError
+from .spec import stable_hash
 
 if TYPE_CHECKING:
     from .runs import RunConfig

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from ..config import Component, stable_hash
 from ..runs import Steps, recorded
+from ..spec import Component, stable_hash
 from ..store import Store, atomic_write
 from . import scoring
 from .backends import BACKENDS, Backend, Conversation, HFBackend, Sampling, user

@@ -8,6 +8,7 @@ interval, and says "worse" only when the whole interval lies below 0.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ def _diff(d: dict | None, fmt: str = "{:+.2f}") -> str:
     return _ci(d["diff"], fmt)
 
 
-def _grid(rows: list[tuple[str, ...]]) -> list[str]:
+def _grid(rows: Sequence[tuple[str, ...]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

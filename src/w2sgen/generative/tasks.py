@@ -120,7 +120,7 @@ def read_questions(path: str | Path) -> list[Question]:
 
 
 def _winner(scores: dict[str, float]) -> str:
-    return max(scores, key=scores.get)
+    return max(scores, key=lambda k: scores[k])
 
 
 def bigbench_questions(prefix: str, folders: list[str]) -> list[Question]:

@@ -34,7 +34,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import W2SError
-from ..hardware import autocast, resolve_precision
+from ..hardware import Precision, autocast, resolve_precision
 from .base import PLAIN_STOP, Conversation, LanguageModel, Sampling, merge_system, plain_prompt
 from .tokens import label_token_ids
 
@@ -70,7 +70,7 @@ class LocalLM(LanguageModel):
         self.prompts = self.tokens = 0  # scored prompts, and positions computed for them
 
     @classmethod
-    def from_loaded(cls, model: Any, tokenizer: Any, precision: str = "fp32", batch_size: int = 16,
+    def from_loaded(cls, model: Any, tokenizer: Any, precision: Precision = "fp32", batch_size: int = 16,
                     max_tokens: int = 4096, name: str = "model") -> LocalLM:
         """Around a model and tokenizer already in memory (tests, scripts)."""
         self = cls.__new__(cls)

@@ -18,10 +18,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..config import Component
 from ..metrics import accuracy
 from ..models import resolve
 from ..options import PositiveInt
+from ..spec import Component
 from ..splits import Part, labels
 from . import METHODS, Arrays, ModelNames, Setting
 

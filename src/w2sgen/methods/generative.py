@@ -33,10 +33,10 @@ from typing import Annotated, Any, Optional
 
 import numpy as np
 
-from ..config import stable_hash
 from ..errors import W2SError
 from ..models import ModelRef
 from ..options import Ge, Gt, PositiveInt
+from ..spec import stable_hash
 from ..splits import Splits
 from ..store import temp_prefix
 from . import METHODS, Arrays, Setting

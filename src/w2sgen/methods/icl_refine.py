@@ -52,7 +52,6 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 import numpy as np
 
-from ..config import stable_hash
 from ..endpoint import ENDPOINT_FORM, Client, check_endpoint
 from ..errors import W2SError
 from ..hardware import resolve_precision
@@ -61,6 +60,7 @@ from ..metrics import mean_ci
 from ..models import resolve
 from ..options import Check, Ge, PositiveInt
 from ..prompting import PromptFormat, sigmoid
+from ..spec import stable_hash
 from ..splits import labels
 from ..tasks import TASKS, Example, task_component
 from . import METHODS, Arrays, ModelName, Setting
@@ -78,12 +78,13 @@ def loo_batches(hard: np.ndarray, k: int, balance: bool, rng: np.random.Generato
     n = len(hard)
     if balance:
         pools = [list(rng.permutation(np.flatnonzero(hard == c))) for c in (0, 1)]
-        order, c = [], int(rng.integers(2))
+        picked: list[int] = []
+        c = int(rng.integers(2))
         while pools[0] or pools[1]:
             c = c if pools[c] else 1 - c
-            order.append(pools[c].pop())
+            picked.append(pools[c].pop())
             c = 1 - c
-        order = np.array(order, dtype=int)
+        order = np.array(picked, dtype=int)
     else:
         order = rng.permutation(n)
     size = k + 1
@@ -128,7 +129,7 @@ class Refiner:
         lm.check_words(fmt.words, fmt.tail)  # before any weights load
         self.start = lm.join([lm.start, *lm.blocks([fmt.head()] if fmt.head() else [])])
 
-    def demos(self, texts: Sequence[str], labels: Sequence[int]) -> list:
+    def demos(self, texts: Sequence[str], labels: Union[Sequence[int], np.ndarray]) -> list:
         return self.lm.blocks([self.fmt.demo(t, y) for t, y in zip(texts, labels)])
 
     def queries(self, texts: Sequence[str]) -> list:
@@ -202,8 +203,9 @@ def prompt_format(s: Setting, instruction: Optional[str], words: Optional[list],
                   template: Optional[str]) -> PromptFormat:
     spec = TASKS.get(task_component(s.ctx.cfg.task).name)
     default_instruction, default_words = spec.prompt
+    negative, positive = (w.strip() for w in (words or default_words))  # two: LabelWords checks
     return PromptFormat(default_instruction if instruction is None else instruction,
-                        tuple(w.strip() for w in (words or default_words)),
+                        (negative, positive),
                         template or PromptFormat.template)
 
 
@@ -314,7 +316,8 @@ def _prompting_baselines(s: Setting, get_refiner: Any, base_key: dict, k: int, b
         from tqdm.auto import tqdm
 
         r = get_refiner()
-        settings = {"zero_shot": ([], [])}
+        settings: dict[str, tuple[Union[Sequence[int], np.ndarray], Union[Sequence[int], np.ndarray]]] = {
+            "zero_shot": ([], [])}
         if k:
             settings["fewshot_ground_truth"] = (demo_idx, y_transfer[demo_idx])
             settings["fewshot_weak"] = (demo_idx, hard[demo_idx])

@@ -28,11 +28,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Annotated, Any, Literal, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional
 
 import numpy as np
 
-from ..config import ExperimentConfig, TrainConfig
 from ..errors import W2SError
 from ..losses import xent
 from ..options import Fraction, Ge, PositiveInt, Range
@@ -40,6 +39,10 @@ from ..splits import Part
 from ..train import ProbeLearner
 from . import METHODS, Arrays, Setting
 from .bootstrap import fold_of
+
+if TYPE_CHECKING:
+    from ..config import ExperimentConfig
+    from ..models import ModelRef
 
 MIN_KEPT = 10
 
@@ -65,16 +68,16 @@ def knn_labels(x: np.ndarray, y: np.ndarray, k: int = 20, block: int = 1024) -> 
     return out
 
 
-def logistic_labels(x: np.ndarray, y: np.ndarray, cfg: ExperimentConfig, folds: int = 5,
-                    seed: int = 0) -> np.ndarray:
-    """Cross-fitted logistic probe: each fold is predicted by a probe trained on the others
-    (soft `y` as targets, cross-entropy, `cfg.train` settings)."""
+def logistic_labels(x: np.ndarray, y: np.ndarray, ref: ModelRef, cfg: ExperimentConfig,
+                    folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Cross-fitted logistic probe on `ref`'s features `x`: each fold is predicted by a probe
+    trained on the others (soft `y` as targets, cross-entropy, `cfg.train` settings)."""
     n = len(x)
     fold = fold_of(n, folds, seed)
     out = np.empty(n, dtype=np.float32)
     for f in range(folds):
         held, rest = np.flatnonzero(fold == f), np.flatnonzero(fold != f)
-        probe = ProbeLearner(None, cfg)
+        probe = ProbeLearner(ref, cfg)
         probe.fit(x[rest], np.asarray(y)[rest], xent(), seed + f, f"logistic probe fold {f + 1}/{folds}")
         out[held] = probe.predict(x[held])
     return out
@@ -92,8 +95,8 @@ def probe_labels(s: Setting, probe: str, k: int, folds: int) -> np.ndarray:
         if probe == "knn":
             return knn_labels(x, s.weak_labels, k)
         if cfg.train.mode != "probe":
-            cfg = dataclasses.replace(cfg, train=TrainConfig())
-        return logistic_labels(x, s.weak_labels, cfg, folds, cfg.seed)
+            cfg = dataclasses.replace(cfg, train=type(cfg.train)())  # the probe defaults
+        return logistic_labels(x, s.weak_labels, s.strong_ref, cfg, folds, cfg.seed)
 
 
 def probe_report(probe: str, k: int, folds: int) -> dict[str, Any]:

@@ -7,9 +7,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..config import stable_hash
 from ..metrics import Estimate
 from ..runs import NOT_SHARED
+from ..spec import stable_hash
 from ..store import Store
 
 PREDICTION_ARRAYS = ("ids", "labels", "weak", "student", "ceiling")  # of predictions.npz
