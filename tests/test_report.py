@@ -13,10 +13,10 @@ from w2sgen import loggers
 from w2sgen.cli import main
 from w2sgen.config import build_config
 from w2sgen.errors import W2SError
-from w2sgen.metrics import evaluate
+from w2sgen.metrics import evaluate, holm, wilcoxon_signed_rank
 from w2sgen.report import document, export, figures, latest_done, tables
 from w2sgen.report.export import run_rows
-from w2sgen.report.ranking import holm, method_ranking, wilcoxon_signed_rank
+from w2sgen.report.ranking import method_ranking
 from w2sgen.store import Store
 
 TASKS = ["sciq", "boolq", "cosmos_qa", "amazon_polarity", "piqa", "wic"]

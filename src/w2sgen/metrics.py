@@ -1,4 +1,6 @@
-"""Metrics with paired bootstrap intervals, PGR, and student-supervisor agreement.
+"""Metrics with paired bootstrap intervals, PGR, and student-supervisor agreement; and the
+paired tests the reports run across tasks (exact Wilcoxon signed-rank, Holm, average ranks).
+The project's one statistics module: reports and methods compute intervals and tests here.
 
 All intervals resample the *test examples* (the same resample for weak, student and ceiling,
 since their errors are correlated), percentile method. PGR = (student - weak) / (ceiling - weak)
@@ -7,8 +9,9 @@ not clearly beat the weak model and any ratio is noise.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -265,3 +268,64 @@ def fixed_baseline_pgr(weak: np.ndarray, ceiling: np.ndarray, student: np.ndarra
     ratio = (boot["student"] - boot["weak"]) / boot_gap
     lo, hi = np.quantile(ratio, [tail, 1 - tail])
     return replace(out, value=(means["student"] - means["weak"]) / gap, low=float(lo), high=float(hi))
+
+
+# ------------------------------------------------ paired tests across units (report/ranking.py)
+
+
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of x, ties sharing the mean of their ranks."""
+    x = np.asarray(x, dtype=float)
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return (first + (counts + 1) / 2.0)[inverse]
+
+
+EXACT_MAX = 400  # above this many non-zero differences, the normal approximation
+
+
+def wilcoxon_signed_rank(d: Any, zero: float = 1e-12) -> tuple[float, float, int]:
+    """Two-sided Wilcoxon signed-rank test of paired differences `d` against a null of symmetry
+    about 0. Returns (W+ = sum of the ranks of the positive differences, p, n used).
+
+    Differences within `zero` of 0 are dropped (Wilcoxon's convention); no difference left
+    gives p = 1. Ranks of |d| average over ties. Up to EXACT_MAX differences, p is exact: the
+    null distribution of W+ given these ranks (each rank's sign + or - with probability 1/2) is
+    built by convolution over doubled ranks, which are integers even with tied half-ranks. Beyond
+    it, a normal approximation with tie and continuity corrections."""
+    d = np.asarray(d, dtype=float)
+    d = d[np.isfinite(d) & (np.abs(d) > zero)]
+    n = len(d)
+    if n == 0:
+        return 0.0, 1.0, 0
+    ranks = average_ranks(np.abs(d))
+    w_plus = float(ranks[d > 0].sum())
+    if n <= EXACT_MAX:
+        twice = np.rint(2 * ranks).astype(int)
+        dist = np.zeros(int(twice.sum()) + 1)
+        dist[0] = 1.0
+        for r in twice:
+            shifted = np.zeros_like(dist)
+            shifted[r:] = dist[:-r]
+            dist = 0.5 * (dist + shifted)
+        w = round(2 * w_plus)
+        p = 2 * min(dist[: w + 1].sum(), dist[w:].sum())
+    else:
+        _, counts = np.unique(np.abs(d), return_counts=True)
+        mean = n * (n + 1) / 4
+        var = n * (n + 1) * (2 * n + 1) / 24 - float((counts ** 3 - counts).sum()) / 48
+        z = (abs(w_plus - mean) - 0.5) / math.sqrt(var) if var > 0 else 0.0
+        p = math.erfc(max(z, 0.0) / math.sqrt(2))
+    return w_plus, float(min(1.0, p)), n
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjustment (family-wise error) of several p-values."""
+    order = np.argsort(pvalues)
+    m = len(pvalues)
+    out = [1.0] * m
+    running = 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (m - k) * pvalues[i]))
+        out[i] = running
+    return out

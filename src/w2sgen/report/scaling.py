@@ -229,7 +229,7 @@ def paired_gain(store: Store, runs: list[dict[str, Any]], method: str, baseline:
 def rank_correlation(x: list[float], y: list[float], permutations: int = 10000, seed: int = 0
                      ) -> tuple[float, float]:
     """Spearman's rho of x and y and its two-sided permutation p-value (numpy only)."""
-    from .ranking import average_ranks
+    from ..metrics import average_ranks
 
     if len(x) < 3:
         return math.nan, math.nan
