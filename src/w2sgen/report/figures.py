@@ -20,10 +20,7 @@ def classification_plot(runs: list[dict[str, Any]], out: Path) -> Optional[Path]
     """Weak / student / ceiling accuracy per experiment, and PGR with its interval."""
     if not runs:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
     import numpy as np
 
     names = [label(r).replace(" [", "\n[") for r in runs]
@@ -57,10 +54,7 @@ def classification_plot(runs: list[dict[str, Any]], out: Path) -> Optional[Path]
     ax2.set_xticks([-0.5, 0, 0.5, 1, 1.5])
     fig.suptitle("weak-to-strong: weak supervisor, student, strong ceiling", fontsize=10)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(fig, out, plt, dpi=120, tight=False)
 
 
 def plot_curves(runs: list[dict[str, Any]], out: Path, most: int = 12) -> Optional[Path]:
@@ -70,10 +64,7 @@ def plot_curves(runs: list[dict[str, Any]], out: Path, most: int = 12) -> Option
     runs = [r for r in runs if r["metrics"].get("curves", {}).get("student", {}).get("test_accuracy")][-most:]
     if not runs:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     cols = min(3, len(runs))
     rows = (len(runs) + cols - 1) // cols
@@ -92,10 +83,7 @@ def plot_curves(runs: list[dict[str, Any]], out: Path, most: int = 12) -> Option
     axes.flat[0].legend(fontsize=7)
     fig.suptitle("test accuracy per epoch (analysis only: never used to pick a model)", fontsize=9)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out, plt, dpi=110, tight=False)
 
 
 def plot_methods(rows: list[dict[str, Any]], out: Path) -> Optional[Path]:
@@ -103,10 +91,7 @@ def plot_methods(rows: list[dict[str, Any]], out: Path) -> Optional[Path]:
     rows = [r for r in rows if r["gap"]]
     if not rows:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     rows = [{**r, "method": r["method"] + (" [DIAGNOSTIC]" if r["diagnostic"] else "")} for r in rows]
     methods = sorted({r["method"] for r in rows})
@@ -126,19 +111,13 @@ def plot_methods(rows: list[dict[str, Any]], out: Path) -> Optional[Path]:
     ax.set_xlabel("median PGR over seeds (95% bootstrap interval over test examples)")
     ax.invert_yaxis()
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(fig, out, plt, dpi=120, tight=False)
 
 
 def plot_refinement_k(runs: list[dict[str, Any]], out: Path) -> Optional[Path]:
     """Refined-label accuracy against k (demonstrations per prompt), one line per task and
     batching, with the weak labels' accuracy on the same transfer examples dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     series: dict[tuple[str, str, int, int], dict[int, tuple[float, float]]] = {}
     for r in icl_runs(runs):
@@ -301,10 +280,7 @@ def plot_vs_ceiling(rows: list[dict[str, Any]], out: Path, cols: int = 4) -> Pat
         ax.set_ylabel("test accuracy", fontsize=7)
     for ax in list(axes.flat)[len(tasks):]:
         ax.axis("off")
-    handles = {h.get_label(): h for ax in axes.flat for h in ax.get_legend_handles_labels()[0]}
-    fig.tight_layout()
-    _legend_right(fig, list(handles.values()), list(handles.keys()))
-    return _save(fig, out, plt)
+    return _legend_and_save(fig, axes, out, plt)
 
 
 def plot_agreement(runs: list[dict[str, Any]], out: Path) -> Path | None:
@@ -338,8 +314,16 @@ def plot_agreement(runs: list[dict[str, Any]], out: Path) -> Path | None:
     return _save(fig, out, plt)
 
 
-def _save(fig: Any, out: Path, plt: Any) -> Path:
+def _save(fig: Any, out: Path, plt: Any, dpi: int = 90, tight: bool = True) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90, bbox_inches="tight")
+    fig.savefig(out, dpi=dpi, bbox_inches="tight" if tight else None)
     plt.close(fig)
     return out
+
+
+def _legend_and_save(fig: Any, axes: Any, out: Path, plt: Any) -> Path:
+    """One legend entry per label across every panel, to the right of the figure; then save."""
+    handles = {h.get_label(): h for ax in axes.flat for h in ax.get_legend_handles_labels()[0]}
+    fig.tight_layout()
+    _legend_right(fig, list(handles.values()), list(handles.keys()))
+    return _save(fig, out, plt)

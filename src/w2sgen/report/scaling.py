@@ -27,8 +27,9 @@ from typing import Any, Optional
 import numpy as np
 
 from ..store import Store
-from .figures import COLOURS, _legend_right, _method_colours, _pyplot, _save
+from .figures import COLOURS, _legend_and_save, _legend_right, _method_colours, _pyplot, _save
 from .runs import classification_runs, is_diagnostic, method_of, pair_of, shared_predictions, task_of
+from .tables import ratio, resample_index, resampled_accuracy
 
 Rows = list[dict[str, Any]]
 
@@ -86,6 +87,19 @@ def _err(v: tuple) -> Optional[list[list[float]]]:
     return [[v[0] - v[1]], [v[2] - v[0]]]
 
 
+def size_axis(ax: Any, xs: dict[str, float], strongs: list[str], log: bool, task: str, xlabel: str,
+              ylabel: str) -> None:
+    """A panel's strong-model axis (log size where sizes are known) and its labels."""
+    if log:
+        ax.set_xscale("log")
+    ax.set_xticks([xs[m] for m in strongs], strongs, fontsize=6)
+    ax.minorticks_off()
+    ax.set_title(task, fontsize=8)
+    ax.tick_params(labelsize=6)
+    ax.set_xlabel(xlabel, fontsize=7)
+    ax.set_ylabel(ylabel, fontsize=7)
+
+
 def usable(rows: Rows) -> Rows:
     return [r for r in rows if not r["diagnostic"] and " -> " in r["pair"]]
 
@@ -130,18 +144,8 @@ def plot_ladder(rows: Rows, out: Path, methods: tuple[str, ...] = ("naive", "nai
                                 [[r["student"][0] - r["student"][1] for r in pts],
                                  [r["student"][2] - r["student"][0] for r in pts]]),
                             label=f"weak {weak}: {method} student")
-        if log:
-            ax.set_xscale("log")
-        ax.set_xticks([xs[m] for m in cs], cs, fontsize=6)
-        ax.minorticks_off()
-        ax.set_title(task, fontsize=8)
-        ax.tick_params(labelsize=6)
-        ax.set_xlabel(xlabel, fontsize=7)
-        ax.set_ylabel("test accuracy", fontsize=7)
-    handles = {h.get_label(): h for ax in axes.flat for h in ax.get_legend_handles_labels()[0]}
-    fig.tight_layout()
-    _legend_right(fig, list(handles.values()), list(handles.keys()))
-    return _save(fig, out, plt)
+        size_axis(ax, xs, cs, log, task, xlabel, "test accuracy")
+    return _legend_and_save(fig, axes, out, plt)
 
 
 def plot_pgr_heatmap(pgr_rows: dict[str, Rows], out: Path, method: str = "naive") -> Optional[Path]:
@@ -158,8 +162,8 @@ def plot_pgr_heatmap(pgr_rows: dict[str, Rows], out: Path, method: str = "naive"
         return None
     plt = _pyplot()
     models_all = {m for c in cells.values() for p in c for m in p}
-    sizes = {m: model_size(m) for m in models_all}
-    order = sorted(models_all, key=lambda m: (sizes[m] if all(s is not None for s in sizes.values()) else 0, m))
+    xs, _, _ = _x_axis(sorted(models_all))  # by size where every size is known, else by name
+    order = sorted(models_all, key=lambda m: (xs[m], m))
     weaks = [m for m in order if any(p[0] == m for c in cells.values() for p in c)]
     strongs = [m for m in order if any(p[1] == m for c in cells.values() for p in c)]
     fig, axes = _panels(plt, len(cells), w=0.9 + 1.0 * len(strongs), h=0.9 + 0.75 * len(weaks))
@@ -204,17 +208,13 @@ def paired_gain(store: Store, runs: list[dict[str, Any]], method: str, baseline:
             continue
         preds = dict(zip(keys, loaded))
         y = loaded[0]["labels"].astype(bool)
-        n = len(y)
-        idx = np.vstack([np.arange(n)[None], np.random.default_rng(0).integers(0, n, (rounds, n))])
+        idx = resample_index(len(y), rounds)
         gains, gaps = [], []
         for s in seeds:
             pm, pb = preds[(method, s)], preds[(baseline, s)]
-            acc = {k: ((p[k] > 0.5) == y)[idx].mean(1) for k, p in
-                   (("weak", pb), ("ceiling", pb), ("student", pb))}
-            student_m = ((pm["student"] > 0.5) == y)[idx].mean(1)
+            acc = {k: resampled_accuracy(pb[k], y, idx) for k in ("weak", "ceiling", "student")}
             gap = acc["ceiling"] - acc["weak"]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gains.append(np.where(gap != 0, (student_m - acc["student"]) / np.where(gap != 0, gap, 1), np.nan))
+            gains.append(ratio(resampled_accuracy(pm["student"], y, idx) - acc["student"], gap))
             gaps.append(gap)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -322,16 +322,6 @@ def plot_agreement_vs_size(rows: Rows, out: Path, method: str = "naive") -> Opti
                 ax.plot([xs[split_pair(r["pair"])[1]] for r in pts], [r["agreement_on_weak_errors"] for r in pts],
                         marker="o", ms=4, color=weak_colours[weak], label=f"weak {weak}")
         strongs = sorted({split_pair(r["pair"])[1] for r in rows}, key=lambda m: xs[m])
-        if log:
-            ax.set_xscale("log")
-        ax.set_xticks([xs[m] for m in strongs], strongs, fontsize=6)
-        ax.minorticks_off()
+        size_axis(ax, xs, strongs, log, task, xlabel, "agreement on weak errors")
         ax.set_ylim(0, 1)
-        ax.set_title(task, fontsize=8)
-        ax.tick_params(labelsize=6)
-        ax.set_xlabel(xlabel, fontsize=7)
-        ax.set_ylabel("agreement on weak errors", fontsize=7)
-    handles = {h.get_label(): h for ax in axes.flat for h in ax.get_legend_handles_labels()[0]}
-    fig.tight_layout()
-    _legend_right(fig, list(handles.values()), list(handles.keys()))
-    return _save(fig, out, plt)
+    return _legend_and_save(fig, axes, out, plt)

@@ -50,14 +50,11 @@ def median_pgr_table(store: Store, rounds: int = 1000, confidence: float = 0.95,
         if all((r["config"].get("eval") or {}).get("pgr_baseline") == "fixed" for r in runs):
             rows.append(fixed_baseline_row(task, method, runs, preds, y, rounds, confidence))
             continue
-        n = len(y)
-        idx = np.vstack([np.arange(n)[None], np.random.default_rng(0).integers(0, n, (rounds, n))])
+        idx = resample_index(len(y), rounds)
         per_seed = []
         for p in preds:
-            acc = {k: ((p[k] > 0.5) == y)[idx].mean(1) for k in ("weak", "student", "ceiling")}
-            gap = acc["ceiling"] - acc["weak"]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                per_seed.append(np.where(gap != 0, (acc["student"] - acc["weak"]) / np.where(gap != 0, gap, 1), np.nan))
+            acc = {k: resampled_accuracy(p[k], y, idx) for k in ("weak", "student", "ceiling")}
+            per_seed.append(ratio(acc["student"] - acc["weak"], acc["ceiling"] - acc["weak"]))
         med = np.nanmedian(np.vstack(per_seed), axis=0)
         gaps_real = sum(r["metrics"]["gap_accuracy"]["low"] > 0 for r in runs if "gap_accuracy" in r["metrics"])
         lo, hi = np.nanquantile(med[1:], [a, 1 - a])
@@ -67,6 +64,23 @@ def median_pgr_table(store: Store, rounds: int = 1000, confidence: float = 0.95,
                      "student_accuracy": float(np.median([r["metrics"]["student_accuracy"]["value"] for r in runs])),
                      "diagnostic": any(r["config"].get("method", {}).get("name") == "gt_early_stop" for r in runs)})
     return rows
+
+
+def resample_index(n: int, rounds: int) -> np.ndarray:
+    """Row 0 the full test set, then `rounds` bootstrap resamples (rng seed 0: every table and
+    figure of a report draws the same resamples)."""
+    return np.vstack([np.arange(n)[None], np.random.default_rng(0).integers(0, n, (rounds, n))])
+
+
+def resampled_accuracy(prob: np.ndarray, y: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Accuracy of probabilities `prob` against labels `y` on each resample of `idx`."""
+    return ((prob > 0.5) == y)[idx].mean(1)
+
+
+def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, NaN where den is 0 (a PGR whose gap vanished in that resample)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den != 0, num / np.where(den != 0, den, 1), np.nan)
 
 
 def fixed_baseline_row(task: str, method: str, runs: list[dict[str, Any]], preds: list[dict[str, Any]],
