@@ -1,0 +1,50 @@
+"""`w2s sweep SUITE.yaml`: a grid of experiments, resumable, run in-process or on Ray.
+
+One job per module:
+
+  suite.py      suite files: parsing, validation, the grid's expansion into cells (load_suite)
+  checks.py     what would stop a cell before it runs: missing packages, unreachable hub models
+  cells.py      one cell: its hash and sharing groups, its Outcome, running it (run_cell)
+  executors.py  EXECUTORS (inprocess, ray) and their Options; the order cells run in
+  runner.py     the sweep: skip finished cells, run the rest (run_sweep), cell_states
+  summary.py    the report a sweep ends with (report)
+  estimates.py  training-memory estimates of a suite's models (memory_estimates)
+
+Every public name is importable from `w2sgen.sweep` itself.
+"""
+from .cells import NOT_IN_FEATURES, Cell, Outcome, run_cell
+from .checks import HUB_UNREACHABLE, assets_error
+from .estimates import memory_estimates
+from .executors import (
+    EXECUTORS,
+    Executor,
+    Options,
+    WorkerSetup,
+    check_reachable,
+    dependencies,
+    inprocess,
+    ordered,
+    ray_executor,
+)
+from .runner import SweepResult, cell_states, run_sweep
+from .suite import (
+    AXES,
+    COMPONENTS,
+    Suite,
+    check_only,
+    expand,
+    flatten,
+    load_suite,
+    only_of,
+    variant,
+    without_only,
+)
+from .summary import report
+
+__all__ = [
+    "AXES", "COMPONENTS", "EXECUTORS", "HUB_UNREACHABLE", "NOT_IN_FEATURES", "Cell", "Executor",
+    "Options", "Outcome", "Suite", "SweepResult", "WorkerSetup", "assets_error", "cell_states",
+    "check_only", "check_reachable", "dependencies", "expand", "flatten", "inprocess",
+    "load_suite", "memory_estimates", "only_of", "ordered", "ray_executor", "report",
+    "run_cell", "run_sweep", "variant", "without_only",
+]

@@ -1,0 +1,226 @@
+"""Suite files: parsing, validation and the expansion of the grid into cells.
+
+A suite is YAML with a `base` (a config file, relative to the suite's folder, or an inline
+mapping of config keys) and a `grid` of axes, each a list:
+
+  task     task names, or mappings: with a `task` key, config keys set together with that task
+           (e.g. its splits); without one, the task component itself (`{name: sciq, ...}`)
+  pairs    mappings of config keys, usually {weak_model: ..., strong_model: ...}
+           (task and pair mappings may carry a `label`, the cell labels' text for them)
+  methods  named variants: {name: LABEL, <config keys>...}, e.g. {name: logconf, loss: logconf}
+           or {name: relabel_knn, method: {name: relabel, probe: knn}}; a plain string is a
+           method name
+  seeds    training seeds
+  <key>    any other dotted config key (`train.epochs`, `loss.alpha_max`) -> its values
+
+A mapping value of any axis may carry `only: {AXIS: [LABEL, ...]}`: its cells are made only in
+combination with those values of the other axis (e.g. `bootstrap` only for the pairs that have
+an intermediate rung); a label that names no value of that axis is an error.
+
+Cells are the cartesian product, each a full validated config; every error of every cell is
+reported (one line each) before any work starts. A cell is identified by its config hash (what
+it computes, not where it is stored or what it is called): a cell with a finished run of that
+hash in the store is skipped, so a sweep that stops for any reason is resumed by running it
+again, and adding a method to a finished suite runs only the new cells.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import build_config, read_yaml_mapping, set_key, stable_hash
+from ..errors import MissingAsset, W2SError
+from .cells import Cell
+from .checks import HUB_UNREACHABLE, assets_error
+
+AXES = ("task", "pairs", "methods", "seeds")
+COMPONENTS = ("task", "method", "loss")  # config keys whose mapping (with a name) is replaced whole
+
+
+@dataclass
+class Suite:
+    name: str
+    path: Path
+    store: str
+    cells: list[Cell]
+    merged: int = 0  # cells that were the same experiment as an earlier one (same hash)
+
+
+def load_suite(path: str | Path, store: str | None = None) -> Suite:
+    path = Path(path)
+    raw = read_yaml_mapping(path, "suite file")
+    unknown = [k for k in raw if k not in ("name", "description", "base", "grid")]
+    if unknown:
+        raise W2SError(f"suite {str(path)!r}: unknown key {unknown[0]!r}; valid keys: name, "
+                       "description, base, grid")
+    base = raw.get("base", {})
+    if isinstance(base, str):
+        base = read_yaml_mapping(path.parent / base, f"suite {str(path)!r}: base config")
+    elif not isinstance(base, dict):
+        raise W2SError(f"suite {str(path)!r}: base must be a config file path or a mapping of "
+                       f"config keys, got {base!r}")
+    grid = raw.get("grid") or {}
+    if not isinstance(grid, dict):
+        raise W2SError(f"suite {str(path)!r}: grid must be a mapping of axes to lists")
+    name = str(raw.get("name") or path.stem)
+    store = store or str(base.get("store", "runs"))
+    return Suite(name, path, store, *expand(name, base, grid, store, str(path)))
+
+
+def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, where: str
+           ) -> tuple[list[Cell], int]:
+    """Cells of the grid, each validated; raises one error listing every invalid cell."""
+    axes: list[list[tuple[str, dict[str, Any]]]] = []
+    axis_names: list[str] = []  # the axis of each entry of `axes`
+    only: list[list[dict[str, list[str]]]] = []  # per axis value: {other axis: allowed labels}
+    for axis in (*AXES, *(k for k in grid if k not in AXES)):
+        if axis not in grid:
+            continue
+        values = grid[axis]
+        if not isinstance(values, list) or not values:
+            raise W2SError(f"suite {where!r}: grid.{axis} must be a non-empty list, got {values!r}")
+        axes.append([variant(axis, without_only(v), where) for v in values])
+        axis_names.append(axis)
+        only.append([only_of(axis, v, where) for v in values])
+    check_only(axis_names, axes, only, where)
+    cells: list[Cell] = []
+    errors: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    merged = 0
+    missing: dict[str, MissingAsset] = {}
+    checked: dict[str, W2SError | None] = {}
+    unreachable: dict[str, bool] = {}  # hub model id -> could not be loaded from here
+    for picks in itertools.product(*(range(len(ax)) for ax in axes)):
+        combo = [axes[a][i] for a, i in enumerate(picks)]
+        labels_of = {axis_names[a]: axes[a][i][0] for a, i in enumerate(picks)}
+        if any(labels_of[other] not in allowed for a, i in enumerate(picks)
+               for other, allowed in only[a][i].items()):
+            continue  # left out by an `only`
+        raw = copy.deepcopy(base)
+        for _, overrides in combo:
+            for key, value in overrides.items():
+                set_key(raw, key, copy.deepcopy(value))
+        raw["store"] = store
+        label = " | ".join(lab for lab, _ in combo) or "base"
+        raw["name"] = f"{name}: {label}"
+        try:
+            cfg = build_config(raw)
+            assets = stable_hash([cfg.weak_model, cfg.strong_model, cfg.task.name, cfg.task.options])
+            if assets not in checked:
+                checked[assets] = assets_error(cfg, missing, unreachable)
+            problem = checked[assets]
+            if problem is not None:
+                raise problem
+        except W2SError as e:
+            errors.setdefault(str(e), []).append(label)
+            continue
+        identity = cfg.hash()  # resolves the config for this machine: once per cell
+        if identity in seen:
+            merged += 1
+            continue
+        seen.add(identity)
+        cells.append(Cell(len(cells), label, cfg))
+    for ax in axes:  # labels name the cells: two values of one axis must differ
+        labels = [lab for lab, _ in ax]
+        for dup in dict.fromkeys(lab for lab in labels if labels.count(lab) > 1):
+            errors.setdefault(f"two values of one grid axis are both labelled {dup!r}; give them "
+                              "distinct names", [])
+    if missing:  # one line naming every package to pull
+        errors = {k: v for k, v in errors.items() if not any(k == str(m) for m in missing.values())}
+        errors[str(MissingAsset.combine(list(missing.values())))] = []
+    if any(unreachable.values()):  # offline (w2s's default) or wrong ids: one line for all of them
+        cells_hit = errors.pop(HUB_UNREACHABLE, [])
+        names = ", ".join(n for n, bad in unreachable.items() if bad)
+        errors[f"hub model(s) {names} could not be loaded: w2s runs offline by default; export "
+               "HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 TRANSFORMERS_OFFLINE=0 to fetch them "
+               "(or check the ids)"] = cells_hit
+    if errors:
+        lines = [f"{msg} (cell {cs[0]!r}{f' and {len(cs) - 1} more' if len(cs) > 1 else ''})"
+                 if cs else msg for msg, cs in errors.items()]
+        n = sum(len(cs) for cs in errors.values()) or len(errors)
+        if len(lines) == 1:  # one problem: one line
+            raise W2SError(f"suite {where!r}: {n} invalid cell(s), nothing was run: {lines[0]}")
+        raise W2SError(f"suite {where!r}: {n} invalid cell(s), nothing was run:\n  "
+                       + "\n  ".join(lines))
+    return cells, merged
+
+
+def variant(axis: str, value: Any, where: str) -> tuple[str, dict[str, Any]]:
+    """(label, flat dotted-key overrides) of one value of one axis."""
+    if axis == "task":
+        if isinstance(value, str):
+            return value, {"task": value}
+        if isinstance(value, dict) and "task" in value:
+            task = value["task"]
+            label = str(value.get("label") or (task.get("name") if isinstance(task, dict) else task))
+            return label, flatten({k: v for k, v in value.items() if k != "label"})
+        if isinstance(value, dict) and "name" in value:
+            return str(value["name"]), {"task": value}
+        raise W2SError(f"suite {where!r}: grid.task values are task names or mappings with a "
+                       f"'task' (or task 'name') key, got {value!r}")
+    if axis == "pairs":
+        if not isinstance(value, dict):
+            raise W2SError(f"suite {where!r}: grid.pairs values are mappings like "
+                           f"{{weak_model: minilm-l6, strong_model: mpnet-base}}, got {value!r}")
+        label = str(value.get("label") or f"{value.get('weak_model', 'default')}->"
+                    f"{value.get('strong_model', 'default')}")
+        return label, flatten({k: v for k, v in value.items() if k != "label"})
+    if axis == "methods":
+        if isinstance(value, str):
+            return value, {"method": value}
+        if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+            raise W2SError(f"suite {where!r}: grid.methods values are method names or mappings "
+                           f"with a 'name' (the variant's label) and config keys, got {value!r}")
+        return value["name"], flatten({k: v for k, v in value.items() if k != "name"})
+    if axis == "seeds":
+        return f"seed {value}", {"seed": value}
+    return f"{axis}={value}", {axis: value}
+
+
+def without_only(value: Any) -> Any:
+    return {k: v for k, v in value.items() if k != "only"} if isinstance(value, dict) else value
+
+
+def only_of(axis: str, value: Any, where: str) -> dict[str, list[str]]:
+    """A grid value's `only: {axis: [labels]}` restriction, checked for shape."""
+    spec = value.get("only") if isinstance(value, dict) else None
+    if spec is None:
+        return {}
+    if not isinstance(spec, dict) or not all(
+            isinstance(v, list) and v and all(isinstance(x, str) for x in v) for v in spec.values()):
+        raise W2SError(f"suite {where!r}: grid.{axis} value {value.get('name', '')!r}: `only` must "
+                       f"map an axis to a non-empty list of its labels, e.g. only: {{pairs: "
+                       f"[minilm-l3->mpnet-base]}}, got {spec!r}")
+    return {str(k): list(v) for k, v in spec.items()}
+
+
+def check_only(names: list[str], axes: list[list[tuple[str, dict[str, Any]]]],
+               only: list[list[dict[str, list[str]]]], where: str) -> None:
+    labels = {n: [lab for lab, _ in ax] for n, ax in zip(names, axes)}
+    for axis, values in zip(names, only):
+        for restriction in values:
+            for other, allowed in restriction.items():
+                if other == axis or other not in labels:
+                    raise W2SError(f"suite {where!r}: grid.{axis}: `only` names axis {other!r}, "
+                                   f"which is not another axis of the grid ({', '.join(names)})")
+                unknown = [x for x in allowed if x not in labels[other]]
+                if unknown:
+                    raise W2SError(f"suite {where!r}: grid.{axis}: `only` names {unknown[0]!r}, "
+                                   f"which is no label of grid.{other} (labels: "
+                                   f"{', '.join(labels[other])})")
+
+
+def flatten(overrides: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys: a mapping sets its keys one by one, except a component written with its
+    `name` ({method: {name: relabel, probe: knn}}), which replaces the whole component."""
+    out: dict[str, Any] = {}
+    for k, v in overrides.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and not (key in COMPONENTS and "name" in v):
+            out.update(flatten(v, f"{key}."))
+        else:
+            out[key] = v
+    return out
