@@ -2,8 +2,8 @@
 project's prompting code (w2sgen.prompting, w2sgen.methods.icl_refine, w2sgen.lm).
 
 From the project it takes only the data (task loaders and `make_splits`, so the examples are the
-task's *transfer* split, never test) and, for a zoo name, where the weights are (`models.resolve`:
-a path and `from_pretrained` keyword arguments). Everything else is here:
+task's *transfer* split, never test) and, for a zoo name, where the weights are (`models.resolve` and
+`models.source`: a path and `from_pretrained` keyword arguments). Everything else is here:
 
 * Prompt: an optional instruction line, k demonstrations written with a template (`{text}`,
   `{label}`), then the query written with the template up to the label. The label word is put
@@ -296,11 +296,11 @@ def load_model(name: str, threads: Optional[int]) -> tuple[Any, Any]:
 
     if Path(name).expanduser().is_dir():
         path, kwargs = str(Path(name).expanduser()), {}
-    else:  # a zoo name: only where its files are, from the project
-        from w2sgen.models import resolve
+    else:  # a zoo name: only where its files are, from the project (for a GGUF model, its
+        # dequantised copy in the data home, made on first use: the same fp32 weights)
+        from w2sgen.models import resolve, source
 
-        ref = resolve(name)
-        path, kwargs = ref.path, dict(ref.load_kwargs)
+        path, kwargs = source(resolve(name), build=True)
     tok = AutoTokenizer.from_pretrained(path, **{k: v for k, v in kwargs.items() if k == "gguf_file"})
     kwargs["dtype"] = torch.float32
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)

@@ -18,8 +18,14 @@ TINY = ["train.mode=label_tokens", "train.label_words=[bad, good]", "train.instr
         "train.precision=fp32", "features.max_length=24", "train.batch_size=16"]
 
 
+def config(path, *extra):
+    """A label_tokens config on the model at `path` (the config's own model checks need a causal
+    LM: the default encoders are refused)."""
+    return load_config(None, [*TINY, f"weak_model={path}", f"strong_model={path}", *extra])
+
+
 def learner(path, *extra):
-    return LabelTokenLearner(resolve(str(path)), load_config(None, [*TINY, *extra]))
+    return LabelTokenLearner(resolve(str(path)), config(path, *extra))
 
 
 def data_and_labels(n=96, seed=0):
@@ -121,7 +127,7 @@ def test_bad_input_is_one_line_before_training(tiny_llama_dir, tiny_bert_dir):
     ref = resolve(str(tiny_llama_dir))
 
     def preflight(*extra, model=ref):
-        MODES.get("label_tokens").preflight(model, load_config(None, [*TINY, *extra]), data)
+        MODES.get("label_tokens").preflight(model, config(tiny_llama_dir, *extra), data)
 
     preflight()  # the good settings pass
     cases = [
@@ -156,11 +162,13 @@ def test_prompt_defaults_come_from_the_task():
     from w2sgen.tasks import TASKS
     from w2sgen.train import label_prompt_format
 
-    cfg = load_config(None, ["train.mode=label_tokens"])
+    cfg = load_config(None, ["train.mode=label_tokens", "weak_model=nobody/causal",
+                             "strong_model=nobody/causal"])  # hub ids: no model check
     instruction, words = TASKS.get(cfg.task.name).prompt
     fmt = label_prompt_format(cfg)
     assert (fmt.instruction, fmt.words, fmt.template) == (instruction, tuple(words), DEFAULT_TEMPLATE)
     fmt = label_prompt_format(load_config(None, ["train.mode=label_tokens", "train.label_words=[A, B]",
+                                                 "weak_model=nobody/causal", "strong_model=nobody/causal",
                                                  "train.template=\"Q: {text}\\nLabel:{label}\""]))
     assert fmt.words == ("A", "B") and fmt.query("x") == "Q: x\nLabel:"
 

@@ -226,7 +226,8 @@ def test_label_tokens_counts_the_lm_head_and_no_linear_head(tiny_llama_dir):
     untied = arch.vocab * arch.hidden
     assert not arch.tied and numel(lm) == arch.params + untied
     r = 4
-    cfg = load_config(None, ["train.mode=label_tokens", f"train.lora_rank={r}"])
+    cfg = load_config(None, ["train.mode=label_tokens", f"train.lora_rank={r}", "train.label_words=[bad, good]",
+                             f"weak_model={tiny_llama_dir}", f"strong_model={tiny_llama_dir}"])
     assert numel(add_lora(lm, cfg.train), trainable=True) == r * arch.lora_per_rank
     kw = dict(batch_size=8, seq_len=16, precision="fp32")
     lora = memory.estimate(arch, "label_tokens", lora_rank=r, **kw)

@@ -314,6 +314,56 @@ def check_components(cfg: ExperimentConfig) -> None:
         raise W2SError(f"config: train.micro_batch_size ({micro}) must be a positive divisor of "
                        f"train.batch_size ({cfg.train.batch_size}); e.g. train.micro_batch_size="
                        f"{_divisor_below(cfg.train.batch_size, micro)}")
+    check_models(cfg)
+
+
+# train-mode checks already made in this process: inputs -> the error, or None (a sweep's cells
+# share models and settings; a GGUF tokenizer takes seconds to read)
+_MODEL_CHECKS: dict[str, Optional[W2SError]] = {}
+
+
+def check_models(cfg: ExperimentConfig) -> None:
+    """The train mode's own checks (`Learner.preflight`: tokenizer and model config, never the
+    weights, no data) on each model of the config that is on this machine - an installed zoo
+    model or a local folder - so `w2s run` and `w2s sweep --dry-run` refuse a bad setting (a
+    label word that is not one token, a prompt too long before any text, a LoRA target the model
+    lacks, an encoder for train.mode=label_tokens) before anything runs. Models not installed
+    and hub ids are left to the run, which names what is missing first and checks them then."""
+    from .train import MODES
+
+    mode = MODES.get(cfg.train.mode)
+    if not mode.checks_models:
+        return
+    ladder = cfg.method.options.get("ladder", ())
+    for name in dict.fromkeys([cfg.weak_model, *(ladder if isinstance(ladder, list) else ()),
+                               cfg.strong_model]):
+        ref = _local_ref(name)
+        if ref is None:
+            continue
+        d = cfg.to_dict()
+        key = stable_hash([cfg.train.mode, ref.identity, ref.path, ref.kind, d["task"], d["train"],
+                           d["features"]])
+        if key not in _MODEL_CHECKS:
+            try:
+                mode.preflight(ref, cfg, None)
+                _MODEL_CHECKS[key] = None
+            except W2SError as e:
+                _MODEL_CHECKS[key] = e
+        problem = _MODEL_CHECKS[key]
+        if problem is not None:
+            raise W2SError(str(problem))
+
+
+def _local_ref(name: str) -> Any:
+    """The ModelRef of an installed zoo model or a local model folder, else None."""
+    from .models import MODELS, resolve
+
+    if name not in MODELS and not Path(name).expanduser().is_dir():
+        return None  # a hub id (or an unknown name: the run names it)
+    try:
+        return resolve(name)
+    except W2SError:  # not installed, or a folder without config.json: the run says so
+        return None
 
 
 def _divisor_below(n: int, m: int) -> int:

@@ -18,11 +18,15 @@ language model's job (lm/local.py, lm/remote.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import W2SError
 from .lm.tokens import leading_space
+
+if TYPE_CHECKING:
+    from .tasks import Example
 
 DEFAULT_TEMPLATE = "Input: {text}\nAnswer:{label}\n\n"
 
@@ -57,6 +61,10 @@ class PromptFormat:
     def head(self) -> str:
         return f"{self.instruction}\n\n" if self.instruction else ""
 
+    def head_blocks(self) -> list[str]:
+        """The blocks a prompt opens with after the start tokens: the instruction's, if any."""
+        return [self.head()] if self.head() else []
+
     def demo(self, text: str, label: int) -> str:
         return self.template.format(text=text, label=self.space + self.words[int(label)])
 
@@ -64,6 +72,11 @@ class PromptFormat:
         """The template up to, not including, the label word."""
         cut = self.template.rstrip().rindex("{label}")
         return self.template[:cut].format(text=text)
+
+
+def example_text(example: Example) -> str:
+    """What a prompt shows of an example: its text, then a newline and its pair's text."""
+    return example.text if example.text_pair is None else f"{example.text}\n{example.text_pair}"
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

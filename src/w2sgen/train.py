@@ -227,6 +227,7 @@ class Learner:
 
     default_lr = 1e-3
     uses_features = False
+    checks_models = False  # whether `preflight` checks anything (config.check_models runs it)
 
     def __init__(self, ref: ModelRef, cfg: ExperimentConfig):
         self.ref = ref
@@ -234,10 +235,14 @@ class Learner:
         self.select_set: Optional[tuple[Any, np.ndarray]] = None
 
     @classmethod
-    def preflight(cls, ref: ModelRef, cfg: ExperimentConfig, examples: Sequence[Example]) -> None:
-        """Checks of this mode for `ref` on the run's `examples` that need the model's files but
-        no weights (tokenizer, config): run by the pipeline before anything is recorded or
-        trained, so a bad setting fails in one line first. Nothing to check by default."""
+    def preflight(cls, ref: ModelRef, cfg: ExperimentConfig,
+                  examples: Optional[Sequence[Example]] = None) -> None:
+        """Checks of this mode for `ref` that need the model's files but no weights (tokenizer,
+        config), so a bad setting fails in one line before anything is recorded or trained:
+        run when a config is built (config.check_models: `examples` None, no data read; what
+        needs the data is left for later) and by the pipeline on the run's `examples` before
+        the run is recorded. Nothing to check by default; a mode that checks sets
+        `checks_models`."""
 
     @classmethod
     def key(cls, cfg: ExperimentConfig) -> dict[str, Any]:
@@ -445,9 +450,10 @@ class LoraLearner(FineTuneLearner):
     GPU training in bf16 the frozen base loads in bf16; peft keeps the adapters in fp32."""
 
     default_lr = 1e-4
+    checks_models = True
 
     @classmethod
-    def preflight(cls, ref, cfg, examples):
+    def preflight(cls, ref, cfg, examples=None):
         check_lora_targets(ref, cfg, causal_lm=False)
 
     def build(self, backbone: nn.Module) -> nn.Module:
@@ -512,31 +518,27 @@ def label_prompt_format(cfg: ExperimentConfig) -> Any:
 
 class LabelPrompts:
     """Zero-shot prompts as token ids for one tokenizer - start tokens, instruction, then the
-    template's query (text, pair joined by a newline) up to the label - and the token ids of
-    the (negative, positive) label words as the next token (lm/tokens.py). Blocks are
-    tokenised on their own, as ICL's prompts are (prompting.py), so both see the same zero-shot
-    prompt. A prompt is never cut (the label token must follow all of it): one longer than
-    features.max_length is refused."""
+    template's query (prompting.example_text) up to the label - and the token ids of the
+    (negative, positive) label words as the next token (lm/tokens.py). The blocks are built as
+    ICL's prompts are (lm.tokens.start_ids / block_ids, which LocalLM's blocks use too), so both
+    see the same zero-shot prompt. A prompt is never cut (the label token must follow all of
+    it): one longer than features.max_length is refused."""
 
     def __init__(self, tokenizer: Any, fmt: Any, model: str, max_length: int):
-        from .lm.tokens import label_token_ids
+        from .lm.tokens import block_ids, label_token_ids, start_ids
 
         self.tok, self.fmt = tokenizer, fmt
-        start = list(tokenizer("", add_special_tokens=True)["input_ids"])
-        head = self._blocks([fmt.head()])[0] if fmt.head() else []
-        self.fixed = start + head
+        self.fixed = start_ids(tokenizer) + [t for b in block_ids(tokenizer, fmt.head_blocks()) for t in b]
         self.label_ids = list(label_token_ids(tokenizer, fmt.words, context=fmt.query(""),
                                               model=model))
         self.model, self.max_length = model, max_length
 
-    def _blocks(self, texts: Sequence[str]) -> list[list[int]]:
-        if not texts:
-            return []
-        return [list(x) for x in self.tok(list(texts), add_special_tokens=False)["input_ids"]]
-
     def encode(self, examples: Sequence[Example]) -> list[list[int]]:
-        texts = [e.text if e.text_pair is None else f"{e.text}\n{e.text_pair}" for e in examples]
-        out = [self.fixed + q for q in self._blocks([self.fmt.query(t) for t in texts])]
+        from .lm.tokens import block_ids
+        from .prompting import example_text
+
+        queries = block_ids(self.tok, [self.fmt.query(example_text(e)) for e in examples])
+        out = [self.fixed + q for q in queries]
         long = [i for i, x in enumerate(out) if len(x) > self.max_length]
         if long:
             worst = max(long, key=lambda i: len(out[i]))
@@ -547,12 +549,40 @@ class LabelPrompts:
                            "train.instruction (a prompt is never cut)")
         return out
 
+    def check_bare(self) -> None:
+        """Before any data is read: the prompt of an empty text (instruction and template alone)
+        within features.max_length, else no prompt can be."""
+        from .lm.tokens import block_ids
 
-def load_tokenizer(ref: ModelRef) -> Any:
-    from transformers import AutoTokenizer
+        n = len(self.fixed) + len(block_ids(self.tok, [self.fmt.query("")])[0])
+        if n > self.max_length:
+            raise W2SError(f"train.mode=label_tokens: the prompt for {self.model} is {n} tokens "
+                           "before any text (instruction and template), longer than "
+                           f"features.max_length={self.max_length} tokens; set "
+                           f"features.max_length above {n} (with room for the texts), or shorten "
+                           "train.instruction (a prompt is never cut)")
 
-    kwargs = {k: v for k, v in ref.load_kwargs.items() if k in ("gguf_file", "revision")}
-    return AutoTokenizer.from_pretrained(ref.path, **kwargs)
+
+def check_label_tokens(ref: ModelRef, cfg: ExperimentConfig,
+                       examples: Optional[Sequence[Example]] = None) -> None:
+    """train.mode=label_tokens' refusals for one model, from its config and tokenizer (no
+    weights): an encoder, a label word that is not one token after the prompt, a prompt longer
+    than features.max_length (every prompt of `examples`; without them, the prompt of an empty
+    text), a LoRA target the model lacks. The one check behind LabelTokenLearner.preflight,
+    which runs it when a config is built (config.check_models) and before a run is recorded."""
+    from .models import load_tokenizer
+
+    if ref.kind != "causal":
+        raise W2SError(f"train.mode=label_tokens trains a causal LM's label-token logits, but "
+                       f"{ref.name!r} is an encoder; use causal weak and strong models (e.g. "
+                       "smollm2-135m) or another train.mode")
+    prompts = LabelPrompts(load_tokenizer(ref), label_prompt_format(cfg), ref.name,
+                           cfg.features.max_length)
+    if examples is None:
+        prompts.check_bare()
+    else:
+        prompts.encode(examples)
+    check_lora_targets(ref, cfg, causal_lm=True)
 
 
 @MODES.register("label_tokens")
@@ -568,6 +598,7 @@ class LabelTokenLearner(Learner):
     training in bf16 under LoRA."""
 
     default_lr = 1e-4
+    checks_models = True
 
     @property
     def lr(self) -> float:
@@ -581,15 +612,8 @@ class LabelTokenLearner(Learner):
                            "template": fmt.template}}
 
     @classmethod
-    def preflight(cls, ref, cfg, examples):
-        if ref.kind != "causal":
-            raise W2SError(f"train.mode=label_tokens trains a causal LM's label-token logits, but "
-                           f"{ref.name!r} is an encoder; use causal weak and strong models (e.g. "
-                           "smollm2-135m) or another train.mode")
-        prompts = LabelPrompts(load_tokenizer(ref), label_prompt_format(cfg), ref.name,
-                               cfg.features.max_length)
-        prompts.encode(examples)
-        check_lora_targets(ref, cfg, causal_lm=True)
+    def preflight(cls, ref, cfg, examples=None):
+        check_label_tokens(ref, cfg, examples)
 
     def fit(self, inputs: Sequence[Example], targets, loss_fn, seed, desc, eval_set=None):
         from .models import load

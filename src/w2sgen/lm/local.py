@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import W2SError
 from ..hardware import Precision, autocast, resolve_precision
 from .base import PLAIN_STOP, Conversation, LanguageModel, Sampling, merge_system, plain_prompt
-from .tokens import label_token_ids
+from .tokens import block_ids, label_token_ids, start_ids
 
 MIN_FILL = 0.75  # a scoring batch's rows are at least this share of its longest row's length
 
@@ -94,13 +94,11 @@ class LocalLM(LanguageModel):
 
     @property
     def tokenizer(self) -> Any:
+        """Read once (models.load_tokenizer), for the checks and then with the weights."""
         if self._tok is None:
-            from transformers import AutoTokenizer
+            from ..models import load_tokenizer
 
-            tok = AutoTokenizer.from_pretrained(self.ref.path, **self._file_kwargs())
-            if tok.pad_token is None:
-                tok.pad_token = tok.eos_token or tok.unk_token
-            self._tok = tok
+            self._tok = load_tokenizer(self.ref)
         return self._tok
 
     @property
@@ -125,8 +123,8 @@ class LocalLM(LanguageModel):
             key = (self.ref.identity, self.device)
             if self.shared and key in _LOADED:
                 model, tok = _LOADED[key]
-            else:
-                model, tok = load(self.ref, self.device, lm_head=True)
+            else:  # the tokenizer the checks read, if they ran: it is not read twice
+                model, tok = load(self.ref, self.device, lm_head=True, tokenizer=self._tok)
                 if self.shared:
                     _LOADED[key] = (model, tok)
             self._model, self._config = model, model.config
@@ -228,12 +226,10 @@ class LocalLM(LanguageModel):
 
     @property
     def start(self) -> list[int]:  # type: ignore[override]
-        return list(self.tokenizer("", add_special_tokens=True)["input_ids"])
+        return start_ids(self.tokenizer)
 
     def blocks(self, texts: Sequence[str]) -> list[list[int]]:
-        if not texts:
-            return []
-        return [list(x) for x in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+        return block_ids(self.tokenizer, texts)
 
     def join(self, blocks: Sequence[Any]) -> list[int]:
         return [t for b in blocks for t in b]

@@ -35,6 +35,21 @@ def _encode(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+def start_ids(tokenizer: Any) -> list[int]:
+    """The tokens `tokenizer` puts in front of every text (a BOS token, or none): the opening
+    block of a local prompt (prompting.py)."""
+    return list(tokenizer("", add_special_tokens=True)["input_ids"])
+
+
+def block_ids(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
+    """Each text tokenised on its own, without start tokens: the prompt blocks a local prompt
+    is joined from (prompting.py). The one implementation for ICL scoring (lm/local.py) and
+    train.mode=label_tokens (train.py), so both see the same token ids."""
+    if not texts:
+        return []
+    return [list(x) for x in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+
 def label_token_id(tokenizer: Any, word: str, *, context: str = "", model: Optional[str] = None
                    ) -> int:
     """The single token id of label `word` as the next token after a prompt ending in `context`

@@ -59,16 +59,13 @@ from ..lm import EndpointLM, LanguageModel, LocalLM
 from ..metrics import mean_ci
 from ..models import resolve
 from ..options import Check, Ge, PositiveInt
-from ..prompting import PromptFormat, sigmoid
+from ..prompting import PromptFormat, example_text, sigmoid
 from ..spec import stable_hash
 from ..splits import labels
-from ..tasks import TASKS, Example, task_component
+from ..tasks import TASKS, task_component
 from . import METHODS, Arrays, ModelName, Setting
 
-
-def prompt_text(e: Example) -> str:
-    """An example as one prompt input (a pair joined by a newline, as for causal features)."""
-    return e.text if e.text_pair is None else f"{e.text}\n{e.text_pair}"
+prompt_text = example_text  # an example as one prompt input (benchmarks import this name)
 
 
 def loo_batches(hard: np.ndarray, k: int, balance: bool, rng: np.random.Generator) -> list[np.ndarray]:
@@ -127,7 +124,7 @@ class Refiner:
     def __init__(self, lm: LanguageModel, fmt: PromptFormat):
         self.lm, self.fmt, self.name = lm, fmt, lm.name
         lm.check_words(fmt.words, fmt.tail)  # before any weights load
-        self.start = lm.join([lm.start, *lm.blocks([fmt.head()] if fmt.head() else [])])
+        self.start = lm.join([lm.start, *lm.blocks(fmt.head_blocks())])
 
     def demos(self, texts: Sequence[str], labels: Union[Sequence[int], np.ndarray]) -> list:
         return self.lm.blocks([self.fmt.demo(t, y) for t, y in zip(texts, labels)])
@@ -231,7 +228,7 @@ def icl_refine(s: Setting, *, lm: Union[Literal["strong"], ModelName, Endpoint] 
     weak = np.asarray(s.weak_labels, dtype=np.float64)
     hard = (weak > 0.5).astype(int)
     share = float(hard.mean())
-    texts = [prompt_text(e) for e in transfer]
+    texts = [example_text(e) for e in transfer]
     refiner: list[Refiner] = []
 
     def get_refiner() -> Refiner:
@@ -306,7 +303,7 @@ def _prompting_baselines(s: Setting, get_refiner: Any, base_key: dict, k: int, b
     rows = np.sort(rng.choice(len(test), size=n, replace=False))
     demo_idx = pick_demos(np.arange(len(hard)), hard, max(k, 1), balance, rng) if k else np.array([], int)
     y_transfer = labels(s.splits.transfer)
-    queries = [prompt_text(test[i]) for i in rows]
+    queries = [example_text(test[i]) for i in rows]
     key = {**base_key, "k": k, "rows": stable_hash(rows.tolist(), 24),
            "test": hashlib.sha256("\x1e".join(test[i].id for i in rows).encode()).hexdigest()[:24],
            "demos": stable_hash([transfer_texts[i] for i in demo_idx], 24),

@@ -2,6 +2,7 @@
 configuration, classification vs generative runs, and the task / model pair / method of a run."""
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import Any, Optional
 
@@ -102,10 +103,36 @@ def is_diagnostic(run: dict[str, Any]) -> bool:
     return run["config"].get("method", {}).get("name") == "gt_early_stop"
 
 
+# Each store object's predictions read so far: run id -> (the file's size and mtime, its arrays).
+# A report asks for a run's predictions from several tables and figures; each file is read once
+# per store object (one per report command) and again only if it changed.
+_PREDICTIONS: weakref.WeakKeyDictionary[Store, dict[int, tuple[Any, Optional[dict[str, np.ndarray]]]]] = \
+    weakref.WeakKeyDictionary()
+
+
+def run_predictions(store: Store, run_id: int) -> Optional[dict[str, np.ndarray]]:
+    """A run's stored test predictions (read-only arrays), or None when it has none or the file
+    is damaged (the store warns once); read from the file once per store object."""
+    path = store.root / "artifacts" / str(run_id) / "predictions.npz"
+    try:
+        st = path.stat()
+        stamp: Any = (st.st_size, st.st_mtime_ns)
+    except OSError:
+        stamp = None
+    seen = _PREDICTIONS.setdefault(store, {})
+    if run_id in seen and seen[run_id][0] == stamp and stamp is not None:
+        return seen[run_id][1]
+    arrays = store.load_arrays(run_id, "predictions.npz", PREDICTION_ARRAYS)
+    for a in (arrays or {}).values():
+        a.flags.writeable = False  # shared by every table of the report
+    seen[run_id] = (stamp, arrays)
+    return arrays
+
+
 def shared_predictions(store: Store, runs: list[dict[str, Any]]) -> Optional[list[dict[str, np.ndarray]]]:
     """Each run's stored test predictions, or None when a run has none (older stores) or the runs
     were not scored on one test set (so they cannot share a bootstrap resample)."""
-    preds = [store.load_arrays(r["id"], "predictions.npz", PREDICTION_ARRAYS) for r in runs]
+    preds = [run_predictions(store, r["id"]) for r in runs]
     if not preds or any(p is None for p in preds):
         return None
     out = [p for p in preds if p is not None]
