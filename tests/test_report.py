@@ -391,3 +391,81 @@ def test_fixed_pgr_baseline_rows(tmp_path):
     assert row["sd"] == pytest.approx(np.std(per_seed, ddof=1))
     assert row["low"] < row["median_pgr"] < row["high"]
     assert "(of means, fixed baselines)" in median_pgr_cells([row])[1][0][-1]
+
+
+def exact_model(y, acc, salt):
+    """Probabilities right on exactly round(acc * N_TEST) of the test examples."""
+    right = np.zeros(N_TEST, bool)
+    right[np.random.default_rng(salt).permutation(N_TEST)[:round(acc * N_TEST)]] = True
+    return np.where(right == y.astype(bool), 0.8, 0.2)
+
+
+def test_median_pgr_rows_per_pair_mode_and_setting(tmp_path, store):
+    """A store with two weak->strong pairs, two train modes and, for naive, a second epoch count:
+    the same method names give one row per (pair, mode, setting), each the median over its own
+    seeds only, labelled by its pair and setting; statistics against naive pair within a group."""
+    from w2sgen.report.tables import median_pgr_table
+    from w2sgen.report.text import median_pgr_cells
+
+    st = Store(tmp_path / "pairs")
+    y = np.random.default_rng(0).integers(0, 2, N_TEST)
+    pairs = {("minilm-l6", "mpnet-base"): (0.60, 0.80), ("minilm-l3", "minilm-l6"): (0.55, 0.65)}
+    # the share of the gap each group's student recovers; seeds add -0.1, 0, +0.1
+    share = {("probe", "naive", 10): 0.2, ("probe", "naive + logconf", 10): 0.5,
+             ("full", "naive", 10): 0.6, ("full", "naive + logconf", 10): 0.9, ("probe", "naive", 3): 0.0}
+    expected = {}
+    for (weak_m, strong_m), (w, c) in pairs.items():
+        for (mode, method, epochs), frac in share.items():
+            for seed in (0, 1, 2):
+                s = w + (frac + 0.1 * (seed - 1)) * (c - w)
+                over = {"weak_model": weak_m, "strong_model": strong_m,
+                        "train": {"mode": mode, "epochs": epochs},
+                        **({"loss": "logconf"} if "logconf" in method else {})}
+                add_run(st, "sciq", seed, over, y, exact_model(y, w, seed * 10 + 1),
+                        exact_model(y, s, seed * 10 + 2), exact_model(y, c, seed * 10 + 3))
+            pgr = np.median([(round(s * N_TEST) - round(w * N_TEST)) / (round(c * N_TEST) - round(w * N_TEST))
+                             for s in (w + (frac + 0.1 * (k - 1)) * (c - w) for k in (0, 1, 2))])
+            setting = "" if (mode, method) != ("probe", "naive") else f"train.epochs={epochs}"
+            expected[(f"{weak_m} -> {strong_m} ({mode})", method, setting)] = pgr
+    rows = median_pgr_table(st, rounds=100)
+    assert len(rows) == len(expected) == 10
+    got = {(r["pair"], r["method"], r["setting"]): r for r in rows}
+    assert set(got) == set(expected)
+    for key, pgr in expected.items():
+        assert got[key]["seeds"] == [0, 1, 2]
+        assert got[key]["median_pgr"] == pytest.approx(pgr, abs=1e-9), key
+    header, cells = median_pgr_cells(rows)
+    assert header[:4] == ["task", "model pair", "method", "setting"]
+    assert ["sciq", "minilm-l3 -> minilm-l6 (full)", "naive", "-"] == cells[0][:4]
+    assert ["sciq", "minilm-l3 -> minilm-l6 (probe)", "naive", "train.epochs=3"] in [c[:4] for c in cells]
+    # one pair, one mode, one setting per method (the module's store): the columns of old
+    assert median_pgr_cells(median_pgr_table(store, rounds=50))[0] == \
+        ["task", "method", "seeds", "median student acc.", "median PGR [95% CI]"]
+    # the accuracy table groups the same way
+    acc = tables.accuracy_table(st, latest_done(st), rounds=50)
+    assert sorted((r["pair"], r["method"], r["setting"]) for r in acc) == sorted(expected)
+    # naive is paired with logconf only within one pair, mode and setting: 2 pairs x 2 modes x
+    # 2 epoch counts (of the probe) = 6 units, logconf ran in 4, beating naive by 0.3 of the gap
+    ranking = method_ranking(latest_done(st))
+    (lc,) = ranking.comparisons
+    assert ranking.units == 6 and (lc.units, lc.wins, lc.losses) == (4, 4, 0)
+    assert lc.seed_wins == 12
+
+
+def test_setting_ignores_seed_and_legacy_defaults():
+    """Runs that differ by seed, name, store, device, eval or a training option at its legacy
+    value (older stores lack it) share a row; another epoch count does not."""
+    from w2sgen.report.runs import group_key
+
+    def run(**train):
+        return {"config": {"name": "x", "task": {"name": "sciq", "options": {}}, "weak_model": "a",
+                           "strong_model": "b", "seed": 0, "store": "/s", "device": "auto",
+                           "train": {"mode": "probe", "epochs": 10, **train},
+                           "method": {"name": "naive", "options": {}}, "loss": {"name": "xent", "options": {}},
+                           "eval": {"bootstrap": 1000}}}
+
+    base = run()
+    other = run(select="last", gradient_checkpointing=True)
+    other["config"].update(seed=3, name="y", store="/t", device="cpu", eval={"bootstrap": 200})
+    assert group_key(base) == group_key(other)
+    assert group_key(base) != group_key(run(epochs=3))

@@ -71,6 +71,12 @@ def _num(v: Any, digits: int = 2) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
 
+def _method_cell(row: dict[str, Any]) -> str:
+    """An `accuracy_table` row's method, with the settings that tell it apart from the same
+    method's other rows of its task and pair (none where the method ran with one setting)."""
+    return row["method"] + (f" [{row['setting']}]" if row.get("setting") else "")
+
+
 def _p(p: float) -> str:
     return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
 
@@ -108,7 +114,7 @@ def build(store: Store, runs: list[dict[str, Any]], out_dir: Path, rounds: int =
                         path=plot_task_accuracy(acc, out_dir / "accuracy-per-task.png")))
     blocks.append(Block("table", header=["task", "model pair", "method", "seeds", "weak", "student",
                                          "ceiling", "ceiling - weak"],
-                        rows=[[r["task"], r["pair"], r["method"] + (" (DIAGNOSTIC)" if r["diagnostic"] else ""),
+                        rows=[[r["task"], r["pair"], _method_cell(r) + (" (DIAGNOSTIC)" if r["diagnostic"] else ""),
                                str(len(r["seeds"])), _ci(r["weak"]), _ci(r["student"]), _ci(r["ceiling"]),
                                _ci(r["gap"], sign=True)] for r in acc]))
 
@@ -147,7 +153,7 @@ def build(store: Store, runs: list[dict[str, Any]], out_dir: Path, rounds: int =
                         path=plot_agreement(runs, out_dir / "agreement.png")))
     blocks.append(Block("table", header=["task", "model pair", "method", "agreement", "on weak errors",
                                          "on weak correct", "weak errors (n)"],
-                        rows=[[r["task"], r["pair"], r["method"], _num(r["agreement"]),
+                        rows=[[r["task"], r["pair"], _method_cell(r), _num(r["agreement"]),
                                _num(r["agreement_on_weak_errors"]), _num(r["agreement_on_weak_correct"]),
                                _num(r["n_weak_errors"], 0)] for r in acc]))
     curves = plot_training_curves(runs, out_dir / "curves.png")

@@ -9,7 +9,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..metrics import PGR
-from .runs import classification_runs, estimate, icl_runs, is_diagnostic, method_of
+from .runs import classification_runs, estimate, icl_runs, is_diagnostic, method_of, row_names
 from .tables import curve_medians
 from .text import label
 
@@ -93,7 +93,8 @@ def plot_methods(rows: list[dict[str, Any]], out: Path) -> Optional[Path]:
         return None
     plt = _pyplot()
 
-    rows = [{**r, "method": r["method"] + (" [DIAGNOSTIC]" if r["diagnostic"] else "")} for r in rows]
+    rows = [{**r, "method": name + (" [DIAGNOSTIC]" if r["diagnostic"] else "")}
+            for r, name in zip(rows, row_names(rows))]  # with the pair / setting where they vary
     methods = sorted({r["method"] for r in rows})
     tasks = sorted({r["task"] for r in rows})
     fig, ax = plt.subplots(figsize=(8, 1 + 0.45 * len(methods)))

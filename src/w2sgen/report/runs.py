@@ -2,12 +2,14 @@
 configuration, classification vs generative runs, and the task / model pair / method of a run."""
 from __future__ import annotations
 
+import json
 import weakref
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
+from ..config import IDENTITY_DEFAULTS
 from ..metrics import Estimate
 from ..runs import NOT_SHARED
 from ..spec import stable_hash
@@ -90,13 +92,81 @@ def method_of(run: dict[str, Any]) -> str:
     return method_key({"config": {**c, "method": m}})
 
 
+# Config keys that do not make two runs' results incomparable: what the run is called, where
+# and how it ran, and the seed (what a median over seeds pools); and `eval`, how the run's own
+# intervals were computed (a report recomputes them from the stored predictions).
+NOT_A_SETTING = ("name", "store", "device", "seed", "eval")
+
+
+def setting_of(run: dict[str, Any]) -> dict[str, Any]:
+    """A run's configuration less `NOT_A_SETTING`: two runs with the same setting differ by seed
+    alone, so a median over seeds may pool them. The training options added after schema 1 are
+    dropped at the value that keeps the earlier behaviour, as the run's identity drops them
+    (`config.IDENTITY_DEFAULTS`), so a store's older runs (which lack them) and newer ones agree."""
+    d = {k: v for k, v in run["config"].items() if k not in NOT_A_SETTING}
+    train = dict(d.get("train") or {})
+    for key, legacy in IDENTITY_DEFAULTS["train"].items():
+        if key in train and train[key] == legacy:
+            train.pop(key)
+    train.pop("gradient_checkpointing", None)  # recomputes the same numbers: how, not what
+    d["train"] = train
+    return d
+
+
 def unit_key(run: dict[str, Any], with_seed: bool) -> str:
     """What a run's weak supervisor and ceiling depend on (task, models, splits, training, and
     the seed when `with_seed`): runs with the same key differ only in how the student is made."""
-    d = {k: v for k, v in run["config"].items() if k not in NOT_SHARED}
-    if not with_seed:
-        d.pop("seed", None)
+    d = {k: v for k, v in setting_of(run).items() if k not in NOT_SHARED}
+    if with_seed:
+        d["seed"] = run["config"].get("seed")
     return stable_hash(d)
+
+
+def group_key(run: dict[str, Any]) -> tuple[str, str, str, str]:
+    """(task, model pair, method, setting hash): the runs of one row of a table of medians over
+    seeds, which differ by seed alone (`setting_of`)."""
+    return task_of(run), pair_of(run), method_key(run), stable_hash(setting_of(run))
+
+
+# What a row's task, pair and method already say: left out of its setting label.
+_NAMED = ("task.name", "weak_model", "strong_model", "train.mode", "method.", "loss.")
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+    return out
+
+
+def setting_labels(groups: dict[tuple[str, str, str, str], list[dict[str, Any]]]
+                   ) -> dict[tuple[str, str, str, str], str]:
+    """For each group of `group_key`, the settings that tell it apart from the other groups of
+    the same task, pair and method ('train.epochs=20, splits.transfer=400'); '' where there is
+    no other (so a store with one setting per method gets no labels)."""
+    flats = {key: _flat(setting_of(rs[0])) for key, rs in groups.items()}
+    buckets: dict[tuple[str, str, str], list[tuple[str, str, str, str]]] = {}
+    for key in groups:
+        buckets.setdefault(key[:3], []).append(key)
+    labels = {}
+    for keys in buckets.values():
+        names = sorted({n for k in keys for n in flats[k]})
+        varying = [n for n in names if not n.startswith(_NAMED)
+                   and len({flats[k].get(n, "-") for k in keys}) > 1]
+        for k in keys:
+            labels[k] = ", ".join(f"{n}={flats[k].get(n, '-')}" for n in varying)
+    return labels
+
+
+def row_names(rows: list[dict[str, Any]]) -> list[str]:
+    """The rows' method names, with their model pair where the rows hold several pairs and with
+    their setting label where they have one (figures label rows by these)."""
+    pairs = len({r.get("pair") for r in rows}) > 1
+    return [r["method"] + (f" | {r['pair']}" if pairs else "")
+            + (f" [{r['setting']}]" if r.get("setting") else "") for r in rows]
 
 
 def is_diagnostic(run: dict[str, Any]) -> bool:

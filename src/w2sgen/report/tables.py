@@ -11,12 +11,13 @@ from ..metrics import fixed_baseline_pgr
 from ..store import Store
 from .runs import (
     classification_runs,
+    group_key,
     is_diagnostic,
     is_generative,
     latest_done,
-    method_key,
     method_of,
     pair_of,
+    setting_labels,
     shared_predictions,
     task_of,
 )
@@ -24,7 +25,10 @@ from .runs import (
 
 def median_pgr_table(store: Store, rounds: int = 1000, confidence: float = 0.95,
                      runs: Optional[list[dict[str, Any]]] = None) -> list[dict[str, Any]]:
-    """Median PGR over seeds for each (task, method), with a bootstrap interval.
+    """Median PGR over seeds for each task, model pair (with its train mode) and method, with a
+    bootstrap interval; a row pools runs that differ by seed alone (`runs.group_key`: runs of one
+    method with other settings, a loss or an epoch count, are rows of their own, told apart by
+    the row's `setting`, e.g. 'train.epochs=20', '' where the method has one setting).
 
     The seeds of one task share its test set (the split seed is fixed), so one resample of the
     test examples is applied to every seed's predictions, PGR is computed per seed, and the
@@ -34,21 +38,23 @@ def median_pgr_table(store: Store, rounds: int = 1000, confidence: float = 0.95,
     finished runs (e.g. a sweep's), instead of the latest of every configuration in the store."""
     import numpy as np
 
-    groups: dict[tuple[str, str], list[dict]] = {}
+    groups: dict[tuple[str, str, str, str], list[dict]] = {}
     for r in latest_done(store) if runs is None else runs:
         if is_generative(r):
             continue
-        task = r["config"]["task"]["name"]
-        groups.setdefault((task, method_key(r)), []).append(r)
+        groups.setdefault(group_key(r), []).append(r)
+    labels = setting_labels(groups)
     rows = []
     a = (1 - confidence) / 2
-    for (task, method), runs in sorted(groups.items()):
+    for key, runs in sorted(groups.items(), key=lambda kv: (*kv[0][:3], labels[kv[0]])):
+        task, pair, method, _ = key
         preds = shared_predictions(store, runs)
         if preds is None:
             continue  # runs from before predictions were stored, or different test sets
         y = preds[0]["labels"].astype(bool)
+        where = {"pair": pair, "setting": labels[key]}
         if all((r["config"].get("eval") or {}).get("pgr_baseline") == "fixed" for r in runs):
-            rows.append(fixed_baseline_row(task, method, runs, preds, y, rounds, confidence))
+            rows.append({**fixed_baseline_row(task, method, runs, preds, y, rounds, confidence), **where})
             continue
         idx = resample_index(len(y), rounds)
         per_seed = []
@@ -62,7 +68,8 @@ def median_pgr_table(store: Store, rounds: int = 1000, confidence: float = 0.95,
                      "median_pgr": float(med[0]), "low": float(lo), "high": float(hi),
                      "gap": gaps_real * 2 > len(runs),
                      "student_accuracy": float(np.median([r["metrics"]["student_accuracy"]["value"] for r in runs])),
-                     "diagnostic": any(r["config"].get("method", {}).get("name") == "gt_early_stop" for r in runs)})
+                     "diagnostic": any(r["config"].get("method", {}).get("name") == "gt_early_stop" for r in runs),
+                     **where})
     return rows
 
 
@@ -114,20 +121,23 @@ def _resample_counts(n: int, rounds: int) -> np.ndarray:
 
 def accuracy_table(store: Store, runs: list[dict[str, Any]], rounds: int = 1000,
                    confidence: float = 0.95) -> list[dict[str, Any]]:
-    """Per (task, model pair, method): weak, student and ceiling test accuracy, medians over
-    seeds with percentile-bootstrap intervals (the test examples resampled, the same resample for
+    """Per (task, model pair, method, setting: `runs.group_key`, as `median_pgr_table`): weak,
+    student and ceiling test accuracy, medians over seeds with percentile-bootstrap intervals (the test examples resampled, the same resample for
     every seed and model), the ceiling - weak gap likewise (`gap`: the median over seeds of each
     seed's gap), and the median agreement figures. Runs without stored predictions
     (older stores) give medians without intervals."""
-    groups: dict[tuple[str, str, str], list[dict]] = {}
+    groups: dict[tuple[str, str, str, str], list[dict]] = {}
     for r in classification_runs(runs):
-        groups.setdefault((task_of(r), pair_of(r), method_key(r)), []).append(r)
+        groups.setdefault(group_key(r), []).append(r)
+    labels = setting_labels(groups)
     a = (1 - confidence) / 2
     counts_for: dict[int, np.ndarray] = {}
     rows = []
-    for (task, pair, method), rs in sorted(groups.items()):
+    for key, rs in sorted(groups.items(), key=lambda kv: (*kv[0][:3], labels[kv[0]])):
+        task, pair, method, _ = key
         preds = shared_predictions(store, rs)
-        row: dict[str, Any] = {"task": task, "pair": pair, "method": method, "method_family": method_of(rs[0]),
+        row: dict[str, Any] = {"task": task, "pair": pair, "method": method, "setting": labels[key],
+                               "method_family": method_of(rs[0]),
                                "seeds": sorted(r["config"]["seed"] for r in rs),
                                "diagnostic": any(is_diagnostic(r) for r in rs)}
         if preds is not None:
@@ -158,7 +168,7 @@ def accuracy_table(store: Store, runs: list[dict[str, Any]], rounds: int = 1000,
 
 
 def pgr_tables(store: Store, runs: list[dict[str, Any]], rounds: int = 1000) -> list[tuple[str, list[dict]]]:
-    """`report.median_pgr_table` for each model pair (it groups by task and method only)."""
+    """`report.median_pgr_table` for each model pair (`runs.pair_of`: models and train mode)."""
     by_pair: dict[str, list[dict]] = {}
     for r in classification_runs(runs):
         by_pair.setdefault(pair_of(r), []).append(r)

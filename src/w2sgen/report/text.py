@@ -77,8 +77,13 @@ def method_summary(metrics: dict[str, Any]) -> str:
 
 
 def median_pgr_cells(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """The median-PGR table as (header, rows of cell text), unescaped."""
-    header = ["task", "method", "seeds", "median student acc.", "median PGR [95% CI]"]
+    """The median-PGR table as (header, rows of cell text), unescaped; with a model pair column
+    where the rows hold several pairs (or train modes) and a setting column where a method ran
+    with several other settings (`tables.median_pgr_table`), so rows that look alike are not."""
+    pairs = len({r.get("pair") for r in rows}) > 1
+    settings = any(r.get("setting") for r in rows)
+    header = (["task"] + (["model pair"] if pairs else []) + ["method"] + (["setting"] if settings else [])
+              + ["seeds", "median student acc.", "median PGR [95% CI]"])
     cells = []
     for r in rows:
         pgr = f"{r['median_pgr']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
@@ -87,7 +92,9 @@ def median_pgr_cells(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[s
         if not r["gap"]:
             pgr += " (no real gap: not interpretable)"
         method = r["method"] + (" (DIAGNOSTIC, uses test labels)" if r["diagnostic"] else "")
-        cells.append([str(r["task"]), method, str(len(r["seeds"])), f"{r['student_accuracy']:.3f}", pgr])
+        cells.append([str(r["task"])] + ([str(r.get("pair"))] if pairs else []) + [method]
+                     + ([r.get("setting") or "-"] if settings else [])
+                     + [str(len(r["seeds"])), f"{r['student_accuracy']:.3f}", pgr])
     return header, cells
 
 
