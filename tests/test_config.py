@@ -207,3 +207,58 @@ def test_hash_same_for_equivalent_spellings(tmp_path):
     a = load_config(write(tmp_path, "task: fever\ntrain: {lr: 1}\n", "a.yaml"))
     b = load_config(None, ["task=fever", "train.lr=1.0"])
     assert a.hash() == b.hash()
+
+
+# ------------------------------------------------------------- weak_train (the weak supervisor)
+
+
+def test_weak_train_overrides_train_field_by_field(tmp_path):
+    path = write(tmp_path, "train: {mode: full, epochs: 3, lr: 2.0e-5}\n"
+                           "weak_train: {mode: probe, epochs: 10}\n")
+    cfg = load_config(path, ["weak_train.lr=0.001"])
+    assert cfg.weak_train == {"mode": "probe", "epochs": 10, "lr": 0.001}
+    assert (cfg.train.mode, cfg.train.epochs, cfg.train.lr) == ("full", 3, 2e-5)  # untouched
+    weak = cfg.weak_train_config()
+    assert (weak.mode, weak.epochs, weak.lr, weak.batch_size) == ("probe", 10, 0.001, 32)
+    # a field weak_train leaves alone follows train, also when train is changed afterwards
+    assert load_config(path, ["train.batch_size=8"]).weak_train_config().batch_size == 8
+    assert load_config(None, ["weak_train.lr=1"]).weak_train == {"lr": 1.0}  # coerced as train.lr
+    assert load_config(None).weak_train is None and load_config(None).for_weak().train.mode == "probe"
+
+
+@pytest.mark.parametrize("override,text", [
+    ("weak_train.epochs=0", "config: weak_train.epochs must be an integer >= 1, got 0"),
+    ("weak_train.epochs=ten", "config: weak_train.epochs must be an integer >= 1, got 'ten'"),
+    ("weak_train.lr=-1", "config: weak_train.lr must be a number > 0 or null, got -1"),
+    ("weak_train.warmup_fraction=2", "config: weak_train.warmup_fraction must be a number >= 0 and <= 1"),
+    ("weak_train.adapter=qlora", "config: weak_train.adapter must be one of"),
+    ("weak_train.label_words=[good]", "config: weak_train.label_words must be two label words"),
+    ("weak_train.nope=1", "config: unknown key 'weak_train.nope'; valid keys here: mode, epochs"),
+    ("weak_train=5", "config: weak_train must be a mapping of train keys"),
+    ("weak_train.mode=adaptor", "config: weak_train.mode: unknown training mode 'adaptor'"),
+    ("weak_train.select=weak_val", "config: weak_train.select: the weak supervisor always keeps"),
+    ("weak_train.select_size=0.5", "config: weak_train.select_size: the weak supervisor always keeps"),
+    ("weak_train.micro_batch_size=5", "config: weak_train.micro_batch_size (5) must be a positive "
+                                      "divisor of weak_train.batch_size (32)"),
+])
+def test_bad_weak_train_options_are_one_line_at_load(override, text):
+    assert error(None, [override]).startswith(text)
+
+
+def test_weak_train_is_a_sweep_axis(tmp_path, tiny_bert_dir, tiny_llama_dir):
+    from conftest import sentiment_examples
+
+    from w2sgen.sweep.suite import expand
+
+    data = tmp_path / "toy.csv"
+    data.write_text("text,label\n" + "".join(f"{e.text},{e.label}\n" for e in sentiment_examples(40)))
+    base = {"task": str(data), "weak_model": str(tiny_bert_dir), "strong_model": str(tiny_llama_dir),
+            "device": "cpu"}
+    cells, merged = expand("s", base, {"weak_train.mode": ["probe", "full"], "weak_train.epochs": [10, 2]},
+                           str(tmp_path / "store"), "suite.yaml")
+    # probe with 10 epochs is the default: the same experiment as no weak_train at all
+    modes = [(c.cfg.weak_train_config().mode, c.cfg.weak_train_config().epochs) for c in cells]
+    assert modes == [("probe", 10), ("probe", 2), ("full", 10), ("full", 2)] and merged == 0
+    assert len({c.hash for c in cells}) == 4
+    plain = load_config(None, [f"{k}={v}" for k, v in base.items()])
+    assert cells[0].hash == plain.hash() and cells[0].cfg.resolved().weak_train is None

@@ -223,3 +223,117 @@ def test_smollm2_learns_sentiment_through_its_label_tokens():
     assert hist.loss[-1] < hist.loss[0]
     p = lt.predict([data[i] for i in test])
     assert ((p > 0.5) == y[test]).mean() >= 0.75
+
+
+# ------------------------------------------------ weak_train: a probe supervises a label_tokens LM
+
+
+def probe_supervised(tmp_path, bert, llama, *extra):
+    data = tmp_path / "toy.csv"
+    data.write_text("text,label\n" + "".join(f"{e.text},{e.label}\n" for e in sentiment_examples(200)))
+    return [*TINY, f"task={data}", f"weak_model={bert}", f"strong_model={llama}",
+            "weak_train.mode=probe", "weak_train.epochs=20", "weak_train.lr=0.01",
+            "splits.weak_train=60", "splits.transfer=60", "splits.test=60", "train.epochs=6",
+            "train.lr=0.01", "eval.bootstrap=50", "device=cpu", f"store={tmp_path / 'store'}", *extra]
+
+
+def test_config_checks_each_model_under_its_own_mode(tmp_path, tiny_bert_dir, tiny_llama_dir):
+    keys = probe_supervised(tmp_path, tiny_bert_dir, tiny_llama_dir)
+    cfg = load_config(None, keys)  # the encoder is the probe's: label_tokens checks the LM only
+    assert (cfg.for_weak().train.mode, cfg.train.mode) == ("probe", "label_tokens")
+    without = [k for k in keys if not k.startswith("weak_train.")]
+    with pytest.raises(W2SError, match=r"is an encoder; .*weak_train.mode=probe") as err:
+        load_config(None, without)
+    assert "\n" not in str(err.value)
+    with pytest.raises(W2SError, match=r"weak supervisor '.*' \(weak_train over train\): .*is an encoder"):
+        load_config(None, [*keys, "weak_train.mode=label_tokens"])
+    with pytest.raises(W2SError, match=r"weak supervisor .*'splendid' is not in the vocabulary"):
+        load_config(None, [*keys, f"weak_model={tiny_llama_dir}", "weak_train.mode=label_tokens",
+                           "weak_train.label_words=[bad, splendid]"])
+    # the strong model keeps train's checks: a bad word of train's is still refused
+    with pytest.raises(W2SError, match="'splendid' is not in the vocabulary") as err:
+        load_config(None, [*keys, "train.label_words=[bad, splendid]"])
+    assert "weak supervisor" not in str(err.value)
+
+
+def test_pipeline_probe_supervisor_and_label_token_student(tmp_path, tiny_bert_dir, tiny_llama_dir,
+                                                           monkeypatch, capsys):
+    from w2sgen import cli
+    from w2sgen.store import Store
+
+    keys = probe_supervised(tmp_path, tiny_bert_dir, tiny_llama_dir)
+    store = Store(tmp_path / "store")
+    seen: dict[str, dict] = {}
+    cached = store.cached
+
+    def spy(kind, key, compute):
+        if kind == "train":
+            seen[key["mode"] + ":" + key["model"]] = key
+        return cached(kind, key, compute)
+
+    monkeypatch.setattr(store, "cached", spy)
+    cfg = load_config(None, keys)
+    out = pipeline.run(cfg, store, quiet=True)
+    m = out["metrics"]
+    bert, llama = resolve(str(tiny_bert_dir)).identity, resolve(str(tiny_llama_dir)).identity
+    assert set(seen) == {f"probe:{bert}", f"label_tokens:{llama}"}  # weak; ceiling and student
+    weak_key = seen[f"probe:{bert}"]
+    assert weak_key["train"]["epochs"] == 20 and "prompt" not in weak_key
+    assert any(k.startswith("features ") for k in out["timings"])  # the probe read features
+    assert len(m["curves"]["weak"]["loss"]) == 20 and len(m["curves"]["student"]["loss"]) == 6
+    for k in ("weak", "ceiling", "student"):
+        assert m[f"{k}_accuracy"]["value"] > 0.7, (k, m[f"{k}_accuracy"])
+    assert m["precision"] == {"features": "fp32", "train": "fp32", "weak_train": "fp32"}
+    run = store.runs("done")[-1]
+    assert run["config_hash"] == cfg.hash()
+    assert run["config"]["weak_train"]["mode"] == "probe" and run["config"]["train"]["mode"] == "label_tokens"
+    # the ceiling is the same step as in the same run without weak_train (an LM weak model)
+    plain = [k for k in keys if not k.startswith("weak_train.")] + [f"weak_model={tiny_llama_dir}"]
+    again = pipeline.run(load_config(None, plain), store, quiet=True)
+    assert again["timings"]["strong_ceiling"]["cached"]
+    assert not again["timings"]["weak_supervisor"]["cached"]
+
+    def stop(*args, **kwargs):
+        raise W2SError("stopped after the header")
+
+    monkeypatch.setattr(pipeline, "run", stop)
+    capsys.readouterr()
+    cli.main(["run", *keys])
+    head = capsys.readouterr().out
+    assert "mode label_tokens (weak supervisor probe), loss xent" in head
+
+
+def test_memory_estimates_use_each_roles_settings(tiny_llama_dir, monkeypatch):
+    from w2sgen import hardware, memory
+
+    ref = resolve(str(tiny_llama_dir))
+    cfg = config(tiny_llama_dir, "train.batch_size=16", "weak_train.mode=full",
+                 "weak_train.batch_size=64", "features.max_length=64")
+    weak, strong = memory.check_fits(ref, cfg.for_weak(), "cpu"), memory.check_fits(ref, cfg, "cpu")
+    assert weak is not None and weak.setting.startswith("full, fp32, batch 64 x 64 tokens")
+    assert strong is not None and strong.setting.startswith("label_tokens (LoRA), fp32, batch 16 x 64 tokens")
+    assert memory.check_fits(ref, config(tiny_llama_dir, "weak_train.mode=probe").for_weak(), "cpu") is None
+    # on a GPU too small for the weak supervisor's batch, the advice names weak_train's keys
+    settings = memory.settings_of(cfg.for_weak(), "cpu")
+    arch = memory.arch_of(ref)
+    need16 = memory.estimate(arch, **{**settings, "micro_batch_size": 16}).total
+    need32 = memory.estimate(arch, **{**settings, "micro_batch_size": 32}).total
+    gpu = hardware.Probe("cuda", "Fake GPU", "sm_90", 1, True, 1.0, 2.0,
+                         int((need16 + need32) / 2 / memory.HEADROOM))
+    monkeypatch.setattr(hardware, "probe", lambda device="cpu", refresh=False: gpu)
+    with pytest.raises(W2SError) as err:
+        memory.check_fits(ref, cfg.for_weak(), "cuda", "weak_train")
+    msg = str(err.value)
+    assert "(the weak supervisor)" in msg and msg.endswith("set weak_train.micro_batch_size=16"), msg
+
+
+def test_weak_ensemble_members_train_as_the_weak_supervisor(tmp_path, tiny_bert_dir, tiny_llama_dir):
+    """weak_ensemble's members are weak supervisors: under weak_train, so the base member is the
+    pipeline's own supervisor from the cache (a label_tokens member would refuse the encoder)."""
+    keys = probe_supervised(tmp_path, tiny_bert_dir, tiny_llama_dir, "method=weak_ensemble",
+                            "method.seeds=2", "train.epochs=2")
+    out = pipeline.run(load_config(None, keys), quiet=True)
+    t = out["timings"]
+    name = resolve(str(tiny_bert_dir)).name
+    assert t[f"weak {name} seed 0"]["cached"] and not t[f"weak {name} seed 1"]["cached"]
+    assert [m["seed"] for m in out["metrics"]["method"]["members"]] == [0, 1]

@@ -27,10 +27,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.append(store_override(args.store))
     cfg = load_config(config, overrides).resolved()
     store = Store(cfg.store)
+    weak = cfg.for_weak().train  # the weak supervisor's own settings (weak_train), when it has any
+    weak_mode = f" (weak supervisor {weak.mode})" if weak.mode != cfg.train.mode else ""
+    weak_precision = f" (weak supervisor {weak.precision})" if weak.precision != cfg.train.precision else ""
     print(f"w2s run: {cfg.task.name}, {cfg.weak_model} -> {cfg.strong_model}, mode "
-          f"{cfg.train.mode}, loss {cfg.loss.name}, seed {cfg.seed}; store {cfg.store}", flush=True)
+          f"{cfg.train.mode}{weak_mode}, loss {cfg.loss.name}, seed {cfg.seed}; store {cfg.store}",
+          flush=True)
     print(f"  {hardware.probe(cfg.torch_device()).summary()}; features {cfg.features.precision}, "
-          f"training {cfg.train.precision}", flush=True)
+          f"training {cfg.train.precision}{weak_precision}", flush=True)
     t0 = time.perf_counter()
     result = pipeline.run(cfg, store)
     elapsed = time.perf_counter() - t0

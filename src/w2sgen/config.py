@@ -78,6 +78,20 @@ class TrainConfig:
     lora_targets: Union[Literal["all-linear"], Annotated[list[str], NonEmpty()]] = "all-linear"
 
 
+@dataclass(frozen=True)
+class Overrides:
+    """Annotation of a config field that is a partial mapping of another section's fields
+    (`weak_train` of TrainConfig's): each value checked as that field is, unknown keys refused;
+    the field holds the given keys only (None when empty), so unset ones follow the section."""
+
+    cls: type
+    section: str  # the config key of the section it overrides, for messages
+
+
+# train.* options without meaning for the weak supervisor, which always keeps its last epoch
+WEAK_ONLY_TRAIN = ("select", "select_size")
+
+
 @dataclass
 class EvalConfig:
     # resamples; the upper bound keeps the index matrix (resamples x test size) in memory
@@ -100,6 +114,10 @@ class ExperimentConfig:
     splits: SplitsConfig = field(default_factory=SplitsConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # The weak supervisor's train.* settings, field by field over `train` (e.g. {mode: probe}:
+    # a cheap probe supervises a causal LM trained with label_tokens). None: it trains as the
+    # strong models do. The ceiling, the student and bootstrap's rungs always use `train`.
+    weak_train: Annotated[Optional[dict[str, Any]], Overrides(TrainConfig, "train")] = None
     method: Component = field(default_factory=lambda: Component("naive"))
     loss: Component = field(default_factory=lambda: Component("xent"))
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -107,10 +125,29 @@ class ExperimentConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: a GPU when torch sees one
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The config as plain data (what a run records): `weak_train` as the weak supervisor's
+        whole effective train settings, and left out when there is none (so a config without
+        it reads as it did before the key existed)."""
+        d = dataclasses.asdict(self)
+        if self.weak_train:
+            d["weak_train"] = dataclasses.asdict(self.weak_train_config())
+        else:
+            d.pop("weak_train")
+        return d
 
     def torch_device(self) -> str:
         return torch_device(self.device)
+
+    def weak_train_config(self) -> TrainConfig:
+        """The weak supervisor's training settings: `train` with `weak_train`'s fields over it."""
+        return dataclasses.replace(self.train, **(self.weak_train or {}))
+
+    def for_weak(self) -> ExperimentConfig:
+        """This config as the weak supervisor trains under it: `train` is weak_train_config()
+        and there is no `weak_train`. Without an override, this very config."""
+        if not self.weak_train:
+            return self
+        return dataclasses.replace(self, train=self.weak_train_config(), weak_train=None)
 
     def resolved(self) -> ExperimentConfig:
         """This config with every machine-dependent default made concrete (`precision: auto` ->
@@ -124,13 +161,14 @@ class ExperimentConfig:
         features = dataclasses.replace(self.features, precision="fp32" if (
             self.features.precision == "auto" and device == "cpu") else resolve_precision(
             self.features.precision, device, "features.precision"))
-        # the probe trains a linear head on cached features in fp32, whatever is asked
-        train_precision = "fp32" if self.train.mode == "probe" else resolve_precision(
-            self.train.precision, device, "train.precision")
-        micro = self.train.micro_batch_size
-        train = dataclasses.replace(self.train, precision=train_precision,
-                                    micro_batch_size=None if micro == self.train.batch_size else micro)
-        return dataclasses.replace(self, features=features, train=train)
+        train = _resolved_train(self.train, device, "train")
+        weak_train = None
+        if self.weak_train:  # kept as what differs from `train` once both are resolved
+            weak = _resolved_train(self.weak_train_config(), device,
+                                   "weak_train" if "precision" in self.weak_train else "train")
+            weak_train = {k: v for k, v in dataclasses.asdict(weak).items()
+                          if v != getattr(train, k)} or None
+        return dataclasses.replace(self, features=features, train=train, weak_train=weak_train)
 
     def identity(self) -> dict[str, Any]:
         """What the results depend on: the resolved config less where and how it runs, less the
@@ -140,6 +178,8 @@ class ExperimentConfig:
         for key in ("store", "name", "device"):  # where and how, not what
             d.pop(key)
         d["train"] = train_identity(cfg.train)
+        if cfg.weak_train:  # added after schema 1: absent (or the same as train), not in it
+            d["weak_train"] = train_identity(cfg.weak_train_config())
         for key in IDENTITY_DEFAULTS["eval"]:  # how a report reads runs, not what a run computes
             d["eval"].pop(key, None)
         return d
@@ -158,6 +198,19 @@ IDENTITY_DEFAULTS: dict[str, dict[str, Any]] = {
               "template": None, "adapter": "lora", "lora_targets": "all-linear"},
     "eval": {"pgr_baseline": "per_seed"},
 }
+
+
+def _resolved_train(train: TrainConfig, device: str, where: str) -> TrainConfig:
+    """`train` with its precision concrete for `device` and a micro-batch equal to the batch
+    made None (the same numbers); `where` names the section in errors."""
+    from .hardware import resolve_precision
+
+    # the probe trains a linear head on cached features in fp32, whatever is asked
+    precision = "fp32" if train.mode == "probe" else resolve_precision(
+        train.precision, device, f"{where}.precision")
+    micro = train.micro_batch_size
+    return dataclasses.replace(train, precision=precision,
+                               micro_batch_size=None if micro == train.batch_size else micro)
 
 
 def train_identity(train: TrainConfig) -> dict[str, Any]:
@@ -257,12 +310,7 @@ def from_dict(cls: type, raw: Any, where: str) -> Any:
         return _component(raw, where)
     if not isinstance(raw, dict):
         raise W2SError(f"config: {where or 'top level'} must be a mapping, got {raw!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls, include_extras=True)
-    for key in raw:
-        if key not in fields:
-            raise W2SError(f"config: unknown key {_join(where, key)!r}; valid keys here: "
-                           f"{', '.join(fields)}")
+    hints = _known_keys(cls, raw, where)
     kwargs = {}
     for k, v in raw.items():
         if hints[k] is Component and isinstance(v, dict) and "name" not in v:
@@ -270,6 +318,27 @@ def from_dict(cls: type, raw: Any, where: str) -> Any:
             v = {"name": getattr(cls(), k).name, **v}
         kwargs[k] = _coerce(hints[k], v, _join(where, k))
     return cls(**kwargs)
+
+
+def _known_keys(cls: type, raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """The type hints of dataclass `cls`'s fields, after refusing a key of `raw` it lacks."""
+    fields = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in fields:
+            raise W2SError(f"config: unknown key {_join(where, key)!r}; valid keys here: "
+                           f"{', '.join(fields)}")
+    return typing.get_type_hints(cls, include_extras=True)
+
+
+def _overrides(over: Overrides, raw: Any, where: str) -> Optional[dict[str, Any]]:
+    """A partial mapping of `over.cls`'s fields, each value checked as the field itself is."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise W2SError(f"config: {where} must be a mapping of {over.section} keys (e.g. "
+                       f"{where}: {{mode: probe}}), got {raw!r}")
+    hints = _known_keys(over.cls, raw, where)
+    return {k: _coerce(hints[k], v, _join(where, k)) for k, v in raw.items()} or None
 
 
 def _join(where: str, key: str) -> str:
@@ -286,6 +355,9 @@ def _component(raw: Any, where: str) -> Component:
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
+    over = next((m for m in options.unwrap(tp)[1] if isinstance(m, Overrides)), None)
+    if over is not None:
+        return _overrides(over, value, where)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where)
     return check_value(tp, value, where, ints_as_float=True)
@@ -299,6 +371,16 @@ def check_components(cfg: ExperimentConfig) -> None:
     from .train import MODES
 
     MODES.get(cfg.train.mode)
+    weak = cfg.weak_train or {}
+    if "mode" in weak:
+        try:
+            MODES.get(weak["mode"])
+        except W2SError as e:
+            raise W2SError(f"config: weak_train.mode: {e}") from None
+    for key in WEAK_ONLY_TRAIN:  # train's own value is allowed: a recorded config reloads
+        if key in weak and weak[key] != getattr(cfg.train, key):
+            raise W2SError(f"config: weak_train.{key}: the weak supervisor always keeps its last "
+                           f"epoch (train.{key} chooses a student's); drop it from weak_train")
     check_options(LOSSES.get(cfg.loss.name), cfg.loss, "loss")
     check_options(METHODS.get(cfg.method.name), cfg.method, "method")
     task = task_component(cfg.task)
@@ -309,12 +391,26 @@ def check_components(cfg: ExperimentConfig) -> None:
         if v <= 0 or (isinstance(v, float) and v >= 1):
             raise W2SError(f"config: splits.{name} must be a positive count or a fraction in "
                            f"(0, 1), got {v!r}")
-    micro = cfg.train.micro_batch_size
-    if micro is not None and cfg.train.batch_size % micro:
-        raise W2SError(f"config: train.micro_batch_size ({micro}) must be a positive divisor of "
-                       f"train.batch_size ({cfg.train.batch_size}); e.g. train.micro_batch_size="
-                       f"{_divisor_below(cfg.train.batch_size, micro)}")
+    _check_micro_batch(cfg.train, "train")
+    if "batch_size" in weak or "micro_batch_size" in weak:
+        _check_micro_batch(cfg.weak_train_config(), "weak_train")
     check_models(cfg)
+
+
+def _check_micro_batch(train: TrainConfig, where: str) -> None:
+    micro = train.micro_batch_size
+    if micro is not None and train.batch_size % micro:
+        raise W2SError(f"config: {where}.micro_batch_size ({micro}) must be a positive divisor of "
+                       f"{where}.batch_size ({train.batch_size}); e.g. {where}.micro_batch_size="
+                       f"{_divisor_below(train.batch_size, micro)}")
+
+
+def weak_problem(cfg: ExperimentConfig, problem: W2SError) -> W2SError:
+    """A mode check's refusal of the weak supervisor, naming weak_train when it has its own
+    settings (the check's words name train.* keys)."""
+    if not cfg.weak_train:
+        return problem
+    return W2SError(f"weak supervisor {cfg.weak_model!r} (weak_train over train): {problem}")
 
 
 # train-mode checks already made in this process: inputs -> the error, or None (a sweep's cells
@@ -329,14 +425,26 @@ def check_models(cfg: ExperimentConfig) -> None:
     label word that is not one token, a prompt too long before any text, a LoRA target the model
     lacks, an encoder for train.mode=label_tokens) before anything runs. Models not installed
     and hub ids are left to the run, which names what is missing first and checks them then."""
+    ladder = cfg.method.options.get("ladder", ())
+    weak = cfg.for_weak()
+    roles = [(weak, [cfg.weak_model]),  # the weak supervisor under its own settings
+             (cfg, [*(ladder if isinstance(ladder, list) else ()), cfg.strong_model])]
+    if weak is cfg:  # one set of settings for every model: each checked once
+        roles = [(cfg, [cfg.weak_model, *roles[1][1]])]
+    for role, names in roles:
+        problem = _check_role(role, names)
+        if problem is not None:
+            raise weak_problem(cfg, problem) if role is weak and weak is not cfg else problem
+
+
+def _check_role(cfg: ExperimentConfig, names: list[str]) -> Optional[W2SError]:
+    """The first refusal of `cfg.train.mode`'s checks for the models `names`, else None."""
     from .train import MODES
 
     mode = MODES.get(cfg.train.mode)
     if not mode.checks_models:
-        return
-    ladder = cfg.method.options.get("ladder", ())
-    for name in dict.fromkeys([cfg.weak_model, *(ladder if isinstance(ladder, list) else ()),
-                               cfg.strong_model]):
+        return None
+    for name in dict.fromkeys(names):
         ref = _local_ref(name)
         if ref is None:
             continue
@@ -351,7 +459,8 @@ def check_models(cfg: ExperimentConfig) -> None:
                 _MODEL_CHECKS[key] = e
         problem = _MODEL_CHECKS[key]
         if problem is not None:
-            raise W2SError(str(problem))
+            return W2SError(str(problem))
+    return None
 
 
 def _local_ref(name: str) -> Any:

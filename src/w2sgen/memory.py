@@ -317,10 +317,12 @@ CONFIG_KEYS = {"micro_batch_size": "train.micro_batch_size", "precision": "train
                "adapter": "train.adapter"}
 
 
-def advice(arch: Arch, settings: dict[str, Any], budget: float, bf16: bool = True) -> str:
+def advice(arch: Arch, settings: dict[str, Any], budget: float, bf16: bool = True,
+           where: str = "train") -> str:
     """The least change of settings that fits `budget` by the estimate, as `set key=value ...`:
     a smaller micro-batch alone (the largest that fits), else checkpointing, bf16 or LoRA, one
-    and then more at a time, each with the micro-batch it still needs."""
+    and then more at a time, each with the micro-batch it still needs. `where`: the config
+    section the keys are named in (`weak_train` for a weak supervisor with its own settings)."""
     levers: list[tuple[str, Any]] = []
     if not settings["checkpointing"] and settings["mode"] in ("full", "lora", "label_tokens"):
         levers.append(("checkpointing", True))
@@ -342,11 +344,11 @@ def advice(arch: Arch, settings: dict[str, Any], budget: float, bf16: bool = Tru
         for combo in itertools.combinations(levers, n):
             change = dict(combo)
             if n and fits({**settings, **change}):
-                return "set " + _named(change)
+                return "set " + _named(change, where)
             micro = next((m for m in micros
                           if fits({**settings, **change, "micro_batch_size": m})), None)
             if micro is not None:
-                return "set " + _named({**change, "micro_batch_size": micro})
+                return "set " + _named({**change, "micro_batch_size": micro}, where)
     tried = [{"checkpointing": "checkpointing", "precision": "bf16", "mode": "LoRA",
               "adapter": "LoRA"}[k]
              for k, _ in levers]
@@ -354,15 +356,18 @@ def advice(arch: Arch, settings: dict[str, Any], budget: float, bf16: bool = Tru
             "smaller model or lower features.max_length")
 
 
-def _named(change: dict[str, Any]) -> str:
-    return " ".join(f"{CONFIG_KEYS[k]}={str(v).lower()}" for k, v in change.items())
+def _named(change: dict[str, Any], where: str = "train") -> str:
+    return " ".join(f"{where}.{CONFIG_KEYS[k].split('.', 1)[1]}={str(v).lower()}"
+                    for k, v in change.items())
 
 
-def check_fits(ref: Any, cfg: Any, device: str) -> Optional[Estimate]:
-    """The estimate for training `ref` under `cfg`; on a CUDA device, a W2SError (one line,
-    naming the setting to change) when it exceeds HEADROOM of the GPU's memory. Cheap (a config
-    and a meta-device model), so the pipeline calls it for every model before a run starts.
-    None for the probe, and for a backbone the estimate cannot read (it trains unchecked)."""
+def check_fits(ref: Any, cfg: Any, device: str, where: str = "train") -> Optional[Estimate]:
+    """The estimate for training `ref` under `cfg` (`cfg.train`: the settings of the model's
+    role; the pipeline passes the weak supervisor's as cfg.for_weak(), with `where` =
+    `weak_train`, the section its advice names); on a CUDA device, a W2SError (one line, naming
+    the setting to change) when it exceeds HEADROOM of the GPU's memory. Cheap (a config and a
+    meta-device model), so the pipeline calls it for every model before a run starts. None for
+    the probe, and for a backbone the estimate cannot read (it trains unchecked)."""
     try:
         est = plan(ref, cfg, device)
     except Unestimable:
@@ -375,8 +380,9 @@ def check_fits(ref: Any, cfg: Any, device: str) -> Optional[Estimate]:
     budget = HEADROOM * (gpu.memory_bytes or 0)
     if est.total <= budget:
         return est
-    fix = advice(arch_of(ref), settings_of(cfg, device), budget, gpu.bf16_native)
-    raise W2SError(f"training {ref.name} needs ~{_gb(est.total)} by estimate ({est.parts()}; "
+    fix = advice(arch_of(ref), settings_of(cfg, device), budget, gpu.bf16_native, where)
+    who = " (the weak supervisor)" if where != "train" else ""
+    raise W2SError(f"training {ref.name}{who} needs ~{_gb(est.total)} by estimate ({est.parts()}; "
                    f"{est.setting}) but {gpu.name} has {_gb(budget)} to use: {fix}")
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from . import features as feats
 from . import memory, onnx_features
 from .assets import require
-from .config import Component, ExperimentConfig, train_identity
+from .config import Component, ExperimentConfig, train_identity, weak_problem
 from .errors import W2SError
 from .loggers import log_finished
 from .losses import LOSSES
@@ -58,21 +58,32 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
     weak_ref, strong_ref = resolve(cfg.weak_model), resolve(cfg.strong_model)
     ladder = [resolve(n) for n in cfg.method.options.get("ladder", ())]  # bootstrap's rungs
     device = cfg.torch_device()
-    for ref in (weak_ref, *ladder, strong_ref):
+    weak_cfg = cfg.for_weak()  # the weak supervisor's settings (weak_train over train)
+    # each model with the settings it trains under: bootstrap's rungs are students (`train`)
+    roles = [(weak_ref, weak_cfg), *((r, cfg) for r in ladder), (strong_ref, cfg)]
+    for ref, role in roles:
         check_length(ref, cfg.features.max_length)
         if device.startswith("cuda"):  # a run that cannot fit the GPU: one line, nothing recorded
-            memory.check_fits(ref, cfg, device)
+            memory.check_fits(ref, role, device, "train" if role is cfg else "weak_train")
     ctx = Context(cfg, store, quiet)
     with ctx.step("data"):  # read and checked before the run is recorded: bad data records nothing
         task = task_component(cfg.task)
         splits = make_splits(load_task(task), cfg.splits, task.name)
         everything = splits.weak_train + splits.transfer + splits.test
-        for ref in {r.identity: r for r in (weak_ref, *ladder, strong_ref)}.values():
-            MODES.get(cfg.train.mode).preflight(ref, cfg, everything)  # the mode's own checks
+        checked = set()
+        for ref, role in roles:  # the mode's own checks, once per model and settings
+            if (ref.identity, role is cfg) in checked:
+                continue
+            checked.add((ref.identity, role is cfg))
+            try:
+                MODES.get(role.train.mode).preflight(ref, role, everything)
+            except W2SError as e:
+                raise (e if role is cfg else weak_problem(cfg, e)) from None
     with recorded(store, cfg, ctx.steps, exclusive) as run_id:
         weak = ctx.train("weak_supervisor", weak_ref, splits, Part("weak_train"),
                          labels(splits.weak_train), GROUND_TRUTH_LOSS,
-                         predict={"transfer": Part("transfer"), "test": Part("test")}, select=False)
+                         predict={"transfer": Part("transfer"), "test": Part("test")}, select=False,
+                         weak=True)
         ceiling = ctx.train("strong_ceiling", strong_ref, splits, Part("transfer"),
                             labels(splits.transfer), GROUND_TRUTH_LOSS, predict={"test": Part("test")},
                             select=False)
@@ -92,7 +103,8 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
                              for name, r in (("weak", weak), ("ceiling", ceiling), ("student", student))}
         metrics["method"] = {"name": cfg.method.name, **method_report}
         metrics["select"] = selection_report(cfg, student)
-        metrics["precision"] = {"features": cfg.features.precision, "train": cfg.train.precision}
+        metrics["precision"] = {"features": cfg.features.precision, "train": cfg.train.precision,
+                                **({"weak_train": weak_cfg.train.precision} if cfg.weak_train else {})}
         store.save_arrays(run_id, "predictions.npz", {
             "ids": ids_of(splits.test), "labels": y, "weak": weak["p_test"],
             "student": student["p_test"], "ceiling": ceiling["p_test"]})
@@ -161,6 +173,28 @@ def assert_aligned(ids: np.ndarray, examples: list[Example], what: str) -> None:
         raise AssertionError(f"{what} are not aligned with their examples by id")
 
 
+def train_key(cfg: ExperimentConfig, ref: ModelRef, splits: Splits, train: Part,
+              targets: np.ndarray, loss: Component, predict: dict[str, Part], seed: int,
+              select: bool) -> dict[str, Any]:
+    """The cache key of a training step: `ref` trained under `cfg.train` (its role's settings:
+    the weak supervisor's are cfg.for_weak()'s) on (train, targets) with `loss`, predicting on
+    each part of `predict`; `select`: train.select=weak_val applies."""
+    mode = MODES.get(cfg.train.mode)
+    settings = train_identity(cfg.train)
+    if not select:  # the same model however the student's epoch is chosen: re-used
+        settings.pop("select", None)
+        settings.pop("select_size", None)
+    return {"format": TRAIN_FORMAT, "model": ref.identity, "mode": cfg.train.mode, "train": settings,
+            "features": asdict(cfg.features) if not mode.uses_features else
+            {"pooling": cfg.features.pooling_for(ref), "max_length": cfg.features.max_length,
+             "precision": cfg.features.precision},
+            "seed": seed, "examples": content_hash(train.examples(splits)),
+            "targets": hashlib.sha256(np.asarray(targets, np.float32).tobytes()).hexdigest()[:24],
+            "loss": asdict(loss),
+            "predict": {k: content_hash(p.examples(splits)) for k, p in predict.items()},
+            **mode.key(cfg)}
+
+
 class Context:
     """Caching, timing and model loading shared by the steps of one run."""
 
@@ -215,8 +249,10 @@ class Context:
 
     def train(self, name: str, ref: ModelRef, splits: Splits, train: Part, targets: np.ndarray,
               loss: Component, predict: dict[str, Part], seed: Optional[int] = None,
-              select: Optional[bool] = None) -> dict[str, np.ndarray]:
-        """Train `ref` on (train, targets) with `loss`; predict on each named part.
+              select: Optional[bool] = None, weak: bool = False) -> dict[str, np.ndarray]:
+        """Train `ref` on (train, targets) with `loss`; predict on each named part. `weak`: a
+        weak supervisor, trained under the weak supervisor's settings (`weak_train` over
+        `train`: cfg.for_weak()); otherwise under `train`.
 
         Returns arrays: p_<name> and ids_<name> per prediction, the per-epoch training loss,
         and test accuracy and test predictions after every epoch (eval_accuracy, eval_p).
@@ -227,25 +263,13 @@ class Context:
         held out with their targets - the weak labels - and the epoch whose AUROC against them
         is best is kept; the arrays add select_epoch, select_auroc, select_size and
         select_ids (the held-out examples)."""
-        cfg = self.cfg
+        cfg = self.cfg.for_weak() if weak else self.cfg
         seed = cfg.seed if seed is None else seed
         learner = MODES.get(cfg.train.mode)(ref, cfg)
         if select is None:
             select = train.split == "transfer"
         select = select and cfg.train.select == "weak_val"
-        train_key = train_identity(cfg.train)
-        if not select:  # the same model however the student's epoch is chosen: re-used
-            train_key.pop("select", None)
-            train_key.pop("select_size", None)
-        key = {"format": TRAIN_FORMAT, "model": ref.identity, "mode": cfg.train.mode, "train": train_key,
-               "features": asdict(cfg.features) if not learner.uses_features else
-               {"pooling": cfg.features.pooling_for(ref), "max_length": cfg.features.max_length,
-                "precision": cfg.features.precision},
-               "seed": seed, "examples": content_hash(train.examples(splits)),
-               "targets": hashlib.sha256(np.asarray(targets, np.float32).tobytes()).hexdigest()[:24],
-               "loss": asdict(loss),
-               "predict": {k: content_hash(p.examples(splits)) for k, p in predict.items()},
-               **MODES.get(cfg.train.mode).key(cfg)}
+        key = train_key(cfg, ref, splits, train, targets, loss, predict, seed, select)
 
         def compute() -> dict[str, np.ndarray]:
             test = (self.inputs(learner, ref, splits, Part("test")), labels(splits.test))

@@ -573,9 +573,11 @@ def check_label_tokens(ref: ModelRef, cfg: ExperimentConfig,
     from .models import load_tokenizer
 
     if ref.kind != "causal":
+        weak = ("; the weak supervisor can train otherwise on its own (weak_train.mode=probe)"
+                if ref.name == cfg.weak_model else "")
         raise W2SError(f"train.mode=label_tokens trains a causal LM's label-token logits, but "
                        f"{ref.name!r} is an encoder; use causal weak and strong models (e.g. "
-                       "smollm2-135m) or another train.mode")
+                       f"smollm2-135m) or another train.mode{weak}")
     prompts = LabelPrompts(load_tokenizer(ref), label_prompt_format(cfg), ref.name,
                            cfg.features.max_length)
     if examples is None:

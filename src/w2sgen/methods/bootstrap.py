@@ -5,6 +5,10 @@ trained on the last rung's labels, is the student.
 A rung must not label the examples it was trained on (it would hand its training targets back
 almost unchanged), so each rung is cross-fitted: transfer is cut into `folds` parts by a
 seeded permutation, and every part is labelled by the rung trained on the other parts.
+
+Rungs are students of the rung below (trained on its labels of transfer, with the run's loss
+and train.select), so they train under `train`, as the strong student does; `weak_train`
+applies to the weak supervisor alone.
 """
 from __future__ import annotations
 

@@ -5,8 +5,9 @@ the soft labels of several supervisors cancels some of them, so the student sees
 less confident, wrong labels. Members are the configured weak model trained with seeds
 `seed, seed + 1, ...` (`seeds` of them), or, with `models`, one supervisor per listed model
 (each with the run's seed; `seeds` is then ignored). Every member is trained exactly like the
-pipeline's weak supervisor - weak_train ground truth, cross-entropy - so the member with the
-base model and base seed is a cache hit of the pipeline's own supervisor.
+pipeline's weak supervisor - weak_train ground truth, cross-entropy, the weak supervisor's
+settings (`weak_train` over `train`) - so the member with the base model and base seed is a
+cache hit of the pipeline's own supervisor.
 
 The PGR baseline stays the single configured supervisor (the pipeline's `weak`), not the
 ensemble: the ensemble's own test accuracy is in the report, to tell how much of the student's
@@ -39,7 +40,7 @@ def weak_ensemble(s: Setting, *, seeds: PositiveInt = 3,
     for ref, seed in members:
         r = s.ctx.train(f"weak {ref.name} seed {seed}", ref, s.splits, Part("weak_train"),
                         labels(s.splits.weak_train), Component("xent"),
-                        {"transfer": Part("transfer"), "test": Part("test")}, seed=seed)
+                        {"transfer": Part("transfer"), "test": Part("test")}, seed=seed, weak=True)
         p_transfer.append(r["p_transfer"])
         p_test.append(r["p_test"])
         report.append({"model": ref.name, "seed": seed,
