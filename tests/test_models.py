@@ -442,6 +442,10 @@ def test_a_gguf_model_is_dequantised_once_and_then_loads_the_same_from_the_copy(
     folder = models.dequantised_dir(ref)
     assert folder is not None and folder.parent.parent == tmp_path / "models" and not folder.exists()
     assert models.source(ref) == (ref.path, ref.load_kwargs)  # no copy yet, and none is made
+    first = models.load_tokenizer(ref)  # converted from the GGUF file once, and kept
+    kept = folder.with_name(folder.name + "-tokenizer")
+    assert (kept / "complete").is_file() and not folder.exists()
+    assert models.load_tokenizer(ref)("a b").input_ids == first("a b").input_ids
     model, tok = load(ref, lm_head=True)  # the first load makes the copy
     assert (folder / "complete").is_file() and list(folder.glob("*.safetensors"))
     direct = AutoModelForCausalLM.from_pretrained(ref.path, **ref.load_kwargs).eval()

@@ -407,12 +407,28 @@ def source(ref: ModelRef, build: bool = False) -> tuple[str, dict[str, Any]]:
 
 
 def load_tokenizer(ref: ModelRef) -> Any:
-    """`ref`'s tokenizer, with a pad token (eos or unk when it has none)."""
+    """`ref`'s tokenizer, with a pad token (eos or unk when it has none). A GGUF model's
+    tokenizer is converted from the GGUF file once (a minute or more for a large vocabulary) and
+    kept beside the dequantised copy, so that dry runs and option checks read it in a second."""
     from transformers import AutoTokenizer
 
     path, kwargs = source(ref)
+    folder = dequantised_dir(ref)
+    kept = folder.with_name(folder.name + "-tokenizer") if folder is not None else None
+    if kept is not None and "gguf_file" in kwargs and (kept / "complete").is_file():
+        path, kwargs = str(kept), {}
     tokenizer = AutoTokenizer.from_pretrained(
         path, **{k: v for k, v in kwargs.items() if k in ("gguf_file", "revision")})
+    if kept is not None and "gguf_file" in kwargs:
+        try:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=kept.parent, prefix=".tokenizer-") as tmp:
+                tokenizer.save_pretrained(tmp)
+                (Path(tmp) / "complete").write_text(f"{ref.identity}\n")
+                if not kept.exists():
+                    Path(tmp).rename(kept)
+        except OSError:  # a read-only data home: convert again next time
+            pass
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     return tokenizer
