@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .example import Example
 from .hardware import autocast, resolve_precision
-from .tasks import Example
 
 
 def tokenize(tokenizer: Any, examples: Sequence[Example], max_length: int, join_pairs: bool) -> list[dict]:

@@ -25,7 +25,7 @@ from torch import nn
 from . import features as feats
 from . import hardware
 from .errors import W2SError
-from .tasks import Example
+from .example import Example
 from .train import MODES, Learner, _eval_callback, prepare, training_loop
 
 SUPPORTED = ("BertModel", "MPNetModel")

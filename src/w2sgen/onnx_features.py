@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 
 from . import features
+from .example import Example
 from .paths import home
-from .tasks import Example
 
 FORMAT = 1  # of the exported graphs: bump when the export changes
 OPSET = 17

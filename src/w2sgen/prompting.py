@@ -26,7 +26,7 @@ from .errors import W2SError
 from .lm.tokens import leading_space
 
 if TYPE_CHECKING:
-    from .tasks import Example
+    from .example import Example
 
 DEFAULT_TEMPLATE = "Input: {text}\nAnswer:{label}\n\n"
 

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Optional, Union
 import numpy as np
 
 from .errors import W2SError
-from .tasks import Example, predefined_splits
+from .example import Example
+from .tasks import predefined_splits
 
 if TYPE_CHECKING:
     from .config import SplitsConfig

@@ -32,10 +32,10 @@ from tqdm.auto import tqdm
 from . import features as feats
 from . import hardware, memory
 from .errors import TrainingDiverged, W2SError
+from .example import Example
 from .losses import LossFn
 from .models import ModelRef
 from .registry import Registry
-from .tasks import Example
 
 if TYPE_CHECKING:
     from .config import ExperimentConfig, TrainConfig

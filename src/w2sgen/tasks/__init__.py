@@ -15,23 +15,9 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..errors import W2SError
+from ..example import Example
 from ..registry import Registry
 from ..spec import Component
-
-
-@dataclass(frozen=True)
-class Example:
-    id: str
-    text: str
-    label: int
-    # Examples sharing a group always land in the same split (the candidates of one
-    # question), so a question never leaks from transfer into test.
-    group: str = ""
-    text_pair: Optional[str] = None
-    # A task whose data comes already split (the testbed's train_label / train_unlabel / test
-    # files) names the example's split here; then the task, not the random splitter, decides
-    # membership (see `predefined_splits`). None everywhere else.
-    split: Optional[str] = None
 
 
 @dataclass
