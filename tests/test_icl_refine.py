@@ -162,7 +162,10 @@ def test_pipeline_runs_icl_refine_and_reports_labels_and_baselines(tmp_path, tin
     rows = table.splitlines()[2:]
     assert len(rows) == 1  # runs without prompting baselines (eval_size=0) make no row
     assert "toy.csv | icl_refine(" in rows[0] and "{text}\\n{label}" in rows[0]
-    assert rows[0].endswith(" of 1 (n=40) |") and rows[0].count("|") == 11
+    assert rows[0].endswith(" of 1 (n=40) |") and rows[0].count("|") == 12
+    cells = [c.strip() for c in rows[0].split("|")]
+    gain = float(cells[6].split(";")[0])  # refined - weak, from the recorded flips
+    assert gain == pytest.approx(float(cells[5]) - float(cells[4]), abs=0.0015)
     png = plot_refinement_k(runs, tmp_path / "k.png")
     assert png is not None and png.stat().st_size > 5_000
 

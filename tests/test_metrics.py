@@ -205,3 +205,23 @@ def test_fixed_baseline_is_undefined_without_a_clear_gap():
     assert fixed_baseline_pgr([0.7], [0.6], [0.65]).value is None  # ceiling below weak
     with pytest.raises(W2SError, match="at least one student run"):
         fixed_baseline_pgr([0.6], [0.7], [])
+
+
+def test_flip_difference_matches_a_paired_bootstrap_and_the_exact_mcnemar_test():
+    from w2sgen.metrics import flip_difference
+
+    # 800 examples: 141 flips wrong -> right, 79 right -> wrong, the rest unchanged
+    d = np.zeros(800)
+    d[:141], d[141:220] = 1.0, -1.0
+    r = flip_difference(141, 79, 800)
+    assert r["diff"] == pytest.approx(d.mean()) and r["flips"] == 220
+    rng = np.random.default_rng(0)
+    boot = d[rng.integers(0, 800, size=(4000, 800))].mean(axis=1)
+    assert r["low"] == pytest.approx(np.quantile(boot, 0.025), abs=0.004)
+    assert r["high"] == pytest.approx(np.quantile(boot, 0.975), abs=0.004)
+    assert (r["low"], r["high"]) == pytest.approx((0.04156, 0.11344), abs=1e-4)
+    # exact McNemar: 3 right flips and none wrong is 2 * (1/2)^3
+    assert flip_difference(3, 0, 10)["p"] == pytest.approx(0.25)
+    assert flip_difference(5, 5, 10)["p"] == 1.0 and flip_difference(0, 0, 10)["diff"] == 0.0
+    with pytest.raises(ValueError, match="do not fit"):
+        flip_difference(8, 5, 10)

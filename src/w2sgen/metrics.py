@@ -162,6 +162,26 @@ def paired_difference(a: np.ndarray, b: np.ndarray, seed: int, rounds: int = 100
     return {"diff": ci, "n": int(ok.sum()), "worse": ci[2] < 0, "better": ci[1] > 0}
 
 
+def flip_difference(right: int, wrong: int, n: int, confidence: float = 0.95) -> dict:
+    """Accuracy of relabelled labels minus that of the labels they replaced, on the same n
+    examples, from the flips alone: `right` flips turned a wrong label right, `wrong` flips a
+    right one wrong. Matched-pairs interval (normal approximation with the discordant counts:
+    var = (r + w)/n^2 - (r - w)^2/n^3) and the exact two-sided McNemar p-value (binomial test of
+    r against r + w flips at 1/2)."""
+    from math import comb
+    from statistics import NormalDist
+
+    if n <= 0 or right < 0 or wrong < 0 or right + wrong > n:
+        raise ValueError(f"flip counts right={right}, wrong={wrong} do not fit n={n}")
+    d = (right - wrong) / n
+    var = max((right + wrong) / n**2 - (right - wrong) ** 2 / n**3, 0.0)
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    m = right + wrong
+    tail = sum(comb(m, i) for i in range(min(right, wrong) + 1)) / 2**m if m else 1.0
+    return {"diff": d, "low": d - z * var**0.5, "high": d + z * var**0.5,
+            "p": min(1.0, 2 * tail), "n": n, "flips": m}
+
+
 @dataclass
 class FixedPGR:
     """PGR of a method's seeds against fixed baselines: the mean weak and ceiling accuracies over

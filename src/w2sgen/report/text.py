@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..metrics import PGR
+from ..metrics import PGR, flip_difference
 from .runs import component_text, estimate, icl_runs, method_key, short
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -120,9 +120,10 @@ def refinement_markdown(runs: list[dict[str, Any]]) -> str:
             groups.setdefault((r["config"]["task"]["name"], method_key(r)), []).append(r)
     if not groups:
         return ""
-    lines = ["| task | variant | seeds | weak labels | refined labels | LM zero-shot | LM few-shot (true demos) "
+    lines = ["| task | variant | seeds | weak labels | refined labels | refined - weak (median; seeds with "
+             "95% CI > 0) | LM zero-shot | LM few-shot (true demos) "
              "| LM few-shot (weak demos) | student (same subset) | student worse than LM (weak demos) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for (task, method), rs in sorted(groups.items()):
         def med(get: Any, rs: list = rs) -> str:  # this group's runs, bound now
             return f"{np.median([get(r) for r in rs]):.3f}"
@@ -131,6 +132,7 @@ def refinement_markdown(runs: list[dict[str, Any]]) -> str:
         p = [m["prompting"] for m in ms]
         cols = [med(lambda r: r["metrics"]["method"]["weak_label_accuracy"]),
                 med(lambda r: r["metrics"]["method"]["refined_label_accuracy"])]
+        cols.append(refined_gain(rs))
         for name in ("zero_shot", "fewshot_ground_truth", "fewshot_weak", "student"):
             cols.append(f"{np.median([q[name][0] for q in p]):.3f}" if all(name in q for q in p) else "-")
         worse = sum(bool(q.get("student_worse_than_unaltered")) for q in p)
@@ -138,6 +140,23 @@ def refinement_markdown(runs: list[dict[str, Any]]) -> str:
         lines.append(f"| {md_escape(task)} | {variant} | {len(rs)} | " + " | ".join(cols)
                      + f" | {worse} of {len(rs)} (n={p[0]['n']}) |")
     return "\n".join(lines)
+
+
+def refined_gain(runs: list[dict[str, Any]]) -> str:
+    """Refined minus weak label accuracy on transfer: the median over seeds, and in how many
+    seeds its matched-pairs 95% interval (metrics.flip_difference, from the recorded flips)
+    lies above 0; "-" for runs recorded before flips were."""
+    import numpy as np
+
+    diffs = []
+    for r in runs:
+        m, n = r["metrics"]["method"], r["metrics"].get("split_sizes", {}).get("transfer")
+        if "flips" not in m or "flips_correct" not in m or not n:
+            return "-"
+        right = int(m["flips_correct"])
+        diffs.append(flip_difference(right, int(m["flips"]) - right, int(n)))
+    above = sum(d["low"] > 0 for d in diffs)
+    return f"{np.median([d['diff'] for d in diffs]):+.3f}; {above} of {len(diffs)}"
 
 
 def label(run: dict[str, Any]) -> str:
