@@ -210,7 +210,8 @@ def test_smollm2_learns_sentiment_through_its_label_tokens():
     y = np.array([e.label for e in data], np.float32)
     train = [i for i in range(16) if i % 4 != 3]
     test = [i for i in range(16) if i % 4 == 3]
-    cfg = load_config(None, ["train.mode=label_tokens", "train.label_words=[negative, positive]",
+    cfg = load_config(None, ["weak_model=smollm2-135m", "strong_model=smollm2-135m",  # causal models
+                             "train.mode=label_tokens", "train.label_words=[negative, positive]",
                              "train.instruction='Is the sentiment of the text positive or negative?'",
                              "train.precision=fp32", "train.epochs=3", "train.batch_size=4",
                              "train.lr=0.0005", "features.max_length=64"])
