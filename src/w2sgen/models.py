@@ -380,11 +380,11 @@ def source(ref: ModelRef, build: bool = False) -> tuple[str, dict[str, Any]]:
     if not build:
         return ref.path, kwargs
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     print(f"{ref.name}: dequantising the GGUF weights once into {folder} (later loads take "
           "seconds)", file=sys.stderr, flush=True)
-    tok = AutoTokenizer.from_pretrained(ref.path, gguf_file=kwargs["gguf_file"])
+    tok = load_tokenizer(ref)  # converted from the GGUF file at most once (kept beside the copy)
     model = AutoModelForCausalLM.from_pretrained(ref.path, **{**kwargs, "dtype": torch.float32})
     folder.parent.mkdir(parents=True, exist_ok=True)
     try:
