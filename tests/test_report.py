@@ -14,7 +14,7 @@ from w2sgen.cli import main
 from w2sgen.config import build_config
 from w2sgen.errors import W2SError
 from w2sgen.metrics import evaluate, holm, wilcoxon_signed_rank
-from w2sgen.report import document, export, figures, latest_done, tables
+from w2sgen.report import document, export, figures, latest_done, refinement_pairs_markdown, tables
 from w2sgen.report.export import run_rows
 from w2sgen.report.ranking import method_ranking
 from w2sgen.store import Store
@@ -37,14 +37,15 @@ def synthetic_predictions(task_index: int, seed: int):
     return y, model(0.70), model(0.78), model(0.90)
 
 
-def add_run(store, task, seed, method_overrides, y, weak, student, ceiling):
+def add_run(store, task, seed, method_overrides, y, weak, student, ceiling, extra_metrics=None):
     raw = {"task": task, "weak_model": "minilm-l6", "strong_model": "mpnet-base", "seed": seed,
            "store": str(store.root), "eval": {"bootstrap": 100}, **method_overrides}
     cfg = build_config(raw)
     run_id = store.start_run(cfg)
     metrics = evaluate(y, weak, student, ceiling, 100, 0.95, seed)
     metrics["weak_label_accuracy"] = 0.7
-    ids = np.array([f"{task}:{i}" for i in range(N_TEST)])
+    metrics.update(extra_metrics or {})
+    ids = np.array([f"{task}:{i}" for i in range(len(y))])
     store.save_arrays(run_id, "predictions.npz", {"ids": ids, "labels": y, "weak": weak,
                                                   "student": student, "ceiling": ceiling})
     store.finish_run(run_id, metrics, {"evaluate": {"seconds": 0.5, "cached": False}})
@@ -469,3 +470,116 @@ def test_setting_ignores_seed_and_legacy_defaults():
     other["config"].update(seed=3, name="y", store="/t", device="cpu", eval={"bootstrap": 200})
     assert group_key(base) == group_key(other)
     assert group_key(base) != group_key(run(epochs=3))
+
+
+# ------------------------------------------------------------- icl_refine against naive
+
+
+N_PAIRED = 20
+PAIRED_Y = np.arange(N_PAIRED) % 2
+
+
+def right_on(count):
+    """Probabilities right on exactly the first `count` of the N_PAIRED test examples."""
+    right = np.arange(N_PAIRED) < count
+    return np.where(right == PAIRED_Y.astype(bool), 0.8, 0.2)
+
+
+def refine_metrics(lm, flips, flips_correct, transfer=100, k=4):
+    """What icl_refine records of its labels: weak at 0.700, refined by the flips' net gain."""
+    return {"method": {"name": "icl_refine", "lm": lm, "k": k, "batch": "loo", "balance": False,
+                       "weak_label_accuracy": 0.7,
+                       "refined_label_accuracy": 0.7 + (2 * flips_correct - flips) / transfer,
+                       "flips": flips, "flips_correct": flips_correct},
+            "split_sizes": {"transfer": transfer}}
+
+
+def add_paired(store, seed, overrides, student, extra=None, weak=14):
+    """A sciq run (minilm-l6 -> mpnet-base unless overridden) whose weak supervisor is right on
+    the first `weak` test examples, its ceiling on the first 18, its student on `student`."""
+    return add_run(store, "sciq", seed, overrides, PAIRED_Y, right_on(weak), right_on(student),
+                   right_on(18), extra)
+
+
+QWEN = {"method": {"name": "icl_refine", "lm": "qwen2.5-0.5b"}}
+
+
+@pytest.fixture(scope="module")
+def refine_store(tmp_path_factory):
+    """icl_refine (qwen2.5-0.5b) in seeds 0-2, right on 3 more of the 20 test examples than the
+    naive student of seeds 0 and 1; seed 2 has no naive run of its pair, only one of another pair
+    (minilm-l3 -> mpnet-base, another supervisor) and a naive + logconf run; a second refiner
+    (smollm2-135m, k=2) in seed 0, 1 example worse than naive."""
+    store = Store(tmp_path_factory.mktemp("refine-store"))
+    for seed, naive in ((0, 15), (1, 16)):
+        add_paired(store, seed, {}, naive)
+        add_paired(store, seed, QWEN, naive + 3, refine_metrics("qwen2.5-0.5b", 12, 11))
+    add_paired(store, 2, QWEN, 17, refine_metrics("qwen2.5-0.5b", 10, 5))
+    add_paired(store, 2, {"weak_model": "minilm-l3"}, 10, weak=12)
+    add_paired(store, 2, {"loss": "logconf"}, 12)
+    add_paired(store, 0, {"method": {"name": "icl_refine", "lm": "smollm2-135m", "k": 2}}, 14,
+               refine_metrics("smollm2-135m", 4, 1, k=2))
+    return store
+
+
+def refine_section(text, title):
+    """The per-seed rows (cells) and the mean line of the section whose heading has `title`."""
+    (section,) = [s for s in text.split("### ")[1:] if s.startswith(title)]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()
+            if line.startswith("| ") and not line.startswith("| seed")]
+    means = [line for line in section.splitlines() if line.startswith("student icl_refine - naive")]
+    return rows, means
+
+
+def test_refinement_pairs_are_per_seed_within_the_unit(refine_store):
+    text = refinement_pairs_markdown(refine_store, latest_done(refine_store))
+    assert text.count("### ") == 2
+    rows, (mean,) = refine_section(
+        text, "sciq, minilm-l6 -> mpnet-base (probe), icl_refine(lm=qwen2.5-0.5b), refiner qwen2.5-0.5b")
+    # flips: 11 of 12 right on 100 transfer examples -> +0.100, matched-pairs interval, McNemar
+    # p = 2 * 13 / 2^12; the students 15 -> 18 and 16 -> 19 of 20 right; PGR with weak 14/20,
+    # ceiling 18/20
+    assert rows[0] == ["0", "0.700", "0.800", "+0.100 [+0.035, +0.165]", "6.3e-03", "0.750", "0.900",
+                       "+0.150", "0.25 -> 1.00"]
+    assert rows[1] == ["1", "0.700", "0.800", "+0.100 [+0.035, +0.165]", "6.3e-03", "0.800", "0.950",
+                       "+0.150", "0.50 -> 1.25"]
+    # seed 2: the naive runs of another pair and of another loss are not its baseline
+    assert rows[2] == ["2", "0.700", "0.700", "+0.000 [-0.062, +0.062]", "1.0e+00",
+                       "(no naive run with this seed)", "0.850", "-", "- -> 0.75"]
+    assert len(rows) == 3
+    est, low, high = map(float, re.search(r"seeds: (\S+) \[(\S+), (\S+)\]", mean).groups())
+    assert "mean over 2 seeds" in mean and "over 20 test examples" in mean and "better in 2 of 2 seeds" in mean
+    assert est == pytest.approx(0.15) and 0 <= low < est < high <= 0.3
+    # 1 of 4 flips right: (1 - 3) / 100, p = 2 * 5 / 2^4
+    rows, (mean,) = refine_section(text, "sciq, minilm-l6 -> mpnet-base (probe), icl_refine(k=2,lm=smollm2-135m)")
+    assert rows == [["0", "0.700", "0.680", "-0.020 [-0.059, +0.019]", "6.2e-01", "0.750", "0.700",
+                     "-0.050", "0.25 -> 0.00"]]
+    assert "-0.0500" in mean and "better in 0 of 1 seeds" in mean
+
+
+def test_refinement_pairs_refuse_mismatched_predictions(tmp_path):
+    store = Store(tmp_path / "weak")
+    add_paired(store, 0, {}, 15)
+    add_paired(store, 0, QWEN, 18, refine_metrics("qwen2.5-0.5b", 12, 11), weak=13)
+    with pytest.raises(W2SError, match="different weak predictions"):
+        refinement_pairs_markdown(store, latest_done(store))
+    store = Store(tmp_path / "ids")
+    add_paired(store, 0, {}, 15)
+    run_id = add_paired(store, 0, QWEN, 18, refine_metrics("qwen2.5-0.5b", 12, 11))
+    store.save_arrays(run_id, "predictions.npz", {"ids": np.array([f"other:{i}" for i in range(N_PAIRED)]),
+                                                  "labels": PAIRED_Y, "weak": right_on(14),
+                                                  "student": right_on(18), "ceiling": right_on(18)})
+    with pytest.raises(W2SError, match="different test examples"):
+        refinement_pairs_markdown(Store(store.root), latest_done(store))
+    assert refinement_pairs_markdown(store, [r for r in latest_done(store) if r["id"] != run_id]) == ""
+
+
+def test_cli_report_refinement_prints_the_pairs(refine_store, tmp_path, capsys):
+    assert main(["report", "--store", str(refine_store.root), "--refinement",
+                 "--out", str(tmp_path / "report.png")]) == 0
+    said = capsys.readouterr().out
+    medians, pairs = said.split("ICL refinement against naive, per seed")
+    assert "ICL refinement, medians over seeds" in medians
+    assert pairs.count("### sciq, minilm-l6 -> mpnet-base (probe)") == 2
+    assert "| 0 | 0.700 | 0.800 | +0.100 [+0.035, +0.165] | 6.3e-03 | 0.750 | 0.900 | +0.150 |" in pairs
+    assert "(no naive run with this seed)" in pairs

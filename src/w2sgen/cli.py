@@ -177,6 +177,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         if args.refinement:
             table_md = report.refinement_markdown(runs)
             print("\nICL refinement, medians over seeds:\n" + (table_md or "no icl_refine runs with prompting baselines"))
+            pairs_md = report.refinement_pairs_markdown(store, runs)
+            print("\nICL refinement against naive, per seed (same supervisor, ceiling and test set):\n\n"
+                  + (pairs_md or "no icl_refine runs"))
             print(f"plot: {report.plot_refinement_k(runs, out.with_name('refinement-k.png'))}")
         overview = report.plot(runs, out)
         curves = report.plot_curves(runs, out.with_name(out.stem + "-curves.png"))
@@ -271,8 +274,9 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--methods", action="store_true", help="also the median PGR over seeds of "
                     "every (task, method), with bootstrap intervals, and its plot")
     rp.add_argument("--refinement", action="store_true", help="also the icl_refine table (weak "
-                    "vs refined labels, the LM's prompting baselines, the paper's stricter bar) "
-                    "and the refined-label accuracy against k")
+                    "vs refined labels, the LM's prompting baselines, the paper's stricter bar), "
+                    "icl_refine against the naive run of the same seed, and the refined-label "
+                    "accuracy against k")
     rp.add_argument("--html", action="store_true", help="write a self-contained HTML report and "
                     "its Markdown version (per-task accuracy, PGR, student vs ceiling, agreement, "
                     "method ranking with a paired test) to --out")

@@ -1,7 +1,8 @@
 """Reports from the run store, one module per job:
 
 - `runs`: which stored runs a report reads and how it names their task, model pair and method;
-- `text`: the terminal table and Markdown tables (names escaped);
+- `text`: the terminal table and Markdown tables (names escaped), among them icl_refine
+  against naive per seed (`refinement_pairs_markdown`);
 - `tables`: aggregates over seeds with bootstrap intervals (median PGR, accuracies, curves);
 - `ranking`: methods ranked across tasks, paired Wilcoxon signed-rank tests with Holm;
 - `figures`: the figures of the report; `scaling`: the model-ladder figures (Burns et al. style);
@@ -32,6 +33,7 @@ from .text import (
     median_pgr_markdown,
     method_summary,
     refinement_markdown,
+    refinement_pairs_markdown,
 )
 
 Runs = list[dict[str, Any]]
@@ -73,4 +75,4 @@ def plot(runs: Runs, out: Path) -> Optional[Path]:
 
 __all__ = ["REPORTS", "KindReport", "label", "latest_done", "md_escape", "median_pgr_markdown",
            "median_pgr_table", "method_summary", "plot", "plot_curves", "plot_methods", "plot_refinement_k",
-           "refinement_markdown", "table"]
+           "refinement_markdown", "refinement_pairs_markdown", "table"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
@@ -120,6 +121,21 @@ def unit_key(run: dict[str, Any], with_seed: bool) -> str:
     if with_seed:
         d["seed"] = run["config"].get("seed")
     return stable_hash(d)
+
+
+def seed_units(runs: list[dict[str, Any]], keep: Callable[[dict[str, Any]], bool]
+               ) -> dict[tuple[str, str, str], dict[str, dict[Any, dict[str, Any]]]]:
+    """The classification runs `keep` accepts (diagnostics never), by (task, model pair,
+    `unit_key` without the seed), then by `method_of`, then by seed: within one unit, two
+    methods' runs of the same seed share their weak supervisor and ceiling, so they pair (a
+    baseline run pairs only with runs of its own settings). The last run of a seed in `runs` wins."""
+    units: dict[tuple[str, str, str], dict[str, dict[Any, dict[str, Any]]]] = {}
+    for r in classification_runs(runs):
+        if is_diagnostic(r) or not keep(r):
+            continue
+        unit = (task_of(r), pair_of(r), unit_key(r, False))
+        units.setdefault(unit, {}).setdefault(method_of(r), {})[r["config"]["seed"]] = r
+    return units
 
 
 def group_key(run: dict[str, Any]) -> tuple[str, str, str, str]:

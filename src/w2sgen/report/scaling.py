@@ -28,15 +28,7 @@ import numpy as np
 
 from ..store import Store
 from .figures import COLOURS, _legend_and_save, _legend_right, _method_colours, _pyplot, _save
-from .runs import (
-    classification_runs,
-    is_diagnostic,
-    method_of,
-    pair_of,
-    shared_predictions,
-    task_of,
-    unit_key,
-)
+from .runs import method_of, seed_units, shared_predictions
 from .tables import ratio, resample_index, resampled_accuracy
 
 Rows = list[dict[str, Any]]
@@ -199,13 +191,7 @@ def paired_gain(store: Store, runs: list[dict[str, Any]], method: str, baseline:
     """Per (task, pair, unit): the median over seeds of PGR(method) - PGR(baseline) (same seed = same
     supervisor and ceiling, so the difference is paired) and of the ceiling - weak gap, each with
     a percentile-bootstrap interval over the shared test set (one resample for every seed)."""
-    groups: dict[tuple[str, str, str], dict[str, dict[int, dict]]] = {}
-    for r in classification_runs(runs):
-        if is_diagnostic(r) or method_of(r) not in (method, baseline):
-            continue
-        # the unit (`runs.unit_key`) as well: a baseline run pairs only with runs of its settings
-        unit = (task_of(r), pair_of(r), unit_key(r, False))
-        groups.setdefault(unit, {}).setdefault(method_of(r), {})[r["config"]["seed"]] = r
+    groups = seed_units(runs, lambda r: method_of(r) in (method, baseline))
     a = (1 - confidence) / 2
     out = []
     for (task, pair, _), by_method in sorted(groups.items()):

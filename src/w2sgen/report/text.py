@@ -7,10 +7,28 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
 
-from ..metrics import PGR, flip_difference
-from .runs import component_text, estimate, icl_runs, method_key, short
+from ..errors import W2SError
+from ..metrics import PGR, flip_difference, mean_ci
+from .runs import (
+    component_text,
+    estimate,
+    group_key,
+    icl_runs,
+    method_key,
+    method_of,
+    run_predictions,
+    seed_units,
+    setting_labels,
+    shared_predictions,
+    short,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..store import Store
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -148,15 +166,127 @@ def refined_gain(runs: list[dict[str, Any]]) -> str:
     lies above 0; "-" for runs recorded before flips were."""
     import numpy as np
 
-    diffs = []
-    for r in runs:
-        m, n = r["metrics"]["method"], r["metrics"].get("split_sizes", {}).get("transfer")
-        if "flips" not in m or "flips_correct" not in m or not n:
-            return "-"
-        right = int(m["flips_correct"])
-        diffs.append(flip_difference(right, int(m["flips"]) - right, int(n)))
+    found = [flips(r) for r in runs]
+    diffs = [d for d in found if d is not None]
+    if len(diffs) < len(found):
+        return "-"
     above = sum(d["low"] > 0 for d in diffs)
     return f"{np.median([d['diff'] for d in diffs]):+.3f}; {above} of {len(diffs)}"
+
+
+def flips(run: dict[str, Any]) -> Optional[dict[str, Any]]:
+    """A relabelling run's refined minus weak label accuracy on transfer from its recorded flips
+    (`metrics.flip_difference`), None for runs recorded before flips were."""
+    m, n = run["metrics"]["method"], run["metrics"].get("split_sizes", {}).get("transfer")
+    if "flips" not in m or "flips_correct" not in m or not n:
+        return None
+    right = int(m["flips_correct"])
+    return flip_difference(right, int(m["flips"]) - right, int(n))
+
+
+REFINEMENT_PAIR_COLUMNS = ["seed", "weak labels", "refined labels", "refined - weak [95% CI]", "McNemar p",
+                           "student naive", "student icl_refine", "difference", "PGR naive -> icl_refine"]
+MEAN_ROUNDS = 2000  # bootstrap resamples of the mean-over-seeds difference
+
+
+def _is_refinement_or_naive(run: dict[str, Any]) -> bool:
+    return method_of(run) == "naive" or run["config"].get("method", {}).get("name") == "icl_refine"
+
+
+def _pgr_value(run: dict[str, Any]) -> str:
+    v = run["metrics"]["pgr_accuracy"]["value"]
+    return "-" if v is None else f"{v:.2f}"
+
+
+def _paired(store: Store, run: dict[str, Any], base: dict[str, Any]
+            ) -> Optional[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
+    """The stored predictions of an icl_refine run and its naive baseline, None where either has
+    none; refuses a pair that was not scored on one test set or not with one supervisor."""
+    import numpy as np
+
+    loaded = shared_predictions(store, [run, base])
+    if loaded is None:
+        if run_predictions(store, run["id"]) is None or run_predictions(store, base["id"]) is None:
+            return None
+        raise W2SError(f"icl_refine run {run['id']} and naive run {base['id']} (same task, models, "
+                       "settings and seed) were scored on different test examples, so their "
+                       "students cannot be compared; rerun one of them")
+    a, b = loaded
+    if not np.array_equal(a["weak"], b["weak"]):
+        raise W2SError(f"icl_refine run {run['id']} and naive run {base['id']} (same task, models, "
+                       "settings and seed) have different weak predictions on test: they did not "
+                       "share a weak supervisor, so the student difference is not paired; rerun one "
+                       "of them")
+    return a, b
+
+
+def refinement_pairs_markdown(store: Store, runs: list[dict[str, Any]]) -> str:
+    """icl_refine against naive, per seed: one section per (task, model pair, icl_refine variant,
+    other settings) with a row per seed of the variant, paired with the naive run of the same
+    unit and seed (`runs.seed_units`: same supervisor, ceiling and test set): refined minus weak
+    label accuracy on transfer (matched-pairs 95% interval and exact McNemar p from the recorded
+    flips, `metrics.flip_difference`), both students' test accuracy, their difference and the
+    runs' PGR; then the mean over seeds of the student difference with a 95% bootstrap interval
+    over test examples (the per-example difference averaged over seeds is what is resampled, so
+    the interval covers test-set noise and the seeds show training noise). '' without
+    icl_refine runs."""
+    import numpy as np
+
+    sections: dict[tuple[str, str, str, str], tuple[dict[Any, dict], dict[Any, dict]]] = {}
+    for (task, pair, unit), by_method in seed_units(runs, _is_refinement_or_naive).items():
+        for variant, by_seed in by_method.items():
+            if variant != "naive":
+                sections[(task, pair, variant, unit)] = (by_seed, by_method.get("naive", {}))
+    if not sections:
+        return ""
+    keys = {k: group_key(next(iter(refined.values()))) for k, (refined, _) in sections.items()}
+    settings = setting_labels({keys[k]: list(refined.values()) for k, (refined, _) in sections.items()})
+    out = []
+    for key, (refined, naive) in sorted(sections.items()):
+        task, pair, variant, _ = key
+        first = next(iter(refined.values()))
+        setting = settings.get(keys[key])
+        head = (f"### {md_escape(task)}, {md_escape(pair)}, {md_escape(variant)}"
+                + (f" [{md_escape(setting)}]" if setting else "")
+                + f", refiner {md_escape(first['metrics']['method'].get('lm', '?'))}")
+        rows, diffs = [], []
+        ids: Optional[np.ndarray] = None
+        for seed in sorted(refined):
+            r, base = refined[seed], naive.get(seed)
+            m, f = r["metrics"]["method"], flips(r)
+            cells = [str(seed), f"{m['weak_label_accuracy']:.3f}", f"{m['refined_label_accuracy']:.3f}",
+                     "-" if f is None else f"{f['diff']:+.3f} [{f['low']:+.3f}, {f['high']:+.3f}]",
+                     "-" if f is None else f"{f['p']:.1e}"]
+            mine = f"{r['metrics']['student_accuracy']['value']:.3f}"
+            if base is None:
+                rows.append(cells + ["(no naive run with this seed)", mine, "-", f"- -> {_pgr_value(r)}"])
+                continue
+            loaded = _paired(store, r, base)
+            if loaded is None:
+                rows.append(cells + ["(no stored predictions)", mine, "-",
+                                     f"{_pgr_value(base)} -> {_pgr_value(r)}"])
+                continue
+            a, b = loaded
+            if ids is not None and not np.array_equal(ids, a["ids"]):
+                raise W2SError(f"the seeds of {task}, {pair}, {variant} were scored on different "
+                               f"test examples (run {r['id']} and an earlier seed's), so their "
+                               "differences cannot be averaged per example")
+            ids = a["ids"]
+            y = a["labels"].astype(bool)
+            ca, cb = (a["student"] > 0.5) == y, (b["student"] > 0.5) == y
+            diffs.append(ca.astype(float) - cb.astype(float))
+            rows.append(cells + [f"{cb.mean():.3f}", f"{ca.mean():.3f}", f"{ca.mean() - cb.mean():+.3f}",
+                                 f"{_pgr_value(base)} -> {_pgr_value(r)}"])
+        text = head + "\n\n" + markdown_table(REFINEMENT_PAIR_COLUMNS, rows)
+        ci = mean_ci(np.mean(diffs, axis=0), seed=0, rounds=MEAN_ROUNDS) if diffs else None
+        if ci is not None:
+            est, lo, hi = ci
+            better = sum(float(d.mean()) > 0 for d in diffs)
+            text += (f"\n\nstudent icl_refine - naive, mean over {len(diffs)} seeds: {est:+.4f} "
+                     f"[{lo:+.4f}, {hi:+.4f}] (95% bootstrap over {len(diffs[0])} test examples, "
+                     f"{MEAN_ROUNDS} resamples); better in {better} of {len(diffs)} seeds")
+        out.append(text)
+    return "\n\n".join(out)
 
 
 def label(run: dict[str, Any]) -> str:
