@@ -74,6 +74,7 @@ def test_last_k_runs_the_protocol_on_minilm(tmp_path):
 
     cfg = load_config(None, ["weak_model=minilm-l6", "strong_model=minilm-l6", "splits.weak_train=120",
                              "splits.transfer=120", "splits.test=200", "eval.bootstrap=100",
+                             "features.max_length=64",  # half the sequence: half the test's time
                              "train.mode=last_k", "train.last_k=2", "train.epochs=3", "train.lr=5e-4",
                              f"store={tmp_path}"])
     m = pipeline.run(cfg, quiet=True)["metrics"]
