@@ -307,6 +307,39 @@ def test_pipeline_weak_val_records_the_epoch_and_reuses_weak_and_ceiling(tmp_pat
     assert len(set(student["select_ids"].tolist())) == 30 and set(student["select_ids"].tolist()) <= transfer
 
 
+def test_the_kept_models_test_predictions_come_from_its_epoch_not_a_second_pass(tmp_path, tiny_bert_dir,
+                                                                                   toy_task, monkeypatch):
+    from w2sgen import pipeline
+
+    trained, calls = {}, []
+    real_train, real_predict = pipeline.Context.train, ProbeLearner.predict
+
+    def spy(self, name, *args, **kwargs):
+        trained[name] = real_train(self, name, *args, **kwargs)
+        return trained[name]
+
+    def counting_predict(self, inputs):
+        out = real_predict(self, inputs)
+        calls.append((len(inputs), out))
+        return out
+
+    monkeypatch.setattr(pipeline.Context, "train", spy)
+    monkeypatch.setattr(ProbeLearner, "predict", counting_predict)
+    pipeline.run(load_config(None, [
+        f"task={toy_task}", f"weak_model={tiny_bert_dir}", f"strong_model={tiny_bert_dir}",
+        "splits.weak_train=80", "splits.transfer=120", "splits.test=60", "train.epochs=3",
+        "eval.bootstrap=50", "features.precision=fp32", "features.max_length=16", "device=cpu",
+        f"store={tmp_path}"]), quiet=True)
+    on_test = [out for n, out in calls if n == 60]
+    assert len(on_test) == 3 * 3  # weak, ceiling, student: one test pass per epoch, none after
+    for i, name in enumerate(("weak_supervisor", "strong_ceiling", "student")):
+        arrays = trained[name]
+        assert arrays["eval_p"].shape == (3, 60)
+        # the last epoch's pass is the kept model's prediction, bit for bit
+        np.testing.assert_array_equal(arrays["p_test"], on_test[3 * i + 2].astype(np.float32))
+    assert [n for n, _ in calls if n != 60] == [120]  # the weak labels of transfer, nothing else
+
+
 def sel_splits(result):
     from w2sgen.splits import make_splits
     from w2sgen.tasks import load_task, task_component

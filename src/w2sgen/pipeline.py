@@ -290,7 +290,12 @@ class Context:
                 out["select_size"] = np.array(len(held.examples(splits)))
                 out["select_ids"] = ids_of(held.examples(splits))
             for k, part in predict.items():
-                out[f"p_{k}"] = learner.predict(self.inputs(learner, ref, splits, part)).astype(np.float32)
+                if part == Part("test") and hist.eval_probs:
+                    # the kept model (the last epoch's, or the selected one's) already predicted
+                    # test after its epoch: the same model on the same inputs, so not again
+                    out[f"p_{k}"] = hist.eval_probs[(hist.selected_epoch or len(hist.eval_probs)) - 1]
+                else:
+                    out[f"p_{k}"] = learner.predict(self.inputs(learner, ref, splits, part)).astype(np.float32)
                 out[f"ids_{k}"] = ids_of(part.examples(splits))
             return out
 
