@@ -1,0 +1,132 @@
+"""docs/refinement.md, "The theory's k curve next to the measured one": the theory simulation's
+prediction of how refinement improves with the number of demonstrations, beside the refined-label
+accuracy measured at each k in a store of icl_refine runs (suites/refinement-qwen-k.yaml).
+
+The two live on different scales (excess risk of a regression fit on Gaussian data against the
+accuracy of binary labels), so what is compared is the *shape*: the share of the k=0 -> k=max
+change that has happened by each k. Theory: (mis(0) - mis(k)) / (mis(0) - mis(max)), with mis the
+posterior mass off the target concept (section 1), for each simulated bias at noise tau=1, mean
+over simulated seeds. Measured: (acc(k) - acc(0)) / (acc(max) - acc(0)) of the refined labels, per
+seed, with the mean and range over seeds. Also printed: each k's refined-minus-weak label accuracy
+per seed (matched-pairs 95% interval, metrics.flip_difference) and the exponential rate fitted to
+the measured error 1 - acc(k) next to the theory's fitted and closed-form rates.
+
+Usage: python scripts/theory_vs_k.py STORE [--out docs/refinement-k-qwen.png] [--seeds 50]
+"""
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+
+import numpy as np
+
+from w2sgen.metrics import flip_difference
+from w2sgen.report.runs import icl_runs, latest_done, task_of
+from w2sgen.store import Store
+from w2sgen.theory.experiments import fit_rate, run_sweep
+
+BIASES = (0.5, 1.0, 2.0)
+
+
+def measured(store: Store) -> dict[tuple[str, str], dict[int, dict[int, dict]]]:
+    """(task, refiner) -> seed -> k -> the run's method metrics (with its transfer size)."""
+    out: dict[tuple[str, str], dict[int, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
+    for r in icl_runs(latest_done(store)):
+        m = dict(r["metrics"]["method"])
+        m["n"] = r["metrics"]["split_sizes"]["transfer"]
+        out[(task_of(r), m["lm"])][r["config"]["seed"]][int(m["k"])] = m
+    return out
+
+
+def share(values: np.ndarray) -> np.ndarray:
+    """The share of the first-to-last change reached at each point (0 at the first, 1 at the last)."""
+    span = values[-1] - values[0]
+    return (values - values[0]) / span if span else np.full_like(values, np.nan)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("store")
+    ap.add_argument("--out", default="docs/refinement-k-qwen.png")
+    ap.add_argument("--seeds", type=int, default=50, help="simulated seeds (default 50)")
+    args = ap.parse_args()
+    data = measured(Store(args.store))
+    if not data:
+        raise SystemExit(f"no icl_refine runs in {args.store}")
+    ks = sorted({k for by_seed in data.values() for by_k in by_seed.values() for k in by_k})
+    sim = run_sweep(ns=ks, biases=BIASES, taus=(1.0,), seeds=args.seeds)
+    mis = sim.mean("misalign")[:, 0, :]  # bias x n
+    lo, hi = (c[:, 0, :] for c in sim.ci("misalign"))
+    rates = {(r["bias"], r["noise"]): r for r in sim.rates()}
+
+    print(f"theory ({args.seeds} simulated seeds, tau = 1): mean misalignment [95% CI] by n")
+    print("| bias | " + " | ".join(f"n={k}" for k in ks) + " | fitted rate | Chernoff rate |")
+    print("|---|" + "---|" * (len(ks) + 2))
+    for i, b in enumerate(BIASES):
+        r = rates[(b, 1.0)]
+        print(f"| {b} | " + " | ".join(f"{mis[i, j]:.3f} [{lo[i, j]:.3f}, {hi[i, j]:.3f}]"
+                                       for j in range(len(ks)))
+              + f" | {r['fit_mean']:.3f} | {r['chernoff']:.3f} |")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_abs, ax_share) = plt.subplots(1, 2, figsize=(11, 4))
+    for i, b in enumerate(BIASES):
+        ax_share.plot(ks, share(mis[i][0] - mis[i]), "--", color=f"C{i + 3}",
+                      label=f"theory, bias {b} (1 - misalignment)")
+    for c, ((task, lm), by_seed) in enumerate(sorted(data.items())):
+        seeds = sorted(s for s, by_k in by_seed.items() if all(k in by_k for k in ks))
+        print(f"\n## {task}, refiner {lm}: refined-label accuracy on transfer by k "
+              f"(seeds {seeds}; in brackets refined - weak with its matched-pairs 95% CI)")
+        print("| seed | weak labels | " + " | ".join(f"k={k}" for k in ks) + " | fitted rate of 1 - acc |")
+        print("|---|---|" + "---|" * (len(ks) + 1))
+        accs = []
+        for s in seeds:
+            row = by_seed[s]
+            acc = np.array([row[k]["refined_label_accuracy"] for k in ks])
+            accs.append(acc)
+            cells = []
+            for k in ks:
+                m = row[k]
+                right = int(m["flips_correct"])
+                f = flip_difference(right, int(m["flips"]) - right, int(m["n"]))
+                cells.append(f"{m['refined_label_accuracy']:.3f} ({f['diff']:+.3f} "
+                             f"[{f['low']:+.3f}, {f['high']:+.3f}])")
+            print(f"| {s} | {row[ks[0]]['weak_label_accuracy']:.3f} | " + " | ".join(cells)
+                  + f" | {fit_rate(ks, 1 - acc):.3f} |")
+        if not accs:
+            continue
+        a = np.vstack(accs)
+        weak = np.mean([by_seed[s][ks[0]]["weak_label_accuracy"] for s in seeds])
+        ax_abs.errorbar(ks, a.mean(0), yerr=[a.mean(0) - a.min(0), a.max(0) - a.mean(0)], fmt="o-",
+                        color=f"C{c}", capsize=3, label=f"{task}, {lm}: refined (mean, range over {len(seeds)} seeds)")
+        ax_abs.axhline(weak, color=f"C{c}", ls=":", label=f"{task}: weak labels (mean)")
+        sh = np.vstack([share(x) for x in a])
+        ax_share.errorbar(ks, np.nanmean(sh, 0), yerr=[np.nanmean(sh, 0) - np.nanmin(sh, 0),
+                                                      np.nanmax(sh, 0) - np.nanmean(sh, 0)],
+                          fmt="o-", color=f"C{c}", capsize=3, label=f"measured, {task}, {lm}")
+        print("share of the k=0 -> k=%d gain reached, mean over seeds: " % ks[-1]
+              + ", ".join(f"k={k}: {v:.2f}" for k, v in zip(ks, np.nanmean(sh, 0))))
+        print("theory, same share:           " + "; ".join(
+            f"bias {b}: " + ", ".join(f"{v:.2f}" for v in share(mis[i][0] - mis[i]))
+            for i, b in enumerate(BIASES)))
+    for ax in (ax_abs, ax_share):
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.minorticks_off()
+        ax.set_xlabel("k, weakly labelled demonstrations per prompt")
+        ax.legend(fontsize=7)
+    ax_abs.set_ylabel("label accuracy on transfer")
+    ax_abs.set_title("measured: refined labels against k")
+    ax_share.set_ylabel(f"share of the k=0 -> k={ks[-1]} change")
+    ax_share.set_title("shape: theory (dashed) vs measured")
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=120)
+    print(f"\nplot: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
