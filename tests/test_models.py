@@ -446,18 +446,25 @@ def test_a_gguf_model_is_dequantised_once_and_then_loads_the_same_from_the_copy(
     kept = folder.with_name(folder.name + "-tokenizer")
     assert (kept / "complete").is_file() and not folder.exists()
     assert models.load_tokenizer(ref)("a b").input_ids == first("a b").input_ids
+    built: list = []  # the model transformers dequantises from the GGUF file, kept for the check
+    real_load = AutoModelForCausalLM.from_pretrained
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained",
+                        lambda *a, **k: built.append((k, real_load(*a, **k))) or built[-1][1])
     model, tok = load(ref, lm_head=True)  # the first load makes the copy
     assert (folder / "complete").is_file() and list(folder.glob("*.safetensors"))
-    direct = AutoModelForCausalLM.from_pretrained(ref.path, **ref.load_kwargs).eval()
+    # the first read was the GGUF file's (dequantised in Python, what the copy saves), the
+    # second the copy; one GGUF read fewer than loading it again here
+    assert "gguf_file" in built[0][0] and "gguf_file" not in built[-1][0]
+    direct = built[0][1].eval()
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", real_load)
     enc = tok(["The capital of France is", "ok"], return_tensors="pt", padding=True)
     with torch.inference_mode():
         ours = model(**enc, output_hidden_states=True)
         assert torch.equal(ours.logits, direct(**enc).logits)  # the same fp32 values
 
     calls: list[dict] = []
-    real = AutoModelForCausalLM.from_pretrained
     monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained",
-                        lambda *a, **k: calls.append(k) or real(*a, **k))
+                        lambda *a, **k: calls.append(k) or real_load(*a, **k))
     again, tok2 = load(ref, lm_head=True)
     assert calls and all("gguf_file" not in k for k in calls)  # read from the copy
     assert tok2(["x y, z"]).input_ids == tok(["x y, z"]).input_ids
