@@ -583,3 +583,12 @@ def test_cli_report_refinement_prints_the_pairs(refine_store, tmp_path, capsys):
     assert pairs.count("### sciq, minilm-l6 -> mpnet-base (probe)") == 2
     assert "| 0 | 0.700 | 0.800 | +0.100 [+0.035, +0.165] | 6.3e-03 | 0.750 | 0.900 | +0.150 |" in pairs
     assert "(no naive run with this seed)" in pairs
+
+
+def test_refinement_sections_order_numbers_by_value():
+    from w2sgen.report.text import natural_key
+
+    variants = ["icl_refine(k=16)", "icl_refine(k=2)", "icl_refine(k=0)", "icl_refine(k=8,lm=b)"]
+    assert sorted(variants, key=lambda v: natural_key((v,))) == [
+        "icl_refine(k=0)", "icl_refine(k=2)", "icl_refine(k=8,lm=b)", "icl_refine(k=16)"]
+    assert sorted(variants) != sorted(variants, key=lambda v: natural_key((v,)))  # plain text order differs

@@ -160,6 +160,12 @@ def refinement_markdown(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def natural_key(parts: tuple[str, ...]) -> tuple:
+    """A sort key that orders the numbers inside strings by value: `k=2` before `k=16`."""
+    return tuple(tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", p))
+                 for p in parts)
+
+
 def refined_gain(runs: list[dict[str, Any]]) -> str:
     """Refined minus weak label accuracy on transfer: the median over seeds, and in how many
     seeds its matched-pairs 95% interval (metrics.flip_difference, from the recorded flips)
@@ -242,7 +248,7 @@ def refinement_pairs_markdown(store: Store, runs: list[dict[str, Any]]) -> str:
     keys = {k: group_key(next(iter(refined.values()))) for k, (refined, _) in sections.items()}
     settings = setting_labels({keys[k]: list(refined.values()) for k, (refined, _) in sections.items()})
     out = []
-    for key, (refined, naive) in sorted(sections.items()):
+    for key, (refined, naive) in sorted(sections.items(), key=lambda kv: natural_key(kv[0])):
         task, pair, variant, _ = key
         first = next(iter(refined.values()))
         setting = settings.get(keys[key])
