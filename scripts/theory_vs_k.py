@@ -20,8 +20,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from w2sgen.metrics import flip_difference
 from w2sgen.report.runs import icl_runs, latest_done, task_of
+from w2sgen.report.text import flips
 from w2sgen.store import Store
 from w2sgen.theory.experiments import fit_rate, run_sweep
 
@@ -29,11 +29,11 @@ BIASES = (0.5, 1.0, 2.0)
 
 
 def measured(store: Store) -> dict[tuple[str, str], dict[int, dict[int, dict]]]:
-    """(task, refiner) -> seed -> k -> the run's method metrics (with its transfer size)."""
+    """(task, refiner) -> seed -> k -> the run's method metrics, with its refined - weak
+    difference from the recorded flips under "flips" (report.text.flips)."""
     out: dict[tuple[str, str], dict[int, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
     for r in icl_runs(latest_done(store)):
-        m = dict(r["metrics"]["method"])
-        m["n"] = r["metrics"]["split_sizes"]["transfer"]
+        m = {**r["metrics"]["method"], "flips": flips(r)}
         out[(task_of(r), m["lm"])][r["config"]["seed"]][int(m["k"])] = m
     return out
 
@@ -91,11 +91,9 @@ def main() -> None:
             accs.append(acc)
             cells = []
             for k in ks:
-                m = row[k]
-                right = int(m["flips_correct"])
-                f = flip_difference(right, int(m["flips"]) - right, int(m["n"]))
-                cells.append(f"{m['refined_label_accuracy']:.3f} ({f['diff']:+.3f} "
-                             f"[{f['low']:+.3f}, {f['high']:+.3f}])")
+                m, f = row[k], row[k]["flips"]
+                cells.append(f"{m['refined_label_accuracy']:.3f}" + ("" if f is None else
+                             f" ({f['diff']:+.3f} [{f['low']:+.3f}, {f['high']:+.3f}])"))
             print(f"| {s} | {row[ks[0]]['weak_label_accuracy']:.3f} | " + " | ".join(cells)
                   + f" | {fit_rate(ks, 1 - acc):.3f} |")
         if not accs:

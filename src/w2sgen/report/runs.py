@@ -60,8 +60,12 @@ def method_key(run: dict[str, Any]) -> str:
     return method if loss == "xent" else f"{method} + {loss}" if method != "naive" else f"naive + {loss}"
 
 
+def is_icl_refine(run: dict[str, Any]) -> bool:
+    return run["metrics"].get("method", {}).get("name") == "icl_refine"
+
+
 def icl_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in runs if r["metrics"].get("method", {}).get("name") == "icl_refine"]
+    return [r for r in runs if is_icl_refine(r)]
 
 
 # Method options that name models and so differ between model pairs (a bootstrap ladder, an

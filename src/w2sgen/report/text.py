@@ -16,6 +16,7 @@ from .runs import (
     estimate,
     group_key,
     icl_runs,
+    is_icl_refine,
     method_key,
     method_of,
     run_predictions,
@@ -196,7 +197,7 @@ MEAN_ROUNDS = 2000  # bootstrap resamples of the mean-over-seeds difference
 
 
 def _is_refinement_or_naive(run: dict[str, Any]) -> bool:
-    return method_of(run) == "naive" or run["config"].get("method", {}).get("name") == "icl_refine"
+    return method_of(run) == "naive" or is_icl_refine(run)
 
 
 def _pgr_value(run: dict[str, Any]) -> str:
