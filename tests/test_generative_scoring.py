@@ -60,6 +60,22 @@ def test_judge_averages_samples_and_records_missing():
     assert "Reference answer" not in rec.seen[1][-1]["content"] and "(empty answer)" in rec.seen[1][-1]["content"]
 
 
+def test_judge_v2_asks_v1s_question_with_the_shared_part_first():
+    """judge-v2 carries every field v1 does; the text before the question is the same for every
+    answer (so a local judge runs it once), and the reply format still ends the request."""
+    from w2sgen.generative.judge import judge_conversation
+
+    v1, v2 = PROMPTS["v1"], PROMPTS["v2"]
+    a = judge_conversation(v2, "q1", "a1", "pirate", "r1")[-1]["content"]
+    b = judge_conversation(v2, "q2", "another answer", "pirate", None)[-1]["content"]
+    shared = a[:a.index("Question: q1")]
+    assert b.startswith(shared) and "Target style: pirate" in shared and "1 (worst) to 10" in shared
+    assert a.endswith("Content: <1-10>\nStyle: <1-10>")
+    for text in (a, judge_conversation(v1, "q1", "a1", "pirate", "r1")[-1]["content"]):
+        assert "Reference answer (for the content score): r1" in text and "a1" in text
+    assert parse_scores("Content: 7\nStyle: 3") == (7, 3) and v2.version == "judge-v2"
+
+
 @pytest.mark.parametrize("text,want", [
     ("So 3 + 4 = 7. The answer is 7.", "7"),
     ("#### 1,234", "1234"),

@@ -122,3 +122,73 @@ def test_a_k_the_transfer_split_cannot_give_is_refused():
     with pytest.raises(W2SError, match=r"method.k=9 demonstrations must come from outside each chunk "
                                        r"of 64 queries, but transfer has only 72"):
         check_k(9, 72, "fixed", 64)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_generation_with_a_cached_shared_prefix_equals_generating_each_prompt_whole(arch, tmp_path):
+    """Prompts that share their first tokens (a system prompt here; a judge's rubric or icl
+    demonstrations in a run) run that prefix once; greedy and seeded sampled answers equal
+    those generated without the cache, batched (padding between prefix and own part) or not.
+    The weights are initialised at a large scale so that answers depend on the prompt."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from w2sgen.lm.local import MIN_SHARED, shared_length
+
+    sizes = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                 intermediate_size=48, max_position_embeddings=128, initializer_range=0.5)
+    if arch == "llama":
+        path = save_llama(tmp_path, **sizes)
+        make = lambda bs: LocalLM(str(path), "cpu", "fp32", batch_size=bs)  # noqa: E731
+    else:
+        torch.manual_seed(0)
+        tok = tiny_tokenizer(causal=True)
+        model = Qwen2ForCausalLM(Qwen2Config(vocab_size=len(tok), pad_token_id=0, eos_token_id=4,
+                                             tie_word_embeddings=True, **sizes)).eval()
+        make = lambda bs: LocalLM.from_loaded(model, tok, "fp32", batch_size=bs)  # noqa: E731
+    system = "good great fine happy love nice bad awful sad hate poor terrible the a movie food was is it"
+    convs = [user(t, system=system) for t in
+             ["the movie was good", "bad", "a nice hotel room and very good food", "not", "sad sad hate the food"]]
+    probe = make(1)
+    prompts = [probe.encode(probe.render(c)[0]) for c in convs]
+    assert shared_length(prompts) >= MIN_SHARED  # the system prompt is a real shared prefix
+    assert shared_length([[1, 2, 3], [1, 2, 3]]) == 2 and shared_length([[5, 1], [6, 1]]) == 0
+    for sampling in (Sampling(max_new_tokens=6), Sampling(max_new_tokens=6, temperature=0.8, seed=1)):
+        for bs in (1, 2, 5):  # sampled rows draw per batch, so each batch size has its own reference
+            plain = make(bs)
+            plain.cache_shared_prefix = False
+            want = plain.generate(convs, sampling)
+            assert len(set(want)) >= 3  # the answers differ between prompts
+            if sampling.temperature == 0:
+                assert want == make(1).generate(convs, sampling)
+            lm = make(bs)
+            assert lm.generate(convs, sampling) == want, (bs, sampling)
+            # the prefix ran once per call: fewer positions computed than without the cache
+            assert lm.tokens < plain.tokens - 3 * shared_length(prompts)
+
+
+def test_generation_with_a_lora_adapter_attached_uses_the_prefix_cache_the_same(tmp_path):
+    """A generative run's students answer with a LoRA adapter attached (a peft model around the
+    base): the cached prefix carries the adapter, and answers equal generating without it."""
+    from w2sgen.generative.sft import attach_lora, detach_lora
+
+    path = save_llama(tmp_path, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, intermediate_size=48, max_position_embeddings=128,
+                      initializer_range=0.5)
+    base = LocalLM(str(path), "cpu", "fp32", batch_size=2)
+    system = "good great fine happy love nice bad awful sad hate poor terrible the a movie food was is it"
+    convs = [user(t, system=system) for t in ["the movie was good", "bad", "a nice hotel room", "not"]]
+    before = base.generate(convs, Sampling(max_new_tokens=6))
+    peft_model = attach_lora(base.model, 4)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)  # a trained adapter: B is no longer zero
+    tok = base.tokenizer
+    cached = LocalLM.from_loaded(peft_model, tok, "fp32", batch_size=2)
+    plain = LocalLM.from_loaded(peft_model, tok, "fp32", batch_size=2)
+    plain.cache_shared_prefix = False
+    with_adapter = plain.generate(convs, Sampling(max_new_tokens=6))
+    assert cached.generate(convs, Sampling(max_new_tokens=6)) == with_adapter
+    assert with_adapter != before  # the adapter changes the answers
+    detach_lora(peft_model)

@@ -9,7 +9,9 @@ the same way.
 judge-v1 shows the judge the question, the reference answer when the task has one, the target
 style (Behaviour.style) and the answer, and asks for two lines, `Content: <1-10>` (correct,
 relevant, helpful, style ignored) and `Style: <1-10>` (how well the answer follows the target
-style, correctness ignored). Each answer is judged `samples` times at `temperature` (seeds 0, 1,
+style, correctness ignored). judge-v2 asks the same with the scales and the target style
+before the question, so that the part every answer shares comes first and a local judge computes
+it once. Each answer is judged `samples` times at `temperature` (seeds 0, 1,
 ...), and each score is the mean over the samples that parsed. A reply with no parseable score
 counts as missing for that sample; an answer with no parsed sample is missing (NaN) and counted
 in the report, never replaced by a guess.
@@ -43,6 +45,19 @@ PROMPTS = {
         "Grade the answer on two scales from 1 (worst) to 10 (best).\n"
         "Content: is the answer correct, relevant and helpful? Ignore its style.\n"
         "Style: how well does the answer follow the target style? Ignore its correctness.\n"
+        "Reply with exactly two lines:\nContent: <1-10>\nStyle: <1-10>",
+        "Reference answer (for the content score): {reference}\n"),
+    # v1's request with everything that is the same for every answer (the scales, the target
+    # style) first, so a local judge runs that part once (lm.local's shared-prefix cache); the
+    # reply format is repeated after the answer, where small judges look for it
+    "v2": JudgePrompt(
+        "judge-v2",
+        "You are a strict, fair grader of answers to questions.",
+        "Grade an answer to a question on two scales from 1 (worst) to 10 (best).\n"
+        "Content: is the answer correct, relevant and helpful? Ignore its style.\n"
+        "Style: how well does the answer follow the target style? Ignore its correctness.\n"
+        "Target style: {style}\n\n"
+        "Question: {question}\n{reference}\nAnswer to grade:\n{answer}\n\n"
         "Reply with exactly two lines:\nContent: <1-10>\nStyle: <1-10>",
         "Reference answer (for the content score): {reference}\n"),
 }

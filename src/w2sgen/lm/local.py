@@ -8,8 +8,11 @@ device (a model used as weak, strong and judge in one generative run).
 
 Generation. Prompts use the tokenizer's chat template when it has one, and a plain format
 otherwise (`system` text, then `Question: ...` / `Answer: ...` blocks; the answer is cut where the
-model starts a new `Question:`). Conversations are generated in batches sorted by length and
-padded on the left, so each row's new tokens follow its own prompt directly. Temperature 0 is
+model starts a new `Question:`). Conversations are generated in batches sorted by length; the
+first tokens all prompts of a call share (at least MIN_SHARED: a judge's rubric, a system prompt)
+run through the model once, and each batch starts from that key/value cache, with the padding
+between the shared prefix and each row's own part, so each row's new tokens follow its own prompt
+directly (the answers equal generating without the cache: tests/test_lm.py). Temperature 0 is
 greedy; above 0, sampling with `torch.manual_seed(seed)` before each batch.
 
 Label scoring. The shared prefix runs through the model once and its key/value cache is kept;
@@ -39,6 +42,21 @@ from .base import PLAIN_STOP, Conversation, LanguageModel, Sampling, merge_syste
 from .tokens import block_ids, label_token_ids, start_ids
 
 MIN_FILL = 0.75  # a scoring batch's rows are at least this share of its longest row's length
+MIN_SHARED = 16  # generation caches the prompts' common first tokens when there are this many
+
+
+def shared_length(prompts: Sequence[Sequence[int]]) -> int:
+    """How many first tokens all `prompts` have in common, leaving each at least one of its own
+    (generation needs one uncached position per row)."""
+    if not prompts:
+        return 0
+    first, n = prompts[0], min(len(p) for p in prompts) - 1
+    for p in prompts[1:]:
+        k = 0
+        while k < n and p[k] == first[k]:
+            k += 1
+        n = k
+    return max(n, 0)
 
 _LOADED: dict[tuple[str, str], tuple[Any, Any]] = {}  # shared weights: (identity, device)
 
@@ -64,6 +82,7 @@ class LocalLM(LanguageModel):
         self.name, self.device, self.batch_size, self.max_tokens = self.ref.name, device, batch_size, max_tokens
         self.precision = resolve_precision(precision, device, where)
         self.shared = shared
+        self.cache_shared_prefix = True  # generation runs the prompts' shared first tokens once
         self._model: Any = None
         self._tok: Any = None
         self._config: Any = None
@@ -79,6 +98,7 @@ class LocalLM(LanguageModel):
         self.batch_size, self.max_tokens, self.precision = batch_size, max_tokens, precision
         self._model, self._tok, self._config = model, tokenizer, model.config
         self.prompts = self.tokens = 0
+        self.cache_shared_prefix = True
         return self
 
     # ------------------------------------------------------------------ loading
@@ -201,21 +221,30 @@ class LocalLM(LanguageModel):
         pad = self.pad_id()
         config.pad_token_id, config.eos_token_id = pad, self.eos_ids()
         device = next(model.parameters()).device
+        # the tokens every prompt starts with (a judge's rubric, icl demonstrations) run once
+        shared = shared_length(prompts) if self.cache_shared_prefix else 0
+        cache, n = self._prefix_cache(prompts[0][:shared]) if shared >= MIN_SHARED else (None, 0)
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft: its model's name
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # little padding
         out: list[str] = [""] * len(prompts)
         for start in range(0, len(order), self.batch_size):
             rows = order[start:start + self.batch_size]
-            width = max(len(prompts[i]) for i in rows)
+            width = max(len(prompts[i]) for i in rows)  # the prefix, then the longest own part
             ids = torch.full((len(rows), width), pad, dtype=torch.long)
             mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for r, i in enumerate(rows):  # left padding: new tokens follow each prompt directly
-                ids[r, width - len(prompts[i]):] = torch.tensor(prompts[i])
-                mask[r, width - len(prompts[i]):] = 1
+            ids[:, :n] = torch.tensor(prompts[rows[0]][:n])
+            mask[:, :n] = 1
+            for r, i in enumerate(rows):  # padding between the prefix and each row's own part:
+                own = prompts[i][n:]     # new tokens follow each prompt directly
+                ids[r, width - len(own):] = torch.tensor(own)
+                mask[r, width - len(own):] = 1
+            past = {} if cache is None else {self._cache_arg(inner): self._rows(cache, n, len(rows))}
             if config.do_sample:
                 torch.manual_seed(sampling.seed)
             with torch.inference_mode(), autocast(self.precision, device):
                 gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
-                                     generation_config=config)
+                                     generation_config=config, **past)
+            self.tokens += int(mask[:, n:].sum()) + len(rows) * config.max_new_tokens
             for r, i in enumerate(rows):
                 out[i] = self.clean(tok.decode(gen[r, width:], skip_special_tokens=True))
             if progress is not None:
