@@ -28,7 +28,8 @@ test: assets
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/lint-imports  # the layering contract in pyproject.toml
 	$(VENV)/bin/mypy          # [tool.mypy] in pyproject.toml
-	$(PY) -m pytest -m 'slow or not slow'  # every tier (plain pytest: the fast one)
+	# every tier (plain pytest: the fast one), one worker per core (tests/conftest.py)
+	$(PY) -m pytest -m 'slow or not slow' -n auto
 
 report: setup
 	$(W2S) report

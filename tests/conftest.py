@@ -9,6 +9,12 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# `make test` runs the suite in one pytest-xdist worker per core: each worker (and every process
+# its tests start, which inherit the variable) then computes on its share of the cores, as torch
+# threads of several workers on the same cores spin against each other (docs/speed.md)
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _workers > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _workers)))
 
 WORDS = ("good great fine happy love nice bad awful sad hate poor terrible the a movie food was "
          "is it this very not and service room hotel").split()

@@ -41,7 +41,9 @@ def rows(store: Path) -> list[tuple]:
 
 
 def cached_features(store: Path) -> list[Path]:
-    return sorted((store / "cache" / "features").glob("*.npz"))
+    """Finished feature files: pathlib's `*` also matches a `.tmp-...` file still being written,
+    which a stopped run removes (seen once as a flaky failure, under different timing)."""
+    return sorted(p for p in (store / "cache" / "features").glob("*.npz") if not p.name.startswith("."))
 
 
 def wait_for(predicate, proc: subprocess.Popen, timeout: float = 180) -> None:
