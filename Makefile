@@ -28,8 +28,9 @@ test: assets
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/lint-imports  # the layering contract in pyproject.toml
 	$(VENV)/bin/mypy          # [tool.mypy] in pyproject.toml
-	# every tier (plain pytest: the fast one), one worker per core (tests/conftest.py)
-	$(PY) -m pytest -m 'slow or not slow' -n auto
+	# every tier (plain pytest: the fast one), one worker per core up to 4 (a worker holds
+	# a few GB of models at its peak; tests/conftest.py gives each its share of the threads)
+	$(PY) -m pytest -m 'slow or not slow' -n auto --maxprocesses 4
 
 report: setup
 	$(W2S) report
