@@ -40,7 +40,9 @@ from .methods import GEN_METHODS, PROMPTS_VERSION, Inputs
 from .sft import train_lora
 from .tasks import GEN_TASKS, Behaviour, Question, split_questions
 
-ANSWERS_FORMAT = 1
+# 2: local generation runs the prompts' shared prefix once (lm.local); answers are the same in
+# fp32 but round differently in bf16, so answers and judge scores of format 1 are not re-used
+ANSWERS_FORMAT = 2
 SFT_FORMAT = 1
 
 
@@ -140,7 +142,7 @@ class Run:
                behaviour: Behaviour) -> dict[str, np.ndarray]:
         j = self.cfg.judge
         p = prompt(j.prompt)
-        key = {"judge": backend.identity, "prompt": p.version, "questions": questions_hash(questions),
+        key = {"format": ANSWERS_FORMAT, "judge": backend.identity, "prompt": p.version, "questions": questions_hash(questions),
                "answers": stable_hash(answers, 24), "style": behaviour.style, "samples": j.samples,
                "temperature": j.temperature, "max_new_tokens": j.max_new_tokens}
 
