@@ -2,7 +2,8 @@
 mode against the probe, per seed and as the mean over seeds, the student's and the ceiling's test
 accuracy difference and the PGR difference, each with a percentile-bootstrap interval over the
 shared test set (one set of resamples for every run, report.tables.resample_index). Same seed =
-same weak supervisor and split, so the differences are paired.
+same split; a seed whose two runs' weak supervisors predict differently is flagged, as its
+difference is then not paired on the same weak labels.
 
   .venv/bin/python scripts/compare_modes.py ~/.cache/w2sgen/stores/label-modes-96
 """
@@ -58,8 +59,10 @@ def main() -> None:
             d_pgr = pgr["m"] - pgr["b"]
             for name, v in (("student", d_student), ("ceiling", d_ceiling), ("PGR", d_pgr)):
                 rows[name].append(v)
+            same = "" if np.array_equal(a["weak"], b["weak"]) else \
+                "  (weak supervisors differ: not paired on the same weak labels)"
             print(f"  seed {s}: student {interval(d_student)}  ceiling {interval(d_ceiling)}  "
-                  f"PGR {interval(d_pgr)}")
+                  f"PGR {interval(d_pgr)}{same}")
         print(f"  mean over {n} seeds: " + "  ".join(
             f"{name} {interval(np.mean(v, axis=0))}" for name, v in rows.items()))
 

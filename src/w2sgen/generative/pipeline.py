@@ -142,9 +142,10 @@ class Run:
                behaviour: Behaviour) -> dict[str, np.ndarray]:
         j = self.cfg.judge
         p = prompt(j.prompt)
-        key = {"format": ANSWERS_FORMAT, "judge": backend.identity, "prompt": p.version, "questions": questions_hash(questions),
-               "answers": stable_hash(answers, 24), "style": behaviour.style, "samples": j.samples,
-               "temperature": j.temperature, "max_new_tokens": j.max_new_tokens}
+        key = {"format": ANSWERS_FORMAT, "judge": backend.identity, "prompt": p.version,
+               "questions": questions_hash(questions), "answers": stable_hash(answers, 24),
+               "style": behaviour.style, "samples": j.samples, "temperature": j.temperature,
+               "max_new_tokens": j.max_new_tokens}
 
         def compute() -> dict[str, np.ndarray]:
             with self.progress(len(answers) * j.samples, label) as bar:

@@ -61,6 +61,13 @@ def shared_length(prompts: Sequence[Sequence[int]]) -> int:
 _LOADED: dict[tuple[str, str], tuple[Any, Any]] = {}  # shared weights: (identity, device)
 
 
+def _unwrapped(model: Any) -> Any:
+    """The causal LM inside a peft model (a generative student's LoRA adapter), else `model`:
+    its LoRA layers sit in place, so its backbone computes the adapted prefix without the
+    output head that peft's own forward would add."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def _ref(model: Any) -> Any:
     from ..models import ModelRef, resolve
 
@@ -224,7 +231,7 @@ class LocalLM(LanguageModel):
         # the tokens every prompt starts with (a judge's rubric, icl demonstrations) run once
         shared = shared_length(prompts) if self.cache_shared_prefix else 0
         cache, n = self._prefix_cache(prompts[0][:shared]) if shared >= MIN_SHARED else (None, 0)
-        inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft: its model's name
+        cache_arg = self._cache_arg(_unwrapped(model))  # generate's name for the cache
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # little padding
         out: list[str] = [""] * len(prompts)
         for start in range(0, len(order), self.batch_size):
@@ -238,7 +245,7 @@ class LocalLM(LanguageModel):
                 own = prompts[i][n:]     # new tokens follow each prompt directly
                 ids[r, width - len(own):] = torch.tensor(own)
                 mask[r, width - len(own):] = 1
-            past = {} if cache is None else {self._cache_arg(inner): self._rows(cache, n, len(rows))}
+            past = {} if cache is None else {cache_arg: self._rows(cache, n, len(rows))}
             if config.do_sample:
                 torch.manual_seed(sampling.seed)
             with torch.inference_mode(), autocast(self.precision, device):
@@ -303,7 +310,7 @@ class LocalLM(LanguageModel):
         device = next(model.parameters()).device
         ids = torch.tensor([list(prefix)], dtype=torch.long, device=device)
         with torch.inference_mode(), autocast(self.precision, device):
-            out = self._forward(model.base_model, ids, use_cache=True)
+            out = self._forward(_unwrapped(model).base_model, ids, use_cache=True)
         self.tokens += ids.shape[1]
         cache = getattr(out, "cache", None)
         return (out.past_key_values if cache is None else cache), ids.shape[1]
