@@ -257,6 +257,43 @@ def test_config_checks_each_model_under_its_own_mode(tmp_path, tiny_bert_dir, ti
     assert "weak supervisor" not in str(err.value)
 
 
+def test_the_strong_models_preflight_reads_only_the_splits_it_sees(tmp_path, tiny_bert_dir,
+                                                                  tiny_llama_dir):
+    """A label_tokens ceiling and student train on transfer and predict test: a prompt too long
+    for features.max_length in weak_train (the probe's split) is not a reason to refuse, one in
+    transfer is; a label_tokens weak supervisor sees weak_train and refuses it."""
+    from w2sgen.splits import make_splits
+    from w2sgen.store import Store
+    from w2sgen.tasks import load_task, task_component
+
+    rows = [(f"r{i}", e.text, e.label) for i, e in enumerate(sentiment_examples(200))]
+    data = tmp_path / "ids.csv"
+
+    def write(long_id=None):
+        data.write_text("id,text,label\n" + "".join(
+            f"{i},{' '.join([t] * 30) if i == long_id else t},{y}\n" for i, t, y in rows))
+
+    write()
+    keys = probe_supervised(tmp_path, tiny_bert_dir, tiny_llama_dir, f"task={data}",
+                            "features.max_length=40", "train.epochs=1", "weak_train.epochs=2")
+    cfg = load_config(None, keys)
+    splits = make_splits(load_task(task_component(cfg.task)), cfg.splits, "toy")
+    write(splits.weak_train[0].id)  # ids are the column's: the splits do not move
+    out = pipeline.run(load_config(None, keys), quiet=True)
+    assert out["metrics"]["student_accuracy"]["value"] > 0
+    done = len(Store(tmp_path / "store").runs())
+    with pytest.raises(W2SError, match=r"weak supervisor .*longer than features.max_length=40"):
+        pipeline.run(load_config(None, [*keys, f"weak_model={tiny_llama_dir}",
+                                        "weak_train.mode=label_tokens"]), quiet=True)
+    same = [*(k for k in keys if not k.startswith("weak_train.")), f"weak_model={tiny_llama_dir}"]
+    with pytest.raises(W2SError, match=r"1 of 180 prompts"):  # one LM, one `train`: weak_train too
+        pipeline.run(load_config(None, same), quiet=True)
+    write(splits.transfer[0].id)
+    with pytest.raises(W2SError, match=r"1 of 120 prompts .* longer than features.max_length=40"):
+        pipeline.run(load_config(None, keys), quiet=True)
+    assert len(Store(tmp_path / "store").runs()) == done  # refused before anything was recorded
+
+
 def test_pipeline_probe_supervisor_and_label_token_student(tmp_path, tiny_bert_dir, tiny_llama_dir,
                                                            monkeypatch, capsys):
     from w2sgen import cli

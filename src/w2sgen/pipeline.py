@@ -69,14 +69,18 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
     with ctx.step("data"):  # read and checked before the run is recorded: bad data records nothing
         task = task_component(cfg.task)
         splits = make_splits(load_task(task), cfg.splits, task.name)
+        # what each role trains on and predicts: the weak supervisor (roles[0]) every split, a
+        # model under `train` (ceiling, student, ladder rungs, methods) transfer and test only
         everything = splits.weak_train + splits.transfer + splits.test
+        strong_sees = splits.transfer + splits.test
         checked = set()
-        for ref, role in roles:  # the mode's own checks, once per model and settings
-            if (ref.identity, role is cfg) in checked:
+        for i, (ref, role) in enumerate(roles):  # the mode's checks, once per model and role
+            if (ref.identity, role is cfg, i == 0) in checked:
                 continue
-            checked.add((ref.identity, role is cfg))
+            checked.add((ref.identity, role is cfg, i == 0))
+            examples = everything if i == 0 else strong_sees
             try:
-                MODES.get(role.train.mode).preflight(ref, role, everything)
+                MODES.get(role.train.mode).preflight(ref, role, examples)
             except W2SError as e:
                 raise (e if role is cfg else weak_problem(cfg, e)) from None
     with recorded(store, cfg, ctx.steps, exclusive) as run_id:
