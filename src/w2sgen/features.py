@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from . import progress
 from .example import Example
 from .hardware import autocast, resolve_precision
 
@@ -73,7 +73,7 @@ def extract(model: Any, tokenizer: Any, examples: Sequence[Example], *, pooling:
     out: np.ndarray | None = None
     precision = resolve_precision(precision, device.type, "features.precision")
     with torch.inference_mode(), autocast(precision, device):
-        bar = tqdm(total=len(examples), desc=desc, unit="ex", leave=False, disable=None)
+        bar = progress.bar(len(examples), desc, "example", leave=False)
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             batch = collate(tokenizer, [encodings[i] for i in idx], device)

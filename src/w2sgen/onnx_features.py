@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from . import features
+from . import features, progress
 from .example import Example
 from .paths import home
 
@@ -256,14 +256,12 @@ def run(sess: Any, tokenizer: Any, examples: Sequence[Example], *, max_length: i
         batch_size: int, join_pairs: bool, desc: str = "features") -> np.ndarray:
     """Texts -> pooled fp32 vectors through an exported session, in the examples' order; in
     batches of (nearly) equal length (`plan`)."""
-    from tqdm.auto import tqdm
-
     names = [i.name for i in sess.get_inputs()]
     encodings = features.tokenize(tokenizer, examples, max_length, join_pairs)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     left = getattr(tokenizer, "padding_side", "right") == "left"
     out: np.ndarray | None = None
-    bar = tqdm(total=len(examples), desc=desc, unit="ex", leave=False, disable=None)
+    bar = progress.bar(len(examples), desc, "example", leave=False)
     for idx in plan([len(e["input_ids"]) for e in encodings], batch_size):
         vec = sess.run(None, feed(encodings, idx, names, pad_id, left))[0]
         if out is None:

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from . import features as feats
 from . import hardware, memory
@@ -35,6 +34,7 @@ from .errors import TrainingDiverged, W2SError
 from .example import Example
 from .losses import LossFn
 from .models import ModelRef
+from .progress import bar as progress_bar
 from .registry import Registry
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def optimise(params: Sequence[nn.Parameter], batch_loss: BatchLoss, n: int, *, e
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: schedule(step, total))
     hist = History()
     step = 0
-    bar = tqdm(total=total, desc=desc, unit="step", leave=False, disable=None)
+    bar = progress_bar(total, desc, "step", leave=False)
 
     def check(loss: torch.Tensor) -> None:
         if not torch.isfinite(loss):

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import progress
 from ..runs import Steps, recorded
 from ..spec import Component, stable_hash
 from ..store import Store, atomic_write
@@ -76,9 +77,7 @@ class Run:
         self.steps = Steps(store, quiet)
 
     def progress(self, total: int, desc: str) -> Any:
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc=desc, unit="answer", leave=False, disable=self.quiet or None)
+        return progress.bar(total, desc, "answer", quiet=self.quiet, leave=False)
 
     def answers(self, label: str, backend: Backend, convs: list[Conversation], sampling: Sampling,
                 identity: str | None = None, attach: Any = None) -> list[str]:

@@ -52,6 +52,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 import numpy as np
 
+from .. import progress
 from ..endpoint import ENDPOINT_FORM, Client, check_endpoint
 from ..errors import W2SError
 from ..hardware import resolve_precision
@@ -244,13 +245,11 @@ def icl_refine(s: Setting, *, lm: Union[Literal["strong"], ModelName, Endpoint] 
            "texts": stable_hash(texts, 24), "weak": stable_hash(hard.tolist(), 24)}
 
     def refine() -> dict[str, np.ndarray]:
-        from tqdm.auto import tqdm
-
         r = get_refiner()
         rng = np.random.default_rng(cfg.seed)
         t0 = time.perf_counter()
-        with tqdm(total=len(texts), desc=f"icl refine {lm_name} k={k}", unit="prompt",
-                  disable=s.ctx.quiet) as bar:
+        with progress.bar(len(texts), f"icl refine {lm_name} k={k}", "prompt",
+                          quiet=s.ctx.quiet) as bar:
             if batch == "loo":
                 lo = r.loo(texts, hard, loo_batches(hard, k, balance, rng), bar)
             else:
@@ -310,8 +309,6 @@ def _prompting_baselines(s: Setting, get_refiner: Any, base_key: dict, k: int, b
            "demo_labels": stable_hash([hard[demo_idx].tolist(), y_transfer[demo_idx].tolist()], 24)}
 
     def score() -> dict[str, np.ndarray]:
-        from tqdm.auto import tqdm
-
         r = get_refiner()
         settings: dict[str, tuple[Union[Sequence[int], np.ndarray], Union[Sequence[int], np.ndarray]]] = {
             "zero_shot": ([], [])}
@@ -319,8 +316,8 @@ def _prompting_baselines(s: Setting, get_refiner: Any, base_key: dict, k: int, b
             settings["fewshot_ground_truth"] = (demo_idx, y_transfer[demo_idx])
             settings["fewshot_weak"] = (demo_idx, hard[demo_idx])
         out = {}
-        with tqdm(total=n * len(settings), desc="prompting baselines", unit="prompt",
-                  disable=s.ctx.quiet) as bar:
+        with progress.bar(n * len(settings), "prompting baselines", "prompt",
+                          quiet=s.ctx.quiet) as bar:
             for name, (d, y) in settings.items():
                 out[name] = r.shared([transfer_texts[i] for i in d], list(y), queries, bar)
         return out

@@ -1,0 +1,78 @@
+"""Progress on long work: log lines when stderr is not a terminal, tqdm when it is."""
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from w2sgen import progress
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_log_gets_a_line_per_interval_with_counts_and_time_left(monkeypatch):
+    monkeypatch.setenv("W2S_PROGRESS_SECONDS", "0")
+    out = io.StringIO()
+    clock = iter([0.0, 30.0, 60.0, 90.0])
+    monkeypatch.setattr(progress, "clock", lambda: next(clock))
+    with progress.bar(4, "train student", "step", file=out) as bar:
+        bar.update(1)  # 30 s for 1 of 4: about 90 s left
+        bar.update(2)  # 60 s for 3 of 4: about 20 s left
+        bar.update(1)
+    assert out.getvalue().splitlines() == [
+        "  train student: 1/4 steps (25%) in 30 s, about 1 min 30 s left",
+        "  train student: 3/4 steps (75%) in 1 min 00 s, about 20 s left",
+        "  train student: 4/4 steps (100%) in 1 min 30 s"]
+
+
+def test_lines_wait_for_the_interval(monkeypatch):
+    monkeypatch.setenv("W2S_PROGRESS_SECONDS", "60")
+    out = io.StringIO()
+    times = iter([0.0, 10.0, 59.0, 61.0, 70.0])
+    monkeypatch.setattr(progress, "clock", lambda: next(times))
+    bar = progress.bar(100, "features", "example", file=out)
+    for _ in range(4):
+        bar.update(10)
+    assert out.getvalue().splitlines() == ["  features: 30/100 examples (30%) in 1 min 01 s, "
+                                           "about 2 min 22 s left"]
+
+
+def test_quiet_is_silent_and_a_terminal_gets_tqdm(monkeypatch):
+    monkeypatch.setenv("W2S_PROGRESS_SECONDS", "0")
+    out = io.StringIO()
+    with progress.bar(3, "x", "step", quiet=True, file=out) as bar:
+        bar.update(3)
+    assert out.getvalue() == ""
+    term = Terminal()
+    with progress.bar(3, "icl refine", "prompt", file=term) as bar:
+        bar.update(3)
+    assert "icl refine" in term.getvalue() and "3/3" in term.getvalue()
+
+
+def test_iteration_postfix_and_write(monkeypatch):
+    monkeypatch.setenv("W2S_PROGRESS_SECONDS", "0")
+    out = io.StringIO()
+    bar = progress.bar(desc="seeds", unit="seed", iterable=[1, 2], file=out)
+    bar.set_postfix_str("8 settings/seed")
+    assert list(bar) == [1, 2]
+    bar.write("a line")
+    assert out.getvalue().splitlines()[-1] == "a line"
+    assert out.getvalue().splitlines()[1].startswith("  seeds: 2/2 seeds (100%) in ")
+    assert out.getvalue().splitlines()[1].endswith("[8 settings/seed]")
+
+
+@pytest.mark.parametrize("value, seconds", [("5", 5.0), ("-1", 0.0), ("soon", 60.0), (None, 60.0)])
+def test_the_interval_comes_from_the_environment(monkeypatch, value, seconds):
+    if value is None:
+        monkeypatch.delenv("W2S_PROGRESS_SECONDS", raising=False)
+    else:
+        monkeypatch.setenv("W2S_PROGRESS_SECONDS", value)
+    assert progress.interval() == seconds
+
+
+def test_durations_read_as_a_person_writes_them():
+    assert [progress.duration(s) for s in (3.4, 65, 3599.6, 3725)] == [
+        "3 s", "1 min 05 s", "1 h 00 min", "1 h 02 min"]
