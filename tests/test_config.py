@@ -262,3 +262,28 @@ def test_weak_train_is_a_sweep_axis(tmp_path, tiny_bert_dir, tiny_llama_dir):
     assert len({c.hash for c in cells}) == 4
     plain = load_config(None, [f"{k}={v}" for k, v in base.items()])
     assert cells[0].hash == plain.hash() and cells[0].cfg.resolved().weak_train is None
+
+
+def test_a_weak_supervisor_under_another_mode_is_told_what_it_inherits(tmp_path, capsys):
+    from w2sgen import cli
+
+    keys = ["train.mode=full", "train.warmup_fraction=0.05", "train.epochs=3", "train.lr=2e-5",
+            "weak_train.mode=probe", "weak_train.epochs=10"]
+    note = load_config(None, keys).weak_inherited_note()
+    assert note == ("note: the weak supervisor (weak_train.mode=probe) takes train's lr=2e-05, "
+                    "warmup_fraction=0.05; set weak_train.<key> where that was meant for the "
+                    "strong model (train.mode=full) only")
+    # named in weak_train, or the same mode, or nothing set away from the defaults: no note
+    assert load_config(None, [*keys, "weak_train.warmup_fraction=0", "weak_train.lr=1e-3"]
+                       ).weak_inherited_note() is None
+    assert load_config(None, [k for k in keys if k != "weak_train.mode=probe"]
+                       ).weak_inherited_note() is None
+    assert load_config(None, ["train.mode=full", "weak_train.mode=probe"]).weak_inherited_note() is None
+    # a sweep says it once before running (and in --dry-run), however many cells share it
+    suite = tmp_path / "s.yaml"
+    suite.write_text("base:\n  train: {mode: full, warmup_fraction: 0.05}\n"
+                     "  weak_train: {mode: probe}\ngrid:\n  seeds: [0, 1, 2]\n")
+    assert cli.main(["sweep", str(suite), "--dry-run", "--store", str(tmp_path / "st")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("note: the weak supervisor (weak_train.mode=probe) takes train's "
+                     "warmup_fraction=0.05;") == 1

@@ -206,6 +206,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"w2s sweep {suite.name}: {len(suite.cells)} cells, {done} already finished, "
               f"{len(suite.cells) - done} to run; store {suite.store}"
               + (f"; {suite.merged} grid combination(s) repeat another cell" if suite.merged else ""))
+        for line in suite.notes:
+            print(line)
         for c in suite.cells:
             state, run_id = states[c.index]
             note = {"done": f"finished: run {run_id}", "busy": f"running now: run {run_id}",

@@ -142,6 +142,24 @@ class ExperimentConfig:
         """The weak supervisor's training settings: `train` with `weak_train`'s fields over it."""
         return dataclasses.replace(self.train, **(self.weak_train or {}))
 
+    def weak_inherited_note(self) -> Optional[str]:
+        """One line when the weak supervisor trains under another mode than `train`
+        (`weak_train.mode`) yet takes over fields of `train` set away from their defaults: set
+        for the strong model, they apply to the weak one too unless weak_train names them (a
+        full fine-tuning warm-up once leaked into a weak probe that way). None otherwise."""
+        weak = self.weak_train or {}
+        if weak.get("mode", self.train.mode) == self.train.mode:
+            return None
+        default = TrainConfig()
+        taken = [f"{f.name}={getattr(self.train, f.name)!r}" for f in dataclasses.fields(TrainConfig)
+                 if f.name != "mode" and f.name not in weak
+                 and getattr(self.train, f.name) != getattr(default, f.name)]
+        if not taken:
+            return None
+        return (f"note: the weak supervisor (weak_train.mode={weak['mode']}) takes train's "
+                f"{', '.join(taken)}; set weak_train.<key> where that was meant for the "
+                f"strong model (train.mode={self.train.mode}) only")
+
     def for_weak(self) -> ExperimentConfig:
         """This config as the weak supervisor trains under it: `train` is weak_train_config()
         and there is no `weak_train`. Without an override, this very config."""

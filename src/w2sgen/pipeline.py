@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
@@ -48,6 +49,9 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
     """One experiment, recorded as a run in the store. exclusive (sweeps): raise
     store.RunTaken instead of starting when this config already has a finished run or one in
     progress in another process."""
+    note = cfg.weak_inherited_note()
+    if note and not quiet:
+        print(note, file=sys.stderr)
     cfg = cfg.resolved()  # precision auto -> what this machine computes fast, before recording
     if cfg.train.select != "last" and cfg.method.name == "gt_early_stop":
         raise W2SError("method=gt_early_stop picks the student's epoch by test accuracy (a "

@@ -73,6 +73,8 @@ def run_sweep(suite: Suite, executor: str = "inprocess", opts: Options | None = 
     n = len(suite.cells)
     echo(f"w2s sweep {suite.name}: {n} cells, {n - len(todo)} already finished, {len(todo)} to "
          f"run ({executor}); store {suite.store}")
+    for line in suite.notes:
+        echo(line)
     bar = tqdm(total=n, initial=n - len(todo), desc=suite.name, unit="cell", file=sys.stderr,
                disable=not progress or None, dynamic_ncols=True)
     by_index = {c.index: c for c in suite.cells}

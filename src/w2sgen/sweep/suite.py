@@ -48,6 +48,11 @@ class Suite:
     cells: list[Cell]
     merged: int = 0  # cells that were the same experiment as an earlier one (same hash)
 
+    @property
+    def notes(self) -> list[str]:
+        """What a user should know before running, once each (weak_inherited_note)."""
+        return list(dict.fromkeys(n for c in self.cells if (n := c.cfg.weak_inherited_note())))
+
 
 def load_suite(path: str | Path, store: str | None = None) -> Suite:
     path = Path(path)
