@@ -28,6 +28,13 @@ from w2sgen.theory.experiments import fit_rate, run_sweep
 BIASES = (0.5, 1.0, 2.0)
 
 
+def spread(a: np.ndarray) -> np.ndarray:
+    """Error bars from the mean down to the smallest and up to the largest value per column,
+    clipped at 0 (equal values, e.g. k=0's prompt shared by every seed, round to -1e-17)."""
+    mean = np.nanmean(a, 0)
+    return np.maximum(0.0, np.vstack([mean - np.nanmin(a, 0), np.nanmax(a, 0) - mean]))
+
+
 def measured(store: Store) -> dict[tuple[str, str], dict[int, dict[int, dict]]]:
     """(task, refiner) -> seed -> k -> the run's method metrics, with its refined - weak
     difference from the recorded flips under "flips" (report.text.flips)."""
@@ -100,13 +107,11 @@ def main() -> None:
             continue
         a = np.vstack(accs)
         weak = np.mean([by_seed[s][ks[0]]["weak_label_accuracy"] for s in seeds])
-        ax_abs.errorbar(ks, a.mean(0), yerr=[a.mean(0) - a.min(0), a.max(0) - a.mean(0)], fmt="o-",
+        ax_abs.errorbar(ks, a.mean(0), yerr=spread(a), fmt="o-",
                         color=f"C{c}", capsize=3, label=f"{task}, {lm}: refined (mean, range over {len(seeds)} seeds)")
         ax_abs.axhline(weak, color=f"C{c}", ls=":", label=f"{task}: weak labels (mean)")
         sh = np.vstack([share(x) for x in a])
-        ax_share.errorbar(ks, np.nanmean(sh, 0), yerr=[np.nanmean(sh, 0) - np.nanmin(sh, 0),
-                                                      np.nanmax(sh, 0) - np.nanmean(sh, 0)],
-                          fmt="o-", color=f"C{c}", capsize=3, label=f"measured, {task}, {lm}")
+        ax_share.errorbar(ks, np.nanmean(sh, 0), yerr=spread(sh), fmt="o-", color=f"C{c}", capsize=3, label=f"measured, {task}, {lm}")
         print("share of the largest gain over k=0 reached, mean over seeds: "
               + ", ".join(f"k={k}: {v:.2f}" for k, v in zip(ks, np.nanmean(sh, 0))))
         print("theory, same share:           " + "; ".join(
