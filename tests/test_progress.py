@@ -76,3 +76,13 @@ def test_the_interval_comes_from_the_environment(monkeypatch, value, seconds):
 def test_durations_read_as_a_person_writes_them():
     assert [progress.duration(s) for s in (3.4, 65, 3599.6, 3725)] == [
         "3 s", "1 min 05 s", "1 h 00 min", "1 h 02 min"]
+
+
+def test_a_resumed_count_starts_at_initial_and_its_rate_counts_only_new_work(monkeypatch):
+    monkeypatch.setenv("W2S_PROGRESS_SECONDS", "0")
+    out = io.StringIO()
+    times = iter([0.0, 100.0])
+    monkeypatch.setattr(progress, "clock", lambda: next(times))
+    bar = progress.bar(10, "sweep", "cell", initial=6, file=out)
+    bar.update(1)  # 1 new cell in 100 s, 3 to go: about 300 s left (not 100 * 3 / 7)
+    assert out.getvalue().splitlines() == ["  sweep: 7/10 cells (70%) in 1 min 40 s, about 5 min 00 s left"]

@@ -49,8 +49,7 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
     """One experiment, recorded as a run in the store. exclusive (sweeps): raise
     store.RunTaken instead of starting when this config already has a finished run or one in
     progress in another process."""
-    note = cfg.weak_inherited_note()
-    if note and not quiet:
+    if not quiet and (note := cfg.weak_inherited_note()):
         print(note, file=sys.stderr)
     cfg = cfg.resolved()  # precision auto -> what this machine computes fast, before recording
     if cfg.train.select != "last" and cfg.method.name == "gt_early_stop":
@@ -79,12 +78,11 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
         strong_sees = splits.transfer + splits.test
         checked = set()
         for i, (ref, role) in enumerate(roles):  # the mode's checks, once per model and role
-            if (ref.identity, role is cfg, i == 0) in checked:
+            if (ref.identity, i == 0) in checked:  # every role after the first trains under cfg
                 continue
-            checked.add((ref.identity, role is cfg, i == 0))
-            examples = everything if i == 0 else strong_sees
+            checked.add((ref.identity, i == 0))
             try:
-                MODES.get(role.train.mode).preflight(ref, role, examples)
+                MODES.get(role.train.mode).preflight(ref, role, everything if i == 0 else strong_sees)
             except W2SError as e:
                 raise (e if role is cfg else weak_problem(cfg, e)) from None
     with recorded(store, cfg, ctx.steps, exclusive) as run_id:

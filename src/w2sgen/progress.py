@@ -1,5 +1,5 @@
 """Progress on long work (training steps, feature batches, refinement prompts, generated
-answers): a tqdm bar when stderr is a terminal; when it is not (`nohup ... > log`, a sweep in
+answers, sweep cells, theory seeds): a tqdm bar when stderr is a terminal; when it is not (`nohup ... > log`, a sweep in
 the background, CI) one plain line every `W2S_PROGRESS_SECONDS` seconds (default 60; 0 = at
 every update), so a cell that trains for an hour says in its log how far it is and how long it
 has left; nothing when quiet. tqdm's own non-terminal behaviour (`disable=None`) is silence, and
@@ -39,17 +39,19 @@ class LogLines:
     iteration, a context manager), printing a line per interval instead of drawing."""
 
     def __init__(self, total: Optional[int], desc: str, unit: str, every: float,
-                 file: TextIO, iterable: Optional[Iterable[Any]] = None):
+                 file: TextIO, iterable: Optional[Iterable[Any]] = None, initial: int = 0):
         self.total, self.desc, self.unit, self.every, self.file = total, desc, unit, every, file
-        self.iterable, self.n, self.postfix = iterable, 0, ""
+        self.iterable, self.n, self.postfix = iterable, initial, ""
+        self.initial = initial  # done before this bar started (a resumed sweep): not in the rate
         self.t0 = self.last = clock()
 
     def line(self, now: float) -> str:
         elapsed = now - self.t0
         done = f"{self.n}/{self.total}" if self.total else str(self.n)
         pct = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
-        left = (f", about {duration(elapsed * (self.total - self.n) / self.n)} left"
-                if self.total and 0 < self.n < self.total else "")
+        fresh = self.n - self.initial
+        left = (f", about {duration(elapsed * (self.total - self.n) / fresh)} left"
+                if self.total and fresh > 0 and self.n < self.total else "")
         post = f" [{self.postfix}]" if self.postfix else ""
         return f"  {self.desc}: {done} {self.unit}s{pct} in {duration(elapsed)}{left}{post}"
 
@@ -83,7 +85,7 @@ class LogLines:
 
 def bar(total: Optional[int] = None, desc: str = "", unit: str = "it", *, quiet: bool = False,
         iterable: Optional[Iterable[Any]] = None, file: Optional[TextIO] = None,
-        **tqdm_options: Any) -> Any:
+        initial: int = 0, **tqdm_options: Any) -> Any:
     """A progress bar for `total` units of work (or over `iterable`): tqdm on a terminal, log
     lines elsewhere, silent when quiet."""
     from tqdm.auto import tqdm
@@ -92,7 +94,8 @@ def bar(total: Optional[int] = None, desc: str = "", unit: str = "it", *, quiet:
     if quiet:
         return tqdm(iterable, total=total, disable=True)
     if getattr(stream, "isatty", lambda: False)():
-        return tqdm(iterable, total=total, desc=desc, unit=unit, file=stream, **tqdm_options)
+        return tqdm(iterable, total=total, desc=desc, unit=unit, file=stream, initial=initial,
+                    **tqdm_options)
     if total is None and iterable is not None and hasattr(iterable, "__len__"):
         total = len(iterable)  # type: ignore[arg-type]
-    return LogLines(total, desc, unit, interval(), stream, iterable)
+    return LogLines(total, desc, unit, interval(), stream, iterable, initial)

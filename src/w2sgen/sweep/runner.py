@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..progress import bar as progress_bar
 from .cells import Outcome
 from .executors import EXECUTORS, Options
 from .suite import Suite
@@ -45,8 +46,6 @@ def cell_states(suite: Suite) -> dict[int, tuple[str, int | None]]:
 
 def run_sweep(suite: Suite, executor: str = "inprocess", opts: Options | None = None,
               echo: Callable[[str], None] = print, progress: bool = True) -> SweepResult:
-    from tqdm.auto import tqdm
-
     from ..store import Store
 
     run = EXECUTORS.get(executor)
@@ -75,8 +74,8 @@ def run_sweep(suite: Suite, executor: str = "inprocess", opts: Options | None = 
          f"run ({executor}); store {suite.store}")
     for line in suite.notes:
         echo(line)
-    bar = tqdm(total=n, initial=n - len(todo), desc=suite.name, unit="cell", file=sys.stderr,
-               disable=not progress or None, dynamic_ncols=True)
+    bar = progress_bar(n, suite.name, "cell", quiet=not progress, initial=n - len(todo),
+                       dynamic_ncols=True)
     by_index = {c.index: c for c in suite.cells}
     try:
         for out in outcomes_iter:

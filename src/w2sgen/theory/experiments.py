@@ -2,7 +2,6 @@
 (SweepResult), with bootstrap intervals over seeds and the fitted exponential rates."""
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -10,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import W2SError
+from ..progress import bar as progress_bar
 from .closed_forms import finetune_floor, misalignment_rate, shrink_to_mean_floor, typical_rate
 from .estimators import simulate_seed
 from .model import DEFAULT_BIASES, DEFAULT_NS, DEFAULT_TAUS, TheoryConfig
@@ -119,12 +119,10 @@ def run_sweep(ns: Iterable[int] = DEFAULT_NS, biases: Iterable[float] = DEFAULT_
         raise W2SError(f"every batch size n+1 must be at most N={cfg.N}")
     if not biases or not taus or min(biases) < 0 or min(taus) < 0:
         raise W2SError("bias sizes and noise levels must be non-negative")
-    from tqdm.auto import tqdm
-
     t0 = time.perf_counter()
     per_seed = []
-    bar = tqdm(seeds, desc="w2s theory", unit="seed", disable=not progress, file=sys.stderr,
-               leave=False)
+    bar = progress_bar(desc="w2s theory", unit="seed", iterable=seeds, quiet=not progress,
+                       leave=False)
     for s in bar:
         per_seed.append(simulate_seed(s, cfg, ns, biases, taus))
         bar.set_postfix_str(f"{len(ns) * len(biases) * len(taus)} settings/seed")
