@@ -1,10 +1,13 @@
 """Config loading: defaults, YAML, `key=value` overrides, validation errors, the config hash."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from w2sgen.config import Component, ExperimentConfig, load_config
+from w2sgen.config import Component, ExperimentConfig, TrainConfig, load_config
 from w2sgen.errors import W2SError
+from w2sgen.train import MODES
 
 
 def write(tmp_path, text, name="exp.yaml"):
@@ -279,6 +282,19 @@ def test_a_weak_supervisor_under_another_mode_is_told_what_it_inherits(tmp_path,
     assert load_config(None, [k for k in keys if k != "weak_train.mode=probe"]
                        ).weak_inherited_note() is None
     assert load_config(None, ["train.mode=full", "weak_train.mode=probe"]).weak_inherited_note() is None
+    # only fields the weak mode reads: a probe ignores precision and the label-token prompt,
+    # LoRA reads train.lora_rank, last_k does not
+    lt = ["train.mode=label_tokens", "train.label_words=[bad, good]", "train.precision=bf16",
+          "strong_model=smollm2-135m",
+          "train.lora_rank=4", "train.warmup_fraction=0.1"]
+    assert load_config(None, [*lt, "weak_train.mode=probe"]).weak_inherited_note().startswith(
+        "note: the weak supervisor (weak_train.mode=probe) takes train's warmup_fraction=0.1; ")
+    assert "takes train's warmup_fraction=0.1, lora_rank=4, precision='bf16';" in load_config(
+        None, [*lt, "weak_train.mode=lora"]).weak_inherited_note()
+    assert "takes train's warmup_fraction=0.1, precision='bf16';" in load_config(
+        None, [*lt, "weak_train.mode=last_k"]).weak_inherited_note()
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert all(m.own_fields <= fields for _, m in MODES.items())  # no misspelt field
     # a sweep says it once before running (and in --dry-run), however many cells share it
     suite = tmp_path / "s.yaml"
     suite.write_text("base:\n  train: {mode: full, warmup_fraction: 0.05}\n"

@@ -375,3 +375,54 @@ def test_weak_ensemble_members_train_as_the_weak_supervisor(tmp_path, tiny_bert_
     name = resolve(str(tiny_bert_dir)).name
     assert t[f"weak {name} seed 0"]["cached"] and not t[f"weak {name} seed 1"]["cached"]
     assert [m["seed"] for m in out["metrics"]["method"]["members"]] == [0, 1]
+
+
+def test_a_suite_refuses_a_cell_whose_prompts_are_too_long_before_anything_runs(
+        tmp_path, tiny_bert_dir, tiny_llama_dir, capsys):
+    """The label_tokens length check on each cell's data, as the suite loads (sweep/checks.py):
+    a task whose transfer split holds a prompt over features.max_length stops the suite, and
+    `--dry-run` says so, instead of the cell failing when its turn comes; the same long text
+    in weak_train, which only the probe supervisor reads, passes."""
+    import yaml
+
+    from w2sgen import cli, sweep
+    from w2sgen.config import set_key
+    from w2sgen.splits import make_splits
+    from w2sgen.tasks import load_task, task_component
+
+    keys = probe_supervised(tmp_path, tiny_bert_dir, tiny_llama_dir, "features.max_length=40",
+                            "splits.seed=0")
+    base: dict = {}
+    for k in keys:
+        key, _, value = k.partition("=")
+        set_key(base, key, yaml.safe_load(value))
+    rows = [(f"r{i}", e.text, e.label) for i, e in enumerate(sentiment_examples(200))]
+
+    def task_with_long(name, long_id=None) -> str:  # the toy task (ids fix the splits), one text long
+        path = tmp_path / f"{name}.csv"
+        path.write_text("id,text,label\n" + "".join(
+            f"{i},{' '.join([t] * 30) if i == long_id else t},{y}\n" for i, t, y in rows))
+        return str(path)
+
+    base["task"] = task_with_long("toy")
+    cfg = load_config(None, [*keys, f"task={base['task']}"])
+    splits = make_splits(load_task(task_component(cfg.task)), cfg.splits, "toy")
+
+    grid = {"task": [{"label": "toy", "task": base["task"]},
+                     {"label": "long-in-weak-train", "task": task_with_long("a", splits.weak_train[0].id)},
+                     {"label": "long-in-transfer", "task": task_with_long("b", splits.transfer[0].id)}],
+            "seeds": [0, 1]}
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump({"name": "long", "base": base, "grid": grid}))
+    store = tmp_path / "suite-store"
+    with pytest.raises(W2SError, match=r"2 invalid cell\(s\), nothing was run: train.mode=label_tokens: "
+                       r"1 of 120 prompts .* longer than features.max_length=40 .*\(cell "
+                       r"'long-in-transfer \| seed 0' and 1 more\)") as err:
+        sweep.load_suite(suite, str(store))
+    assert "\n" not in str(err.value)
+    assert cli.main(["sweep", str(suite), "--store", str(store), "--dry-run"]) == 2
+    assert "1 of 120 prompts" in capsys.readouterr().err
+    assert not (store / "runs.sqlite").exists()
+    grid["task"].pop()  # the weak_train-only long text: the probe reads it, the LM does not
+    suite.write_text(yaml.safe_dump({"name": "long", "base": base, "grid": grid}))
+    assert len(sweep.load_suite(suite, str(store)).cells) == 4

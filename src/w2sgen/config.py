@@ -147,12 +147,16 @@ class ExperimentConfig:
         (`weak_train.mode`) yet takes over fields of `train` set away from their defaults: set
         for the strong model, they apply to the weak one too unless weak_train names them (a
         full fine-tuning warm-up once leaked into a weak probe that way). None otherwise."""
+        from .train import MODES
+
         weak = self.weak_train or {}
         if weak.get("mode", self.train.mode) == self.train.mode:
             return None
         default = TrainConfig()
+        # a field some mode reads and the weak mode does not (label_words under a probe) is moot
+        moot = set().union(*(m.own_fields for _, m in MODES.items())) - MODES.get(weak["mode"]).own_fields
         taken = [f"{f.name}={getattr(self.train, f.name)!r}" for f in dataclasses.fields(TrainConfig)
-                 if f.name != "mode" and f.name not in weak
+                 if f.name not in ("mode", *moot) and f.name not in weak
                  and getattr(self.train, f.name) != getattr(default, f.name)]
         if not taken:
             return None
@@ -463,7 +467,7 @@ def _check_role(cfg: ExperimentConfig, names: list[str]) -> Optional[W2SError]:
     if not mode.checks_models:
         return None
     for name in dict.fromkeys(names):
-        ref = _local_ref(name)
+        ref = local_ref(name)
         if ref is None:
             continue
         d = cfg.to_dict()
@@ -481,7 +485,7 @@ def _check_role(cfg: ExperimentConfig, names: list[str]) -> Optional[W2SError]:
     return None
 
 
-def _local_ref(name: str) -> Any:
+def local_ref(name: str) -> Any:
     """The ModelRef of an installed zoo model or a local model folder, else None."""
     from .models import MODELS, resolve
 

@@ -70,6 +70,8 @@ class TopBlocks(nn.Module):
 @MODES.register("last_k")
 class LastKLearner(Learner):
     default_lr = 1e-4
+    # gradient_checkpointing: read to refuse it (memory.check_fits), so inheriting true matters
+    own_fields = frozenset({"precision", "last_k", "gradient_checkpointing"})
 
     def fit(self, inputs: Sequence[Example], targets, loss_fn, seed, desc, eval_set=None):
         from .models import load

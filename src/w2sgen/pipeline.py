@@ -16,9 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 import numpy as np
 
@@ -39,6 +40,7 @@ from .tasks import Example, load_task, task_component
 from .train import MODES
 
 GROUND_TRUTH_LOSS = Component("xent")
+R = TypeVar("R", ModelRef, Optional[ModelRef])
 # Bumped whenever the cached training step's arrays or recipe change, so entries written by older
 # code are not read (features have had one format so far; give them a key entry when they change).
 TRAIN_FORMAT = 2  # 2: per-epoch test predictions (eval_p)
@@ -58,12 +60,9 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
                        "set train.select=last, or use another method")
     store = store or Store(cfg.store)
     require([cfg.weak_model, cfg.strong_model], cfg.task)  # fail before starting, naming every gap
-    weak_ref, strong_ref = resolve(cfg.weak_model), resolve(cfg.strong_model)
-    ladder = [resolve(n) for n in cfg.method.options.get("ladder", ())]  # bootstrap's rungs
+    roles = model_roles(cfg, resolve)
+    (weak_ref, weak_cfg), strong_ref = roles[0], roles[-1][0]
     device = cfg.torch_device()
-    weak_cfg = cfg.for_weak()  # the weak supervisor's settings (weak_train over train)
-    # each model with the settings it trains under: bootstrap's rungs are students (`train`)
-    roles = [(weak_ref, weak_cfg), *((r, cfg) for r in ladder), (strong_ref, cfg)]
     for ref, role in roles:
         check_length(ref, cfg.features.max_length)
         if device.startswith("cuda"):  # a run that cannot fit the GPU: one line, nothing recorded
@@ -72,19 +71,7 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
     with ctx.step("data"):  # read and checked before the run is recorded: bad data records nothing
         task = task_component(cfg.task)
         splits = make_splits(load_task(task), cfg.splits, task.name)
-        # what each role trains on and predicts: the weak supervisor (roles[0]) every split, a
-        # model under `train` (ceiling, student, ladder rungs, methods) transfer and test only
-        everything = splits.weak_train + splits.transfer + splits.test
-        strong_sees = splits.transfer + splits.test
-        checked = set()
-        for i, (ref, role) in enumerate(roles):  # the mode's checks, once per model and role
-            if (ref.identity, i == 0) in checked:  # every role after the first trains under cfg
-                continue
-            checked.add((ref.identity, i == 0))
-            try:
-                MODES.get(role.train.mode).preflight(ref, role, everything if i == 0 else strong_sees)
-            except W2SError as e:
-                raise (e if role is cfg else weak_problem(cfg, e)) from None
+        check_roles(cfg, roles, splits)
     with recorded(store, cfg, ctx.steps, exclusive) as run_id:
         weak = ctx.train("weak_supervisor", weak_ref, splits, Part("weak_train"),
                          labels(splits.weak_train), GROUND_TRUTH_LOSS,
@@ -129,6 +116,35 @@ def selection_report(cfg: ExperimentConfig, student: dict[str, np.ndarray]) -> d
     return {"rule": cfg.train.select, "epoch": int(student["select_epoch"]),
             "epochs": int(len(student["select_auroc"])), "size": int(student["select_size"]),
             "weak_val_auroc": [round(float(a), 6) for a in student["select_auroc"]]}
+
+
+def model_roles(cfg: ExperimentConfig, refer: Callable[[str], R]) -> list[tuple[R, ExperimentConfig]]:
+    """Each model of a run with the settings it trains under: the weak supervisor first (its
+    own settings, weak_train over train), then bootstrap's rungs and the strong model (students
+    and ceiling: `train`). `refer` turns a name into its ModelRef (None: not checked here)."""
+    rungs: Any = cfg.method.options.get("ladder", ())
+    names = [cfg.weak_model, *(rungs if isinstance(rungs, list) else ()), cfg.strong_model]
+    return [(refer(n), cfg.for_weak() if i == 0 else cfg) for i, n in enumerate(names)]
+
+
+def check_roles(cfg: ExperimentConfig, roles: Sequence[tuple[Optional[ModelRef], ExperimentConfig]],
+                splits: Splits) -> None:
+    """The train modes' checks (`Learner.preflight`) on the texts each role reads, once per
+    model and role: the weak supervisor (roles[0]) trains on weak_train and predicts the other
+    splits, a model under `train` (ceiling, student, ladder rungs, methods) sees transfer and
+    test only. Roles without a ref are skipped. Run before a run is recorded, and for each cell
+    of a suite as it loads (sweep/checks.py)."""
+    everything = splits.weak_train + splits.transfer + splits.test
+    strong_sees = splits.transfer + splits.test
+    checked = set()
+    for i, (ref, role) in enumerate(roles):
+        if ref is None or (ref.identity, i == 0) in checked:  # roles after the first: cfg
+            continue
+        checked.add((ref.identity, i == 0))
+        try:
+            MODES.get(role.train.mode).preflight(ref, role, everything if i == 0 else strong_sees)
+        except W2SError as e:
+            raise (e if role is cfg else weak_problem(cfg, e)) from None
 
 
 def check_length(ref: ModelRef, max_length: int) -> None:

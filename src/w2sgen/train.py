@@ -228,6 +228,11 @@ class Learner:
     default_lr = 1e-3
     uses_features = False
     checks_models = False  # whether `preflight` checks anything (config.check_models runs it)
+    reads_texts = False  # whether `preflight` checks the examples' texts (a suite reads its data)
+    # TrainConfig fields this mode reads beyond those every mode reads (epochs, lr, batch_size,
+    # weight_decay, warmup_fraction, micro_batch_size, select, select_size): what a weak
+    # supervisor under this mode takes over from `train` (ExperimentConfig.weak_inherited_note)
+    own_fields: frozenset[str] = frozenset()
 
     def __init__(self, ref: ModelRef, cfg: ExperimentConfig):
         self.ref = ref
@@ -241,7 +246,8 @@ class Learner:
         config), so a bad setting fails in one line before anything is recorded or trained:
         run when a config is built (config.check_models: `examples` None, no data read; what
         needs the data is left for later) and by the pipeline on the run's `examples` before
-        the run is recorded. Nothing to check by default; a mode that checks sets
+        the run is recorded, and on each suite cell's data as the suite loads when the mode
+        sets `reads_texts`. Nothing to check by default; a mode that checks sets
         `checks_models`."""
 
     @classmethod
@@ -395,6 +401,7 @@ class FineTuneLearner(Learner):
     """The whole backbone and a linear head, trained end to end on tokenised examples."""
 
     default_lr = 2e-5
+    own_fields = frozenset({"precision", "gradient_checkpointing"})
 
     def build(self, backbone: nn.Module) -> nn.Module:
         return backbone
@@ -451,6 +458,7 @@ class LoraLearner(FineTuneLearner):
 
     default_lr = 1e-4
     checks_models = True
+    own_fields = FineTuneLearner.own_fields | {"lora_rank", "lora_targets"}
 
     @classmethod
     def preflight(cls, ref, cfg, examples=None):
@@ -601,6 +609,8 @@ class LabelTokenLearner(Learner):
 
     default_lr = 1e-4
     checks_models = True
+    reads_texts = True  # every prompt must fit features.max_length
+    own_fields = LoraLearner.own_fields | {"adapter", "label_words", "instruction", "template"}
 
     @property
     def lr(self) -> float:

@@ -1,12 +1,16 @@
 """What would stop a suite's cell before it runs: packages of models or task data that are not
-installed, hub models that cannot be loaded from here. `suite.expand` asks this for every cell,
-so that every problem is named, once, before any work starts."""
+installed, hub models that cannot be loaded from here, and - for a train mode that checks the
+texts (train.mode=label_tokens) - a prompt of the cell's data that its settings refuse.
+`suite.expand` asks this for every cell, so that every problem is named, once, before any work
+starts, not when the cell's turn comes hours into a suite."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..config import ExperimentConfig
 from ..errors import MissingAsset, W2SError
+from ..spec import stable_hash
 
 HUB_UNREACHABLE = "hub model(s) could not be loaded"
 
@@ -47,3 +51,32 @@ def _unreachable_hub_models(names: list[str], seen: dict[str, bool]) -> list[str
         except W2SError:
             seen[name] = True
     return [n for n in names if seen.get(n)]
+
+
+def texts_error(cfg: ExperimentConfig, splits_seen: dict[str, Any]) -> W2SError | None:
+    """The refusal `pipeline.run` would stop this cell with once its data is read - the train
+    mode's checks over the texts each role sees (pipeline.check_roles: a prompt longer than
+    features.max_length under label_tokens) - or None. Only for a mode that reads texts
+    (`Learner.reads_texts`), on the installed models, and for task data on this machine (a hub
+    dataset is left to the run). `splits_seen` keeps each task's splits, read once a suite."""
+    from ..config import local_ref
+    from ..pipeline import check_roles, model_roles
+    from ..splits import make_splits
+    from ..tasks import TASKS, load_task, task_component
+    from ..train import MODES
+
+    roles = model_roles(cfg, local_ref)
+    if not any(ref is not None and MODES.get(role.train.mode).reads_texts for ref, role in roles):
+        return None
+    task = task_component(cfg.task)
+    if TASKS.get(task.name).source == "hf":
+        return None
+    d = cfg.to_dict()
+    key = stable_hash([d["task"], d["splits"]])
+    try:
+        if key not in splits_seen:
+            splits_seen[key] = make_splits(load_task(task), cfg.splits, task.name)
+        check_roles(cfg, roles, splits_seen[key])
+    except W2SError as e:
+        return e
+    return None

@@ -34,7 +34,7 @@ from typing import Any
 from ..config import build_config, read_yaml_mapping, set_key, stable_hash
 from ..errors import MissingAsset, W2SError
 from .cells import Cell
-from .checks import HUB_UNREACHABLE, assets_error
+from .checks import HUB_UNREACHABLE, assets_error, texts_error
 
 AXES = ("task", "pairs", "methods", "seeds")
 COMPONENTS = ("task", "method", "loss")  # config keys whose mapping (with a name) is replaced whole
@@ -98,6 +98,7 @@ def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, wh
     missing: dict[str, MissingAsset] = {}
     checked: dict[str, W2SError | None] = {}
     unreachable: dict[str, bool] = {}  # hub model id -> could not be loaded from here
+    splits_seen: dict[str, Any] = {}  # a task's splits, read once for texts_error
     for picks in itertools.product(*(range(len(ax)) for ax in axes)):
         combo = [axes[a][i] for a, i in enumerate(picks)]
         labels_of = {axis_names[a]: axes[a][i][0] for a, i in enumerate(picks)}
@@ -117,6 +118,14 @@ def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, wh
             if assets not in checked:
                 checked[assets] = assets_error(cfg, missing, unreachable)
             problem = checked[assets]
+            if problem is None:  # the data, as each model's train mode will read it
+                d = cfg.to_dict()
+                texts = stable_hash([d.get(k) for k in ("task", "splits", "features", "train", "weak_train",
+                                                     "weak_model", "strong_model")]
+                                    + [cfg.method.options.get("ladder")])
+                if texts not in checked:
+                    checked[texts] = texts_error(cfg, splits_seen)
+                problem = checked[texts]
             if problem is not None:
                 raise problem
         except W2SError as e:
