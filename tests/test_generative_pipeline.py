@@ -74,3 +74,36 @@ def test_cli_generate(tmp_path, tiny_llama_dir, capsys):
     assert "w2s generate: custom" in out and "student:naive" in out and "answers in" in out
     assert main([*args, "questions.train=100"]) == 2
     assert "is more" in capsys.readouterr().err
+
+
+def test_runs_over_seeds_pool_their_questions(tmp_path, tiny_llama_dir, tiny_chat_dir, capsys):  # noqa: F811
+    """`w2s report` pools runs that differ only in their seeds: per run, each system's marker
+    rate is that run's own; pooled, the mean over both runs' questions, and a student's paired
+    difference against the unaltered strong model on the same questions. A run with another
+    setting is not pooled with them."""
+    import numpy as np
+
+    from w2sgen.generative import report as gen_report
+
+    keys = overrides(tmp_path, tiny_llama_dir, tiny_chat_dir, "[naive]")
+    out = [pipeline.run(load_config(None, [*keys, f"seed={s}", f"questions.seed={s}"]), quiet=True)
+           for s in (0, 1)]
+    other = pipeline.run(load_config(None, [*keys, "generation.max_new_tokens=3"]), quiet=True)
+    store = Store(tmp_path / "store")
+    runs = report.latest_done(store)
+    groups = gen_report.seed_groups(runs)
+    assert [[r["id"] for r in g] for g in groups] == [[o["run_id"] for o in out]]
+    assert other["run_id"] not in {r["id"] for g in groups for r in g}
+    text = gen_report.pooled_text(store.root, runs)
+    assert "pooled over 2 runs" in text and "seed/questions.seed 0/0, 1/1; 10 eval questions" in text
+    marker = text.split("marker_rate, pooled")[1].split("reference_mention, pooled")[0]
+    rows = {line.split()[0]: line.split() for line in marker.splitlines() if line.startswith(("weak", "strong", "student"))}
+    for name in ("weak", "strong", "student:naive"):
+        per_run = [o["metrics"]["systems"][name]["marker_rate"][0] for o in out]
+        assert [float(v) for v in rows[name][1:3]] == [round(v, 2) for v in per_run]
+        assert float(rows[name][3]) == round(float(np.mean(per_run)), 2)  # 5 questions each
+    assert rows["student:naive"][-3].startswith(("+", "-"))  # the paired difference
+    assert rows["strong"][-1] == "-"
+    capsys.readouterr()
+    assert main(["report", "--store", str(store.root)]) == 0
+    assert "pooled over 2 runs" in capsys.readouterr().out

@@ -168,6 +168,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         return report_document.command(store, runs, args.html, args.out, args.export)
     print(report.table(runs))
+    from .generative import report as gen_report
+
+    if pooled := gen_report.pooled_text(root, runs):  # generative runs over several seeds
+        print("\n" + pooled)
     out = Path(args.out) if args.out else root / "report.png"
     try:
         if args.methods:

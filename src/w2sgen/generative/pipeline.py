@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -165,21 +166,33 @@ def export_training_file(store: Store, run_id: int, method: str, convs: list[Con
     return str(path)
 
 
+AUTOMATIC = {"marker": "marker_rate", "exact_match": "exact_match", "reference": "reference_mention"}
+
+
+def automatic_scores(answers: Sequence[str], references: Sequence[str | None], behaviour: Behaviour
+                     ) -> dict[str, np.ndarray]:
+    """Per-answer automatic scores (keys of AUTOMATIC): the marker proxy where the behaviour
+    has markers, exact match where it is scored so, else the reference mention where any
+    reference is short enough to check."""
+    per: dict[str, np.ndarray] = {}
+    if behaviour.markers:
+        per["marker"] = np.array([scoring.has_marker(a, behaviour.markers) for a in answers], float)
+    if behaviour.exact_match:
+        per["exact_match"] = np.array([scoring.exact_match(a, r or "") for a, r in zip(answers, references)], float)
+    else:
+        mentions = np.array([scoring.mentions_reference(a, r) for a, r in zip(answers, references)])
+        if not np.isnan(mentions).all():
+            per["reference"] = mentions
+    return per
+
+
 def system_metrics(answers: list[str], questions: list[Question], behaviour: Behaviour,
                    judged: dict[str, np.ndarray] | None, seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Scores of one system on eval, and its per-question values (for paired comparisons)."""
     m: dict[str, Any] = {"n": len(answers), "mean_words": float(np.mean([len(a.split()) for a in answers]))}
-    per: dict[str, np.ndarray] = {}
-    if behaviour.markers:
-        per["marker"] = np.array([scoring.has_marker(a, behaviour.markers) for a in answers], float)
-        m["marker_rate"] = scoring.mean_ci(per["marker"], seed)
-    if behaviour.exact_match:
-        per["exact_match"] = np.array([scoring.exact_match(a, q.answer or "") for a, q in zip(answers, questions)], float)
-        m["exact_match"] = scoring.mean_ci(per["exact_match"], seed)
-    mentions = np.array([scoring.mentions_reference(a, q.answer) for a, q in zip(answers, questions)])
-    if not behaviour.exact_match and not np.isnan(mentions).all():
-        per["reference"] = mentions
-        m["reference_mention"] = scoring.mean_ci(mentions, seed)
+    per = automatic_scores(answers, [q.answer for q in questions], behaviour)
+    for key, values in per.items():
+        m[AUTOMATIC[key]] = scoring.mean_ci(values, seed)
     if judged is not None:
         for score in ("content", "style"):
             s = judged[score]  # (questions, samples), NaN where a reply did not parse

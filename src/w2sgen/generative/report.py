@@ -99,6 +99,76 @@ def table(runs: list[dict[str, Any]]) -> str:
     return "\n\n".join(run_text(r) for r in runs if is_generative(r))
 
 
+def seed_groups(runs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Generative runs whose configs differ only in their seeds (`seed`, `questions.seed`),
+    in groups of two or more (the newest run of each seed pair), oldest group first."""
+    from ..spec import stable_hash
+
+    groups: dict[str, dict[tuple, dict[str, Any]]] = {}
+    for r in runs:
+        if not is_generative(r):
+            continue
+        c = dict(r["config"])
+        seeds = (c.pop("seed", 0), (c.get("questions") or {}).get("seed", 0))
+        c["questions"] = {k: v for k, v in (c.get("questions") or {}).items() if k != "seed"}
+        c.pop("store", None)
+        groups.setdefault(stable_hash(c), {})[seeds] = r
+    return [sorted(g.values(), key=lambda r: r["id"]) for g in groups.values() if len(g) > 1]
+
+
+def pooled_text(root: Path, runs: list[dict[str, Any]], seed: int = 0) -> str:
+    """For each seed group (seed_groups): every system's automatic scores (exact match, marker
+    rate, reference mention) per run and pooled over all runs' eval questions, with a 95%
+    bootstrap interval over the pooled questions, and each student minus the unaltered strong
+    model paired on the same questions. Recomputed from each run's answers.jsonl, so runs
+    recorded before this report existed pool too; judge scores are per run only (run_text)."""
+    import json
+
+    import numpy as np
+
+    from . import scoring
+    from .pipeline import AUTOMATIC, automatic_scores
+    from .tasks import GEN_TASKS
+
+    blocks = []
+    for group in seed_groups(runs):
+        c = group[0]["config"]
+        _, behaviour = GEN_TASKS.get(c["task"]["name"]).load(**c["task"].get("options", {}))
+        per_run: list[dict[str, dict[str, np.ndarray]]] = []
+        for r in group:
+            rows: dict[str, list[tuple[str, str | None]]] = {}
+            for line in (root / "artifacts" / str(r["id"]) / "answers.jsonl").read_text().splitlines():
+                row = json.loads(line)
+                rows.setdefault(row["system"], []).append((row["answer"], row["reference"]))
+            per_run.append({name: automatic_scores([a for a, _ in v], [ref for _, ref in v], behaviour)
+                            for name, v in rows.items()})
+        systems = [n for n in per_run[0] if all(n in p for p in per_run)]
+        keys = [k for k in AUTOMATIC if all(k in p[n] for p in per_run for n in systems)]
+        n = sum(len(p["strong"][keys[0]]) for p in per_run) if keys and "strong" in systems else 0
+        seeds = ", ".join(f"{r['config'].get('seed', 0)}/{(r['config'].get('questions') or {}).get('seed', 0)}"
+                          for r in group)
+        lines = [f"pooled over {len(group)} runs of {c.get('name', c['task']['name'])} (runs "
+                 f"{', '.join(str(r['id']) for r in group)}; seed/questions.seed {seeds}; {n} eval "
+                 "questions in all)"]
+        for k in keys:
+            head = ("system", *(f"run {r['id']}" for r in group), f"{AUTOMATIC[k]}, pooled",
+                    "minus strong, pooled (paired)")
+            table = [head]
+            for name in systems:
+                pooled = np.concatenate([p[name][k] for p in per_run])
+                base = np.concatenate([p["strong"][k] for p in per_run]) if "strong" in systems else None
+                vs = ("-" if base is None or name in ("weak", "strong") else
+                      _diff(scoring.paired_difference(pooled, base, seed)))
+                table.append((name, *(f"{np.nanmean(p[name][k]):.2f}" for p in per_run),
+                              _ci(scoring.mean_ci(pooled, seed)), vs))
+            lines += _grid(table)
+        lines.append("pooled: mean over every run's eval questions with a 95% bootstrap interval over "
+                     "them (question sets drawn per run; seeds also change the training order and "
+                     "the demonstrations)")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
 def plot(runs: list[dict[str, Any]], out: Path, most: int = 4) -> Path | None:
     """Per run (the last `most`): judged content and style of every system (1-10), and the
     behaviour proxy (marker rate) or exact match (0-1), with 95% intervals."""
