@@ -102,8 +102,8 @@ def test_runs_over_seeds_pool_their_questions(tmp_path, tiny_llama_dir, tiny_cha
         per_run = [o["metrics"]["systems"][name]["marker_rate"][0] for o in out]
         assert [float(v) for v in rows[name][1:3]] == [round(v, 2) for v in per_run]
         assert float(rows[name][3]) == round(float(np.mean(per_run)), 2)  # 5 questions each
-    assert rows["student:naive"][-3].startswith(("+", "-"))  # the paired difference
-    assert rows["strong"][-1] == "-"
+    assert rows["student:naive"][-4].startswith(("+", "-"))  # paired with strong
+    assert rows["student:naive"][-1] == rows["strong"][-1] == rows["strong"][-2] == "-"
     capsys.readouterr()
     assert main(["report", "--store", str(store.root)]) == 0
     assert "pooled over 2 runs" in capsys.readouterr().out

@@ -116,11 +116,20 @@ def seed_groups(runs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return [sorted(g.values(), key=lambda r: r["id"]) for g in groups.values() if len(g) > 1]
 
 
+def _minus(scores: dict[str, Any], name: str, other: str, seed: int) -> str:
+    """A student's paired difference to another system on the same questions, or '-'."""
+    from . import scoring
+
+    if other not in scores or name == other or not name.startswith("student:"):
+        return "-"
+    return _diff(scoring.paired_difference(scores[name], scores[other], seed))
+
+
 def pooled_text(root: Path, runs: list[dict[str, Any]], seed: int = 0) -> str:
     """For each seed group (seed_groups): every system's automatic scores (exact match, marker
     rate, reference mention) per run and pooled over all runs' eval questions, with a 95%
     bootstrap interval over the pooled questions, and each student minus the unaltered strong
-    model paired on the same questions. Recomputed from each run's answers.jsonl, so runs
+    model (the paper's bar) and minus the naive student, paired on the same questions. Recomputed from each run's answers.jsonl, so runs
     recorded before this report existed pool too; judge scores are per run only (run_text)."""
     import json
 
@@ -152,15 +161,13 @@ def pooled_text(root: Path, runs: list[dict[str, Any]], seed: int = 0) -> str:
                  "questions in all)"]
         for k in keys:
             head = ("system", *(f"run {r['id']}" for r in group), f"{AUTOMATIC[k]}, pooled",
-                    "minus strong, pooled (paired)")
+                    "minus strong, pooled (paired)", "minus naive, pooled (paired)")
             table = [head]
+            pooled = {name: np.concatenate([p[name][k] for p in per_run]) for name in systems}
             for name in systems:
-                pooled = np.concatenate([p[name][k] for p in per_run])
-                base = np.concatenate([p["strong"][k] for p in per_run]) if "strong" in systems else None
-                vs = ("-" if base is None or name in ("weak", "strong") else
-                      _diff(scoring.paired_difference(pooled, base, seed)))
                 table.append((name, *(f"{np.nanmean(p[name][k]):.2f}" for p in per_run),
-                              _ci(scoring.mean_ci(pooled, seed)), vs))
+                              _ci(scoring.mean_ci(pooled[name], seed)),
+                              _minus(pooled, name, "strong", seed), _minus(pooled, name, "student:naive", seed)))
             lines += _grid(table)
         lines.append("pooled: mean over every run's eval questions with a 95% bootstrap interval over "
                      "them (question sets drawn per run; seeds also change the training order and "
