@@ -53,12 +53,24 @@ def _unreachable_hub_models(names: list[str], seen: dict[str, bool]) -> list[str
     return [n for n in names if seen.get(n)]
 
 
-def texts_error(cfg: ExperimentConfig, splits_seen: dict[str, Any]) -> W2SError | None:
+def texts_error(cfg: ExperimentConfig, seen: dict[str, Any]) -> W2SError | None:
     """The refusal `pipeline.run` would stop this cell with once its data is read - the train
     mode's checks over the texts each role sees (pipeline.check_roles: a prompt longer than
     features.max_length under label_tokens) - or None. Only for a mode that reads texts
     (`Learner.reads_texts`), on the installed models, and for task data on this machine (a hub
-    dataset is left to the run). `splits_seen` keeps each task's splits, read once a suite."""
+    dataset is left to the run). `seen` keeps, for one suite, each task's splits (read once)
+    and each outcome, keyed by what the checks depend on, so cells differing only in method,
+    loss or seed cost nothing."""
+    d = cfg.to_dict()
+    key = "check:" + stable_hash([d.get(k) for k in ("task", "splits", "features", "train", "weak_train",
+                                                     "weak_model", "strong_model")]
+                                 + [cfg.method.options.get("ladder")])
+    if key not in seen:
+        seen[key] = _texts_error(cfg, d, seen)
+    return seen[key]
+
+
+def _texts_error(cfg: ExperimentConfig, d: dict[str, Any], seen: dict[str, Any]) -> W2SError | None:
     from ..config import local_ref
     from ..pipeline import check_roles, model_roles
     from ..splits import make_splits
@@ -71,12 +83,11 @@ def texts_error(cfg: ExperimentConfig, splits_seen: dict[str, Any]) -> W2SError 
     task = task_component(cfg.task)
     if TASKS.get(task.name).source == "hf":
         return None
-    d = cfg.to_dict()
-    key = stable_hash([d["task"], d["splits"]])
+    splits = "splits:" + stable_hash([d["task"], d["splits"]])
     try:
-        if key not in splits_seen:
-            splits_seen[key] = make_splits(load_task(task), cfg.splits, task.name)
-        check_roles(cfg, roles, splits_seen[key])
+        if splits not in seen:
+            seen[splits] = make_splits(load_task(task), cfg.splits, task.name)
+        check_roles(cfg, roles, seen[splits])
     except W2SError as e:
         return e
     return None

@@ -98,7 +98,7 @@ def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, wh
     missing: dict[str, MissingAsset] = {}
     checked: dict[str, W2SError | None] = {}
     unreachable: dict[str, bool] = {}  # hub model id -> could not be loaded from here
-    splits_seen: dict[str, Any] = {}  # a task's splits, read once for texts_error
+    texts_seen: dict[str, Any] = {}  # texts_error's splits and outcomes, once each
     for picks in itertools.product(*(range(len(ax)) for ax in axes)):
         combo = [axes[a][i] for a, i in enumerate(picks)]
         labels_of = {axis_names[a]: axes[a][i][0] for a, i in enumerate(picks)}
@@ -119,13 +119,7 @@ def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, wh
                 checked[assets] = assets_error(cfg, missing, unreachable)
             problem = checked[assets]
             if problem is None:  # the data, as each model's train mode will read it
-                d = cfg.to_dict()
-                texts = stable_hash([d.get(k) for k in ("task", "splits", "features", "train", "weak_train",
-                                                     "weak_model", "strong_model")]
-                                    + [cfg.method.options.get("ladder")])
-                if texts not in checked:
-                    checked[texts] = texts_error(cfg, splits_seen)
-                problem = checked[texts]
+                problem = texts_error(cfg, texts_seen)
             if problem is not None:
                 raise problem
         except W2SError as e:
