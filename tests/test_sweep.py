@@ -431,3 +431,21 @@ def test_ray_executor_matches_in_process(reference, tmp_path, capsys):
     assert len({r["owner"] for r in runs}) >= 1 and all(
         r["owner"].split(":")[2] != str(os.getpid()) for r in runs)  # ran in Ray workers
     assert metrics_by_hash(root) == metrics_by_hash(reference[0])
+
+
+def test_an_address_where_nothing_answers_is_one_line_at_once(tmp_path, capsys, tiny_bert_dir):
+    pytest.importorskip("ray")
+    from conftest import sentiment_examples
+
+    data = tmp_path / "toy.csv"
+    data.write_text("text,label\n" + "".join(f"{e.text},{e.label}\n" for e in sentiment_examples(400)))
+    suite = write_suite(tmp_path, {"seeds": [0, 1]}, base={
+        "task": str(data), "weak_model": str(tiny_bert_dir), "strong_model": str(tiny_bert_dir),
+        "splits": {"weak_train": 100, "transfer": 100, "test": 200}})
+    t0 = time.perf_counter()
+    code = main(["sweep", str(suite), "--store", str(tmp_path / "s"), "--executor", "ray",
+                 "--address", "127.0.0.1:1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "no Ray cluster answers at '127.0.0.1:1'" in err[0]
+    assert time.perf_counter() - t0 < 10
+    assert Store(tmp_path / "s").runs() == []

@@ -218,7 +218,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                     "todo": "to run"}[state]
             print(f"  {c.index + 1:>4}  {c.hash}  {note:<18}  {c.label}")
         return 0
-    opts = sweep.Options(workers=args.workers, address=args.address, num_cpus=args.num_cpus)
+    opts = sweep.Options(workers=args.workers, address=args.address, num_cpus=args.num_cpus,
+                         worker_cache=args.worker_cache)
     result = sweep.run_sweep(suite, args.executor, opts)
     print()
     print(sweep.report(result))
@@ -305,6 +306,9 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--workers", type=int, help="ray: cells at once (default: the cluster's CPUs); "
                     "each gets CPUs/workers torch threads")
     sw.add_argument("--num-cpus", type=int, help="ray: CPUs of the local cluster (default: all)")
+    sw.add_argument("--worker-cache", type=store_folder, help="ray: the folder where workers read "
+                    "and write cached steps, at a path every node shares (default: the store "
+                    "folder); only this process writes the run database (docs/cluster.md)")
     sw.add_argument("--store", type=store_folder, help="run store folder (default: the suite's base store, ./runs)")
     sw.add_argument("--dry-run", action="store_true", help="list the cells and which are finished")
     sw.set_defaults(fn=cmd_sweep)

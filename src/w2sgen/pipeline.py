@@ -17,7 +17,7 @@ import hashlib
 import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional, TypeVar
 
@@ -46,65 +46,103 @@ R = TypeVar("R", ModelRef, Optional[ModelRef])
 TRAIN_FORMAT = 2  # 2: per-epoch test predictions (eval_p)
 
 
+@dataclass
+class Computed:
+    """What a run computed, before it is recorded: its metrics, step times and test
+    predictions. A cluster's worker hands this back to the sweep's driver, which records it."""
+
+    metrics: dict[str, Any]
+    timings: dict[str, Any]
+    predictions: dict[str, np.ndarray]
+
+
 def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = False,
         exclusive: bool = False) -> dict[str, Any]:
     """One experiment, recorded as a run in the store. exclusive (sweeps): raise
     store.RunTaken instead of starting when this config already has a finished run or one in
     progress in another process."""
+    cfg = cfg.resolved()  # precision auto -> what this machine computes fast, before recording
+    store = store or Store(cfg.store)
+    ctx, roles, splits = prepare(cfg, store, quiet)
+    with recorded(store, cfg, ctx.steps, exclusive) as run_id:
+        done = protocol(ctx, roles, splits)
+        record(store, run_id, done)
+    # After the run is final: an interrupt while logging cannot mark a finished run interrupted.
+    log_finished(run_id, cfg, done.metrics, done.timings, store)  # W&B / MLflow, when configured
+    return {"run_id": run_id, "metrics": done.metrics, "timings": done.timings, "config": cfg}
+
+
+def compute(cfg: ExperimentConfig, cache: Store, quiet: bool = True) -> Computed:
+    """One experiment computed and not recorded: `cache` is only read and written for cached
+    steps (a cache-only Store on a cluster's worker); `record` stores the result as a run."""
+    cfg = cfg.resolved()
+    ctx, roles, splits = prepare(cfg, cache, quiet)
+    return protocol(ctx, roles, splits)
+
+
+def record(store: Store, run_id: int, done: Computed) -> None:
+    """A computed run's predictions and metrics into its (started) run row, which turns `done`."""
+    store.save_arrays(run_id, "predictions.npz", done.predictions)
+    store.finish_run(run_id, done.metrics, done.timings)
+
+
+def prepare(cfg: ExperimentConfig, store: Store, quiet: bool
+            ) -> tuple[Context, list[tuple[ModelRef, ExperimentConfig]], Splits]:
+    """The checks before a run is recorded (models and data present, lengths, GPU memory) and
+    its data, read and checked: bad data records nothing. `cfg` is resolved."""
     if not quiet and (note := cfg.weak_inherited_note()):
         print(note, file=sys.stderr)
-    cfg = cfg.resolved()  # precision auto -> what this machine computes fast, before recording
     if cfg.train.select != "last" and cfg.method.name == "gt_early_stop":
         raise W2SError("method=gt_early_stop picks the student's epoch by test accuracy (a "
                        f"diagnostic); it cannot be combined with train.select={cfg.train.select}: "
                        "set train.select=last, or use another method")
-    store = store or Store(cfg.store)
     require([cfg.weak_model, cfg.strong_model], cfg.task)  # fail before starting, naming every gap
     roles = model_roles(cfg, resolve)
-    (weak_ref, weak_cfg), strong_ref = roles[0], roles[-1][0]
     device = cfg.torch_device()
     for ref, role in roles:
         check_length(ref, cfg.features.max_length)
         if device.startswith("cuda"):  # a run that cannot fit the GPU: one line, nothing recorded
             memory.check_fits(ref, role, device, "train" if role is cfg else "weak_train")
     ctx = Context(cfg, store, quiet)
-    with ctx.step("data"):  # read and checked before the run is recorded: bad data records nothing
+    with ctx.step("data"):
         task = task_component(cfg.task)
         splits = make_splits(load_task(task), cfg.splits, task.name)
         check_roles(cfg, roles, splits)
-    with recorded(store, cfg, ctx.steps, exclusive) as run_id:
-        weak = ctx.train("weak_supervisor", weak_ref, splits, Part("weak_train"),
-                         labels(splits.weak_train), GROUND_TRUTH_LOSS,
-                         predict={"transfer": Part("transfer"), "test": Part("test")}, select=False,
-                         weak=True)
-        ceiling = ctx.train("strong_ceiling", strong_ref, splits, Part("transfer"),
-                            labels(splits.transfer), GROUND_TRUTH_LOSS, predict={"test": Part("test")},
-                            select=False)
-        setting = Setting(ctx, splits, weak_ref, strong_ref, weak)
-        student, method_report = METHODS.get(cfg.method.name)(setting, **cfg.method.options)
-        weak_labels = weak["p_transfer"]
+    return ctx, roles, splits
 
-        with ctx.step("evaluate"):
-            for name, r in (("weak", weak), ("ceiling", ceiling), ("student", student)):
-                assert_aligned(r["ids_test"], splits.test, f"{name} test predictions")
-            y = labels(splits.test)
-            metrics = evaluate(y, weak["p_test"], student["p_test"], ceiling["p_test"],
-                               cfg.eval.bootstrap, cfg.eval.confidence, cfg.seed)
-        metrics["weak_label_accuracy"] = float(((weak_labels > 0.5) == labels(splits.transfer)).mean())
-        metrics["split_sizes"] = {s: len(getattr(splits, s)) for s in ("weak_train", "transfer", "test")}
-        metrics["curves"] = {name: {"loss": r["loss"].tolist(), "test_accuracy": r["eval_accuracy"].tolist()}
-                             for name, r in (("weak", weak), ("ceiling", ceiling), ("student", student))}
-        metrics["method"] = {"name": cfg.method.name, **method_report}
-        metrics["select"] = selection_report(cfg, student)
-        metrics["precision"] = {"features": cfg.features.precision, "train": cfg.train.precision,
-                                **({"weak_train": weak_cfg.train.precision} if cfg.weak_train else {})}
-        store.save_arrays(run_id, "predictions.npz", {
-            "ids": ids_of(splits.test), "labels": y, "weak": weak["p_test"],
-            "student": student["p_test"], "ceiling": ceiling["p_test"]})
-        store.finish_run(run_id, metrics, ctx.timings)
-    # After the run is final: an interrupt while logging cannot mark a finished run interrupted.
-    log_finished(run_id, cfg, metrics, ctx.timings, store)  # W&B / MLflow, when configured
-    return {"run_id": run_id, "metrics": metrics, "timings": ctx.timings, "config": cfg}
+
+def protocol(ctx: Context, roles: list[tuple[ModelRef, ExperimentConfig]], splits: Splits) -> Computed:
+    """Steps 1-5 on read data: weak supervisor, ceiling, the method's student, evaluation."""
+    cfg = ctx.cfg
+    (weak_ref, weak_cfg), strong_ref = roles[0], roles[-1][0]
+    weak = ctx.train("weak_supervisor", weak_ref, splits, Part("weak_train"),
+                     labels(splits.weak_train), GROUND_TRUTH_LOSS,
+                     predict={"transfer": Part("transfer"), "test": Part("test")}, select=False,
+                     weak=True)
+    ceiling = ctx.train("strong_ceiling", strong_ref, splits, Part("transfer"),
+                        labels(splits.transfer), GROUND_TRUTH_LOSS, predict={"test": Part("test")},
+                        select=False)
+    setting = Setting(ctx, splits, weak_ref, strong_ref, weak)
+    student, method_report = METHODS.get(cfg.method.name)(setting, **cfg.method.options)
+    weak_labels = weak["p_transfer"]
+
+    with ctx.step("evaluate"):
+        for name, r in (("weak", weak), ("ceiling", ceiling), ("student", student)):
+            assert_aligned(r["ids_test"], splits.test, f"{name} test predictions")
+        y = labels(splits.test)
+        metrics = evaluate(y, weak["p_test"], student["p_test"], ceiling["p_test"],
+                           cfg.eval.bootstrap, cfg.eval.confidence, cfg.seed)
+    metrics["weak_label_accuracy"] = float(((weak_labels > 0.5) == labels(splits.transfer)).mean())
+    metrics["split_sizes"] = {s: len(getattr(splits, s)) for s in ("weak_train", "transfer", "test")}
+    metrics["curves"] = {name: {"loss": r["loss"].tolist(), "test_accuracy": r["eval_accuracy"].tolist()}
+                         for name, r in (("weak", weak), ("ceiling", ceiling), ("student", student))}
+    metrics["method"] = {"name": cfg.method.name, **method_report}
+    metrics["select"] = selection_report(cfg, student)
+    metrics["precision"] = {"features": cfg.features.precision, "train": cfg.train.precision,
+                            **({"weak_train": weak_cfg.train.precision} if cfg.weak_train else {})}
+    predictions = {"ids": ids_of(splits.test), "labels": y, "weak": weak["p_test"],
+                   "student": student["p_test"], "ceiling": ceiling["p_test"]}
+    return Computed(metrics, ctx.timings, predictions)
 
 
 def selection_report(cfg: ExperimentConfig, student: dict[str, np.ndarray]) -> dict[str, Any]:

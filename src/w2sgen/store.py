@@ -178,9 +178,20 @@ class RunTaken(Exception):
 
 
 class Store:
-    def __init__(self, root: str | Path):
+    """database=False: the cache alone (a cluster's worker: it reads and writes cache entries
+    and never opens runs.sqlite, which only the sweep's driver writes)."""
+
+    def __init__(self, root: str | Path, database: bool = True):
         self.root = Path(root)
+        self.database = database
         self._warned: set[str] = set()
+        self.stale: list[int] = []
+        if not database:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise W2SError(f"cannot use cache folder {str(self.root)!r}: {e}") from None
+            return
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             with self._db() as db:
@@ -254,6 +265,8 @@ class Store:
     def _db(self) -> Iterator[sqlite3.Connection]:
         """A connection in one transaction. A damaged database (not sqlite, malformed) raises
         the one-line `damaged` error; operational errors (locked, read-only) pass through."""
+        if not self.database:  # a programming error, not bad input: workers never record runs
+            raise RuntimeError(f"the cache-only store {str(self.root)!r} has no run database")
         db = sqlite3.connect(self.root / "runs.sqlite", timeout=30)
         try:
             db.execute("PRAGMA journal_mode=WAL")

@@ -54,6 +54,7 @@ class Outcome:
     seconds: float = 0.0
     computed: list[str] = field(default_factory=list)  # steps not found in the cache
     error: str = ""
+    node: str = ""  # the Ray node that ran it (first 8 digits of its id), when one did
 
 
 def run_cell(cell: Cell, store_root: str) -> Outcome:

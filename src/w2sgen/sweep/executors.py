@@ -7,10 +7,17 @@ by what they share. With parallel executors, a cell waits for the first cell of 
 the first cell computing a (task, splits, models, features) combination runs alone, then one
 cell per seed/training setting of it, then the remaining (method) cells of each group, which
 find everything but their student in the cache.
+
+On Ray the driver (the `w2s sweep` process) is the only writer of the run database: workers
+compute a cell (`pipeline.compute`) reading and writing only content-addressed cache entries
+under the cache folder (--worker-cache, default the store), and hand the result back to the
+driver, which records it. The database need not be visible to any worker (docs/cluster.md).
 """
 from __future__ import annotations
 
 import os
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +33,7 @@ class Options:
     workers: int | None = None
     address: str | None = None
     num_cpus: int | None = None
+    worker_cache: str | None = None  # ray: where workers read and write cached steps
 
 
 Executor = Callable[[list[Cell], str, Options], Iterator[Outcome]]
@@ -64,32 +72,66 @@ def dependencies(cells: list[Cell]) -> dict[int, int | None]:
 @EXECUTORS.register("inprocess")
 def inprocess(cells: list[Cell], store_root: str, opts: Options) -> Iterator[Outcome]:
     """One cell after another in this process."""
-    if opts.workers not in (None, 1) or opts.address or opts.num_cpus:
+    if opts.workers not in (None, 1) or opts.address or opts.num_cpus or opts.worker_cache:
         raise W2SError("the inprocess executor runs one cell at a time in this process; "
-                       "--workers, --address and --num-cpus need --executor ray")
+                       "--workers, --address, --num-cpus and --worker-cache need --executor ray")
     return (run_cell(c, store_root) for c in ordered(cells))
 
 
 @dataclass(frozen=True)
 class WorkerSetup:
-    """What a Ray worker takes from the driver: the store, its torch threads, folder and env."""
+    """What a Ray worker takes from the driver: the cache folder it reads and writes, the name
+    of the driver's mark in it, its torch threads, folder and environment."""
 
-    store_root: str
+    cache_root: str
+    mark: str
     threads: int
     cwd: str
     env: dict[str, str]
 
 
-def _ray_cell(cell: Cell, setup: WorkerSetup, after: Outcome | None) -> Outcome:
-    """A cell in a Ray worker, with the driver's environment and folder. `after`: the outcome of
-    the cell whose shared work this one reuses (Ray passes it once that cell has finished; only
-    the ordering matters here)."""
-    os.environ.update(setup.env)
-    os.chdir(setup.cwd)  # relative paths in configs (data files, models) mean what they meant there
+@dataclass
+class Handed:
+    """What a worker hands back to the driver: the computed run, or the one-line error that
+    stopped it; how long it took and on which Ray node (the first 8 digits of its id)."""
+
+    computed: Any  # pipeline.Computed, or None
+    error: str
+    seconds: float
+    node: str
+
+
+def _ray_cell(cell: Cell, setup: WorkerSetup, after: Handed | None) -> Handed:
+    """A cell computed in a Ray worker, with the driver's environment and folder: cached steps
+    are read and written under setup.cache_root, the run database is never opened (the driver
+    records what this returns). `after`: the result of the cell whose shared work this one
+    reuses (Ray passes it once that cell has finished; only the ordering matters here)."""
+    import ray
     import torch
 
+    from .. import pipeline
+    from ..store import Store
+
+    t0 = time.perf_counter()
+    node = ray.get_runtime_context().get_node_id()[:8]
+    os.environ.update(setup.env)
+    if os.path.isdir(setup.cwd):  # relative paths in configs mean what they meant there
+        os.chdir(setup.cwd)
+    if not (Path(setup.cache_root) / setup.mark).is_file():
+        return Handed(None, f"the cache folder {setup.cache_root} is not the driver's on this node "
+                      f"(node {node} does not see the sweep's mark in it): put the store, or "
+                      "--worker-cache, on a path that every node shares", 0.0, node)
     torch.set_num_threads(setup.threads)
-    return run_cell(cell, setup.store_root)
+    try:
+        done = pipeline.compute(cell.cfg, Store(setup.cache_root, database=False))
+    except Exception as e:  # noqa: BLE001 -- handed back as the cell's failure; the sweep goes on
+        return Handed(None, one_line(e), time.perf_counter() - t0, node)
+    return Handed(done, "", time.perf_counter() - t0, node)
+
+
+def one_line(e: BaseException) -> str:
+    msg = str(e) if isinstance(e, W2SError) else f"{type(e).__name__}: {e}"
+    return msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
 
 
 @EXECUTORS.register("ray")
@@ -106,7 +148,7 @@ def ray_executor(cells: list[Cell], store_root: str, opts: Options) -> Iterator[
     for name in ("workers", "num_cpus"):
         if getattr(opts, name) is not None and getattr(opts, name) < 1:
             raise W2SError(f"--{name.replace('_', '-')} must be at least 1")
-    if cells and opts.address:
+    if opts.address:
         check_reachable(opts.address)
     return _ray_cells(cells, store_root, opts) if cells else iter(())
 
@@ -126,12 +168,40 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
                        "`ray start --head`, or leave out --address for a local one") from None
 
 
+def check_nodes(address: str, timeout: float = 120.0) -> None:
+    """Every live node of the cluster imports w2sgen, asked by a probe pinned to each node (a
+    function Ray sends by value, so that the probe itself runs where w2sgen is missing)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    def probe() -> str:
+        import importlib
+
+        try:
+            return "ok " + str(importlib.import_module("w2sgen").__version__)
+        except Exception as e:  # noqa: BLE001 -- reported by the driver
+            return f"{type(e).__name__}: {e}"
+
+    nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
+    task = ray.remote(probe)
+    refs = [task.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)
+                         ).remote() for n in nodes]
+    try:
+        answers = ray.get(refs, timeout=timeout)
+    except ray.exceptions.GetTimeoutError:
+        raise W2SError(f"the Ray cluster at {address!r} did not answer a probe on its {len(nodes)} "
+                       f"node(s) within {timeout:.0f} s; check `ray status` there") from None
+    for node, answer in zip(nodes, answers):
+        if not answer.startswith("ok "):
+            raise W2SError(f"the Ray cluster at {address!r} cannot import w2sgen on node "
+                           f"{node[:8]} ({answer.splitlines()[0]}): install w2sgen on every node "
+                           "(pip install 'w2sgen[ray]') with the same Python as `ray start`")
+
+
 def _ray_cells(cells: list[Cell], store_root: str, opts: Options) -> Iterator[Outcome]:
     import logging
 
     import ray
-
-    from ..store import Store
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # offline-first: no usage report
     ours = not ray.is_initialized()
@@ -149,43 +219,91 @@ def _ray_cells(cells: list[Cell], store_root: str, opts: Options) -> Iterator[Ou
             raise W2SError(f"could not start or join a Ray cluster {where}: "
                            f"{text[0] if text else type(e).__name__}") from None
     try:
-        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        workers = opts.workers or cpus
-        threads = max(1, cpus // workers)  # 2 cells on 2 cores: 1 torch thread each
-        # Ray hides GPUs from tasks that do not ask for one: cells that may use a GPU share them
-        gpus = ray.cluster_resources().get("GPU", 0)
-        share = min(1.0, gpus / workers) if gpus and any(c.cfg.device != "cpu" for c in cells) else 0
-        task = ray.remote(_ray_cell).options(num_cpus=threads, num_gpus=share, max_retries=0)
-        env = {k: v for k, v in os.environ.items()
-               if k.startswith(("W2S_", "HF_", "TRANSFORMERS_", "TOKENIZERS_"))}
-        root = str(Path(store_root).resolve())
-        setup = WorkerSetup(root, threads, os.getcwd(), env)
-        # Ordering by object references: a cell that shares its group's features, supervisor and
-        # ceiling takes the reference of the group's first cell as an argument, so Ray starts it
-        # only once that cell has finished (and cached the shared work). Every cell is submitted
-        # at once; the CPUs each asks for bound how many run together.
-        after = dependencies(cells)
-        refs: dict[int, Any] = {}
-        for c in ordered(cells):
-            lead = after[c.index]
-            refs[c.index] = task.remote(c, setup, None if lead is None else refs[lead])
-        index_of = {ref: i for i, ref in refs.items()}
-        pending = list(refs.values())
-        try:
-            while pending:
-                (ref,), pending = ray.wait(pending, num_returns=1)
-                i = index_of[ref]
-                try:
-                    out = ray.get(ref)
-                except Exception as e:  # noqa: BLE001 -- a worker died (out of memory, killed)
-                    text = str(e).strip().splitlines()  # (its dependants fail with it: rerun resumes)
-                    out = Outcome(i, "failed", error=f"Ray task failed: {text[0] if text else type(e).__name__}")
-                    Store(root).mark_stale()  # its run row, if it had one, is no longer running
-                yield out
-        except BaseException:
-            for ref in pending:  # Ctrl-C: interrupt the running cells, so they record it
-                ray.cancel(ref)
-            raise
+        if opts.address:
+            check_nodes(opts.address)
+        yield from _driven(cells, store_root, opts)
     finally:
         if ours:
             ray.shutdown()
+
+
+def _driven(cells: list[Cell], store_root: str, opts: Options) -> Iterator[Outcome]:
+    """The driver's loop: it alone writes the run database. Each cell is claimed (a `running`
+    row owned by this process) before its task is submitted, and recorded when its worker hands
+    back the computed run; workers only read and write cache entries under the cache folder.
+    A worker or node that dies is Ray's to retry (the task writes nothing but content-addressed
+    cache entries, by atomic renames, so running it twice is harmless); a cell that still fails
+    ends `failed`, and rerunning the sweep runs it again."""
+    import ray
+
+    from .. import pipeline
+    from ..loggers import log_finished
+    from ..store import RunTaken, Store
+
+    store = Store(store_root)
+    cache_root = str(Path(opts.worker_cache or store_root).resolve())
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    workers = opts.workers or cpus
+    threads = max(1, cpus // workers)  # 2 cells on 2 cores: 1 torch thread each
+    # Ray hides GPUs from tasks that do not ask for one: cells that may use a GPU share them
+    gpus = ray.cluster_resources().get("GPU", 0)
+    share = min(1.0, gpus / workers) if gpus and any(c.cfg.device != "cpu" for c in cells) else 0
+    task = ray.remote(_ray_cell).options(num_cpus=threads, num_gpus=share, max_retries=RETRIES)
+    env = {k: v for k, v in os.environ.items()
+           if k.startswith(("W2S_", "HF_", "TRANSFORMERS_", "TOKENIZERS_"))}
+    mark = Path(cache_root) / f".w2s-driver-{uuid.uuid4().hex[:12]}"  # the workers look for it
+    mark.parent.mkdir(parents=True, exist_ok=True)
+    mark.write_text(f"{os.getpid()}\n")
+    setup = WorkerSetup(cache_root, mark.name, threads, os.getcwd(), env)
+    # Ordering by object references: a cell that shares its group's features, supervisor and
+    # ceiling takes the reference of the group's first cell as an argument, so Ray starts it
+    # only once that cell has finished (and cached the shared work). Every cell is claimed and
+    # submitted at once; the CPUs each asks for bound how many run together.
+    after = dependencies(cells)
+    refs: dict[int, Any] = {}
+    run_ids: dict[int, int] = {}
+    by_index = {c.index: c for c in cells}
+    try:
+        for c in ordered(cells):
+            try:
+                run_ids[c.index] = store.start_run(c.cfg.resolved(), exclusive=True)
+            except RunTaken as taken:
+                yield (Outcome(c.index, "skipped", taken.run_id) if taken.status == "done" else
+                       Outcome(c.index, "busy", taken.run_id,
+                               error=f"run {taken.run_id} is in progress in process {taken.owner}"))
+                continue
+            lead = after[c.index]
+            refs[c.index] = task.remote(c, setup, refs.get(lead) if lead is not None else None)
+        index_of = {ref: i for i, ref in refs.items()}
+        pending = list(refs.values())
+        while pending:
+            (ref,), pending = ray.wait(pending, num_returns=1)
+            i = index_of[ref]
+            try:
+                handed: Handed = ray.get(ref)
+            except Exception as e:  # noqa: BLE001 -- retries spent: a worker or node died
+                handed = Handed(None, f"Ray task failed: {one_line(e)}", 0.0, "")
+            run_id = run_ids.pop(i)
+            if handed.computed is None:
+                store.end_run(run_id, "failed", handed.error, {})
+                yield Outcome(i, "failed", run_id, handed.seconds, error=handed.error, node=handed.node)
+                continue
+            done = handed.computed
+            pipeline.record(store, run_id, done)
+            log_finished(run_id, by_index[i].cfg.resolved(), done.metrics, done.timings, store)
+            computed = [k for k, t in done.timings.items()
+                        if not t["cached"] and k not in ("data", "evaluate")]
+            yield Outcome(i, "done", run_id, handed.seconds, computed, node=handed.node)
+    except BaseException:
+        for i, ref in refs.items():  # Ctrl-C: stop the cells still running
+            if i in run_ids:
+                ray.cancel(ref, force=True)
+        raise
+    finally:
+        for run_id in run_ids.values():  # claimed and never recorded: interrupted
+            store.end_run(run_id, "interrupted", "the sweep's driver stopped before it finished", {})
+        mark.unlink(missing_ok=True)
+
+
+# A task whose worker process or node dies is run again (up to this many times) on a live node.
+RETRIES = 3

@@ -83,7 +83,8 @@ def run_sweep(suite: Suite, executor: str = "inprocess", opts: Options | None = 
             c = by_index[out.index]
             if out.status == "done":
                 fresh = f"computed {', '.join(out.computed)}" if out.computed else "all steps cached"
-                line = f"done     {c.label}  ({out.seconds:.1f} s, run {out.run_id}; {fresh})"
+                on = f" on node {out.node}" if out.node else ""
+                line = f"done     {c.label}  ({out.seconds:.1f} s{on}, run {out.run_id}; {fresh})"
             elif out.status == "skipped":
                 line = f"skipped  {c.label}  (finished: run {out.run_id})"
             elif out.status == "busy":
