@@ -101,7 +101,7 @@ def bpe_tokenizer() -> Any:
     """A byte-level BPE over the tests' words (transformers reads a Qwen2 folder's tokenizer as
     Qwen2's byte-level BPE, whatever it was saved as): each word, with its leading space, one
     token, as are the label words after the label_tokens prompt."""
-    from conftest import WORDS
+    from conftest import WORDS  # type: ignore[import-not-found]  # tests/ is on sys.path
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -129,7 +129,7 @@ def build_qwen2(path: Path, device: str, **values: Any) -> Path:
     torch.manual_seed(0)
     with torch.device(device):
         model = Qwen2ForCausalLM(cfg)
-    model.to(torch.bfloat16).save_pretrained(path)
+    model.to(torch.bfloat16).save_pretrained(path)  # type: ignore[arg-type]  # transformers wraps `to`
     tok.save_pretrained(path)
     del model
     if device == "cuda":
@@ -139,7 +139,7 @@ def build_qwen2(path: Path, device: str, **values: Any) -> Path:
 
 def build_bert(path: Path, device: str, **values: Any) -> Path:
     import torch
-    from conftest import tiny_tokenizer
+    from conftest import tiny_tokenizer  # type: ignore[import-not-found]  # tests/ is on sys.path
     from transformers import BertConfig, BertModel
 
     tok = tiny_tokenizer(causal=False)
@@ -158,7 +158,8 @@ def examples(n: int, words: int) -> list[Any]:
     every sequence fills max_length)."""
     import random
 
-    from conftest import WORDS
+    from conftest import WORDS  # type: ignore[import-not-found]  # tests/ is on sys.path
+
     from w2sgen.tasks import Example
 
     rng = random.Random(0)
@@ -328,7 +329,8 @@ def section_train(plan: Plan, models: dict[str, Path]) -> None:
                 continue
             ratio = used / est.total
             plan.rows.append(Row("2 train", f"{label} memory",
-                                 f"peak {used / 1e9:.2f} GB / estimate {est.total / 1e9:.2f} GB = {ratio:.2f}",
+                                 f"peak {used / 1e9:.2f} GB / estimate {est.total / 1e9:.2f} GB "
+                                 f"= {ratio:.2f}",
                                  "within 15%", "ok" if abs(ratio - 1) <= 0.15 else "FAIL"))
 
 
@@ -378,8 +380,9 @@ def section_features(plan: Plan, models: dict[str, Path]) -> None:
             cfg = load_config(None, [f"features.max_length={plan.seq}"])
             model, tok = load(ref, plan.device)
             precision = "bf16"
-            kwargs = dict(pooling=cfg.features.pooling_for(ref), max_length=plan.seq, batch_size=64,
-                          precision=precision, join_pairs=ref.kind == "causal", desc=name)
+            kwargs: dict[str, Any] = dict(pooling=cfg.features.pooling_for(ref), max_length=plan.seq,
+                                          batch_size=64, precision=precision,
+                                          join_pairs=ref.kind == "causal", desc=name)
             extract(model, tok, data[:64], **kwargs)  # warm-up: kernels, allocator
             sync = torch.cuda.synchronize if plan.device == "cuda" else (lambda: None)
             sync()
