@@ -76,6 +76,7 @@ def test_two_nodes_match_in_process_and_only_the_driver_writes_the_database(suit
         out = subprocess.run(sweep_cmd(suite, store, address, cache), capture_output=True, text=True,
                              env=env(), cwd=tmp_path, timeout=400)
         print(f"6 cells on 2 nodes: {time.perf_counter() - t0:.1f} s")
+        unshared_cache_is_one_line(address, tmp_path / "elsewhere")
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert out.stdout.count("done     ") == 6
     nodes = set(re.findall(r" on node ([0-9a-f]{8})", out.stdout))
@@ -150,3 +151,25 @@ def test_a_cluster_without_w2sgen_is_one_line(suite, tmp_path):
     assert len(err) == 1 and err[0].startswith("error: ") and "cannot import w2sgen" in err[0], err
     assert "w2sgen is not installed here" in err[0]
     assert [r["status"] for r in Store(store).runs()] == []  # nothing claimed or recorded
+
+
+def unshared_cache_is_one_line(address: str, folder: Path) -> None:
+    """The driver's probe: a node that does not see the driver's mark in the cache folder (as
+    a node without the shared file system would not) stops the sweep in one line."""
+    import ray
+
+    from w2sgen.errors import W2SError
+
+    folder.mkdir()
+    ray.init(address=address, log_to_driver=False)
+    try:
+        sweep.check_nodes(address, str(folder / ".w2s-driver-x"))  # made on no node: unshared
+    except W2SError as e:
+        assert f"does not see the cache folder {str(folder)!r}" in str(e) and "\n" not in str(e)
+    else:
+        raise AssertionError("check_nodes passed a mark no node has")
+    (folder / ".w2s-driver-x").write_text("1\n")
+    try:
+        sweep.check_nodes(address, str(folder / ".w2s-driver-x"))  # every node sees it now
+    finally:
+        ray.shutdown()

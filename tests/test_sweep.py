@@ -449,3 +449,16 @@ def test_an_address_where_nothing_answers_is_one_line_at_once(tmp_path, capsys, 
     assert code == 2 and len(err) == 1 and "no Ray cluster answers at '127.0.0.1:1'" in err[0]
     assert time.perf_counter() - t0 < 10
     assert Store(tmp_path / "s").runs() == []
+
+
+def test_a_worker_that_does_not_see_the_drivers_cache_fails_its_cell_in_one_line(tmp_path, tiny_bert_dir):
+    """The safety net behind the driver's probe (a node that joins after it): the cell comes back
+    failed, naming the folder, and nothing is computed or written."""
+    pytest.importorskip("ray")
+    from w2sgen.sweep.executors import WorkerSetup, _ray_cell
+
+    cell = sweep.Cell(0, "c", load_config(None, [f"weak_model={tiny_bert_dir}", f"strong_model={tiny_bert_dir}"]))
+    handed = _ray_cell(cell, WorkerSetup(str(tmp_path), ".w2s-driver-gone", 1, str(tmp_path), {}), None)
+    assert handed.computed is None
+    assert handed.error.startswith(f"the cache folder {tmp_path} is not the driver's on this node")
+    assert list(tmp_path.iterdir()) == []

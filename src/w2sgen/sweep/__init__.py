@@ -20,6 +20,7 @@ from .executors import (
     Executor,
     Options,
     WorkerSetup,
+    check_nodes,
     check_reachable,
     dependencies,
     inprocess,
@@ -44,7 +45,7 @@ from .summary import report
 __all__ = [
     "AXES", "COMPONENTS", "EXECUTORS", "HUB_UNREACHABLE", "NOT_IN_FEATURES", "Cell", "Executor",
     "Options", "Outcome", "Suite", "SweepResult", "WorkerSetup", "assets_error", "cell_states",
-    "check_only", "check_reachable", "dependencies", "expand", "flatten", "inprocess",
+    "check_nodes", "check_only", "check_reachable", "dependencies", "expand", "flatten", "inprocess",
     "load_suite", "memory_estimates", "only_of", "ordered", "ray_executor", "report",
     "run_cell", "run_sweep", "variant", "without_only",
 ]

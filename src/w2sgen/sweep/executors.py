@@ -15,6 +15,7 @@ driver, which records it. The database need not be visible to any worker (docs/c
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import uuid
@@ -113,7 +114,10 @@ def _ray_cell(cell: Cell, setup: WorkerSetup, after: Handed | None) -> Handed:
     from ..store import Store
 
     t0 = time.perf_counter()
-    node = ray.get_runtime_context().get_node_id()[:8]
+    try:
+        node = ray.get_runtime_context().get_node_id()[:8]
+    except Exception:  # noqa: BLE001 -- called outside a Ray worker (tests)
+        node = ""
     os.environ.update(setup.env)
     if os.path.isdir(setup.cwd):  # relative paths in configs mean what they meant there
         os.chdir(setup.cwd)
@@ -168,34 +172,42 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
                        "`ray start --head`, or leave out --address for a local one") from None
 
 
-def check_nodes(address: str, timeout: float = 120.0) -> None:
-    """Every live node of the cluster imports w2sgen, asked by a probe pinned to each node (a
-    function Ray sends by value, so that the probe itself runs where w2sgen is missing)."""
+def check_nodes(address: str, mark: str, timeout: float = 120.0) -> None:
+    """Every live node of the cluster imports w2sgen and sees the driver's `mark` file in the
+    cache folder (a path every node shares), asked by a probe pinned to each node (a function
+    Ray sends by value, so that the probe itself runs where w2sgen is missing)."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    def probe() -> str:
+    def probe(mark: str) -> str:
         import importlib
+        import os
 
         try:
-            return "ok " + str(importlib.import_module("w2sgen").__version__)
+            importlib.import_module("w2sgen")
         except Exception as e:  # noqa: BLE001 -- reported by the driver
-            return f"{type(e).__name__}: {e}"
+            return f"import: {type(e).__name__}: {e}"
+        return "ok" if os.path.isfile(mark) else "unshared"
 
     nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
     task = ray.remote(probe)
     refs = [task.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)
-                         ).remote() for n in nodes]
+                         ).remote(mark) for n in nodes]
     try:
         answers = ray.get(refs, timeout=timeout)
     except ray.exceptions.GetTimeoutError:
         raise W2SError(f"the Ray cluster at {address!r} did not answer a probe on its {len(nodes)} "
                        f"node(s) within {timeout:.0f} s; check `ray status` there") from None
     for node, answer in zip(nodes, answers):
-        if not answer.startswith("ok "):
+        if answer.startswith("import: "):
             raise W2SError(f"the Ray cluster at {address!r} cannot import w2sgen on node "
-                           f"{node[:8]} ({answer.splitlines()[0]}): install w2sgen on every node "
+                           f"{node[:8]} ({answer[8:].splitlines()[0]}): install w2sgen on every node "
                            "(pip install 'w2sgen[ray]') with the same Python as `ray start`")
+        if answer == "unshared":
+            raise W2SError(f"node {node[:8]} of the Ray cluster at {address!r} does not see the cache "
+                           f"folder {str(Path(mark).parent)!r}: workers read and write cached steps "
+                           "there, so it must be a path every node shares (put the store there, or "
+                           "pass --worker-cache; docs/cluster.md)")
 
 
 def _ray_cells(cells: list[Cell], store_root: str, opts: Options) -> Iterator[Outcome]:
@@ -218,16 +230,21 @@ def _ray_cells(cells: list[Cell], store_root: str, opts: Options) -> Iterator[Ou
             text = str(e).strip().splitlines()
             raise W2SError(f"could not start or join a Ray cluster {where}: "
                            f"{text[0] if text else type(e).__name__}") from None
+    cache_root = str(Path(opts.worker_cache or store_root).resolve())
+    mark = Path(cache_root) / f".w2s-driver-{uuid.uuid4().hex[:12]}"  # the workers look for it
     try:
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.write_text(f"{os.getpid()}\n")
         if opts.address:
-            check_nodes(opts.address)
-        yield from _driven(cells, store_root, opts)
+            check_nodes(opts.address, str(mark))
+        yield from _driven(cells, store_root, WorkerSetup(cache_root, mark.name, 1, os.getcwd(), {}), opts)
     finally:
+        mark.unlink(missing_ok=True)
         if ours:
             ray.shutdown()
 
 
-def _driven(cells: list[Cell], store_root: str, opts: Options) -> Iterator[Outcome]:
+def _driven(cells: list[Cell], store_root: str, setup: WorkerSetup, opts: Options) -> Iterator[Outcome]:
     """The driver's loop: it alone writes the run database. Each cell is claimed (a `running`
     row owned by this process) before its task is submitted, and recorded when its worker hands
     back the computed run; workers only read and write cache entries under the cache folder.
@@ -241,7 +258,6 @@ def _driven(cells: list[Cell], store_root: str, opts: Options) -> Iterator[Outco
     from ..store import RunTaken, Store
 
     store = Store(store_root)
-    cache_root = str(Path(opts.worker_cache or store_root).resolve())
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     workers = opts.workers or cpus
     threads = max(1, cpus // workers)  # 2 cells on 2 cores: 1 torch thread each
@@ -251,10 +267,7 @@ def _driven(cells: list[Cell], store_root: str, opts: Options) -> Iterator[Outco
     task = ray.remote(_ray_cell).options(num_cpus=threads, num_gpus=share, max_retries=RETRIES)
     env = {k: v for k, v in os.environ.items()
            if k.startswith(("W2S_", "HF_", "TRANSFORMERS_", "TOKENIZERS_"))}
-    mark = Path(cache_root) / f".w2s-driver-{uuid.uuid4().hex[:12]}"  # the workers look for it
-    mark.parent.mkdir(parents=True, exist_ok=True)
-    mark.write_text(f"{os.getpid()}\n")
-    setup = WorkerSetup(cache_root, mark.name, threads, os.getcwd(), env)
+    setup = dataclasses.replace(setup, threads=threads, env=env)
     # Ordering by object references: a cell that shares its group's features, supervisor and
     # ceiling takes the reference of the group's first cell as an argument, so Ray starts it
     # only once that cell has finished (and cached the shared work). Every cell is claimed and
@@ -262,18 +275,22 @@ def _driven(cells: list[Cell], store_root: str, opts: Options) -> Iterator[Outco
     after = dependencies(cells)
     refs: dict[int, Any] = {}
     run_ids: dict[int, int] = {}
-    by_index = {c.index: c for c in cells}
+    resolved: dict[int, Any] = {}
     try:
         for c in ordered(cells):
+            # resolved here, once: what is recorded (and hashed) is what the worker computes,
+            # whatever machine it lands on (precision: auto follows the driver's machine)
+            cell = Cell(c.index, c.label, c.cfg.resolved())
+            resolved[c.index] = cell.cfg
             try:
-                run_ids[c.index] = store.start_run(c.cfg.resolved(), exclusive=True)
+                run_ids[c.index] = store.start_run(cell.cfg, exclusive=True)
             except RunTaken as taken:
                 yield (Outcome(c.index, "skipped", taken.run_id) if taken.status == "done" else
                        Outcome(c.index, "busy", taken.run_id,
                                error=f"run {taken.run_id} is in progress in process {taken.owner}"))
                 continue
             lead = after[c.index]
-            refs[c.index] = task.remote(c, setup, refs.get(lead) if lead is not None else None)
+            refs[c.index] = task.remote(cell, setup, refs.get(lead) if lead is not None else None)
         index_of = {ref: i for i, ref in refs.items()}
         pending = list(refs.values())
         while pending:
@@ -290,7 +307,7 @@ def _driven(cells: list[Cell], store_root: str, opts: Options) -> Iterator[Outco
                 continue
             done = handed.computed
             pipeline.record(store, run_id, done)
-            log_finished(run_id, by_index[i].cfg.resolved(), done.metrics, done.timings, store)
+            log_finished(run_id, resolved[i], done.metrics, done.timings, store)
             computed = [k for k, t in done.timings.items()
                         if not t["cached"] and k not in ("data", "evaluate")]
             yield Outcome(i, "done", run_id, handed.seconds, computed, node=handed.node)
@@ -302,7 +319,6 @@ def _driven(cells: list[Cell], store_root: str, opts: Options) -> Iterator[Outco
     finally:
         for run_id in run_ids.values():  # claimed and never recorded: interrupted
             store.end_run(run_id, "interrupted", "the sweep's driver stopped before it finished", {})
-        mark.unlink(missing_ok=True)
 
 
 # A task whose worker process or node dies is run again (up to this many times) on a live node.
