@@ -136,6 +136,24 @@ def test_killing_the_worker_node_mid_sweep_loses_and_duplicates_no_cell(suite, r
     assert metrics_by_hash(store) == metrics_by_hash(reference)
 
 
+def test_a_local_cluster_started_by_the_sweep(suite, reference, tmp_path, monkeypatch, capsys):
+    """No --address: the sweep starts a local Ray cluster of --num-cpus CPUs and shuts it down;
+    the same numbers, every row written by this process (the driver)."""
+    from w2sgen.cli import main
+    from w2sgen.store import process_owner
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "store"
+    assert main(["sweep", str(suite), "--store", str(store), "--executor", "ray", "--num-cpus", "2"]) == 0
+    assert capsys.readouterr().out.count("done     ") == 6
+    runs = Store(store).runs()
+    assert [r["status"] for r in runs] == ["done"] * 6
+    assert all(r["owner"] == process_owner() for r in runs)
+    assert metrics_by_hash(store) == metrics_by_hash(reference)
+    assert not list(store.glob(".w2s-driver-*"))
+
+
 def test_a_cluster_without_w2sgen_is_one_line(suite, tmp_path):
     """A node whose Python cannot import w2sgen (here: a package of that name that fails to
     import, first on its path) stops the sweep before any cell, in one line, exit 2."""
