@@ -451,6 +451,21 @@ def test_an_address_where_nothing_answers_is_one_line_at_once(tmp_path, capsys, 
     assert code == 2 and len(err) == 1 and "no Ray cluster answers at '127.0.0.1:1'" in err[0]
     assert time.perf_counter() - t0 < 10
     assert Store(tmp_path / "s").runs() == []
+    # something that accepts connections and says nothing (not a Ray head): one line, in 5 s,
+    # where Ray would wait for minutes
+    import socket
+
+    silent = socket.create_server(("127.0.0.1", 0))
+    try:
+        t0 = time.perf_counter()
+        code = main(["sweep", str(suite), "--store", str(tmp_path / "s"), "--executor", "ray",
+                     "--address", f"127.0.0.1:{silent.getsockname()[1]}"])
+        err = capsys.readouterr().err.strip().splitlines()
+    finally:
+        silent.close()
+    assert code == 2 and len(err) == 1 and "but it is not a Ray cluster" in err[0], err
+    assert time.perf_counter() - t0 < 15
+    assert Store(tmp_path / "s").runs() == []
 
 
 def test_a_worker_that_does_not_see_the_drivers_cache_fails_its_cell_in_one_line(tmp_path, tiny_bert_dir):

@@ -157,19 +157,41 @@ def ray_executor(cells: list[Cell], store_root: str, opts: Options) -> Iterator[
     return _ray_cells(cells, store_root, opts) if cells else iter(())
 
 
+# What an HTTP/2 client sends first (RFC 9113, 3.4): the preface, then an empty SETTINGS frame
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
 def check_reachable(address: str, timeout: float = 5.0) -> None:
-    """A host:port address that does not answer fails here, at once: Ray itself keeps retrying
-    for minutes. (`auto` and `ray://` addresses are left to Ray.)"""
+    """A host:port address fails here, within `timeout` s each, when nothing answers there or
+    what answers is not a gRPC server (a Ray head's GCS speaks gRPC, so it answers an HTTP/2
+    preface with a SETTINGS frame): Ray itself keeps retrying for minutes in both cases.
+    (`auto` and `ray://` addresses are left to Ray.)"""
     import socket
 
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit() or "://" in address:
         return
     try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
+        conn = socket.create_connection((host, int(port)), timeout=timeout)
     except OSError as e:
         raise W2SError(f"no Ray cluster answers at {address!r} ({e.strerror or e}); start one with "
                        "`ray start --head`, or leave out --address for a local one") from None
+    try:
+        conn.sendall(H2_PREFACE)
+        head = b""
+        while len(head) < 9:  # a frame header: length (3 bytes), type (1), flags, stream id
+            chunk = conn.recv(9 - len(head))
+            if not chunk:
+                break
+            head += chunk
+    except OSError:
+        head = b""
+    finally:
+        conn.close()
+    if len(head) < 9 or head[3] != 4:  # 4: SETTINGS
+        raise W2SError(f"something listens at {address!r} but it is not a Ray cluster (no gRPC "
+                       f"answer within {timeout:g} s); give the address `ray start --head` printed "
+                       "(its GCS port, 6379 by default)")
 
 
 def check_nodes(address: str, mark: str, timeout: float = 120.0) -> None:
