@@ -82,12 +82,45 @@ def content(spec: Any) -> bytes:
     raise ValueError(f"corpus: bad file spec {spec!r}")
 
 
+def model_folder(path: Path, spec: dict[str, Any], subst: dict[str, str]) -> None:
+    """A model folder made from a zoo model's: its files linked (not copied), config.json
+    rewritten with `config` (keys set to null are removed), `drop` left out, `add` written."""
+    import json
+
+    from w2sgen.models import resolve
+
+    source = Path(resolve(spec["model"]).path)
+    path.mkdir(parents=True, exist_ok=True)
+    drop = set(spec.get("drop") or [])
+    for f in source.iterdir():
+        if f.is_file() and f.name not in drop and f.name != "config.json":
+            (path / f.name).symlink_to(f)
+    if "config.json" not in drop:
+        config = json.loads((source / "config.json").read_text())
+        config.update(spec.get("config") or {})
+        config = {k: v for k, v in config.items() if v is not None}
+        (path / "config.json").write_text(json.dumps(config))
+    write_files(path, spec.get("add") or {}, subst)
+
+
 def write_files(folder: Path, files: dict[str, Any], subst: dict[str, str]) -> None:
     for name, spec in (files or {}).items():
         path = folder / name
         if isinstance(spec, dict) and spec.get("dir"):
             path.mkdir(parents=True, exist_ok=True)
             continue
+        if isinstance(spec, dict) and "model" in spec:
+            model_folder(path, spec, subst)
+            continue
+        if isinstance(spec, dict) and "symlink" in spec:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.symlink_to(spec["symlink"])
+            continue
+        if isinstance(spec, dict) and spec.get("fifo"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.mkfifo(path)
+            continue
+        path.unlink(missing_ok=True)  # a linked file of a model folder is replaced, not written through
         path.parent.mkdir(parents=True, exist_ok=True)
         data = content(spec)
         for k, v in subst.items():
@@ -234,7 +267,7 @@ def run_inprocess(argv: list[str], cwd: Path, env: dict[str, str]) -> Outcome:
 
 
 def run_subprocess(argv: list[str], cwd: Path, env: dict[str, str], stdout: str = "pipe",
-                   timeout: float = 120) -> Outcome:
+                   timeout: float = 120, stdin: str = "") -> Outcome:
     cmd = [sys.executable, "-m", "w2sgen", *argv]
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     t0 = time.perf_counter()
@@ -245,7 +278,8 @@ def run_subprocess(argv: list[str], cwd: Path, env: dict[str, str], stdout: str 
         err = proc.stderr.read().decode("utf-8", "replace")
         rc = proc.wait(timeout=timeout)
         return Outcome(rc, "", err, time.perf_counter() - t0)
-    p = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+    p = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+                       input=stdin)
     return Outcome(p.returncode, p.stdout, p.stderr, time.perf_counter() - t0)
 
 
@@ -277,7 +311,7 @@ def execute(case: dict[str, Any], work: Path, seeded: Path) -> tuple[Outcome, Sn
     store, argv, env = prepare(case, work, seeded)
     before = snapshot(store)
     if case.get("mode", "inprocess") == "subprocess":
-        outcome = run_subprocess(argv, work, env, case.get("stdout", "pipe"))
+        outcome = run_subprocess(argv, work, env, case.get("stdout", "pipe"), stdin=case.get("stdin", ""))
     else:
         outcome = run_inprocess(argv, work, env)
     return outcome, before, snapshot(store), store
