@@ -75,3 +75,19 @@ def test_a_folder_with_safetensors_never_reads_its_pickles(tiny_bert_dir, tmp_pa
     model, _ = models.load(ref)  # would fail on the fake pickle if it were read
     assert model.config.hidden_size == 32
     models.resolve.cache_clear()
+
+
+def test_no_home_directory_is_one_line(monkeypatch):
+    """HOME unset and a uid without a passwd entry: Path.home() raises RuntimeError."""
+    from pathlib import Path as P
+
+    from w2sgen.paths import home
+
+    monkeypatch.delenv("W2S_HOME", raising=False)
+
+    def nowhere() -> P:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(P, "home", staticmethod(nowhere))
+    with pytest.raises(W2SError, match="no home directory .*set W2S_HOME"):
+        home()

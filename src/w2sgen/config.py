@@ -16,8 +16,9 @@ from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 import yaml
 
 from . import options
-from .errors import W2SError
+from .errors import W2SError, shown
 from .options import Check, Fraction, Ge, Gt, NonEmpty, PositiveInt, Range, check_value
+from .paths import regular_file
 from .spec import Component, stable_hash
 
 
@@ -273,12 +274,30 @@ def build_config(raw: dict[str, Any]) -> ExperimentConfig:
     return cfg
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that gives a key twice (PyYAML keeps the last
+    one silently: `seed: 1` then `seed: 2`, or a second `train:` section replacing the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                line = key_node.start_mark.line + 1
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {shown(key)} is given twice (line {line}); keep one",
+                    key_node.start_mark)
+            if isinstance(key, (str, int, float, bool)):
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+
+
 def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
-    p = Path(path)
-    if p.is_dir():
-        raise W2SError(f"{what} {str(p)!r} is a folder, not a file; give the YAML file itself")
-    if not p.is_file():
-        raise W2SError(f"{what} {str(p)!r} not found")
+    p = regular_file(path, what)  # one line for a folder, FIFO, missing file or looping link
     try:
         text = p.read_text(encoding="utf-8-sig")  # a byte-order mark is allowed, not needed
     except UnicodeDecodeError as e:
@@ -287,7 +306,7 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
     except OSError as e:
         raise W2SError(f"cannot read {what} {str(p)!r}: {e.strerror or e}") from None
     try:
-        raw = yaml.safe_load(text) or {}
+        raw = yaml_load(text) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -305,7 +324,11 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     if not sep or not key:
         raise W2SError(f"override {item!r} must look like key=value (e.g. train.lr=0.001)")
     try:
-        parsed = yaml.safe_load(value)
+        parsed = yaml_load(value)
+    except yaml.constructor.ConstructorError as e:
+        if "given twice" in str(e.problem):
+            raise W2SError(f"override {shown(item)}: {e.problem}") from None
+        parsed = value
     except yaml.YAMLError:
         parsed = value
     set_key(raw, key, parsed)
@@ -324,6 +347,10 @@ def set_key(raw: dict[str, Any], key: str, value: Any) -> None:
                            f"write {part} as a mapping of keys (or drop it from the file)")
         node[part] = child if isinstance(child, dict) else {}
         node = node[part]
+    old = node.get(parts[-1])
+    if isinstance(value, str) and isinstance(old, dict) and old.get("name") in (None, value):
+        # `loss.alpha_max=0.5 loss=logconf`: naming the component after its options keeps them
+        value = {**old, "name": value}
     node[parts[-1]] = value
 
 
@@ -331,7 +358,7 @@ def from_dict(cls: type, raw: Any, where: str) -> Any:
     if cls is Component:
         return _component(raw, where)
     if not isinstance(raw, dict):
-        raise W2SError(f"config: {where or 'top level'} must be a mapping, got {raw!r}")
+        raise W2SError(f"config: {where or 'top level'} must be a mapping, got {shown(raw)}")
     hints = _known_keys(cls, raw, where)
     kwargs = {}
     for k, v in raw.items():
@@ -358,7 +385,7 @@ def _overrides(over: Overrides, raw: Any, where: str) -> Optional[dict[str, Any]
         return None
     if not isinstance(raw, dict):
         raise W2SError(f"config: {where} must be a mapping of {over.section} keys (e.g. "
-                       f"{where}: {{mode: probe}}), got {raw!r}")
+                       f"{where}: {{mode: probe}}), got {shown(raw)}")
     hints = _known_keys(over.cls, raw, where)
     return {k: _coerce(hints[k], v, _join(where, k)) for k, v in raw.items()} or None
 
@@ -373,7 +400,7 @@ def _component(raw: Any, where: str) -> Component:
     if isinstance(raw, dict) and isinstance(raw.get("name"), str):
         opts = {k: v for k, v in raw.items() if k != "name"}
         return Component(raw["name"], opts)
-    raise W2SError(f"config: {where} must be a name or a mapping with a 'name' key, got {raw!r}")
+    raise W2SError(f"config: {where} must be a name or a mapping with a 'name' key, got {shown(raw)}")
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:

@@ -23,6 +23,7 @@ userinfo reaches the database or config.yaml.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -67,6 +68,8 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_config_hash ON runs(config_hash);
 """
+COLUMNS = ("id", "name", "config_hash", "config", "status", "started", "finished", "timings",
+           "metrics", "versions", "error")  # every column but owner (added to old stores)
 
 
 def _proc_start(pid: int) -> str | None:
@@ -154,18 +157,99 @@ TEMP_NAME = re.compile(r"\.tmp-([0-9a-f]{8})-(\d+)-")
 KEY_ARRAY = "__w2s_key__"
 
 
-def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(), suffix=path.suffix)
+def _umask() -> int:
+    """This process's umask, read without changing it (/proc), else by setting it back."""
     try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# What a store file may be written over: a full disk, a read-only or immutable folder, a folder
+# in a file's place. Each is one line, and what was stored before stays as it was.
+WRITE_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+                errno.EPERM: "not permitted (an immutable file or folder?)",
+                errno.EISDIR: "a folder is where the file belongs",
+                errno.ENOTDIR: "a file is where a folder belongs"}
+
+
+def write_failed(path: Path, e: OSError) -> W2SError:
+    why = WRITE_ERRORS.get(e.errno or 0, e.strerror or str(e))
+    return W2SError(f"cannot write {path}: {why}; free space, fix the folder's permissions or "
+                    "move the obstacle away, or pass another --store (every finished step stays "
+                    "cached)")
+
+
+def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
+    """Write `path` through a temporary file renamed into place. The file gets the permissions
+    the user's umask gives a new file (mkstemp's 0600 would lock other users of a shared store
+    out of it: docs/reliability.md, "A store shared between users")."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(), suffix=path.suffix)
+    except OSError as e:
+        raise write_failed(path, e) from None
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in WRITE_ERRORS:
+            raise write_failed(path, e) from None
         raise
+
+
+UNWRITABLE = ("readonly database", "disk I/O error", "database or disk is full", "unable to open")
+
+
+class StoreUnwritable(W2SError):
+    """The runs database cannot be written (read-only, immutable, full): one line."""
+
+
+def remove_dead_temporaries(folder: Path) -> int:
+    """Delete the temporary files and folders under `folder` (named by `temp_prefix`) whose
+    process, on this host, is gone; those of live processes and other hosts are kept. Files
+    this user may not delete are left. Returns how many were removed."""
+    removed = 0
+    try:
+        found = list(folder.rglob(".tmp-*"))
+    except OSError:
+        return 0
+    for path in found:
+        m = TEMP_NAME.match(path.name)
+        if not m or m[1] != _host_tag() or _proc_start(int(m[2])) is not None:
+            continue
+        try:
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        except OSError:
+            continue
+        removed += 1
+    return removed
+
+
+def config_shape_ok(config: dict[str, Any]) -> bool:
+    """A stored config's JSON has the shape reports read: components as {name, options}
+    mappings, sections as mappings, model names as strings (valid JSON of another shape is
+    damage, read around as a column that does not parse is)."""
+    for key in ("task", "loss", "method"):
+        c = config.get(key)
+        if c is not None and not (isinstance(c, dict) and isinstance(c.get("name"), str)
+                                  and isinstance(c.get("options", {}), dict)):
+            return False
+    for key in ("train", "splits", "eval", "features", "weak_train"):
+        if config.get(key) is not None and not isinstance(config[key], dict):
+            return False
+    return all(isinstance(config.get(k, ""), str) for k in ("weak_model", "strong_model", "name"))
 
 
 class RunTaken(Exception):
@@ -181,11 +265,20 @@ class Store:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self._warned: set[str] = set()
+        db_file = self.root / "runs.sqlite"
+        if db_file.exists() and not db_file.is_file() and not db_file.is_dir():
+            raise W2SError(f"cannot use run store {str(self.root)!r}: {db_file} is not a regular "
+                           "file (a FIFO, socket or device); move it away")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             with self._db() as db:
                 db.executescript(SCHEMA)
                 columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+                lacking = [c for c in COLUMNS if c not in columns]
+                if lacking:  # a table of another shape: not read, not "repaired"
+                    raise W2SError(f"cannot use run store {str(self.root)!r}: its runs table has no "
+                                   f"column(s) {', '.join(lacking)} (not a w2s store, or damaged); "
+                                   f"move runs.sqlite aside to start a fresh one")
                 if "owner" not in columns:  # a store made before owners were recorded
                     try:
                         db.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
@@ -196,8 +289,9 @@ class Store:
             # that are gone (kill -9 of `w2s run`), so no row stays `running` for good.
             try:
                 self.stale = self.mark_stale()
-            except sqlite3.OperationalError:  # a read-only store: report from it as it is
+            except (sqlite3.OperationalError, StoreUnwritable):  # read-only: report from it as it is
                 self.stale = []
+            self.orphans = self.remove_orphans()
         except (OSError, sqlite3.DatabaseError) as e:
             db_file = self.root / "runs.sqlite"
             hint = (f"; {db_file} is a folder, not a database: move it away" if db_file.is_dir()
@@ -213,6 +307,17 @@ class Store:
                         f"damaged ({e}); move it aside (mv {db} {db}.damaged) to start a fresh one "
                         "- the cached steps under cache/ and the artifacts are kept and re-used - "
                         f"and `sqlite3 {db}.damaged .recover` may rescue its rows")
+
+    def unreadable(self, path: Path) -> W2SError:
+        """The one line for a store file this user may not read: nothing is replaced."""
+        try:
+            st = path.stat()
+            whose = f"owned by uid {st.st_uid}, mode {st.st_mode & 0o777:04o}"
+        except OSError:
+            whose = "permission denied"
+        return W2SError(f"cannot read {path} ({whose}); it is left as it is. A store shared "
+                        "between users needs its files group-readable (umask 002 and a group "
+                        "folder: docs/reliability.md); or pass your own --store")
 
     def _warn(self, message: str) -> None:
         """A one-line warning on stderr, once per store object: something stored is damaged
@@ -230,10 +335,15 @@ class Store:
                compute: Callable[[], dict[str, np.ndarray]]) -> tuple[dict[str, np.ndarray], bool]:
         """Arrays of a step, computed once per key. Returns (arrays, was it cached)."""
         path = self.cache_path(step, key)
+        if path.exists() and not path.is_file():
+            raise W2SError(f"cache entry {path} is not a file (a folder or a device is in its "
+                           "place); move it away and run again")
         if path.is_file():
             try:
                 with np.load(path, allow_pickle=False) as z:
                     arrays = {k: z[k] for k in z.files}
+            except PermissionError:  # unreadable is not damaged: another user's entry is kept
+                raise self.unreadable(path) from None
             except (OSError, ValueError, EOFError, zipfile.BadZipFile):
                 arrays = None
             if arrays is not None:
@@ -261,6 +371,10 @@ class Store:
                 yield db
         except sqlite3.DatabaseError as e:
             if isinstance(e, sqlite3.OperationalError):
+                if any(m in str(e) for m in UNWRITABLE):
+                    raise StoreUnwritable(f"cannot write run store {str(self.root)!r}: {e}; check "
+                                          "that runs.sqlite and its folder are writable and the "
+                                          "disk is not full, or pass another --store") from None
                 raise
             raise self.damaged(e) from None
         finally:
@@ -366,19 +480,9 @@ class Store:
     def remove_orphans(self) -> int:
         """Delete temporary files and folders (under cache/ and artifacts/) of processes on this
         host that are gone: a kill -9 during a write leaves its temporary file behind. Those of
-        live processes, and of other hosts sharing the store, are kept. Returns how many."""
-        removed = 0
-        for sub in ("cache", "artifacts"):
-            for path in list((self.root / sub).rglob(".tmp-*")):
-                m = TEMP_NAME.match(path.name)
-                if not m or m[1] != _host_tag() or _proc_start(int(m[2])) is not None:
-                    continue
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
-                removed += 1
-        return removed
+        live processes, and of other hosts sharing the store, are kept. Returns how many. Run
+        by every command as it opens the store."""
+        return sum(remove_dead_temporaries(self.root / sub) for sub in ("cache", "artifacts"))
 
     def _select(self, query: str, params: tuple = ()) -> list[dict[str, Any]]:
         with self._db() as db:
@@ -393,14 +497,15 @@ class Store:
         is left out, with a warning: nothing is rewritten or deleted."""
         for k in ("config", "metrics", "timings", "versions"):
             raw = d.get(k)
-            if not raw:
+            needed = k == "config" or (k == "metrics" and d.get("status") == "done")
+            if not raw and not needed:
                 d[k] = None
                 continue
             try:
-                value = json.loads(raw)
+                value = json.loads(raw) if raw else None
             except (ValueError, TypeError):
                 value = None
-            if isinstance(value, dict):
+            if isinstance(value, dict) and (k != "config" or config_shape_ok(value)):
                 d[k] = value
                 continue
             d[k], copy = self._artifact_copy(d["id"], k)
@@ -426,4 +531,5 @@ class Store:
             value = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
         except (OSError, ValueError, yaml.YAMLError):
             return None, path
-        return (value, path) if isinstance(value, dict) else (None, path)
+        ok = isinstance(value, dict) and (column != "config" or config_shape_ok(value))
+        return (value, path) if ok else (None, path)

@@ -158,6 +158,16 @@ def edit_store(root: Path, edits: list[dict[str, Any]]) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         elif "mkdir" in e:
             (root / e["mkdir"]).mkdir(parents=True, exist_ok=True)
+        elif "fifo" in e:  # a named pipe where a file belongs
+            path = root / e["fifo"]
+            path.unlink(missing_ok=True)
+            os.mkfifo(path)
+        elif "folder_over_cache" in e:  # a folder where a step's first cache entry belongs
+            first = sorted((root / "cache" / e["folder_over_cache"]).glob("*.npz"))[0]
+            first.unlink()
+            first.mkdir()
+        elif "immutable" in e:  # chattr +i: unwritable even for root (undone by `execute`)
+            subprocess.run(["chattr", "+i", str(root / e["immutable"])], check=True)
         else:
             raise ValueError(f"corpus: bad store edit {e!r}")
 
@@ -310,13 +320,20 @@ def prepare(case: dict[str, Any], work: Path, seeded: Path) -> tuple[Path, list[
 def execute(case: dict[str, Any], work: Path, seeded: Path) -> tuple[Outcome, Snapshot, Snapshot, Path]:
     store, argv, env = prepare(case, work, seeded)
     before = snapshot(store)
-    if case.get("mode", "inprocess") == "subprocess":
-        outcome = run_subprocess(argv, work, env, case.get("stdout", "pipe"), stdin=case.get("stdin", ""))
-    else:
-        outcome = run_inprocess(argv, work, env)
+    try:
+        if case.get("mode", "inprocess") == "subprocess":
+            outcome = run_subprocess(argv, work, env, case.get("stdout", "pipe"),
+                                     stdin=case.get("stdin", ""))
+        else:
+            outcome = run_inprocess(argv, work, env)
+    finally:
+        for e in case.get("store_edits") or []:
+            if "immutable" in e:
+                subprocess.run(["chattr", "-i", str(store / e["immutable"])], check=True)
     return outcome, before, snapshot(store), store
 
 
+MAX_ERR = 2000  # characters of stderr for an error: an error line is cut at 1000 (errors.cut)
 PROGRESS = re.compile(r"\d+%\|")  # a tqdm progress bar (stderr is its place, not an error)
 
 
@@ -352,7 +369,9 @@ def check(case: dict[str, Any], outcome: Outcome, before: Snapshot, after: Snaps
                 problems.append(f"stderr is not one 'error: ...' line: {lines[-4:]!r}")
         for f in fragments(case.get("message")):
             if f not in msg:
-                problems.append(f"message lacks {f!r}: {msg!r}")
+                problems.append(f"message lacks {f!r}: {msg[:2000]!r}")
+        if len(outcome.err) > MAX_ERR:  # a long value is cut in a message, never printed whole
+            problems.append(f"stderr holds {len(outcome.err)} characters (at most {MAX_ERR})")
     else:
         for f in fragments(case.get("message")):
             if f not in text:

@@ -20,6 +20,7 @@ from w2sgen.cli import main
 from w2sgen.config import load_config
 from w2sgen.endpoint import Client, redact, redact_tree
 from w2sgen.errors import W2SError
+from w2sgen.escape import display, sanitize_figure
 from w2sgen.report import document, export, latest_done, md_escape
 from w2sgen.report.export import spreadsheet_safe
 from w2sgen.store import Store
@@ -207,3 +208,42 @@ def test_importing_the_library_sets_the_offline_defaults():
     out = subprocess.run([sys.executable, "-c", code], env={**env, "HF_HUB_OFFLINE": "0"},
                          capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0", "1", "1"]  # the user's choice stands
+
+
+# ------------------------------------------------------------- one escaping for every target
+
+RLO = "txt.exe\u202egpj"  # shows as "jpg.exe.txt"-like where the override is honoured
+
+
+@pytest.mark.parametrize("target", ["terminal", "markdown", "html", "plot"])
+def test_display_drops_bidirectional_overrides_and_restores_file_names(target):
+    assert display(RLO, target) == "txt.exe?gpj"
+    assert display("a\u2066b\u2069c\u200fd", target) == "a?b?c?d"
+    assert display("caf\udcc3\udca9.csv", target) == "café.csv"  # read under an ASCII locale
+    assert display("x\ud800y", target) == "x?y"  # a surrogate no byte made
+    assert display("\x1b[31mred", target).startswith("?[31mred")
+
+
+def test_display_per_target():
+    name = "m$\\nope$ <b>|x\ny"
+    assert display(name, "terminal") == "m$\\nope$ <b>|x?y"
+    assert display(name, "markdown") == "m\\$\\nope\\$ &lt;b>\\|x y"
+    assert display(name, "html") == "m$\\nope$ &lt;b&gt;|x y"
+    assert display(name, "plot") == "m$\\nope$ <b>|x\ny"  # maths is off in report figures
+
+
+def test_a_figure_with_maths_and_overrides_in_its_names_saves(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.set_title("task m$\\nope$.csv")
+    ax.set_yticks([0, 1], ["$\\frac{1}{$", RLO])
+    sanitize_figure(fig)
+    fig.tight_layout()
+    fig.savefig(tmp_path / "f.png")  # a ParseFatalException before the escaping
+    assert ax.get_title() == "task m$\\nope$.csv"
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["$\\frac{1}{$", "txt.exe?gpj"]
+    plt.close(fig)

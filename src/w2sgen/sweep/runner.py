@@ -57,7 +57,7 @@ def run_sweep(suite: Suite, executor: str = "inprocess", opts: Options | None = 
     if stale:
         echo(f"marked {len(stale)} run(s) left 'running' by a process that no longer exists as "
              f"killed: {', '.join(map(str, stale))}")
-    orphans = store.remove_orphans()
+    orphans = store.orphans + store.remove_orphans()  # most went as the store opened
     if orphans:
         echo(f"removed {orphans} temporary file(s) left by killed processes")
     outcomes: dict[int, Outcome] = {}
