@@ -374,8 +374,8 @@ class _PipeSafe:
 def sweep_temporary_files() -> None:
     """What killed processes left mid-write in the data home (an ONNX export): removed by every
     command as it starts. A store's are removed as it opens (Store.remove_orphans)."""
+    from .atomic import remove_dead_temporaries
     from .paths import home
-    from .store import remove_dead_temporaries
 
     try:
         onnx = home() / "onnx"

@@ -140,3 +140,19 @@ def check_folder(folder: Path, name: str) -> dict[str, Any]:
         raise _refuse(name, "has no weights (*.safetensors); save the model into it with "
                       "save_pretrained")
     return {}
+
+
+def weights_error(ref: Any, path: str, e: Exception) -> Exception:
+    """What a failed weights load becomes: one line for what a file can cause (damaged
+    safetensors, a pickle the restricted unpickler refuses, a missing or unreadable file);
+    anything else (out of memory, a bug) as it was."""
+    import pickle
+
+    kinds = (OSError, ValueError, EOFError, pickle.UnpicklingError)
+    if not isinstance(e, kinds) and type(e).__name__ != "SafetensorError":
+        return e
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+    if isinstance(e, pickle.UnpicklingError):  # never relay torch's advice to load it unrestricted
+        first = "a pickle that torch's restricted unpickler refuses: it may run code"
+    return W2SError(f"model {ref.name!r}: cannot load its weights from {path} ({type(e).__name__}: "
+                    f"{first}); save the model again with save_pretrained (safetensors)")

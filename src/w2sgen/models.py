@@ -28,7 +28,7 @@ from typing import Any, Literal, Optional
 
 from . import zoo_fetch
 from .errors import MissingAsset, W2SError
-from .loading_policy import check_folder, hf_kwargs
+from .loading_policy import check_folder, hf_kwargs, weights_error
 from .paths import home
 from .registry import Registry
 
@@ -457,7 +457,10 @@ def load(ref: ModelRef, device: str = "cpu", lm_head: bool = False, tokenizer: A
     auto = AutoModelForCausalLM if lm_head else AutoModel
     # typeshed's functools._Wrapped (transformers' @wraps'd `to`) has no __get__, so mypy
     # does not bind self and reads `device` as the model argument
-    model = auto.from_pretrained(path, **hf_kwargs(kwargs)).to(device)  # type: ignore[arg-type]
+    try:
+        model = auto.from_pretrained(path, **hf_kwargs(kwargs)).to(device)  # type: ignore[arg-type]
+    except Exception as e:
+        raise weights_error(ref, path, e) from None
     model.eval()
     return model, tokenizer
 

@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 
 from . import features, progress
+from .atomic import temp_prefix
 from .example import Example
 from .paths import home
-from .store import temp_prefix
 
 FORMAT = 1  # of the exported graphs: bump when the export changes
 OPSET = 17

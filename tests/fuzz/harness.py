@@ -116,6 +116,9 @@ def write_files(folder: Path, files: dict[str, Any], subst: dict[str, str]) -> N
             path.parent.mkdir(parents=True, exist_ok=True)
             path.symlink_to(spec["symlink"])
             continue
+        if isinstance(spec, dict) and "copy" in spec:  # another file of the folder (tiny.csv)
+            shutil.copyfile(folder / spec["copy"], path)
+            continue
         if isinstance(spec, dict) and spec.get("fifo"):
             path.parent.mkdir(parents=True, exist_ok=True)
             os.mkfifo(path)
