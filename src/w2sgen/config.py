@@ -286,6 +286,11 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         parsed = value
     except yaml.YAMLError:
         parsed = value
+    old = raw.get(key) if "." not in key else None
+    if isinstance(parsed, str) and isinstance(old, dict) and old.get("name") in (None, parsed):
+        # `loss.alpha_max=0.5 loss=logconf` on a command line: naming the component after its
+        # options keeps them (a suite's `method: naive` still replaces the whole component)
+        parsed = {**old, "name": parsed}
     set_key(raw, key, parsed)
 
 
@@ -302,10 +307,6 @@ def set_key(raw: dict[str, Any], key: str, value: Any) -> None:
                            f"write {part} as a mapping of keys (or drop it from the file)")
         node[part] = child if isinstance(child, dict) else {}
         node = node[part]
-    old = node.get(parts[-1])
-    if isinstance(value, str) and isinstance(old, dict) and old.get("name") in (None, value):
-        # `loss.alpha_max=0.5 loss=logconf`: naming the component after its options keeps them
-        value = {**old, "name": value}
     node[parts[-1]] = value
 
 
