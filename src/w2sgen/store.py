@@ -279,6 +279,15 @@ class Store:
         finally:
             db.close()
 
+    def check_writable(self) -> None:
+        """One line now (StoreUnwritable) if runs cannot be recorded here (a read-only or
+        immutable database, a full disk), rather than a failure in every cell of a sweep. The
+        probe writes nothing: an update of no row, rolled back."""
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("UPDATE runs SET id=id WHERE 0")
+            db.rollback()
+
     def start_run(self, cfg: RunConfig, exclusive: bool = False) -> int:
         """A new `running` row for `cfg`, owned by this process; its id.
 
