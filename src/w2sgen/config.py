@@ -440,6 +440,11 @@ def check_models(cfg: ExperimentConfig) -> None:
         problem = _check_role(role, names)
         if problem is not None:
             raise weak_problem(cfg, problem) if role is weak and weak is not cfg else problem
+    from .methods import METHODS
+
+    method_check = getattr(METHODS.get(cfg.method.name), "preflight", None)
+    if method_check is not None:  # a method's own check of its models (icl_refine's lm)
+        method_check(cfg, local_ref)
 
 
 def _check_role(cfg: ExperimentConfig, names: list[str]) -> Optional[W2SError]:
