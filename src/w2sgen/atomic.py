@@ -76,7 +76,8 @@ WRITE_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk
                 errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
                 errno.EPERM: "not permitted (an immutable file or folder?)",
                 errno.EISDIR: "a folder is where the file belongs",
-                errno.ENOTDIR: "a file is where a folder belongs"}
+                errno.ENOTDIR: "a file is where a folder belongs",
+                errno.EEXIST: "a file is where a folder belongs"}
 
 
 def write_failed(path: Path, e: OSError) -> W2SError:

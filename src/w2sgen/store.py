@@ -313,7 +313,11 @@ class Store:
                 raise W2SError("the runs database did not return an id for the new run")
             run_id = int(cur.lastrowid)
         art = self.root / "artifacts" / str(run_id)
-        atomic_write(art / "config.yaml", lambda f: f.write(yaml.safe_dump(config, sort_keys=False)), "w")
+        try:
+            atomic_write(art / "config.yaml", lambda f: f.write(yaml.safe_dump(config, sort_keys=False)), "w")
+        except BaseException as e:  # the row says why, instead of staying `running`
+            self.end_run(run_id, "failed", f"{type(e).__name__}: {e}", {})
+            raise
         return run_id
 
     def finish_run(self, run_id: int, metrics: dict, timings: dict) -> None:
