@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from .errors import Terminated, W2SError, cut
+from .errors import Terminated, W2SError, cut_message
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -429,7 +429,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     except W2SError as e:
         from .endpoint import redact
 
-        print(f"error: {redact(cut(str(e)))}", file=sys.stderr)
+        print(f"error: {redact(cut_message(str(e)))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt as e:
         if isinstance(e, Terminated):

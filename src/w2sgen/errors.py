@@ -14,6 +14,17 @@ def cut(text: str, limit: int = MAX_MESSAGE) -> str:
     return f"{text[:head]} [... {len(text) - head - tail} characters left out ...] {text[-tail:]}"
 
 
+MAX_LINES = 20  # of a message that lists problems (a suite's invalid cells), one per line
+
+
+def cut_message(text: str) -> str:
+    """An error message within bounds: each line cut (`cut`), at most MAX_LINES lines."""
+    lines = [cut(line) for line in text.split("\n")]
+    if len(lines) > MAX_LINES + 1:
+        lines = lines[:MAX_LINES] + [f"  ... and {len(lines) - MAX_LINES} more line(s)"]
+    return "\n".join(lines)
+
+
 _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 3, 8, 8, 8
 _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 120, 120, 40
@@ -26,14 +37,14 @@ def shown(value: object) -> str:
 
 
 class W2SError(Exception):
-    """A problem with the user's input or environment, with a hint on how to fix it. A message
-    over MAX_MESSAGE characters is cut (`cut`): one line stays readable."""
+    """A problem with the user's input or environment, with a hint on how to fix it. A line
+    over MAX_MESSAGE characters is cut (`cut_message`): one line stays readable."""
 
     exit_code = 2
 
     def __init__(self, *args: object) -> None:
         if len(args) == 1 and isinstance(args[0], str):
-            args = (cut(args[0]),)
+            args = (cut_message(args[0]),)
         super().__init__(*args)
 
 
