@@ -16,8 +16,9 @@ from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 import yaml
 
 from . import options
-from .errors import W2SError
+from .errors import W2SError, shown
 from .options import Check, Fraction, Ge, Gt, NonEmpty, PositiveInt, Range, check_value
+from .paths import read_yaml_mapping, yaml_load  # noqa: F401 - read_yaml_mapping: re-exported
 from .spec import Component, stable_hash
 
 
@@ -273,41 +274,23 @@ def build_config(raw: dict[str, Any]) -> ExperimentConfig:
     return cfg
 
 
-def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
-    p = Path(path)
-    if p.is_dir():
-        raise W2SError(f"{what} {str(p)!r} is a folder, not a file; give the YAML file itself")
-    if not p.is_file():
-        raise W2SError(f"{what} {str(p)!r} not found")
-    try:
-        text = p.read_text(encoding="utf-8-sig")  # a byte-order mark is allowed, not needed
-    except UnicodeDecodeError as e:
-        raise W2SError(f"{what} {str(p)!r} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at "
-                       f"offset {e.start}); save it as UTF-8") from None
-    except OSError as e:
-        raise W2SError(f"cannot read {what} {str(p)!r}: {e.strerror or e}") from None
-    try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise W2SError(f"{what} {str(p)!r} is not valid YAML{where}: "
-                       f"{getattr(e, 'problem', e)}") from None
-    except RecursionError:
-        raise W2SError(f"{what} {str(p)!r} is nested too deeply to read") from None
-    if not isinstance(raw, dict):
-        raise W2SError(f"{what} {str(p)!r} must be a mapping of keys to values")
-    return raw
-
-
 def apply_override(raw: dict[str, Any], item: str) -> None:
     key, sep, value = item.partition("=")
     if not sep or not key:
         raise W2SError(f"override {item!r} must look like key=value (e.g. train.lr=0.001)")
     try:
-        parsed = yaml.safe_load(value)
+        parsed = yaml_load(value)
+    except yaml.constructor.ConstructorError as e:
+        if "given twice" in str(e.problem):
+            raise W2SError(f"override {shown(item)}: {e.problem}") from None
+        parsed = value
     except yaml.YAMLError:
         parsed = value
+    old = raw.get(key) if "." not in key else None
+    if isinstance(parsed, str) and isinstance(old, dict) and old.get("name") in (None, parsed):
+        # `loss.alpha_max=0.5 loss=logconf` on a command line: naming the component after its
+        # options keeps them (a suite's `method: naive` still replaces the whole component)
+        parsed = {**old, "name": parsed}
     set_key(raw, key, parsed)
 
 
@@ -331,7 +314,7 @@ def from_dict(cls: type, raw: Any, where: str) -> Any:
     if cls is Component:
         return _component(raw, where)
     if not isinstance(raw, dict):
-        raise W2SError(f"config: {where or 'top level'} must be a mapping, got {raw!r}")
+        raise W2SError(f"config: {where or 'top level'} must be a mapping, got {shown(raw)}")
     hints = _known_keys(cls, raw, where)
     kwargs = {}
     for k, v in raw.items():
@@ -358,7 +341,7 @@ def _overrides(over: Overrides, raw: Any, where: str) -> Optional[dict[str, Any]
         return None
     if not isinstance(raw, dict):
         raise W2SError(f"config: {where} must be a mapping of {over.section} keys (e.g. "
-                       f"{where}: {{mode: probe}}), got {raw!r}")
+                       f"{where}: {{mode: probe}}), got {shown(raw)}")
     hints = _known_keys(over.cls, raw, where)
     return {k: _coerce(hints[k], v, _join(where, k)) for k, v in raw.items()} or None
 
@@ -373,7 +356,7 @@ def _component(raw: Any, where: str) -> Component:
     if isinstance(raw, dict) and isinstance(raw.get("name"), str):
         opts = {k: v for k, v in raw.items() if k != "name"}
         return Component(raw["name"], opts)
-    raise W2SError(f"config: {where} must be a name or a mapping with a 'name' key, got {raw!r}")
+    raise W2SError(f"config: {where} must be a name or a mapping with a 'name' key, got {shown(raw)}")
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
@@ -457,6 +440,11 @@ def check_models(cfg: ExperimentConfig) -> None:
         problem = _check_role(role, names)
         if problem is not None:
             raise weak_problem(cfg, problem) if role is weak and weak is not cfg else problem
+    from .methods import METHODS
+
+    method_check = getattr(METHODS.get(cfg.method.name), "preflight", None)
+    if method_check is not None:  # a method's own check of its models (icl_refine's lm)
+        method_check(cfg, local_ref)
 
 
 def _check_role(cfg: ExperimentConfig, names: list[str]) -> Optional[W2SError]:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from .errors import W2SError
+from .loading_policy import hf_kwargs
 
 HEADROOM = 0.9  # the share of a GPU's memory a run may plan to use
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
@@ -115,7 +116,7 @@ def arch_from_config(config: Any, name: str = "") -> Arch:
 def _arch_at(path: str, kwargs: tuple) -> Arch:
     from transformers import AutoConfig
 
-    return arch_from_config(AutoConfig.from_pretrained(path, **dict(kwargs)), path)
+    return arch_from_config(AutoConfig.from_pretrained(path, **hf_kwargs(dict(kwargs))), path)
 
 
 def arch_of(ref: Any) -> Arch:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Optional, Union
 
-from .errors import W2SError
+from .errors import W2SError, shown
 
 
 @dataclass(frozen=True)
@@ -125,13 +125,21 @@ def as_float(value: Any) -> Optional[float]:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        f = float(value)
-    elif isinstance(value, str):
+        return _finite(value)
+    if isinstance(value, str):
         try:
-            f = float(value)
+            return _finite(float(value))
         except ValueError:
             return None
-    else:
+    return None
+
+
+def _finite(value: Any) -> Optional[float]:
+    """A number as a finite float; None for NaN, infinities and ints too large for a float
+    (a 400-digit count is never meant)."""
+    try:
+        f = float(value)
+    except (OverflowError, TypeError, ValueError):
         return None
     return f if math.isfinite(f) else None
 
@@ -171,7 +179,8 @@ def conform(tp: Any, value: Any, ints_as_float: bool = False) -> Any:
         out = value if isinstance(value, int) and not isinstance(value, bool) else _NO
     elif base is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            out = _NO if not math.isfinite(value) else float(value) if ints_as_float else value
+            f = _finite(value)
+            out = _NO if f is None else float(value) if ints_as_float else value
         else:
             f = as_float(value)
             out = _NO if f is None else f
@@ -186,7 +195,7 @@ def conform(tp: Any, value: Any, ints_as_float: bool = False) -> Any:
     if out is _NO or out is None:
         return out
     for b in bounds:
-        if isinstance(b, Range) and not b.contains(float(out)):
+        if isinstance(b, Range) and (_finite(out) is None or not b.contains(float(out))):
             return _NO
         if isinstance(b, NonEmpty) and not out:
             return _NO
@@ -198,7 +207,7 @@ def conform(tp: Any, value: Any, ints_as_float: bool = False) -> Any:
 def check_value(tp: Any, value: Any, where: str, ints_as_float: bool = False) -> Any:
     out = conform(tp, value, ints_as_float)
     if out is _NO:
-        raise OptionError(f"config: {where} must be {describe(tp)}, got {value!r}")
+        raise OptionError(f"config: {where} must be {describe(tp)}, got {shown(value)}")
     return out
 
 

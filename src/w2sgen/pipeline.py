@@ -28,7 +28,7 @@ from . import memory, onnx_features
 from .assets import require
 from .config import Component, ExperimentConfig, train_identity, weak_problem
 from .errors import W2SError
-from .loggers import log_finished
+from .loggers import log_finished, selected
 from .losses import LOSSES
 from .methods import METHODS, Setting
 from .metrics import evaluate
@@ -54,6 +54,7 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
     if not quiet and (note := cfg.weak_inherited_note()):
         print(note, file=sys.stderr)
     cfg = cfg.resolved()  # precision auto -> what this machine computes fast, before recording
+    selected()  # W2S_LOGGERS naming no logger: one line now, not a silent skip after the run
     if cfg.train.select != "last" and cfg.method.name == "gt_early_stop":
         raise W2SError("method=gt_early_stop picks the student's epoch by test accuracy (a "
                        f"diagnostic); it cannot be combined with train.select={cfg.train.select}: "
@@ -72,6 +73,10 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
         task = task_component(cfg.task)
         splits = make_splits(load_task(task), cfg.splits, task.name)
         check_roles(cfg, roles, splits)
+        folds, n = cfg.method.options.get("folds"), len(splits.transfer)
+        if isinstance(folds, int) and folds > n:  # cross-fitting over transfer: empty folds
+            raise W2SError(f"method.folds={folds} but the transfer split has {n} examples; set "
+                           f"method.folds={min(5, n)} (at most {n})")
     with recorded(store, cfg, ctx.steps, exclusive) as run_id:
         weak = ctx.train("weak_supervisor", weak_ref, splits, Part("weak_train"),
                          labels(splits.weak_train), GROUND_TRUTH_LOSS,

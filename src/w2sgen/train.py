@@ -32,6 +32,7 @@ from . import features as feats
 from . import hardware, memory
 from .errors import TrainingDiverged, W2SError
 from .example import Example
+from .loading_policy import hf_kwargs
 from .losses import LossFn
 from .models import ModelRef
 from .progress import bar as progress_bar
@@ -494,7 +495,7 @@ def check_lora_targets(ref: ModelRef, cfg: ExperimentConfig, causal_lm: bool) ->
 
     kwargs = {k: v for k, v in ref.load_kwargs.items() if k in ("revision", "gguf_file")}
     try:
-        config = AutoConfig.from_pretrained(ref.path, **kwargs)
+        config = AutoConfig.from_pretrained(ref.path, **hf_kwargs(kwargs))
         with init_empty_weights():
             model = (AutoModelForCausalLM if causal_lm else AutoModel).from_config(config)
     except Exception:  # noqa: BLE001 - an unreadable config: peft reports it when it loads

@@ -38,6 +38,7 @@ import numpy as np
 
 from ..errors import W2SError
 from ..hardware import Precision, autocast, resolve_precision
+from ..loading_policy import hf_kwargs
 from .base import PLAIN_STOP, Conversation, LanguageModel, Sampling, merge_system, plain_prompt
 from .tokens import block_ids, label_token_ids, start_ids
 
@@ -133,7 +134,7 @@ class LocalLM(LanguageModel):
         if self._config is None:
             from transformers import AutoConfig
 
-            self._config = AutoConfig.from_pretrained(self.ref.path, **self._file_kwargs())
+            self._config = AutoConfig.from_pretrained(self.ref.path, **hf_kwargs(self._file_kwargs()))
         return self._config
 
     @property

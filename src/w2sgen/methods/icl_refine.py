@@ -186,6 +186,19 @@ def refiner_factory(lm: Any, s: Setting, fmt: PromptFormat, precision: str,
         LocalLM(ref, s.ctx.cfg.torch_device(), precision, batch_size=prompt_batch), fmt)
 
 
+def preflight(cfg: Any, refer: Any) -> None:
+    """When a config is built (`w2s run`, `w2s sweep --dry-run`), before anything trains:
+    `lm: strong`, the default, needs a causal strong model. `refer` gives the ModelRef of a
+    model on this machine, else None (checked when the run resolves it)."""
+    if cfg.method.options.get("lm", "strong") != "strong":
+        return
+    ref = refer(cfg.strong_model)
+    if ref is not None and ref.kind != "causal":
+        raise W2SError(f"icl_refine prompts a causal LM, but strong_model {ref.name!r} is an "
+                       "encoder and method.lm is not set; set method.lm=smollm2-135m (or an "
+                       "endpoint mapping), or a causal strong_model")
+
+
 def check_k(k: int, n: int, batch: str, chunk: int) -> None:
     """Refuse a k the transfer split cannot give every query (before anything is loaded)."""
     if batch == "loo" and k + 1 > n:
@@ -345,3 +358,5 @@ def _prompting_baselines(s: Setting, get_refiner: Any, base_key: dict, k: int, b
         result["student_worse_than_unaltered"] = bool(diff[2] < 0)
     return result
 
+
+icl_refine.preflight = preflight  # type: ignore[attr-defined]  # config.check_models runs it
