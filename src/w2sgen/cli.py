@@ -76,7 +76,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
               + (f", memory {p.memory_bytes / 2**30:.1f} GiB" if p.memory_bytes else ""))
         print(f"  matmul fp32 {p.fp32_gflops:.1f} GFLOP/s, bf16 {p.bf16_gflops:.1f} GFLOP/s "
               f"({p.bf16_gflops / max(p.fp32_gflops, 1e-9):.2f}x fp32)")
-        print(f"  precision auto = {p.auto_precision} (training, LM scoring, generation)")
+        print(f"  precision auto = {p.auto_precision} (training, LM scoring, generation; from the "
+              "bf16 units, never from a timing)")
+        if p.bf16_native and not p.bf16_fast:
+            print("  note: bf16 measured no faster than fp32 here; set precision=fp32 where speed "
+                  "matters (`auto` keeps bf16 so that run identities never depend on a timing)")
         if dev == "cpu":
             from . import onnx_features
 
@@ -251,6 +255,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_store_migrate(args: argparse.Namespace) -> int:
+    from .migrate import migrate
+
+    done = migrate(args.store)
+    print(f"w2s store migrate {args.store}: {done.summary()}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="w2s", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -315,6 +327,12 @@ def parser() -> argparse.ArgumentParser:
     gn.add_argument("overrides", nargs="*", help="key=value, e.g. questions.train=16 weak=gemma3-270m")
     gn.add_argument("--store", type=store_folder, help="run store folder (default: config's store, ./runs)")
     gn.set_defaults(fn=cmd_generate)
+    st = sub.add_parser("store", help="maintain a run store")
+    st_sub = st.add_subparsers(dest="store_command", required=True)
+    mg = st_sub.add_parser("migrate", help="re-key a store made before canonical run identities "
+                           "(once; metrics unchanged, nothing recomputed)")
+    mg.add_argument("--store", default="runs", type=store_folder, help="run store folder (default: ./runs)")
+    mg.set_defaults(fn=cmd_store_migrate)
     return p
 
 

@@ -47,10 +47,10 @@ TRAIN_FORMAT = 2  # 2: per-epoch test predictions (eval_p)
 
 
 def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = False,
-        exclusive: bool = False) -> dict[str, Any]:
+        exclusive: bool = False, log: bool = True) -> dict[str, Any]:
     """One experiment, recorded as a run in the store. exclusive (sweeps): raise
     store.RunTaken instead of starting when this config already has a finished run or one in
-    progress in another process."""
+    progress in another process. log: send the finished run to the configured trackers."""
     if not quiet and (note := cfg.weak_inherited_note()):
         print(note, file=sys.stderr)
     cfg = cfg.resolved()  # precision auto -> what this machine computes fast, before recording
@@ -103,7 +103,8 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
             "student": student["p_test"], "ceiling": ceiling["p_test"]})
         store.finish_run(run_id, metrics, ctx.timings)
     # After the run is final: an interrupt while logging cannot mark a finished run interrupted.
-    log_finished(run_id, cfg, metrics, ctx.timings, store)  # W&B / MLflow, when configured
+    if log:
+        log_finished(run_id, cfg, metrics, ctx.timings, store)  # W&B / MLflow, when configured
     return {"run_id": run_id, "metrics": metrics, "timings": ctx.timings, "config": cfg}
 
 

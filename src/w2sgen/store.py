@@ -334,6 +334,19 @@ class Store:
             db.execute("UPDATE runs SET status=?, finished=?, error=?, timings=? WHERE id=?",
                        (status, time.time(), redact(error), json.dumps(timings), run_id))
 
+    def rekey_run(self, run_id: int, config_hash: str, config: dict[str, Any]) -> None:
+        """Give a run its configuration's hash and recorded config as today's code writes them
+        (`w2s store migrate`): the row and artifacts/<id>/config.yaml; metrics, timings and
+        predictions are left as they are."""
+        config = redact_tree(config)
+        with self._db() as db:
+            db.execute("UPDATE runs SET config_hash=?, config=? WHERE id=?",
+                       (config_hash, json.dumps(config), run_id))
+        art = self.root / "artifacts" / str(run_id)
+        if art.is_dir():
+            atomic_write(art / "config.yaml",
+                         lambda f: f.write(yaml.safe_dump(config, sort_keys=False)), "w")
+
     def runs(self, status: Optional[str] = None) -> list[dict[str, Any]]:
         query = "SELECT * FROM runs" + (" WHERE status=?" if status else "") + " ORDER BY id"
         return self._select(query, (status,) if status else ())
