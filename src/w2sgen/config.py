@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal, Optional, TypeVar, Union
 
 import yaml
 
@@ -427,7 +427,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
 def check_components(cfg: ExperimentConfig) -> None:
     """Names and options of registered components, checked before any work starts."""
     from .losses import LOSSES
-    from .methods import METHODS
+    from .methods import METHODS, check_method
     from .tasks import TASKS, task_component
     from .train import MODES
 
@@ -444,6 +444,7 @@ def check_components(cfg: ExperimentConfig) -> None:
                            f"epoch (train.{key} chooses a student's); drop it from weak_train")
     check_options(LOSSES.get(cfg.loss.name), cfg.loss, "loss")
     check_options(METHODS.get(cfg.method.name), cfg.method, "method")
+    check_method(cfg)  # the method's own check of the whole config (methods.checked_by)
     task = task_component(cfg.task)
     check_options(TASKS.get(task.name).load, task, "task")
     cfg.task, cfg.method, cfg.loss = canonical_components(cfg)
@@ -487,16 +488,36 @@ def check_models(cfg: ExperimentConfig) -> None:
     label word that is not one token, a prompt too long before any text, a LoRA target the model
     lacks, an encoder for train.mode=label_tokens) before anything runs. Models not installed
     and hub ids are left to the run, which names what is missing first and checks them then."""
-    ladder = cfg.method.options.get("ladder", ())
     weak = cfg.for_weak()
-    roles = [(weak, [cfg.weak_model]),  # the weak supervisor under its own settings
-             (cfg, [*(ladder if isinstance(ladder, list) else ()), cfg.strong_model])]
+    roles = model_roles(cfg, str)
     if weak is cfg:  # one set of settings for every model: each checked once
-        roles = [(cfg, [cfg.weak_model, *roles[1][1]])]
-    for role, names in roles:
+        groups = [(cfg, [name for name, _, _ in roles])]
+    else:
+        groups = [(weak, [name for name, _, supervisor in roles if supervisor]),
+                  (cfg, [name for name, _, supervisor in roles if not supervisor])]
+    for role, names in groups:
         problem = _check_role(role, names)
         if problem is not None:
-            raise weak_problem(cfg, problem) if role is weak and weak is not cfg else problem
+            raise weak_problem(cfg, problem) if role is not cfg else problem
+
+
+R = TypeVar("R")
+
+
+def model_roles(cfg: ExperimentConfig, refer: Callable[[str], R]) -> list[tuple[R, ExperimentConfig, bool]]:
+    """Each model a run trains, with the settings it trains under and whether it trains as a
+    weak supervisor (on weak_train ground truth, predicting the other splits): the weak
+    supervisor first (its own settings, weak_train over train), then the models the method
+    declares it trains (`methods.Trains`: weak_ensemble's supervisors, bootstrap's rungs), the
+    strong model last (ceiling and students: `train`). `refer` turns a name into what the
+    caller needs (`str`, `models.resolve`, `local_ref`)."""
+    from .methods import trained_models
+
+    trained = trained_models(cfg.method)
+    weak = cfg.for_weak()
+    named = [(cfg.weak_model, weak, True), *((n, weak, True) for n in trained.supervisors),
+             *((n, cfg, False) for n in trained.students), (cfg.strong_model, cfg, False)]
+    return [(refer(name), role, supervisor) for name, role, supervisor in named]
 
 
 def _check_role(cfg: ExperimentConfig, names: list[str]) -> Optional[W2SError]:

@@ -16,21 +16,21 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional
 
 import numpy as np
 
 from . import features as feats
 from . import memory, onnx_features
 from .assets import require
-from .config import Component, ExperimentConfig, train_identity, weak_problem
+from .config import Component, ExperimentConfig, model_roles, train_identity, weak_problem
 from .errors import W2SError
 from .loggers import log_finished
 from .losses import LOSSES
-from .methods import METHODS, Setting
+from .methods import METHODS, Setting, check_method
 from .metrics import evaluate
 from .models import ModelRef, load, resolve
 from .runs import Steps, recorded
@@ -40,7 +40,6 @@ from .tasks import Example, load_task, task_component
 from .train import MODES
 
 GROUND_TRUTH_LOSS = Component("xent")
-R = TypeVar("R", ModelRef, Optional[ModelRef])
 # Bumped whenever the cached training step's arrays or recipe change, so entries written by older
 # code are not read (features have had one format so far; give them a key entry when they change).
 TRAIN_FORMAT = 2  # 2: per-epoch test predictions (eval_p)
@@ -54,16 +53,14 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
     if not quiet and (note := cfg.weak_inherited_note()):
         print(note, file=sys.stderr)
     cfg = cfg.resolved()  # precision auto -> what this machine computes fast, before recording
-    if cfg.train.select != "last" and cfg.method.name == "gt_early_stop":
-        raise W2SError("method=gt_early_stop picks the student's epoch by test accuracy (a "
-                       f"diagnostic); it cannot be combined with train.select={cfg.train.select}: "
-                       "set train.select=last, or use another method")
+    check_method(cfg)  # as the config builder does: for a config made in code too
     store = store or Store(cfg.store)
-    require([cfg.weak_model, cfg.strong_model], cfg.task)  # fail before starting, naming every gap
+    # fail before starting, naming every gap (the models the method trains included)
+    require([name for name, _, _ in model_roles(cfg, str)], cfg.task)
     roles = model_roles(cfg, resolve)
-    (weak_ref, weak_cfg), strong_ref = roles[0], roles[-1][0]
+    (weak_ref, weak_cfg, _), strong_ref = roles[0], roles[-1][0]
     device = cfg.torch_device()
-    for ref, role in roles:
+    for ref, role, _ in roles:
         check_length(ref, cfg.features.max_length)
         if device.startswith("cuda"):  # a run that cannot fit the GPU: one line, nothing recorded
             memory.check_fits(ref, role, device, "train" if role is cfg else "weak_train")
@@ -119,31 +116,22 @@ def selection_report(cfg: ExperimentConfig, student: dict[str, np.ndarray]) -> d
             "weak_val_auroc": [round(float(a), 6) for a in student["select_auroc"]]}
 
 
-def model_roles(cfg: ExperimentConfig, refer: Callable[[str], R]) -> list[tuple[R, ExperimentConfig]]:
-    """Each model of a run with the settings it trains under: the weak supervisor first (its
-    own settings, weak_train over train), then bootstrap's rungs and the strong model (students
-    and ceiling: `train`). `refer` turns a name into its ModelRef (None: not checked here)."""
-    rungs: Any = cfg.method.options.get("ladder", ())
-    names = [cfg.weak_model, *(rungs if isinstance(rungs, list) else ()), cfg.strong_model]
-    return [(refer(n), cfg.for_weak() if i == 0 else cfg) for i, n in enumerate(names)]
-
-
-def check_roles(cfg: ExperimentConfig, roles: Sequence[tuple[Optional[ModelRef], ExperimentConfig]],
+def check_roles(cfg: ExperimentConfig, roles: Sequence[tuple[Optional[ModelRef], ExperimentConfig, bool]],
                 splits: Splits) -> None:
     """The train modes' checks (`Learner.preflight`) on the texts each role reads, once per
-    model and role: the weak supervisor (roles[0]) trains on weak_train and predicts the other
-    splits, a model under `train` (ceiling, student, ladder rungs, methods) sees transfer and
-    test only. Roles without a ref are skipped. Run before a run is recorded, and for each cell
-    of a suite as it loads (sweep/checks.py)."""
+    model and role (config.model_roles): a weak supervisor trains on weak_train and predicts the
+    other splits, a model under `train` (ceiling, student, ladder rungs) sees transfer and test
+    only. Roles without a ref are skipped. Run before a run is recorded, and for each cell of a
+    suite as it loads (sweep/checks.py)."""
     everything = splits.weak_train + splits.transfer + splits.test
     strong_sees = splits.transfer + splits.test
     checked = set()
-    for i, (ref, role) in enumerate(roles):
-        if ref is None or (ref.identity, i == 0) in checked:  # roles after the first: cfg
+    for ref, role, supervisor in roles:
+        if ref is None or (ref.identity, supervisor) in checked:
             continue
-        checked.add((ref.identity, i == 0))
+        checked.add((ref.identity, supervisor))
         try:
-            MODES.get(role.train.mode).preflight(ref, role, everything if i == 0 else strong_sees)
+            MODES.get(role.train.mode).preflight(ref, role, everything if supervisor else strong_sees)
         except W2SError as e:
             raise (e if role is cfg else weak_problem(cfg, e)) from None
 

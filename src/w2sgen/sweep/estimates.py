@@ -6,13 +6,13 @@ import copy
 import itertools
 from typing import Any
 
-from ..config import build_config, read_yaml_mapping, set_key
+from ..config import build_config, model_roles, read_yaml_mapping, set_key
 from .suite import variant
 
 
 def memory_estimates(path: str, auto_precision: str = "bf16") -> list[Any]:
-    """The estimate of every model each pair of a suite trains (weak, bootstrap ladder,
-    strong), on a GPU where `precision: auto` means `auto_precision` (bf16 on A100/H100-class
+    """The estimate of every model each pair of a suite trains (weak, the method's own models
+    such as a bootstrap ladder, strong), on a GPU where `precision: auto` means `auto_precision` (bf16 on A100/H100-class
     GPUs). Hub models in PUBLISHED are estimated from those values, others from their configs.
     The cells are expanded as `w2s sweep` does, without its check that the assets exist."""
     from ..memory import PUBLISHED, Row, arch_of, estimate, published, settings_of
@@ -28,7 +28,7 @@ def memory_estimates(path: str, auto_precision: str = "bf16") -> list[Any]:
         for key, value in {**p_over, **m_over}.items():
             set_key(cell, key, copy.deepcopy(value))
         cfg = build_config(cell)
-        for name in (cfg.weak_model, *cfg.method.options.get("ladder", ()), cfg.strong_model):
+        for name, _, _ in model_roles(cfg, str):  # the method's own models too
             models.setdefault((pair, name), cfg)
     rows = []
     for (pair, name), cfg in models.items():
