@@ -63,7 +63,7 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
     for ref, role, _ in roles:
         check_length(ref, cfg.features.max_length)
         if device.startswith("cuda"):  # a run that cannot fit the GPU: one line, nothing recorded
-            memory.check_fits(ref, role, device, "train" if role is cfg else "weak_train")
+            check_memory(ref, role, device, "train" if role is cfg else "weak_train", quiet)
     ctx = Context(cfg, store, quiet)
     with ctx.step("data"):  # read and checked before the run is recorded: bad data records nothing
         task = task_component(cfg.task)
@@ -134,6 +134,17 @@ def check_roles(cfg: ExperimentConfig, roles: Sequence[tuple[Optional[ModelRef],
             MODES.get(role.train.mode).preflight(ref, role, everything if supervisor else strong_sees)
         except W2SError as e:
             raise (e if role is cfg else weak_problem(cfg, e)) from None
+
+
+def check_memory(ref: ModelRef, role: ExperimentConfig, device: str, where: str, quiet: bool) -> None:
+    """The training mode's memory estimate (the one it declares: Learner.memory_estimate) of
+    `ref` under `role` against the GPU; a mode that declares none is said to train unchecked."""
+    mode = MODES.get(role.train.mode)
+    if mode.memory_estimate is not None:
+        memory.check_fits(ref, role, device, where, mode.memory_estimate)
+    elif not mode.uses_features and not quiet:
+        print(f"note: train.mode={role.train.mode} has no memory estimate; {ref.name} trains "
+              "without a check that it fits the GPU", file=sys.stderr)
 
 
 def check_length(ref: ModelRef, max_length: int) -> None:

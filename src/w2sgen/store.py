@@ -5,7 +5,9 @@ Layout under the store folder:
                             keyed by a hash of everything the step depends on
   runs.sqlite               one row per run: config, config hash, status, timings, metrics,
                             versions
-  artifacts/<run id>/       the run's config.yaml and metrics.json
+  artifacts/<run id>/       the run's config.yaml and metrics.json, and what its pipeline
+                            and command add: predictions.npz and the plots of `w2s run`,
+                            answers.jsonl and training files of `w2s generate`
 Writes go to a temporary file that is renamed into place, and each database change is one
 transaction, so a run killed at any moment leaves every finished step and run intact. A run
 killed without a chance to record it (kill -9, power loss) stays `running`; each row names the

@@ -17,6 +17,7 @@ def memory_estimates(path: str, auto_precision: str = "bf16") -> list[Any]:
     The cells are expanded as `w2s sweep` does, without its check that the assets exist."""
     from ..memory import PUBLISHED, Row, arch_of, estimate, published, settings_of
     from ..models import resolve
+    from ..train import MODES
 
     raw = read_yaml_mapping(path, "suite file")
     base, grid = raw.get("base") or {}, raw.get("grid") or {}
@@ -34,7 +35,8 @@ def memory_estimates(path: str, auto_precision: str = "bf16") -> list[Any]:
     for (pair, name), cfg in models.items():
         arch = published(name) if name in PUBLISHED else arch_of(resolve(name))
         precision = auto_precision if cfg.train.precision == "auto" else cfg.train.precision
-        est = estimate(arch, **settings_of(cfg, "cuda", precision))
+        formula = MODES.get(cfg.train.mode).memory_estimate  # None: the mode declares none
+        est = None if formula is None else estimate(arch, **settings_of(cfg, "cuda", precision, formula))
         rows.append((pair, arch.params, Row(pair, name, est)))
     order = list(dict.fromkeys(pair for pair, _, _ in rows))  # pairs as listed, models by size
     return [row for _, _, row in sorted(rows, key=lambda r: (order.index(r[0]), r[1]))]
