@@ -326,7 +326,12 @@ def test_store_migrate_rekeys_runs_and_steps_without_recomputing(tmp_path, tiny_
                   for k, extra in spellings.items()}
         legacy_hash = {k: load_config(None, keys + extra).hash() for k, extra in spellings.items()}
     canonical_hash = {k: load_config(None, keys + extra).hash() for k, extra in canonical_spelling.items()}
+    import sqlite3
+
+    with sqlite3.connect(store_dir / "runs.sqlite") as db:  # 72a4526 never set a keys version
+        db.execute("PRAGMA user_version=0")
     store = Store(store_dir)
+    assert "w2s store migrate --store" in (store.keys_note() or "")
     before = {r["id"]: r for r in store.runs()}
     assert {r["config_hash"] for r in before.values()} == set(legacy_hash.values())
     assert set(legacy_hash.values()).isdisjoint(canonical_hash.values())  # today's code misses them
@@ -334,6 +339,7 @@ def test_store_migrate_rekeys_runs_and_steps_without_recomputing(tmp_path, tiny_
     cache = sorted(p.name for p in (store_dir / "cache").rglob("*.npz"))
 
     assert cli.main(["store", "migrate", "--store", str(store_dir)]) == 0
+    assert Store(store_dir).keys_note() is None
     after = {r["id"]: r for r in Store(store_dir).runs()}
     assert after.keys() == before.keys()
     for k, res in legacy.items():
@@ -360,6 +366,15 @@ def test_store_migrate_rekeys_runs_and_steps_without_recomputing(tmp_path, tiny_
 
     second = migrate(store_dir)
     assert second.rehashed == [] and second.moved == 0 and second.kept == []
+
+
+def test_a_new_store_is_keyed_as_today(tmp_path, capsys):
+    from w2sgen import cli
+    from w2sgen.store import KEYS_VERSION, Store
+
+    assert Store(tmp_path / "s").keys_note() is None and Store(tmp_path / "s").keys_version == KEYS_VERSION
+    assert cli.main(["report", "--store", str(tmp_path / "s")]) == 0
+    assert "migrate" not in capsys.readouterr().err
 
 
 def test_store_migrate_without_a_store_is_one_line(tmp_path, capsys):

@@ -8,9 +8,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from .errors import Terminated, W2SError
+
+if TYPE_CHECKING:
+    from .store import Store
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -27,6 +30,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.append(store_override(args.store))
     cfg = load_config(config, overrides).resolved()
     store = Store(cfg.store)
+    keys_note(store)
     weak = cfg.for_weak().train  # the weak supervisor's own settings (weak_train), when it has any
     weak_mode = f" (weak supervisor {weak.mode})" if weak.mode != cfg.train.mode else ""
     weak_precision = f" (weak supervisor {weak.precision})" if weak.precision != cfg.train.precision else ""
@@ -163,6 +167,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise W2SError(f"no run store at {str(root)!r}; run an experiment first (w2s run) or "
                        "pass --store")
     store = Store(root)
+    keys_note(store)
     runs = store.runs("done") if args.all else report.latest_done(store)
     if not runs:
         print("no finished runs yet")
@@ -206,8 +211,11 @@ def cmd_theory(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from . import sweep
+    from .store import Store
 
     suite = sweep.load_suite(args.suite, args.store)
+    if Path(suite.store, "runs.sqlite").is_file():
+        keys_note(Store(suite.store))
     if args.dry_run:
         states = sweep.cell_states(suite)
         done = sum(s == "done" for s, _ in states.values())
@@ -253,6 +261,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     print(f"run {result['run_id']} took {time.perf_counter() - t0:.1f} s; answers in "
           f"{Path(cfg.store) / 'artifacts' / str(result['run_id']) / 'answers.jsonl'}")
     return 0
+
+
+def keys_note(store: Store) -> None:
+    """Say, on stderr, when a store needs `w2s store migrate`."""
+    note = store.keys_note()
+    if note:
+        print(note, file=sys.stderr, flush=True)
 
 
 def cmd_store_migrate(args: argparse.Namespace) -> int:

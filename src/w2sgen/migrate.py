@@ -150,4 +150,5 @@ def migrate(root: str | Path) -> Migration:
             except W2SError as e:
                 out.kept.append(f"run {row['id']}: its cached steps keep their keys ({e})")
             out.moved += replay.moved
+    store.mark_keys_current()
     return out

@@ -69,6 +69,10 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_config_hash ON runs(config_hash);
 """
+# How the rows' config hashes and the cached steps' keys are made, kept in the database's
+# user_version: 0, a store written before run identities were canonical (component options
+# hashed as written; `w2s store migrate` re-keys it); 1, canonical (migrate.py).
+KEYS_VERSION = 1
 
 
 def _proc_start(pid: int) -> str | None:
@@ -187,6 +191,13 @@ class Store:
             self.root.mkdir(parents=True, exist_ok=True)
             with self._db() as db:
                 db.executescript(SCHEMA)
+                self.keys_version = int(db.execute("PRAGMA user_version").fetchone()[0])
+                if self.keys_version < KEYS_VERSION and not db.execute("SELECT 1 FROM runs LIMIT 1").fetchone():
+                    self.keys_version = KEYS_VERSION  # nothing stored yet: keyed as today
+                    try:
+                        db.execute(f"PRAGMA user_version={KEYS_VERSION}")
+                    except sqlite3.OperationalError:  # read-only: nothing to re-key anyway
+                        pass
                 columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
                 if "owner" not in columns:  # a store made before owners were recorded
                     try:
@@ -335,6 +346,21 @@ class Store:
         with self._db() as db:
             db.execute("UPDATE runs SET status=?, finished=?, error=?, timings=? WHERE id=?",
                        (status, time.time(), redact(error), json.dumps(timings), run_id))
+
+    def keys_note(self) -> Optional[str]:
+        """One line for a store keyed before run identities were canonical, else None."""
+        if self.keys_version >= KEYS_VERSION:
+            return None
+        return (f"note: run store {str(self.root)!r} was written before run identities were "
+                "canonical; runs whose options were spelled otherwise (alpha_max: 1 for 1.0, a "
+                "default written out) are found again after `w2s store migrate --store "
+                f"{self.root}` (once; nothing is recomputed)")
+
+    def mark_keys_current(self) -> None:
+        """Record that every row and cached step is keyed as today's code keys them."""
+        with self._db() as db:
+            db.execute(f"PRAGMA user_version={KEYS_VERSION}")
+        self.keys_version = KEYS_VERSION
 
     def rekey_run(self, run_id: int, config_hash: str, config: dict[str, Any]) -> None:
         """Give a run its configuration's hash and recorded config as today's code writes them
