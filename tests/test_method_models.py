@@ -10,7 +10,7 @@ import yaml
 from conftest import sentiment_examples
 
 from w2sgen import cli, pipeline
-from w2sgen.config import load_config, model_roles
+from w2sgen.config import load_config
 from w2sgen.errors import W2SError
 from w2sgen.methods import (
     METHODS,
@@ -19,6 +19,7 @@ from w2sgen.methods import (
     Trains,
     checked_by,
     model_options,
+    model_roles,
     trained_models,
 )
 from w2sgen.spec import Component

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Optional, TypeVar, Union
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 import yaml
 
@@ -488,6 +488,8 @@ def check_models(cfg: ExperimentConfig) -> None:
     label word that is not one token, a prompt too long before any text, a LoRA target the model
     lacks, an encoder for train.mode=label_tokens) before anything runs. Models not installed
     and hub ids are left to the run, which names what is missing first and checks them then."""
+    from .methods import model_roles
+
     weak = cfg.for_weak()
     roles = model_roles(cfg, str)
     if weak is cfg:  # one set of settings for every model: each checked once
@@ -499,25 +501,6 @@ def check_models(cfg: ExperimentConfig) -> None:
         problem = _check_role(role, names)
         if problem is not None:
             raise weak_problem(cfg, problem) if role is not cfg else problem
-
-
-R = TypeVar("R")
-
-
-def model_roles(cfg: ExperimentConfig, refer: Callable[[str], R]) -> list[tuple[R, ExperimentConfig, bool]]:
-    """Each model a run trains, with the settings it trains under and whether it trains as a
-    weak supervisor (on weak_train ground truth, predicting the other splits): the weak
-    supervisor first (its own settings, weak_train over train), then the models the method
-    declares it trains (`methods.Trains`: weak_ensemble's supervisors, bootstrap's rungs), the
-    strong model last (ceiling and students: `train`). `refer` turns a name into what the
-    caller needs (`str`, `models.resolve`, `local_ref`)."""
-    from .methods import trained_models
-
-    trained = trained_models(cfg.method)
-    weak = cfg.for_weak()
-    named = [(cfg.weak_model, weak, True), *((n, weak, True) for n in trained.supervisors),
-             *((n, cfg, False) for n in trained.students), (cfg.strong_model, cfg, False)]
-    return [(refer(name), role, supervisor) for name, role, supervisor in named]
 
 
 def _check_role(cfg: ExperimentConfig, names: list[str]) -> Optional[W2SError]:

@@ -26,11 +26,11 @@ import numpy as np
 from . import features as feats
 from . import memory, onnx_features
 from .assets import require
-from .config import Component, ExperimentConfig, model_roles, train_identity, weak_problem
+from .config import Component, ExperimentConfig, train_identity, weak_problem
 from .errors import W2SError
 from .loggers import log_finished
 from .losses import LOSSES
-from .methods import METHODS, Setting, check_method
+from .methods import METHODS, Setting, check_method, model_roles
 from .metrics import evaluate
 from .models import ModelRef, load, resolve
 from .runs import Steps, recorded
@@ -119,7 +119,7 @@ def selection_report(cfg: ExperimentConfig, student: dict[str, np.ndarray]) -> d
 def check_roles(cfg: ExperimentConfig, roles: Sequence[tuple[Optional[ModelRef], ExperimentConfig, bool]],
                 splits: Splits) -> None:
     """The train modes' checks (`Learner.preflight`) on the texts each role reads, once per
-    model and role (config.model_roles): a weak supervisor trains on weak_train and predicts the
+    model and role (methods.model_roles): a weak supervisor trains on weak_train and predicts the
     other splits, a model under `train` (ceiling, student, ladder rungs) sees transfer and test
     only. Roles without a ref are skipped. Run before a run is recorded, and for each cell of a
     suite as it loads (sweep/checks.py)."""

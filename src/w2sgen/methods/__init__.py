@@ -102,6 +102,23 @@ def trained_models(method: Component) -> TrainedModels:
     return out
 
 
+R = TypeVar("R")
+
+
+def model_roles(cfg: ExperimentConfig, refer: Callable[[str], R]) -> list[tuple[R, ExperimentConfig, bool]]:
+    """Each model a run trains, with the settings it trains under and whether it trains as a
+    weak supervisor (on weak_train ground truth, predicting the other splits): the weak
+    supervisor first (its own settings, weak_train over train), then the models the method
+    declares it trains (`methods.Trains`: weak_ensemble's supervisors, bootstrap's rungs), the
+    strong model last (ceiling and students: `train`). `refer` turns a name into what the
+    caller needs (`str`, `models.resolve`, `local_ref`)."""
+    trained = trained_models(cfg.method)
+    weak = cfg.for_weak()
+    named = [(cfg.weak_model, weak, True), *((n, weak, True) for n in trained.supervisors),
+             *((n, cfg, False) for n in trained.students), (cfg.strong_model, cfg, False)]
+    return [(refer(name), role, supervisor) for name, role, supervisor in named]
+
+
 M = TypeVar("M", bound=Callable[..., Any])
 
 

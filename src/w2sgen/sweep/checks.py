@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..config import ExperimentConfig, model_roles
+from ..config import ExperimentConfig
 from ..errors import MissingAsset, W2SError
+from ..methods import model_roles
 from ..spec import stable_hash
 
 HUB_UNREACHABLE = "hub model(s) could not be loaded"

@@ -6,7 +6,8 @@ import copy
 import itertools
 from typing import Any
 
-from ..config import build_config, model_roles, read_yaml_mapping, set_key
+from ..config import build_config, read_yaml_mapping, set_key
+from ..methods import model_roles
 from .suite import variant
 
 
