@@ -384,3 +384,40 @@ def test_store_migrate_without_a_store_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: no run store at") and err.count("\n") == 1
     assert not (tmp_path / "none").exists()  # nothing made where there was nothing
+
+
+def test_store_migrate_keeps_what_it_cannot_rebuild(tmp_path, capsys):
+    """A run whose method is no longer installed keeps its row as it was, and says so."""
+    from w2sgen import cli
+    from w2sgen.store import Store
+
+    record = ExperimentConfig(device="cpu").resolved().to_dict()
+    record["method"] = {"name": "gone_plugin", "options": {"alpha": 1}}
+
+    class Recorded:
+        name, store, kind = "old", str(tmp_path), "classification"
+
+        def hash(self):
+            return "0123456789abcdef"
+
+        def to_dict(self):
+            return record
+
+    store = Store(tmp_path)
+    run_id = store.start_run(Recorded())
+    store.finish_run(run_id, {"student_accuracy": 0.75}, {})
+    assert cli.main(["store", "migrate", "--store", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"kept: run {run_id}: its config does not build today (unknown method 'gone_plugin'" in out
+    row = Store(tmp_path).runs()[0]
+    assert row["config_hash"] == "0123456789abcdef" and row["metrics"] == {"student_accuracy": 0.75}
+    assert row["config"]["method"] == {"name": "gone_plugin", "options": {"alpha": 1}}
+
+
+def test_a_replay_is_only_made_where_the_method_gets_the_same_arguments():
+    from w2sgen.migrate import same_arguments
+    from w2sgen.spec import Component
+
+    assert same_arguments(Component("confidence_filter", {}), {"hi": 0.75})  # a default dropped
+    assert same_arguments(Component("confidence_filter", {"hi": 0.9}), {"hi": 0.9})
+    assert not same_arguments(Component("confidence_filter", {"hi": 1.0}), {"hi": 1})  # int -> float

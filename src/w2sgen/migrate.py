@@ -18,6 +18,7 @@ written, as before).
 """
 from __future__ import annotations
 
+import inspect
 import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -29,8 +30,10 @@ import numpy as np
 from .config import ExperimentConfig, canonical_components, from_dict
 from .endpoint import redact_tree
 from .errors import W2SError
-from .options import same_value
+from .methods import METHODS
+from .options import parameters, same_value
 from .runs import CLASSIFICATION, RunConfig, run_kind
+from .spec import Component
 from .store import KEY_ARRAY, Store, atomic_write
 
 
@@ -115,8 +118,6 @@ def _move(old: Path, new: Path) -> bool:
 
 def migrate(root: str | Path) -> Migration:
     """Re-key the store at `root` (see the module's docstring)."""
-    from .pipeline import run as run_pipeline
-
     root = Path(root)
     if not (root / "runs.sqlite").is_file():
         raise W2SError(f"no run store at {str(root)!r} (no runs.sqlite); pass the folder a "
@@ -124,31 +125,59 @@ def migrate(root: str | Path) -> Migration:
     store = Store(root)
     out = Migration()
     for row in store.runs():
-        if run_kind(row) != CLASSIFICATION:
-            continue
-        try:
-            cfg = config_of(row["config"])
-            new_hash = cfg.hash(check=False)
-        except W2SError as e:
-            out.kept.append(f"run {row['id']}: its config does not build today ({e})")
-            continue
-        record = dict(row["config"])
-        spelled_loss = record.get("loss") or {}
-        for key, comp in (("task", cfg.task), ("method", cfg.method), ("loss", cfg.loss)):
-            record[key] = asdict(comp)
-        record = redact_tree(record)
-        if new_hash != row["config_hash"] or not same_value(record, row["config"]):
-            store.rekey_run(row["id"], new_hash, record)
-            out.rehashed.append(row["id"])
-        if not same_value(spelled_loss, asdict(cfg.loss)) and row["status"] == "done":
-            replay = _Rekeying(root, spelled_loss, asdict(cfg.loss))
-            try:
-                run_pipeline(cfg, replay, quiet=True, log=False)
-            except _NotCached as e:
-                out.kept.append(f"run {row['id']}: the store holds no {e} step it needs; "
-                                "the next run of its config computes it")
-            except W2SError as e:
-                out.kept.append(f"run {row['id']}: its cached steps keep their keys ({e})")
-            out.moved += replay.moved
+        if run_kind(row) == CLASSIFICATION:
+            _migrate_run(store, row, out)
     store.mark_keys_current()
     return out
+
+
+def _migrate_run(store: Store, row: dict[str, Any], out: Migration) -> None:
+    """One classification run: its row re-keyed, and its training steps when its loss was
+    spelled otherwise (replayed against the store, nothing computed)."""
+    from .pipeline import run as run_pipeline
+
+    try:
+        cfg = config_of(row["config"])
+        new_hash = cfg.hash(check=False)
+    except W2SError as e:
+        out.kept.append(f"run {row['id']}: its config does not build today ({e})")
+        return
+    record = dict(row["config"])
+    spelled_loss, spelled_method = record.get("loss") or {}, record.get("method") or {}
+    for key, comp in (("task", cfg.task), ("method", cfg.method), ("loss", cfg.loss)):
+        record[key] = asdict(comp)
+    record = redact_tree(record)
+    if new_hash != row["config_hash"] or not same_value(record, row["config"]):
+        store.rekey_run(row["id"], new_hash, record)
+        out.rehashed.append(row["id"])
+    if same_value(spelled_loss, asdict(cfg.loss)) or row["status"] != "done":
+        return
+    if not same_arguments(cfg.method, spelled_method.get("options") or {}):
+        # an int option now a float reaches the method as another value: steps it keys itself
+        # may key otherwise, and a replay could compute; the student is left to the next run
+        out.kept.append(f"run {row['id']}: its method's options changed type "
+                        f"({spelled_method.get('options')} -> {cfg.method.options}); its cached "
+                        "steps keep their keys")
+        return
+    replay = _Rekeying(store.root, spelled_loss, asdict(cfg.loss))
+    try:
+        run_pipeline(cfg, replay, quiet=True, log=False)
+    except _NotCached as e:
+        out.kept.append(f"run {row['id']}: the store holds no {e} step it needs; the next run "
+                        "of its config computes it")
+    except W2SError as e:
+        out.kept.append(f"run {row['id']}: its cached steps keep their keys ({e})")
+    out.moved += replay.moved
+
+
+def same_arguments(method: Component, spelled: dict[str, Any]) -> bool:
+    """Is the method called with the same arguments under its canonical options as under
+    `spelled`? Dropped defaults change nothing; an int made a float does."""
+    params = parameters(METHODS.get(method.name))
+
+    def called(opts: dict[str, Any]) -> dict[str, Any]:
+        return {k: opts.get(k, p.default) for k, p in params.items()
+                if k in opts or p.default is not inspect.Parameter.empty}
+
+    return same_value(called(spelled), called(method.options))
+
