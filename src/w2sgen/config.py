@@ -250,16 +250,16 @@ def canonical_components(cfg: ExperimentConfig) -> tuple[Component, Component, C
             Component(cfg.loss.name, options.canonical(LOSSES.get(cfg.loss.name), cfg.loss.options)))
 
 
-Precision = Literal["auto", "bf16", "fp32", "fp16"]
+PrecisionSetting = Literal["auto", "bf16", "fp32", "fp16"]
 
 
-def _precision(requested: str, device: str, where: str, check: bool) -> Precision:
+def _precision(requested: str, device: str, where: str, check: bool) -> PrecisionSetting:
     """A precision setting made concrete for `device`; one already concrete is kept as it is
     without this machine's checks where `check` is off."""
     from .hardware import resolve_precision
 
     if not check and requested in ("bf16", "fp32", "fp16"):
-        return typing.cast(Precision, requested)
+        return typing.cast(PrecisionSetting, requested)
     return resolve_precision(requested, device, where)
 
 
