@@ -35,7 +35,7 @@ class SplitsConfig:
 class FeaturesConfig:
     max_length: Annotated[int, Ge(2)] = 128  # tokens; checked against the model's positions too
     batch_size: PositiveInt = 64
-    precision: Literal["auto", "bf16", "fp32", "fp16"] = "auto"  # auto: bf16 where native and fast
+    precision: Literal["auto", "bf16", "fp32", "fp16"] = "auto"  # auto: fp32 on a CPU (ONNX Runtime), bf16 on a GPU with it
     pooling: Literal["auto", "mean", "cls", "last"] = "auto"
 
     def pooling_for(self, ref: Any) -> str:
