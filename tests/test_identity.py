@@ -180,7 +180,8 @@ def test_weak_train_changes_only_the_weak_steps_cache_key(tmp_path, tiny_llama_d
 # ------------------------------------------------ canonical identity: one experiment, one hash
 
 # Hashes 72a4526 gave configs already written canonically (non-default options, as their
-# signatures type them): canonicalising options must leave them, and their stored runs, alone.
+# signatures type them; its default task, OLD_DEFAULT): canonicalising options must leave them,
+# and their stored runs, alone.
 CANONICAL_BEFORE = {
     ("loss=logconf",): "8d98a0f59cf1fdb3",
     ("loss=logconf", "loss.alpha_max=0.5"): "ba498af909010f41",
@@ -192,14 +193,14 @@ CANONICAL_BEFORE = {
 
 def test_configs_already_canonical_keep_their_hashes():
     for keys, expected in CANONICAL_BEFORE.items():
-        assert load_config(None, ["device=cpu", *keys]).hash() == expected, keys
+        assert load_config(None, [*OLD_DEFAULT, "device=cpu", *keys]).hash() == expected, keys
 
 
 def test_four_spellings_of_two_losses_give_two_hashes(tmp_path):
     from w2sgen.config import build_config
 
     def hash_of(loss):
-        return build_config({"device": "cpu", "loss": loss}).hash()
+        return build_config({"task": "multiemo_pos_neg", "device": "cpu", "loss": loss}).hash()
 
     default = {hash_of("logconf"), hash_of({"name": "logconf"}),
                hash_of({"name": "logconf", "alpha_max": 0.75}), hash_of({"name": "logconf", "alpha_max": "0.75"})}
@@ -211,10 +212,10 @@ def test_four_spellings_of_two_losses_give_two_hashes(tmp_path):
     files = []
     for i, text in enumerate(("loss: logconf", "loss: {name: logconf, alpha_max: 0.75}",
                               "loss: {name: logconf, alpha_max: 1}", "loss: {name: logconf, alpha_max: 1.0}")):
-        (tmp_path / f"{i}.yaml").write_text(f"device: cpu\n{text}\n")
+        (tmp_path / f"{i}.yaml").write_text(f"task: multiemo_pos_neg\ndevice: cpu\n{text}\n")
         files.append(load_config(tmp_path / f"{i}.yaml").hash())
     assert files[0] == files[1] == next(iter(default)) and files[2] == files[3] == next(iter(one))
-    assert load_config(None, ["device=cpu", "loss=logconf", "loss.alpha_max=1"]).hash() == files[2]
+    assert load_config(None, [*OLD_DEFAULT, "device=cpu", "loss=logconf", "loss.alpha_max=1"]).hash() == files[2]
     # what a run records is the canonical form: reports group the four as two settings
     assert load_config(tmp_path / "1.yaml").resolved().to_dict()["loss"] == {"name": "logconf", "options": {}}
     assert load_config(tmp_path / "2.yaml").resolved().to_dict()["loss"]["options"] == {"alpha_max": 1.0}
@@ -222,7 +223,8 @@ def test_four_spellings_of_two_losses_give_two_hashes(tmp_path):
     from w2sgen.config import ExperimentConfig
     from w2sgen.spec import Component
 
-    spelled = ExperimentConfig(device="cpu", loss=Component("logconf", {"alpha_max": 1}))
+    spelled = ExperimentConfig(task=Component("multiemo_pos_neg"), device="cpu",
+                               loss=Component("logconf", {"alpha_max": 1}))
     assert spelled.resolved().loss == Component("logconf", {"alpha_max": 1.0})
     assert spelled.hash() == files[2]
 
@@ -262,7 +264,7 @@ def test_task_and_method_options_are_canonical_too(tmp_path):
 
 
 def test_the_identity_schema_is_implicit_at_1_and_rekeys_when_bumped(monkeypatch):
-    cfg = load_config(None, ["device=cpu"])
+    cfg = load_config(None, [*OLD_DEFAULT, "device=cpu"])
     assert "schema" not in cfg.identity() and cfg.hash() == LEGACY["default, features fp32"]
     monkeypatch.setattr(config_mod, "IDENTITY_SCHEMA", 2)
     assert cfg.identity()["schema"] == 2 and cfg.hash() != LEGACY["default, features fp32"]
