@@ -4,12 +4,14 @@ The project's one statistics module: reports and methods compute intervals and t
 
 All intervals resample the *test examples* (the same resample for weak, student and ceiling,
 since their errors are correlated), percentile method. PGR = (student - weak) / (ceiling - weak)
-is reported as undefined when the interval of the denominator contains 0: then the ceiling does
-not clearly beat the weak model and any ratio is noise.
+is reported as undefined unless the interval of the denominator lies wholly above 0
+(`gap_defined`): otherwise the ceiling does not clearly beat the weak model and any ratio is
+noise; `gap_words` says which way such a gap points.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Optional
 
@@ -72,14 +74,30 @@ def bootstrap_indices(n: int, rounds: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(rounds, n))
 
 
+def gap_defined(low: float) -> bool:
+    """The one rule for PGR: it is defined only where the interval of the ceiling - weak gap
+    lies wholly above 0 (tables, figures, medians over seeds and correlations all ask this)."""
+    return bool(low > 0)
+
+
+def gap_words(value: float, low: float, high: float) -> str:
+    """A ceiling - weak gap with its interval, saying which way it points: 'ceiling above weak',
+    'strong below weak' (the whole interval below 0) or 'no clear gap' (it holds 0)."""
+    iv = f"{value:+.3f} [{low:+.3f}, {high:+.3f}]"
+    if gap_defined(low):
+        return f"ceiling above weak: gap {iv}"
+    if high < 0:
+        return f"strong below weak: gap {iv}"
+    return f"no clear gap: gap {iv} holds 0"
+
+
 def pgr(weak: np.ndarray, student: np.ndarray, ceiling: np.ndarray, confidence: float) -> PGR:
     """PGR from per-resample scores (index 0 is the point estimate on the full test set)."""
     gap = ceiling - weak
     a = (1 - confidence) / 2
     gap_lo, gap_hi = np.nanquantile(gap[1:], [a, 1 - a])
-    if gap_lo <= 0:
-        return PGR(None, None, None,
-                   f"ceiling-weak gap {gap[0]:+.3f} [{gap_lo:+.3f}, {gap_hi:+.3f}] includes 0")
+    if not gap_defined(gap_lo):
+        return PGR(None, None, None, gap_words(gap[0], gap_lo, gap_hi))
     with np.errstate(divide="ignore", invalid="ignore"):  # resamples with a zero gap -> nan
         ratio = np.where(gap != 0, (student - weak) / np.where(gap != 0, gap, 1), np.nan)
     lo, hi = np.nanquantile(ratio[1:], [a, 1 - a])
@@ -282,9 +300,9 @@ def fixed_baseline_pgr(weak: np.ndarray, ceiling: np.ndarray, student: np.ndarra
     tail = (1 - confidence) / 2
     boot_gap = boot["ceiling"] - boot["weak"]
     gap_lo, gap_hi = np.quantile(boot_gap, [tail, 1 - tail])
-    if gap <= 0 or gap_lo <= 0:
-        return replace(out, sd=None, per_seed=[], reason=f"mean ceiling - mean weak {gap:+.3f} "
-                       f"[{gap_lo:+.3f}, {gap_hi:+.3f}] includes 0")
+    if gap <= 0 or not gap_defined(gap_lo):
+        return replace(out, sd=None, per_seed=[],
+                       reason="mean ceiling - mean weak: " + gap_words(gap, gap_lo, gap_hi))
     ratio = (boot["student"] - boot["weak"]) / boot_gap
     lo, hi = np.quantile(ratio, [tail, 1 - tail])
     return replace(out, value=(means["student"] - means["weak"]) / gap, low=float(lo), high=float(hi))
@@ -349,3 +367,128 @@ def holm(pvalues: list[float]) -> list[float]:
         running = max(running, min(1.0, (m - k) * pvalues[i]))
         out[i] = running
     return out
+
+
+# ------------------------------------------ dataset-level inference (report/hierarchy.py)
+
+
+def sign_test(d: Any, zero: float = 1e-12) -> tuple[int, int, float]:
+    """Exact two-sided sign test of paired differences `d` against a median of 0: (positives,
+    negatives, p). Differences within `zero` of 0 are dropped; none left gives p = 1. With n
+    non-zero differences the smallest p is 2 / 2^n (4 datasets: 0.125)."""
+    d = np.asarray(d, dtype=float)
+    d = d[np.isfinite(d)]
+    pos, neg = int((d > zero).sum()), int((d < -zero).sum())
+    n = pos + neg
+    if n == 0:
+        return pos, neg, 1.0
+    tail = sum(math.comb(n, i) for i in range(min(pos, neg) + 1)) / 2 ** n
+    return pos, neg, float(min(1.0, 2 * tail))
+
+
+# dataset -> split (a split seed, with the other settings) -> training seed -> per-example
+# differences on that split's test set (every training seed of a split: one test set, one order)
+Nested = dict[Any, dict[Any, dict[Any, np.ndarray]]]
+
+
+@dataclass
+class Hierarchical:
+    """A difference estimated at the level of datasets (`hierarchical_difference`)."""
+
+    value: float                 # mean over datasets of (mean over splits of (mean over seeds))
+    low: float
+    high: float
+    datasets: int                # the independent units it rests on
+    splits: int                  # (dataset, split) units in all
+    runs: int                    # (dataset, split, training seed) units in all
+    per_dataset: dict[Any, float]
+    positive: int                # datasets whose own mean difference is above 0 ...
+    negative: int                # ... below 0
+    p_sign: float                # exact two-sided sign test over datasets
+    p_holm: float = 1.0          # Holm-adjusted over the declared family
+
+
+def _nested_arrays(data: Nested) -> dict[Any, list[np.ndarray]]:
+    """Per dataset, one (training seeds, test examples) matrix per split; refuses ragged or
+    empty levels in one line."""
+    out: dict[Any, list[np.ndarray]] = {}
+    for ds, splits in data.items():
+        mats = []
+        for sp, seeds in splits.items():
+            rows = [np.asarray(v, dtype=np.float64).reshape(-1) for v in seeds.values()]
+            if not rows or not len(rows[0]) or len({len(r) for r in rows}) != 1:
+                raise ValueError(f"dataset {ds!r}, split {sp!r}: every training seed needs the same "
+                                 "non-empty test set, got sizes " + str([len(r) for r in rows]))
+            mats.append(np.vstack(rows))
+        if not mats:
+            raise ValueError(f"dataset {ds!r} has no split")
+        out[ds] = mats
+    if not out:
+        raise ValueError("no dataset to compare")
+    return out
+
+
+def hierarchical_difference(data: Nested, rounds: int = 2000, confidence: float = 0.95,
+                            seed: int = 0) -> Hierarchical:
+    """A method-vs-baseline difference with the dataset as the unit of inference.
+
+    `data[dataset][split][training seed]` is the per-test-example difference (e.g. correct
+    under the method minus correct under the baseline, same supervisor and ceiling). The
+    estimate is the mean over datasets of the mean over their splits of the mean over training
+    seeds of the mean over test examples. Its percentile interval comes from a nested bootstrap:
+    each round resamples datasets, then within each drawn dataset its splits, then within each
+    drawn split its training seeds and its test examples (one draw of the examples per drawn
+    split, applied to all its seeds: they share that test set). Examples are drawn from a bank
+    of `rounds` resamples per split, a row picked at random per draw. The sign test counts
+    datasets by the sign of their own mean difference. Pure; the draws follow `seed`."""
+    mats = _nested_arrays(data)
+    rng = np.random.default_rng(seed)
+    banks: dict[Any, list[np.ndarray]] = {}
+    for ds, ms in mats.items():
+        banks[ds] = []
+        for m in ms:
+            n = m.shape[1]
+            bank = np.empty((rounds, m.shape[0]))
+            for start in range(0, rounds, 64):  # (seeds, chunk, n) at a time
+                idx = rng.integers(0, n, size=(min(64, rounds - start), n))
+                bank[start:start + len(idx)] = m[:, idx].mean(axis=2).T
+            banks[ds].append(bank)
+    per_dataset = {ds: float(np.mean([m.mean(axis=1).mean() for m in ms])) for ds, ms in mats.items()}
+    names = list(mats)
+    boot = np.empty(rounds)
+    for r in range(rounds):
+        ds_means = []
+        for i in rng.integers(0, len(names), len(names)):
+            bs = banks[names[i]]
+            split_means = []
+            for j in rng.integers(0, len(bs), len(bs)):
+                row = bs[j][rng.integers(0, rounds)]
+                split_means.append(row[rng.integers(0, len(row), len(row))].mean())
+            ds_means.append(np.mean(split_means))
+        boot[r] = np.mean(ds_means)
+    a = (1 - confidence) / 2
+    lo, hi = np.quantile(boot, [a, 1 - a])
+    pos, neg, p = sign_test(list(per_dataset.values()))
+    return Hierarchical(float(np.mean(list(per_dataset.values()))), float(lo), float(hi), len(mats),
+                        sum(len(ms) for ms in mats.values()),
+                        sum(m.shape[0] for ms in mats.values() for m in ms), per_dataset, pos, neg, p)
+
+
+def clustered_mean_ci(groups: Sequence[np.ndarray], seed: int, rounds: int = 2000,
+                      confidence: float = 0.95) -> list[float] | None:
+    """[mean, low, high] of values clustered in groups (e.g. one run's questions per seed): the
+    mean over groups of each group's mean (NaN values left out), with a two-level percentile
+    bootstrap that resamples the groups, then the values within each drawn group. None when no
+    group has a value. One group gives the ordinary bootstrap over its values."""
+    gs = [v[~np.isnan(v)] for v in (np.asarray(g, dtype=float).reshape(-1) for g in groups)]
+    gs = [g for g in gs if len(g)]
+    if not gs:
+        return None
+    rng = np.random.default_rng(seed)
+    boot = np.empty(rounds)
+    for r in range(rounds):
+        boot[r] = np.mean([g[rng.integers(0, len(g), len(g))].mean()
+                           for g in (gs[i] for i in rng.integers(0, len(gs), len(gs)))])
+    a = (1 - confidence) / 2
+    return [float(np.mean([g.mean() for g in gs])), float(np.quantile(boot, a)),
+            float(np.quantile(boot, 1 - a))]
