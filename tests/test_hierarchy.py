@@ -171,3 +171,15 @@ def test_suite_comparisons_are_checked(tmp_path, capsys):
 def test_load_suite_refuses_a_bad_family_before_any_cell(tmp_path):
     with pytest.raises(W2SError, match="no label of grid.methods"):
         load_suite(suite_file(tmp_path, "[[nope, naive]]"))
+
+
+def test_clustered_paired_difference_pairs_within_runs():
+    from w2sgen.metrics import clustered_paired_difference
+
+    a = [np.array([1.0, 1.0, 0.0, np.nan]), np.array([1.0, 1.0])]
+    b = [np.array([0.0, 1.0, 0.0, 1.0]), np.array([0.0, 0.0])]
+    d = clustered_paired_difference(a, b, seed=0, rounds=500)
+    # run 1: differences 1, 0, 0 (the NaN question dropped) -> 1/3; run 2: 1, 1 -> 1
+    assert d["diff"][0] == pytest.approx((1 / 3 + 1) / 2)
+    assert (d["n"], d["groups"], d["better"], d["worse"]) == (5, 2, True, False)
+    assert d["diff"][1] >= 0 and d["diff"][2] == pytest.approx(1.0)

@@ -492,3 +492,20 @@ def clustered_mean_ci(groups: Sequence[np.ndarray], seed: int, rounds: int = 200
     a = (1 - confidence) / 2
     return [float(np.mean([g.mean() for g in gs])), float(np.quantile(boot, a)),
             float(np.quantile(boot, 1 - a))]
+
+
+def clustered_paired_difference(a: Sequence[np.ndarray], b: Sequence[np.ndarray], seed: int,
+                                rounds: int = 2000, confidence: float = 0.95) -> dict | None:
+    """`paired_difference` for values clustered in groups (one run per seed): a[i] and b[i] are
+    two systems' scores on group i's questions; the mean of a - b (questions where both are
+    present) with `clustered_mean_ci`'s interval (groups, then questions within them)."""
+    diffs = []
+    for x, y in zip(a, b):
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        ok = ~np.isnan(x) & ~np.isnan(y)
+        diffs.append((x - y)[ok])
+    ci = clustered_mean_ci(diffs, seed, rounds, confidence)
+    if ci is None:
+        return None
+    return {"diff": ci, "n": int(sum(len(d) for d in diffs)), "groups": sum(bool(len(d)) for d in diffs),
+            "worse": ci[2] < 0, "better": ci[1] > 0}
