@@ -8,7 +8,8 @@ import pytest
 from w2sgen.cli import main
 from w2sgen.config import build_config
 from w2sgen.errors import W2SError
-from w2sgen.metrics import clustered_mean_ci, evaluate, hierarchical_difference, sign_test
+from w2sgen.metrics import evaluate, sign_test
+from w2sgen.nested import clustered_mean_ci, hierarchical_difference
 from w2sgen.report.hierarchy import dataset_cells, dataset_table
 from w2sgen.store import Store
 from w2sgen.sweep.suite import comparison_family, load_suite
@@ -174,7 +175,7 @@ def test_load_suite_refuses_a_bad_family_before_any_cell(tmp_path):
 
 
 def test_clustered_paired_difference_pairs_within_runs():
-    from w2sgen.metrics import clustered_paired_difference
+    from w2sgen.nested import clustered_paired_difference
 
     a = [np.array([1.0, 1.0, 0.0, np.nan]), np.array([1.0, 1.0])]
     b = [np.array([0.0, 1.0, 0.0, 1.0]), np.array([0.0, 0.0])]

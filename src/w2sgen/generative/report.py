@@ -119,7 +119,7 @@ def seed_groups(runs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 def _minus(scores: dict[str, list[Any]], name: str, other: str, seed: int) -> str:
     """A student's paired difference to another system on the same questions of each run,
     clustered by run (seeds resampled, then questions), or '-'."""
-    from ..metrics import clustered_paired_difference
+    from ..nested import clustered_paired_difference
 
     if other not in scores or name == other or not name.startswith("student:"):
         return "-"
@@ -137,7 +137,7 @@ def pooled_text(root: Path, runs: list[dict[str, Any]], seed: int = 0) -> str:
 
     import numpy as np
 
-    from ..metrics import clustered_mean_ci
+    from ..nested import clustered_mean_ci
     from .pipeline import AUTOMATIC, automatic_scores
     from .tasks import GEN_TASKS
 

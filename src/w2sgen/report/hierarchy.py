@@ -20,7 +20,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..metrics import Hierarchical, Nested, hierarchical_difference, holm
+from ..metrics import holm
+from ..nested import Hierarchical, Nested, hierarchical_difference
 from ..store import Store
 from .runs import (
     classification_runs,
