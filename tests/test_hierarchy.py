@@ -184,3 +184,16 @@ def test_clustered_paired_difference_pairs_within_runs():
     assert d["diff"][0] == pytest.approx((1 / 3 + 1) / 2)
     assert (d["n"], d["groups"], d["better"], d["worse"]) == (5, 2, True, False)
     assert d["diff"][1] >= 0 and d["diff"][2] == pytest.approx(1.0)
+
+
+def test_science_suite_declares_its_family_and_varies_both_seeds():
+    from pathlib import Path
+
+    from w2sgen.sweep.suite import read_suite
+
+    path = Path(__file__).resolve().parents[1] / "suites" / "science.yaml"
+    assert comparison_family(path) == [(f"{m} vs naive", f"naive + {m}", "naive")
+                                       for m in ("logconf", "product", "reverse_ce")]
+    _, _, grid = read_suite(path)
+    assert grid["splits.seed"] == [0, 1, 2] and grid["seeds"] == [0, 1, 2]
+    assert len(grid["task"]) >= 8 and not any("seed" in t["splits"] for t in grid["task"])
