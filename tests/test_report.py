@@ -614,3 +614,5 @@ def test_one_rule_for_undefined_pgr_says_which_way_the_gap_points(tmp_path):
     cell = median_pgr_cells([row])[1][0][-1]
     assert cell.startswith("undefined (strong below weak: gap -0.200") and "includes" not in cell
     assert plot_methods([row], tmp_path / "m.png") is None  # nothing to plot
+    assert all(r["pgr_undefined_reason"].startswith("strong below weak: gap -0.200")
+               for r in run_rows(runs))  # the export says the same
