@@ -56,6 +56,35 @@ def _nested_arrays(data: Nested) -> dict[Any, list[np.ndarray]]:
     return out
 
 
+def _example_bank(m: np.ndarray, rounds: int, rng: np.random.Generator) -> np.ndarray:
+    """(rounds, seeds): each training seed's mean over one resample of the test examples per
+    row (the same resample for every seed of the split: they share its test set)."""
+    n = m.shape[1]
+    bank = np.empty((rounds, m.shape[0]))
+    for start in range(0, rounds, 256):  # how often each example is drawn, 256 rounds at a time
+        k = min(256, rounds - start)
+        draws = rng.integers(0, n, size=(k, n)) + n * np.arange(k)[:, None]
+        counts = np.bincount(draws.ravel(), minlength=k * n).reshape(k, n)
+        bank[start:start + k] = counts @ m.T / n
+    return bank
+
+
+def _dataset_bank(mats: list[np.ndarray], rounds: int, rng: np.random.Generator) -> np.ndarray:
+    """`rounds` resampled means of one dataset: its splits drawn with replacement, and for each
+    draw an example resample (a random row of that split's example bank) and its training
+    seeds drawn with replacement."""
+    s = len(mats)
+    chosen = rng.integers(0, s, size=(rounds, s))
+    value = np.zeros((rounds, s))
+    for j, m in enumerate(mats):
+        bank = _example_bank(m, rounds, rng)
+        rows = rng.integers(0, rounds, size=(rounds, s))
+        seeds = rng.integers(0, m.shape[0], size=(rounds, s, m.shape[0]))
+        drawn = bank[rows[..., None], seeds].mean(axis=2)  # (rounds, s) had split j been drawn
+        value = np.where(chosen == j, drawn, value)
+    return value.mean(axis=1)
+
+
 def hierarchical_difference(data: Nested, rounds: int = 2000, confidence: float = 0.95,
                             seed: int = 0) -> Hierarchical:
     """A method-vs-baseline difference with the dataset as the unit of inference.
@@ -66,34 +95,19 @@ def hierarchical_difference(data: Nested, rounds: int = 2000, confidence: float 
     seeds of the mean over test examples. Its percentile interval comes from a nested bootstrap:
     each round resamples datasets, then within each drawn dataset its splits, then within each
     drawn split its training seeds and its test examples (one draw of the examples per drawn
-    split, applied to all its seeds: they share that test set). Examples are drawn from a bank
-    of `rounds` resamples per split, a row picked at random per draw. The sign test counts
-    datasets by the sign of their own mean difference. Pure; the draws follow `seed`."""
+    split, applied to all its seeds: they share that test set). Lower levels are drawn from
+    banks of `rounds` resamples (per split of its examples, per dataset of its splits), a row
+    picked at random for each draw, so that repeated draws of one unit are independent. The
+    sign test counts datasets by the sign of their own mean difference. Pure; the draws follow
+    `seed`."""
     mats = _nested_arrays(data)
     rng = np.random.default_rng(seed)
-    banks: dict[Any, list[np.ndarray]] = {}
-    for ds, ms in mats.items():
-        banks[ds] = []
-        for m in ms:
-            n = m.shape[1]
-            bank = np.empty((rounds, m.shape[0]))
-            for start in range(0, rounds, 64):  # (seeds, chunk, n) at a time
-                idx = rng.integers(0, n, size=(min(64, rounds - start), n))
-                bank[start:start + len(idx)] = m[:, idx].mean(axis=2).T
-            banks[ds].append(bank)
     per_dataset = {ds: float(np.mean([m.mean(axis=1).mean() for m in ms])) for ds, ms in mats.items()}
-    names = list(mats)
-    boot = np.empty(rounds)
-    for r in range(rounds):
-        ds_means = []
-        for i in rng.integers(0, len(names), len(names)):
-            bs = banks[names[i]]
-            split_means = []
-            for j in rng.integers(0, len(bs), len(bs)):
-                row = bs[j][rng.integers(0, rounds)]
-                split_means.append(row[rng.integers(0, len(row), len(row))].mean())
-            ds_means.append(np.mean(split_means))
-        boot[r] = np.mean(ds_means)
+    # each dataset's own bank of `rounds` resampled means (splits, then seeds and examples); a
+    # round of the top level draws datasets and, for each draw, an independent row of its bank
+    banks = np.stack([_dataset_bank(ms, rounds, rng) for ms in mats.values()])
+    pick = rng.integers(0, len(mats), size=(rounds, len(mats)))
+    boot = banks[pick, rng.integers(0, rounds, size=pick.shape)].mean(axis=1)
     a = (1 - confidence) / 2
     lo, hi = np.quantile(boot, [a, 1 - a])
     pos, neg, p = sign_test(list(per_dataset.values()))
