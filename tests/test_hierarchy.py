@@ -157,6 +157,11 @@ def test_suite_declares_the_family_and_report_uses_it(store, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| logconf vs naive |" in out and f"the family declared in {p}" in out
     assert "smallest possible p is 0.125" in out
+    none = suite_file(tmp_path / "none", "") if (tmp_path / "none").mkdir() is None else None
+    assert main(["report", "--store", str(store.root), "--suite", str(none)]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: suite {str(none)!r} declares no comparisons; "
+                                               "add e.g. comparisons: [[logconf, naive]] to it, or "
+                                               "leave out --suite")
 
 
 def test_suite_comparisons_are_checked(tmp_path, capsys):

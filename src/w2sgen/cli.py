@@ -158,11 +158,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not (root / "runs.sqlite").is_file():
         raise W2SError(f"no run store at {str(root)!r}; run an experiment first (w2s run) or "
                        "pass --store")
-    store = Store(root)
-    runs = store.runs("done") if args.all else report.latest_done(store)
-    if not runs:
-        print("no finished runs yet")
-        return 0
     family, source = None, ""
     if args.suite:  # the comparisons the suite declared before its run
         from .sweep.suite import comparison_family
@@ -171,6 +166,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         if not family:
             raise W2SError(f"suite {args.suite!r} declares no comparisons; add e.g. comparisons: "
                            "[[logconf, naive]] to it, or leave out --suite")
+    store = Store(root)
+    runs = store.runs("done") if args.all else report.latest_done(store)
+    if not runs:
+        print("no finished runs yet")
+        return 0
     if args.html or args.export:  # the readable report / the per-run table as data
         from .report import document as report_document
 
