@@ -157,7 +157,8 @@ def test_suite_declares_the_family_and_report_uses_it(store, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| logconf vs naive |" in out and f"the family declared in {p}" in out
     assert "smallest possible p is 0.125" in out
-    none = suite_file(tmp_path / "none", "") if (tmp_path / "none").mkdir() is None else None
+    (tmp_path / "none").mkdir()
+    none = suite_file(tmp_path / "none", "")  # a suite that declares no family
     assert main(["report", "--store", str(store.root), "--suite", str(none)]) == 2
     assert capsys.readouterr().err.strip() == (f"error: suite {str(none)!r} declares no comparisons; "
                                                "add e.g. comparisons: [[logconf, naive]] to it, or "
