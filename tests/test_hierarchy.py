@@ -152,6 +152,11 @@ def test_suite_declares_the_family_and_report_uses_it(store, tmp_path, capsys):
     rows = dataset_table(store, store.runs("done"), comparison_family(p), rounds=300)
     assert len(rows) == 1 and rows[0]["declared"]
     assert rows[0]["result"].p_holm == 0.125  # a family of one: Holm changes nothing
+    # a declared comparison with no runs still counts in the family: Holm's m is 2
+    fam = [*comparison_family(p), ("window vs naive", "naive + window", "naive")]
+    rows = dataset_table(store, store.runs("done"), fam, rounds=300)
+    assert rows[0]["result"].p_holm == 0.25 and rows[1]["result"] is None
+    assert dataset_cells(rows)[1][1][2] == "0" and "no runs" in dataset_cells(rows)[1][1][4]
     assert main(["report", "--store", str(store.root), "--suite", str(p),
                  "--out", str(tmp_path / "r.png")]) == 0
     out = capsys.readouterr().out

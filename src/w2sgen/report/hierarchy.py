@@ -72,17 +72,24 @@ def dataset_table(store: Store, runs: list[dict[str, Any]], family: Optional[Fam
                   rounds: int = 2000, confidence: float = 0.95) -> list[dict[str, Any]]:
     """One row per (model pair, comparison of the family) with paired runs: the hierarchical
     difference in student test accuracy (`metrics.Hierarchical`), how many tasks, splits and
-    runs it rests on, and the sign test over tasks, Holm-adjusted over every row."""
+    runs it rests on, and the sign test over tasks, Holm-adjusted over every row. A declared
+    comparison without paired runs is a row with `result` None, counted in Holm's m at p = 1."""
     declared = family is not None
     fam = list(family) if family is not None else default_family(runs)
     rows: list[dict[str, Any]] = []
     for name, method, baseline in fam:
-        for pair, nested in sorted(nested_differences(store, runs, method, baseline).items()):
+        found = sorted(nested_differences(store, runs, method, baseline).items())
+        for pair, nested in found:
             h = hierarchical_difference(nested, rounds=rounds, confidence=confidence)
             rows.append({"comparison": name, "method": method, "baseline": baseline, "pair": pair,
                          "declared": declared, "result": h})
-    for row, adjusted in zip(rows, holm([r["result"].p_sign for r in rows])):
-        row["result"].p_holm = adjusted
+        if declared and not found:  # still a member of the family: it counts in Holm's m
+            rows.append({"comparison": name, "method": method, "baseline": baseline, "pair": "-",
+                         "declared": declared, "result": None})
+    ps = [r["result"].p_sign if r["result"] is not None else 1.0 for r in rows]
+    for row, adjusted in zip(rows, holm(ps)):
+        if row["result"] is not None:
+            row["result"].p_holm = adjusted
     return rows
 
 
@@ -95,7 +102,11 @@ def dataset_cells(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]
               "datasets + / -", "sign test p", "Holm p"]
     cells = []
     for r in rows:
-        h: Hierarchical = r["result"]
+        h: Optional[Hierarchical] = r["result"]
+        if h is None:
+            cells.append([r["comparison"], r["pair"], "0", "-", "no runs that differ by these methods "
+                          "alone (with stored predictions)", "-", "-", "-"])
+            continue
         cells.append([r["comparison"], r["pair"], str(h.datasets), f"{h.splits} / {h.runs}",
                       f"{h.value:+.4f} [{h.low:+.4f}, {h.high:+.4f}]", f"{h.positive} / {h.negative}",
                       _p(h.p_sign), _p(h.p_holm)])
@@ -106,7 +117,7 @@ def dataset_note(rows: list[dict[str, Any]], source: str) -> str:
     """What the table's numbers are, with the family's origin and the power its tasks allow."""
     if not rows:
         return "no pair of runs that differ by method alone (with stored predictions)"
-    fewest = min(r["result"].datasets for r in rows)
+    fewest = min((r["result"].datasets for r in rows if r["result"] is not None), default=0)
     family = (f"the family declared in {source}" if rows[0]["declared"]
               else "every method vs naive, a family chosen after the fact (declare one with "
                    "`comparisons:` in the suite file)")
