@@ -162,6 +162,12 @@ def test_suite_declares_the_family_and_report_uses_it(store, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| logconf vs naive |" in out and f"the family declared in {p}" in out
     assert "smallest possible p is 0.125" in out
+    assert main(["report", "--store", str(store.root), "--suite", str(p), "--html",
+                 "--out", str(tmp_path / "html")]) == 0
+    md = (tmp_path / "html" / "report.md").read_text()
+    assert "## Methods against baselines at the level of datasets" in md
+    assert f"the family declared in {p}" in md and "| logconf vs naive |" in md
+    capsys.readouterr()
     (tmp_path / "none").mkdir()
     none = suite_file(tmp_path / "none", "")  # a suite that declares no family
     assert main(["report", "--store", str(store.root), "--suite", str(none)]) == 2
