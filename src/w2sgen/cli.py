@@ -8,9 +8,12 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .errors import Terminated, W2SError, cut_message
+
+if TYPE_CHECKING:
+    from .store import Store
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -28,6 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.append(store_override(args.store))
     cfg = load_config(config, overrides).resolved()
     store = Store(cfg.store)
+    keys_note(store)
     weak = cfg.for_weak().train  # the weak supervisor's own settings (weak_train), when it has any
     weak_mode = f" (weak supervisor {weak.mode})" if weak.mode != cfg.train.mode else ""
     weak_precision = f" (weak supervisor {weak.precision})" if weak.precision != cfg.train.precision else ""
@@ -78,7 +82,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
               + (f", memory {p.memory_bytes / 2**30:.1f} GiB" if p.memory_bytes else ""))
         print(f"  matmul fp32 {p.fp32_gflops:.1f} GFLOP/s, bf16 {p.bf16_gflops:.1f} GFLOP/s "
               f"({p.bf16_gflops / max(p.fp32_gflops, 1e-9):.2f}x fp32)")
-        print(f"  precision auto = {p.auto_precision} (training, LM scoring, generation)")
+        print(f"  precision auto = {p.auto_precision} (training, LM scoring, generation; from the "
+              "bf16 units, never from a timing)")
+        if p.bf16_native and not p.bf16_fast:
+            print("  note: bf16 measured no faster than fp32 here; set precision=fp32 where speed "
+                  "matters (`auto` keeps bf16 so that run identities never depend on a timing)")
         if dev == "cpu":
             from . import onnx_features
 
@@ -174,7 +182,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not (root / "runs.sqlite").exists():
         raise W2SError(f"no run store at {str(root)!r}; run an experiment first (w2s run) or "
                        "pass --store")
+    family, source = None, ""
+    if args.suite:  # the comparisons the suite declared before its run
+        from .sweep.suite import comparison_family
+
+        family, source = comparison_family(args.suite), args.suite
+        if not family:
+            raise W2SError(f"suite {args.suite!r} declares no comparisons; add e.g. comparisons: "
+                           "[[logconf, naive]] to it, or leave out --suite")
     store = Store(root)
+    keys_note(store)
     runs = store.runs("done") if args.all else report.latest_done(store)
     if not runs:
         print("no finished runs yet")
@@ -182,7 +199,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.html or args.export:  # the readable report / the per-run table as data
         from .report import document as report_document
 
-        return report_document.command(store, runs, args.html, args.out, args.export)
+        return report_document.command(store, runs, args.html, args.out, args.export, family, source)
+    if args.hierarchy or family:
+        from .report import hierarchy
+        from .report.text import markdown_table
+
+        rows = hierarchy.dataset_table(store, runs, family)
+        print("\nmethods against baselines at the level of datasets:\n"
+              + markdown_table(*hierarchy.dataset_cells(rows)) + "\n"
+              + hierarchy.dataset_note(rows, source))
     print(report.table(runs))
     from .generative import report as gen_report
 
@@ -219,8 +244,11 @@ def cmd_theory(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from . import sweep
+    from .store import Store
 
     suite = sweep.load_suite(args.suite, args.store)
+    if Path(suite.store, "runs.sqlite").is_file():
+        keys_note(Store(suite.store))
     if args.dry_run:
         states = sweep.cell_states(suite)
         done = sum(s == "done" for s, _ in states.values())
@@ -268,6 +296,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def keys_note(store: Store) -> None:
+    """Say, on stderr, when a store needs `w2s store migrate`."""
+    note = store.keys_note()
+    if note:
+        print(note, file=sys.stderr, flush=True)
+
+
+def cmd_store_migrate(args: argparse.Namespace) -> int:
+    from .migrate import migrate
+
+    done = migrate(args.store)
+    print(f"w2s store migrate {args.store}: {done.summary()}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="w2s", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -312,6 +355,11 @@ def parser() -> argparse.ArgumentParser:
                     "method ranking with a paired test) to --out")
     rp.add_argument("--export", metavar="FILE", help="write the per-run table to FILE (.csv or "
                     ".parquet)")
+    rp.add_argument("--hierarchy", action="store_true", help="also every method against naive "
+                    "with the dataset as the unit: nested bootstrap (datasets, splits, training "
+                    "seeds, test examples), sign test over datasets, Holm")
+    rp.add_argument("--suite", metavar="FILE", help="with --hierarchy (implied) or --html: test "
+                    "the comparisons this suite file declares (`comparisons:`) as the Holm family")
     rp.set_defaults(fn=cmd_report)
     th = sub.add_parser("theory", help="simulate the transfer-learning theory: fine-tuning vs "
                         "refinement on a mixture of linear concepts")
@@ -339,6 +387,12 @@ def parser() -> argparse.ArgumentParser:
     gn.add_argument("overrides", nargs="*", help="key=value, e.g. questions.train=16 weak=gemma3-270m")
     gn.add_argument("--store", type=store_folder, help="run store folder (default: config's store, ./runs)")
     gn.set_defaults(fn=cmd_generate)
+    st = sub.add_parser("store", help="maintain a run store")
+    st_sub = st.add_subparsers(dest="store_command", required=True)
+    mg = st_sub.add_parser("migrate", help="re-key a store made before canonical run identities "
+                           "(once; metrics unchanged, nothing recomputed)")
+    mg.add_argument("--store", default="runs", type=store_folder, help="run store folder (default: ./runs)")
+    mg.set_defaults(fn=cmd_store_migrate)
     return p
 
 

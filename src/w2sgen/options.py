@@ -14,6 +14,7 @@ re-checks its own options in its body.
 from __future__ import annotations
 
 import inspect
+import json
 import math
 import types
 import typing
@@ -217,15 +218,54 @@ def parameters(factory: Callable[..., Any]) -> dict[str, inspect.Parameter]:
     return {n: p for n, p in params.items() if p.kind == inspect.Parameter.KEYWORD_ONLY}
 
 
+def hints_of(factory: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(factory, include_extras=True)
+    except (NameError, TypeError):
+        return {}
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal as stored data: `1` and `1.0`, `True` and `1`, `[]` and `()` are told apart as
+    the canonical JSON of a hash tells them apart."""
+    def text(x: Any) -> str:
+        return json.dumps(x, sort_keys=True, separators=(",", ":"), default=str)
+
+    return text(a) == text(b)
+
+
+def canonical(factory: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
+    """The options of a component as its identity holds them: each conformed to its annotation
+    with an int made a float where only a float is meant (`alpha_max: 1` is `1.0`; where an int
+    is meant too, as a count, it stays an int), then those equal to the parameter's default
+    dropped. Two spellings of one choice (`loss: logconf`, `{name: logconf, alpha_max: 0.75}`)
+    give one mapping, and an option added later with a default that keeps the earlier
+    behaviour changes no identity. Unknown or ill-typed options are left as they are (`check`
+    refuses them). Canonical options are a fixed point: canonical(f, canonical(f, o)) == it."""
+    params, hints = parameters(factory), hints_of(factory)
+    out = {}
+    for key, value in options.items():
+        param = params.get(key)
+        if param is None:
+            out[key] = value
+            continue
+        tp = hints.get(key, Any)
+        conformed = conform(tp, value, ints_as_float=True)
+        value = value if conformed is _NO else conformed
+        if param.default is not inspect.Parameter.empty:
+            default = conform(tp, param.default, ints_as_float=True)
+            if same_value(value, param.default if default is _NO else default):
+                continue
+        out[key] = value
+    return out
+
+
 def check(factory: Callable[..., Any], options: dict[str, Any], where: str, name: str) -> dict[str, Any]:
     """The options of component `name` at config key `where`, checked against `factory`'s
     keyword-only parameters: unknown and missing names, types and bounds. Returns the options
     (numeric strings made floats)."""
     params = parameters(factory)
-    try:
-        hints = typing.get_type_hints(factory, include_extras=True)
-    except (NameError, TypeError):
-        hints = {}
+    hints = hints_of(factory)
     for key in options:
         if key not in params:
             valid = ", ".join(params) or "none"

@@ -5,7 +5,9 @@ Layout under the store folder:
                             keyed by a hash of everything the step depends on
   runs.sqlite               one row per run: config, config hash, status, timings, metrics,
                             versions
-  artifacts/<run id>/       the run's config.yaml and metrics.json
+  artifacts/<run id>/       the run's config.yaml and metrics.json, and what its pipeline
+                            and command add: predictions.npz and the plots of `w2s run`,
+                            answers.jsonl and training files of `w2s generate`
 Writes go to a temporary file that is renamed into place, and each database change is one
 transaction, so a run killed at any moment leaves every finished step and run intact. A run
 killed without a chance to record it (kill -9, power loss) stays `running`; each row names the
@@ -74,6 +76,10 @@ CREATE INDEX IF NOT EXISTS runs_config_hash ON runs(config_hash);
 """
 COLUMNS = ("id", "name", "config_hash", "config", "status", "started", "finished", "timings",
            "metrics", "versions", "error")  # every column but owner (added to old stores)
+# How the rows' config hashes and the cached steps' keys are made, kept in the database's
+# user_version: 0, a store written before run identities were canonical (component options
+# hashed as written; `w2s store migrate` re-keys it); 1, canonical (migrate.py).
+KEYS_VERSION = 1
 
 
 def _boot_id() -> str:
@@ -172,6 +178,13 @@ class Store:
             self.root.mkdir(parents=True, exist_ok=True)
             with self._db() as db:
                 db.executescript(SCHEMA)
+                self.keys_version = int(db.execute("PRAGMA user_version").fetchone()[0])
+                if self.keys_version < KEYS_VERSION and not db.execute("SELECT 1 FROM runs LIMIT 1").fetchone():
+                    self.keys_version = KEYS_VERSION  # nothing stored yet: keyed as today
+                    try:
+                        db.execute(f"PRAGMA user_version={KEYS_VERSION}")
+                    except sqlite3.OperationalError:  # read-only: nothing to re-key anyway
+                        pass
                 columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
                 lacking = [c for c in COLUMNS if c not in columns]
                 if lacking:  # a table of another shape: not read, not "repaired"
@@ -359,6 +372,34 @@ class Store:
         with self._db() as db:
             db.execute("UPDATE runs SET status=?, finished=?, error=?, timings=? WHERE id=?",
                        (status, time.time(), redact(error), json.dumps(timings), run_id))
+
+    def keys_note(self) -> Optional[str]:
+        """One line for a store keyed before run identities were canonical, else None."""
+        if self.keys_version >= KEYS_VERSION:
+            return None
+        return (f"note: run store {str(self.root)!r} was written before run identities were "
+                "canonical; runs whose options were spelled otherwise (alpha_max: 1 for 1.0, a "
+                "default written out) are found again after `w2s store migrate --store "
+                f"{self.root}` (once; nothing is recomputed)")
+
+    def mark_keys_current(self) -> None:
+        """Record that every row and cached step is keyed as today's code keys them."""
+        with self._db() as db:
+            db.execute(f"PRAGMA user_version={KEYS_VERSION}")
+        self.keys_version = KEYS_VERSION
+
+    def rekey_run(self, run_id: int, config_hash: str, config: dict[str, Any]) -> None:
+        """Give a run its configuration's hash and recorded config as today's code writes them
+        (`w2s store migrate`): the row and artifacts/<id>/config.yaml; metrics, timings and
+        predictions are left as they are."""
+        config = redact_tree(config)
+        with self._db() as db:
+            db.execute("UPDATE runs SET config_hash=?, config=? WHERE id=?",
+                       (config_hash, json.dumps(config), run_id))
+        art = self.root / "artifacts" / str(run_id)
+        if art.is_dir():
+            atomic_write(art / "config.yaml",
+                         lambda f: f.write(yaml.safe_dump(config, sort_keys=False)), "w")
 
     def runs(self, status: Optional[str] = None) -> list[dict[str, Any]]:
         query = "SELECT * FROM runs" + (" WHERE status=?" if status else "") + " ORDER BY id"

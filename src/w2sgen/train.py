@@ -1,11 +1,18 @@
-"""Training: one loop, three modes.
+"""Training: one loop, the modes in MODES.
 
 - `probe`: a linear head on frozen, cached features (the CPU default);
 - `full`: fine-tune the whole backbone with a linear head on pooled features;
-- `lora`: LoRA adapters (peft) on every linear layer plus the head.
+- `lora`: LoRA adapters (peft) on the linear layers (`train.lora_targets`) plus the head;
+- `label_tokens`: a causal LM scored by the next-token log-odds of two label words after a
+  prompt, trained with LoRA adapters or every weight (`train.adapter`);
+- `last_k` (last_k.py): the top `train.last_k` blocks and the head; the frozen blocks below run
+  once per example.
+Plugins add modes through the `w2sgen.modes` entry points.
 
-Every mode is a `Learner` with `inputs` (what it trains on, built once per split), `fit` and
-`predict`; all of them train through `training_loop`, a classifier's use of `optimise`, the one
+Every mode is a `Learner` that says what it reads (`uses_features`: cached feature rows, else
+the examples themselves, which the pipeline hands it per split), its checks (`preflight`), its
+cache key (`key`) and its memory estimate (`memory_estimate`), with `fit` and `predict`; all
+of them train through `training_loop`, a classifier's use of `optimise`, the one
 loop that LM adaptation (methods/generative.py) and LoRA SFT (generative/sft.py) use too, so
 batching, schedules, determinism and the NaN check live in one place.
 
@@ -33,7 +40,7 @@ from . import hardware, memory
 from .errors import TrainingDiverged, W2SError
 from .example import Example
 from .loading_policy import hf_kwargs
-from .losses import LossFn
+from .losses import LossFn, Progress
 from .models import ModelRef
 from .progress import bar as progress_bar
 from .registry import Registry
@@ -126,7 +133,7 @@ def optimise(params: Sequence[nn.Parameter], batch_loss: BatchLoss, n: int, *, e
         loss_sum, weight_sum = 0.0, 0
         for start in range(0, n, batch_size):
             idx = perm[start:start + batch_size]
-            progress = step / total
+            progress = Progress(step, total)
             step += 1
             bar.update(1)
             if micro_batch_size is None or micro_batch_size >= len(idx):
@@ -234,6 +241,10 @@ class Learner:
     # weight_decay, warmup_fraction, micro_batch_size, select, select_size): what a weak
     # supervisor under this mode takes over from `train` (ExperimentConfig.weak_inherited_note)
     own_fields: frozenset[str] = frozenset()
+    # Which of memory.ESTIMATES this mode's training memory follows; None: no estimate (the
+    # probe trains a head on cached features; a plugin mode that declares none trains without
+    # the pipeline's GPU memory check, and a suite's estimate says "no estimate")
+    memory_estimate: Optional[str] = None
 
     def __init__(self, ref: ModelRef, cfg: ExperimentConfig):
         self.ref = ref
@@ -403,6 +414,7 @@ class FineTuneLearner(Learner):
 
     default_lr = 2e-5
     own_fields = frozenset({"precision", "gradient_checkpointing"})
+    memory_estimate: Optional[str] = "full"
 
     def build(self, backbone: nn.Module) -> nn.Module:
         return backbone
@@ -460,6 +472,7 @@ class LoraLearner(FineTuneLearner):
     default_lr = 1e-4
     checks_models = True
     own_fields = FineTuneLearner.own_fields | {"lora_rank", "lora_targets"}
+    memory_estimate = "lora"
 
     @classmethod
     def preflight(cls, ref, cfg, examples=None):
@@ -612,6 +625,7 @@ class LabelTokenLearner(Learner):
     checks_models = True
     reads_texts = True  # every prompt must fit features.max_length
     own_fields = LoraLearner.own_fields | {"adapter", "label_words", "instruction", "template"}
+    memory_estimate = "label_tokens"
 
     @property
     def lr(self) -> float:

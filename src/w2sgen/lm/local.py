@@ -24,7 +24,7 @@ output head runs on each row's last position only. A batch holds at most `batch_
 about `max_tokens` positions (prefix included), which bounds the attention's memory, and only
 rows at least 3/4 as long as its longest, so padding wastes at most a quarter of its positions.
 
-Precision: `auto` (default) is bf16 where the device computes it natively and fast, else fp32
+Precision: `auto` (default) is bf16 where the device computes it natively, else fp32
 (hardware.resolve_precision); weights stay fp32 and the forward pass runs under autocast.
 """
 from __future__ import annotations

@@ -31,7 +31,7 @@ Options (all keyword-only, from the config as `method.<name>`):
   accuracy - zero-shot, k-shot with ground-truth demonstrations, k-shot with weak demonstrations
   (the "unaltered strong model" of the paper's stricter bar) - next to the student's accuracy on
   the same examples. Prompting results are calibrated the same way (to the weak labels' share).
-- `precision` (`auto` default: bf16 where native and fast, else fp32; `bf16`, `fp32`), `prompt_batch` (prompts per forward pass).
+- `precision` (`auto` default: bf16 where native, else fp32; `bf16`, `fp32`), `prompt_batch` (prompts per forward pass).
 
 Refused in one line before the refiner's weights load: label words that are not one token each
 for the refiner (lm/tokens.py; the tokenizer is loaded to check), a prompt longer than the
