@@ -493,3 +493,6 @@ def test_a_worker_that_does_not_see_the_drivers_cache_fails_its_cell_in_one_line
     assert handed.computed is None
     assert handed.error.startswith(f"the cache folder {tmp_path} is not the driver's on this node")
     assert list(tmp_path.iterdir()) == []
+    import ray
+
+    assert not ray.is_initialized()  # called outside a worker, it started no Ray

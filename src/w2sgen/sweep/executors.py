@@ -114,10 +114,8 @@ def _ray_cell(cell: Cell, setup: WorkerSetup, after: Handed | None) -> Handed:
     from ..store import Store
 
     t0 = time.perf_counter()
-    try:
-        node = ray.get_runtime_context().get_node_id()[:8]
-    except Exception:  # noqa: BLE001 -- called outside a Ray worker (tests)
-        node = ""
+    # (outside a worker, asking for the runtime context would start a local Ray)
+    node = ray.get_runtime_context().get_node_id()[:8] if ray.is_initialized() else ""
     os.environ.update(setup.env)
     if os.path.isdir(setup.cwd):  # relative paths in configs mean what they meant there
         os.chdir(setup.cwd)
