@@ -251,3 +251,28 @@ def test_an_engine_that_hangs_times_out_with_one_line(tmp_path, monkeypatch):
         generated(tmp_path, monkeypatch, engine=str(script), timeout_s=1)
     assert "\n" not in str(err.value)
     assert not list((tmp_path / "chess-generated").glob("*.jsonl"))  # nothing cached
+
+
+# --------------------------------------------------------------- the settings' suites
+
+SPLITS = "splits.weak_train=400 splits.transfer=400 splits.test=400"
+
+
+@pytest.mark.parametrize("name, cells, runs", [
+    ("chess", 7, [f"task=chess_generated {SPLITS}"]),  # docs/settings.md's first chess run
+    ("reward", 3, [f"task=rt_preference_standin {SPLITS}", f"task=rt_preference_standin {SPLITS} loss=logconf"]),
+])
+def test_settings_suites_expand_and_hold_the_documented_runs(tmp_path, name, cells, runs):
+    from pathlib import Path
+
+    from w2sgen import sweep
+    from w2sgen.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    suite = sweep.load_suite(root / "suites" / f"{name}.yaml", str(tmp_path))
+    assert len(suite.cells) == cells and suite.merged == 0
+    hashes = {c.hash for c in suite.cells}
+    for keys in runs:
+        assert load_config(root / "configs" / "default.yaml", keys.split()).hash() in hashes
+    methods = Counter(c.cfg.method.name for c in suite.cells)
+    assert methods == ({"naive": 6, "bootstrap": 1} if name == "chess" else {"naive": 2, "generative_pretrain": 1})
