@@ -276,3 +276,17 @@ def test_settings_suites_expand_and_hold_the_documented_runs(tmp_path, name, cel
         assert load_config(root / "configs" / "default.yaml", keys.split()).hash() in hashes
     methods = Counter(c.cfg.method.name for c in suite.cells)
     assert methods == ({"naive": 6, "bootstrap": 1} if name == "chess" else {"naive": 2, "generative_pretrain": 1})
+
+
+def test_an_engine_mute_from_the_start_times_out_with_one_line(tmp_path, monkeypatch, tiny_bert_dir):
+    script = tmp_path / "mutefish"
+    script.write_text(f"#!{sys.executable}\nimport sys\nfor line in sys.stdin:\n    pass\n")
+    os.chmod(script, 0o755)
+    with pytest.raises(W2SError, match=r"did not answer within 1 s \(start\)"):
+        generated(tmp_path, monkeypatch, engine=str(script), timeout_s=1)
+    # through the CLI: exit 2, one line (no asyncio warning when the killed engine exits)
+    proc = w2s("run", "task=chess_generated", f"task.engine={script}", "task.timeout_s=1",
+               f"weak_model={tiny_bert_dir}", f"strong_model={tiny_bert_dir}", "features.max_length=64",
+               f"--store={tmp_path / 'runs'}", env={"W2S_HOME": str(tmp_path / "home")})
+    assert proc.returncode == 2
+    assert_one_line_error(proc, "did not answer within 1 s (start)")

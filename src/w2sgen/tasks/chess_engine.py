@@ -35,6 +35,7 @@ engine that does not answer within `timeout_s` seconds -> one line.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import shutil
@@ -68,6 +69,18 @@ def engine_path(engine: str) -> str:
             return found
     raise W2SError(f"chess engine {engine!r} not found; install Stockfish with `{ENGINE_INSTALL}` "
                    "or point task.engine at a UCI engine binary")
+
+
+class _EngineExitNoise(logging.Filter):
+    """An engine that never finished its handshake exits after python-chess has closed its event
+    loop, and asyncio logs a warning ("Loop ... that handles pid ... is closed") under the one-line
+    error already printed; that warning says nothing a user can act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "that handles pid" not in record.getMessage()
+
+
+logging.getLogger("asyncio").addFilter(_EngineExitNoise())
 
 
 class Engine:
