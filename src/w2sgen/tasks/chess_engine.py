@@ -63,6 +63,9 @@ def engine_path(engine: str) -> str:
     if os.sep in engine or p.is_file():
         if p.is_file() and os.access(p, os.X_OK):
             return str(p)
+        if p.is_file():
+            raise W2SError(f"chess engine {engine!r} is not executable; point task.engine at a UCI "
+                           f"engine binary (e.g. Stockfish: `{ENGINE_INSTALL}`)")
     else:
         found = shutil.which(engine) or shutil.which(engine, path="/usr/games:/usr/local/games")
         if found:
