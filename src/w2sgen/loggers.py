@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import W2SError
 from .registry import Registry
 
 
@@ -59,6 +60,10 @@ def selected() -> list[tuple[str, Logger]]:
     if choice is not None and choice.strip().lower() in ("", "none", "off", "0", "false"):
         return []
     wanted = None if choice is None else {c.strip() for c in choice.split(",") if c.strip()}
+    unknown = sorted((wanted or set()) - set(LOGGERS))
+    if unknown:
+        raise W2SError(f"W2S_LOGGERS names unknown logger(s) {', '.join(map(repr, unknown))}; "
+                       f"use some of {', '.join(LOGGERS)}, or none")
     return [(name, lg) for name, lg in LOGGERS.items()
             if (wanted is None or name in wanted) and lg.configured()]
 
@@ -80,7 +85,10 @@ def log_finished(run_id: int, cfg: Any, metrics: dict[str, Any], timings: dict[s
                  store: Any = None) -> list[str]:
     """Send a finished run to every configured tracker whose package is installed. Returns the
     names of the loggers that logged it; never raises (a tracker's failure is a warning)."""
-    todo = selected()
+    try:
+        todo = selected()
+    except W2SError:  # refused before the run started (pipeline.run); never after it finished
+        return []
     if not todo:
         return []
     from .endpoint import redact_tree

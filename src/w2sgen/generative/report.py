@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..escape import sanitize_figure
+
 
 def is_generative(run: dict[str, Any]) -> bool:
     return (run.get("config") or {}).get("kind") == "generative"
@@ -217,6 +219,7 @@ def plot(runs: list[dict[str, Any]], out: Path, most: int = 4) -> Path | None:
         ax2.invert_yaxis()
         ax2.set_xlim(0, 1.05)
         ax2.set_xlabel(key.replace("_", " "), fontsize=8)
+    sanitize_figure(fig)  # a task or model name's `$...$` is not maths
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)

@@ -23,7 +23,7 @@ from typing import Any, Optional
 from ..generative import report as generative
 from ..registry import Registry
 from ..runs import CLASSIFICATION, run_kind
-from .figures import classification_plot, plot_curves, plot_methods, plot_refinement_k
+from .figures import check_plot_path, classification_plot, plot_curves, plot_methods, plot_refinement_k
 from .runs import latest_done
 from .tables import median_pgr_table
 from .text import (
@@ -73,6 +73,6 @@ def plot(runs: Runs, out: Path) -> Optional[Path]:
     return None
 
 
-__all__ = ["REPORTS", "KindReport", "label", "latest_done", "md_escape", "median_pgr_markdown",
+__all__ = ["REPORTS", "KindReport", "check_plot_path", "label", "latest_done", "md_escape", "median_pgr_markdown",
            "median_pgr_table", "method_summary", "plot", "plot_curves", "plot_methods", "plot_refinement_k",
            "refinement_markdown", "refinement_pairs_markdown", "table"]

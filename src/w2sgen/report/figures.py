@@ -8,6 +8,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..errors import W2SError
+from ..escape import sanitize_figure
 from ..metrics import PGR
 from .runs import classification_runs, estimate, icl_runs, is_diagnostic, method_of, row_names
 from .tables import curve_medians
@@ -53,7 +55,7 @@ def classification_plot(runs: list[dict[str, Any]], out: Path) -> Optional[Path]
     ax2.set_xlim(-0.5, 1.5)
     ax2.set_xticks([-0.5, 0, 0.5, 1, 1.5])
     fig.suptitle("weak-to-strong: weak supervisor, student, strong ceiling", fontsize=10)
-    fig.tight_layout()
+    _layout(fig)
     return _save(fig, out, plt, dpi=120, tight=False)
 
 
@@ -82,7 +84,7 @@ def plot_curves(runs: list[dict[str, Any]], out: Path, most: int = 12) -> Option
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     fig.suptitle("test accuracy per epoch (analysis only: never used to pick a model)", fontsize=9)
-    fig.tight_layout()
+    _layout(fig)
     return _save(fig, out, plt, dpi=110, tight=False)
 
 
@@ -111,7 +113,7 @@ def plot_methods(rows: list[dict[str, Any]], out: Path) -> Optional[Path]:
     ax.axvline(1, color="#999", lw=0.8, ls="--")
     ax.set_xlabel("median PGR over seeds (95% bootstrap interval over test examples)")
     ax.invert_yaxis()
-    fig.tight_layout()
+    _layout(fig)
     return _save(fig, out, plt, dpi=120, tight=False)
 
 
@@ -143,7 +145,7 @@ def plot_refinement_k(runs: list[dict[str, Any]], out: Path) -> Optional[Path]:
     ax.set_ylabel("label accuracy on transfer")
     ax.set_title("ICL-refined labels (solid) vs the weak labels they came from (dashed)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
+    _layout(fig)
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
@@ -156,6 +158,23 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def check_plot_path(out: Path) -> None:
+    """A figure path whose suffix matplotlib writes (.png, .pdf, .svg, ...), else one line."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if out.suffix.lower().lstrip(".") not in formats:
+        raise W2SError(f"--out {str(out)!r}: matplotlib cannot write {out.suffix or 'suffix-less'!r} "
+                       "files; give a name ending in .png, .pdf or .svg")
+
+
+def _layout(fig: Any) -> None:
+    """tight_layout of a figure whose texts were made safe first (escape.sanitize_figure: a
+    name's `$...$` is not maths, control and bidirectional characters are ?)."""
+    sanitize_figure(fig)
+    fig.tight_layout()
 
 
 def _method_colours(methods: list[str]) -> dict[str, Any]:
@@ -209,7 +228,7 @@ def plot_task_accuracy(rows: list[dict[str, Any]], out: Path) -> Path | None:
     axes[0][0].invert_yaxis()
     handles = {h.get_label(): h for ax in axes[0] for h in ax.get_legend_handles_labels()[0]}
     order = [s for s in slots if s in handles]
-    fig.tight_layout()
+    _layout(fig)
     _legend_right(fig, [handles[s] for s in order], [f"student: {s}" if s in methods else s for s in order])
     return _save(fig, out, plt)
 
@@ -242,7 +261,7 @@ def plot_training_curves(runs: list[dict[str, Any]], out: Path, cols: int = 3) -
         ax.axis("off")
     handles = {lab: h for ax in axes.flat for h, lab in zip(*ax.get_legend_handles_labels())}
     order = ["weak", *[f"student: {m}" for m in methods], "ceiling"]
-    fig.tight_layout()
+    _layout(fig)
     _legend_right(fig, [handles[k] for k in order if k in handles], [k for k in order if k in handles])
     return _save(fig, out, plt)
 
@@ -311,12 +330,13 @@ def plot_agreement(runs: list[dict[str, Any]], out: Path) -> Path | None:
     ax.set_xlim(0, 1.0)
     ax.set_xlabel("student-supervisor agreement (median over runs, bars: interquartile range)", fontsize=8)
     ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
-    fig.tight_layout()
+    _layout(fig)
     return _save(fig, out, plt)
 
 
 def _save(fig: Any, out: Path, plt: Any, dpi: int = 90, tight: bool = True) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
+    sanitize_figure(fig)  # texts added since the layout (legends)
     fig.savefig(out, dpi=dpi, bbox_inches="tight" if tight else None)
     plt.close(fig)
     return out
@@ -325,6 +345,6 @@ def _save(fig: Any, out: Path, plt: Any, dpi: int = 90, tight: bool = True) -> P
 def _legend_and_save(fig: Any, axes: Any, out: Path, plt: Any) -> Path:
     """One legend entry per label across every panel, to the right of the figure; then save."""
     handles = {h.get_label(): h for ax in axes.flat for h in ax.get_legend_handles_labels()[0]}
-    fig.tight_layout()
+    _layout(fig)
     _legend_right(fig, list(handles.values()), list(handles.keys()))
     return _save(fig, out, plt)
