@@ -13,7 +13,7 @@ from ..escape import sanitize_figure
 from ..metrics import PGR
 from .runs import classification_runs, estimate, icl_runs, is_diagnostic, method_of, row_names
 from .tables import curve_medians
-from .text import label
+from .text import label, pgr_text
 
 COLOURS = {"weak": "#9aa5b1", "ceiling": "#1b2a41"}
 
@@ -44,7 +44,7 @@ def classification_plot(runs: list[dict[str, Any]], out: Path) -> Optional[Path]
     for i, r in enumerate(runs):
         p = PGR(**r["metrics"]["pgr_accuracy"])
         if p.value is None or p.low is None or p.high is None:
-            ax2.text(0.5, i, "undefined: gap CI includes 0", va="center", ha="center", fontsize=8,
+            ax2.text(0.5, i, pgr_text(r["metrics"]), va="center", ha="center", fontsize=8,
                      color="#a33")
         else:
             ax2.errorbar(p.value, i, xerr=[[p.value - p.low], [p.high - p.value]], fmt="o",

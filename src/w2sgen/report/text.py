@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import W2SError
 from ..escape import display
-from ..metrics import PGR, flip_difference, mean_ci
+from ..metrics import PGR, flip_difference, gap_words, mean_ci
 from .runs import (
     component_text,
     estimate,
@@ -51,9 +51,12 @@ def gap_text(m: dict) -> str:
 
 
 def pgr_text(m: dict) -> str:
-    """PGR, or why it is undefined (the gap column already shows the gap)."""
+    """PGR, or why it is undefined: which way the gap points (`metrics.gap_words`)."""
     p = PGR(**m["pgr_accuracy"])
-    return "undefined: gap CI includes 0" if p.value is None else str(p)
+    if p.value is not None:
+        return str(p)
+    g = m.get("gap_accuracy")
+    return "undefined: " + (gap_words(g["value"], g["low"], g["high"]).split(":")[0] if g else "no clear gap")
 
 
 def classification_table(runs: list[dict[str, Any]]) -> str:
@@ -100,11 +103,12 @@ def median_pgr_cells(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[s
               + ["seeds", "median student acc.", "median PGR [95% CI]"])
     cells = []
     for r in rows:
-        pgr = f"{r['median_pgr']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
-        if r.get("baseline") == "fixed":  # eval.pgr_baseline: fixed (the 2026 testbed's PGR)
+        if not r["gap"]:  # the one rule (metrics.gap_defined): no number, the gap's direction
+            pgr = f"undefined ({r.get('gap_text') or 'no clear gap'})"
+        else:
+            pgr = f"{r['median_pgr']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
+        if r.get("baseline") == "fixed" and r["gap"]:  # eval.pgr_baseline: fixed (the testbed's PGR)
             pgr += (f" +- {r['sd']:.2f}" if r.get("sd") is not None else "") + " (of means, fixed baselines)"
-        if not r["gap"]:
-            pgr += " (no real gap: not interpretable)"
         method = r["method"] + (" (DIAGNOSTIC, uses test labels)" if r["diagnostic"] else "")
         cells.append([str(r["task"])] + ([str(r.get("pair"))] if pairs else []) + [method]
                      + ([r.get("setting") or "-"] if settings else [])

