@@ -123,8 +123,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_tasks(args: argparse.Namespace) -> int:
     from .fetch import ASSETS
-    from .tasks import TASKS
+    from .tasks import TASKS, chess_engine
 
+    engine = "installed" if chess_engine.available() else "apt-get install stockfish"
     print(f"{'name':<24} {'source':<9} {'data':<24} description")
     for name, spec in TASKS.items():
         if spec.requires and spec.requires in ASSETS:
@@ -133,7 +134,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             if asset.optional:
                 status += " (optional)"
         else:
-            status = {"hf": "online (datasets)", "file": "your file"}.get(spec.source, spec.source)
+            status = {"hf": "online (datasets)", "file": "your file", "engine": engine}.get(spec.source, spec.source)
         print(f"{name:<24} {spec.source:<9} {status:<24} {spec.description}")
     return 0
 
