@@ -249,19 +249,30 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     suite = sweep.load_suite(args.suite, args.store)
     if Path(suite.store, "runs.sqlite").is_file():
         keys_note(Store(suite.store))
-    if args.dry_run:
+    cost = None
+    if args.dry_run or args.max_hours is not None:
         states = sweep.cell_states(suite)
+        finished = frozenset(i for i, (s, _) in states.items() if s == "done")
+        cost = sweep.time_estimates(suite.cells, skip=finished)
+        if args.max_hours is not None and cost.total > args.max_hours * 3600:
+            raise W2SError(f"suite {suite.name} is estimated at {sweep.hours(cost.total)} on this "
+                           f"machine, over --max-hours {args.max_hours:g}; run fewer cells (grid "
+                           "values, seeds), smaller models or splits, or raise --max-hours")
+    if args.dry_run:
+        assert cost is not None
         done = sum(s == "done" for s, _ in states.values())
         print(f"w2s sweep {suite.name}: {len(suite.cells)} cells, {done} already finished, "
               f"{len(suite.cells) - done} to run; store {suite.store}"
               + (f"; {suite.merged} grid combination(s) repeat another cell" if suite.merged else ""))
         for line in suite.notes:
             print(line)
-        for c in suite.cells:
+        for c, c_cost in zip(suite.cells, cost.cells):
             state, run_id = states[c.index]
             note = {"done": f"finished: run {run_id}", "busy": f"running now: run {run_id}",
                     "todo": "to run"}[state]
-            print(f"  {c.index + 1:>4}  {c.hash}  {note:<18}  {c.label}")
+            est = "-" if state == "done" else "~" + sweep.hours(c_cost.seconds)
+            print(f"  {c.index + 1:>4}  {c.hash}  {note:<18}  {est:>8}  {c.label}")
+        print(f"estimated time to run: {sweep.hours(cost.total)} ({sweep.ESTIMATE_NOTE}); {cost.machine}")
         return 0
     opts = sweep.Options(workers=args.workers, address=args.address, num_cpus=args.num_cpus)
     result = sweep.run_sweep(suite, args.executor, opts)
@@ -378,7 +389,10 @@ def parser() -> argparse.ArgumentParser:
                     "each gets CPUs/workers torch threads")
     sw.add_argument("--num-cpus", type=int, help="ray: CPUs of the local cluster (default: all)")
     sw.add_argument("--store", type=store_folder, help="run store folder (default: the suite's base store, ./runs)")
-    sw.add_argument("--dry-run", action="store_true", help="list the cells and which are finished")
+    sw.add_argument("--dry-run", action="store_true", help="list the cells, which are finished "
+                    "and each one's estimated time on this machine, and the total")
+    sw.add_argument("--max-hours", type=float, metavar="H", help="refuse, before anything runs, "
+                    "a suite whose estimated time on this machine exceeds H hours")
     sw.set_defaults(fn=cmd_sweep)
     gn = sub.add_parser("generate", help="align a generative model to a weak model's behaviour "
                         "(persona, analogies, maths): naive, icl_refine, infer_and_respond, "
