@@ -45,14 +45,22 @@ def test_last_k_cells_cost_their_flops_at_the_measured_rate(tmp_path, tiny_bert_
     weak, strong = compute_params(tiny_bert_dir), compute_params(tiny_llama_dir)
     assert estimates.shape_of(str(tiny_bert_dir)).compute_params == weak
     fp32, bf16 = 100e9 * 0.5, 300e9 * 0.5  # the rate a whole model reaches: half the peak
-    # both tiny models have 2 blocks: last_k=1 trains half, the frozen half runs once in fp32
-    weak_steps = 2 * (weak / 2) * (wt + tr + te) / fp32 + (6 * (weak / 2) * wt * 3 + 2 * (weak / 2) * (wt + tr + te)) / bf16
-    student = (6 * (strong / 2) * tr * 3 + 2 * (strong / 2) * (tr + te)) / bf16
-    strong_pass = 2 * (strong / 2) * (tr + te) / fp32
+
+    # both tiny models have 2 blocks: last_k=1 trains one (bf16) on the hidden states of the
+    # other, computed once per model and split in fp32 (shared by every step that reads them)
+    def frozen(params: int, seen: float) -> float:
+        return 2 * (params / 2) * seen / fp32
+
+    def trains(params: int, train: float, seen: float) -> float:
+        return (6 * (params / 2) * train * 3 + 2 * (params / 2) * seen) / bf16
+
+    student = trains(strong, tr, tr + te)  # the ceiling costs the same
     first, second = cost.cells
-    assert first.seconds == pytest.approx(weak_steps + strong_pass + 2 * student, rel=1e-9)
-    assert first.steps == 5  # weak pass and training, strong pass, ceiling, student
-    # the second method shares weak supervisor, strong features and ceiling: its student only
+    assert first.seconds == pytest.approx(
+        frozen(weak, wt + tr + te) + trains(weak, wt, wt + tr + te)
+        + frozen(strong, tr + te) + 2 * student, rel=1e-9)
+    assert first.steps == 3 + 1 + 2 + 2  # weak: 3 splits + training; strong: 2 splits, ceiling, student
+    # the second method shares weak supervisor, frozen passes and ceiling: its student only
     assert (second.seconds, second.steps) == (pytest.approx(student, rel=1e-9), 1)
     assert cost.total == pytest.approx(first.seconds + second.seconds)
     # the first cell finished: its steps are cached, the second still trains its own student
@@ -69,7 +77,8 @@ def test_probe_cells_cost_the_features_once(tmp_path, tiny_bert_dir, tiny_llama_
     want = (2 * compute_params(tiny_bert_dir) * (t["weak_train"] + t["transfer"] + t["test"])
             + 2 * compute_params(tiny_llama_dir) * (t["transfer"] + t["test"])) / fp32
     assert cost.cells[0].seconds == pytest.approx(want, rel=1e-9)
-    assert cost.cells[1].seconds == 0.0
+    assert cost.cells[0].steps == 5  # features: weak on 3 splits, strong on 2
+    assert cost.cells[1].seconds == 0.0  # the second method reads the same features
 
 
 def test_max_hours_refuses_a_suite_over_its_estimate_before_anything_runs(

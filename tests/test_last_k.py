@@ -148,6 +148,8 @@ def test_causal_last_k_learns_and_refuses_depth_before_running(tiny_llama_dir):
     learner = LastKLearner(ref, cfg)
     hist = learner.fit(data[:64], y[:64], xent(), seed=0, desc="last_k")
     assert hist.loss[-1] < 0.5 * hist.loss[0]
+    # the bottom's pass is kept for the process: the same examples again are not recomputed
+    assert learner.activations(list(data[:64])) is learner.activations(data[:64])
     assert ((learner.predict(data[64:]) > 0.5) == y[64:]).mean() >= 0.75
     base, _ = load(ref)
     trained = dict(learner.backbone.named_parameters())

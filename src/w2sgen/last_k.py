@@ -3,7 +3,8 @@
 The bottom L-k blocks are frozen, so their output - the hidden states entering block L-k - is
 computed once per example (under inference mode, no graph) and every epoch runs only the top k
 blocks. On a CPU this is far cheaper than full fine-tuning and more expressive than a probe.
-The activations live in memory for the training step; the step's predictions are cached in the
+The activations live in memory (SHARED: per process, for a model, depth and list of examples,
+so a sweep's later steps on the same data reuse them); the step's predictions are cached in the
 store like every other training step.
 
 Supported backbones: BERT-family encoders (MiniLM) and MPNet, whose blocks take a
@@ -19,8 +20,10 @@ frozen bottom's one pass stays fp32, so the cached hidden states do not depend o
 """
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
@@ -38,6 +41,9 @@ from .train import MODES, Learner, _eval_callback, prepare, training_loop
 ENCODERS = ("BertModel", "MPNetModel")
 DECODERS = ("LlamaModel", "Qwen2Model", "Gemma3TextModel")
 SUPPORTED = ENCODERS + DECODERS
+# the frozen bottoms' outputs, shared within a process (least recently used dropped past SHARED_BYTES)
+SHARED: OrderedDict[tuple, list[torch.Tensor]] = OrderedDict()
+SHARED_BYTES = 2 * 2**30
 # model_type in config.json -> the backbone AutoModel builds (what preflight reads, no weights)
 MODEL_TYPES = {"bert": "BertModel", "mpnet": "MPNetModel", "llama": "LlamaModel",
                "qwen2": "Qwen2Model", "gemma3_text": "Gemma3TextModel"}
@@ -182,7 +188,6 @@ class LastKLearner(Learner):
         device = next(self.backbone.parameters()).device
         self.head = nn.Linear(self.backbone.config.hidden_size, 2).to(device)
         self.pooling = self.cfg.features.pooling_for(self.ref)
-        self._memo: dict[tuple, list[torch.Tensor]] = {}
         acts = self.activations(inputs)
         params = [*self.top.trained.parameters(), *self.head.parameters()]
         self.top.train()
@@ -197,28 +202,40 @@ class LastKLearner(Learner):
             self.top.eval()
 
     def activations(self, examples: Sequence[Example]) -> list[torch.Tensor]:
-        """Per example, the unpadded hidden states entering the first trained block."""
-        key = tuple(e.id for e in examples)
-        if key not in self._memo:
-            enc = feats.tokenize(self.tokenizer, examples, self.cfg.features.max_length, False)
-            device = next(self.backbone.parameters()).device
-            out: list[Any] = [None] * len(enc)
-            bs = self.cfg.features.batch_size
-            order = np.argsort([-len(e["input_ids"]) for e in enc], kind="stable")
-            causal = isinstance(self.top, CausalTopBlocks)
-            self.backbone.eval()
-            with torch.inference_mode():
-                for start in range(0, len(order), bs):
-                    idx = order[start:start + bs]
-                    batch = feats.collate(self.tokenizer, [enc[i] for i in idx], device)
-                    if causal:  # the positions the top blocks count (padding-side free)
-                        batch["position_ids"] = positions(batch["attention_mask"])
-                    h = self.backbone(**batch, output_hidden_states=True).hidden_states[self.top.start]
-                    for row, i in enumerate(idx):
-                        real = batch["attention_mask"][row].bool()  # either padding side
-                        out[i] = h[row][real].clone()
-            self._memo[key] = out
-        return self._memo[key]
+        """Per example, the unpadded hidden states entering the first trained block: computed
+        once per process for a model, depth and list of examples (SHARED: a ceiling's pass serves
+        the students of every later cell of an in-process sweep), else by one fp32 pass."""
+        causal = isinstance(self.top, CausalTopBlocks)
+        content = hashlib.sha256()
+        for e in examples:
+            content.update(f"{e.id}\x1f{e.text}\x1f{e.text_pair}\x1e".encode())
+        key = (self.ref.identity, self.top.start, self.cfg.features.max_length,
+               self.cfg.features.batch_size, str(next(self.backbone.parameters()).device),
+               content.hexdigest())
+        if key in SHARED:
+            SHARED.move_to_end(key)
+            return SHARED[key]
+        enc = feats.tokenize(self.tokenizer, examples, self.cfg.features.max_length, causal)
+        device = next(self.backbone.parameters()).device
+        out: list[Any] = [None] * len(enc)
+        bs = self.cfg.features.batch_size
+        order = np.argsort([-len(e["input_ids"]) for e in enc], kind="stable")
+        self.backbone.eval()
+        with torch.inference_mode():
+            for start in range(0, len(order), bs):
+                idx = order[start:start + bs]
+                batch = feats.collate(self.tokenizer, [enc[i] for i in idx], device)
+                if causal:  # the positions the top blocks count (padding-side free)
+                    batch["position_ids"] = positions(batch["attention_mask"])
+                h = self.backbone(**batch, output_hidden_states=True).hidden_states[self.top.start]
+                for row, i in enumerate(idx):
+                    real = batch["attention_mask"][row].bool()  # either padding side
+                    out[i] = h[row][real].clone()
+        SHARED[key] = out
+        while len(SHARED) > 1 and sum(t.numel() * t.element_size() for v in SHARED.values()
+                                      for t in v) > SHARED_BYTES:
+            SHARED.popitem(last=False)  # the least recently used first
+        return out
 
     def logits(self, acts: list[torch.Tensor]) -> torch.Tensor:
         hidden = nn.utils.rnn.pad_sequence(acts, batch_first=True)

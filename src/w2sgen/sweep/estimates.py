@@ -59,7 +59,8 @@ ESTIMATE_NOTE = (f"from the models' FLOPs at {MODEL_EFFICIENCY:.0%} of the matri
 TRAIN_FLOPS, FORWARD_FLOPS = 6, 2
 CHARS_PER_TOKEN = 4  # English text in BPE/WordPiece vocabularies, roughly; plus 2 special tokens
 # zoo models of unknown-origin packages that may not be pulled: the published shapes they share
-ZOO_PUBLISHED = {"qwen2.5-0.5b": "Qwen/Qwen2.5-0.5B", "qwen2.5-1.5b": "Qwen/Qwen2.5-1.5B"}
+ZOO_PUBLISHED = {"qwen2.5-0.5b": "Qwen/Qwen2.5-0.5B", "qwen2.5-1.5b": "Qwen/Qwen2.5-1.5B",
+                 "gemma3-270m": "google/gemma-3-270m"}
 
 
 @dataclass(frozen=True)
@@ -129,16 +130,15 @@ def split_tokens(cfg: Any, cache: dict[str, Any]) -> dict[str, float]:
 
 def step_flops(shape: Shape, mode: str, last_k: int, epochs: int, train_tokens: float,
                seen_tokens: float) -> tuple[float, float]:
-    """(FLOPs of the pass every example of `seen_tokens` makes through the frozen part - the
-    features of a probe, last_k's bottom blocks - shared by every step that reads them; FLOPs
-    of training on `train_tokens` for `epochs` and predicting `seen_tokens`)."""
-    per_block = shape.compute_params / max(shape.layers, 1)
+    """(FLOPs per token of the frozen pass each split gets once per model - a probe's features,
+    cached in the store; last_k's bottom blocks in fp32, shared in the process (last_k.SHARED);
+    FLOPs of one training step in train.precision: training on `train_tokens` for `epochs` and
+    predicting `seen_tokens`)."""
     if mode == "probe":  # the head on cached features: negligible next to the features
-        return FORWARD_FLOPS * shape.compute_params * seen_tokens, 0.0
+        return FORWARD_FLOPS * shape.compute_params, 0.0
     if mode == "last_k":
-        top = per_block * min(last_k, shape.layers)
-        bottom = shape.compute_params - top
-        return (FORWARD_FLOPS * bottom * seen_tokens,
+        top = shape.compute_params / max(shape.layers, 1) * min(last_k, shape.layers)
+        return (FORWARD_FLOPS * (shape.compute_params - top),
                 TRAIN_FLOPS * top * train_tokens * epochs + FORWARD_FLOPS * top * seen_tokens)
     # full, lora, label_tokens: the whole model forward and backward (LoRA's frozen weights
     # still carry the gradient back, so it costs about what full does)
@@ -155,6 +155,7 @@ def time_estimates(cells: list[Any], probe: Any = None, skip: frozenset[int] = f
     from ..hardware import resolve_precision
     from ..methods import model_roles
     from ..spec import stable_hash
+    from ..splits import SPLITS
 
     shapes: dict[str, Shape] = {}
     tokens_cache: dict[str, Any] = {}
@@ -175,26 +176,28 @@ def time_estimates(cells: list[Any], probe: Any = None, skip: frozenset[int] = f
                 shapes[name] = shape_of(name)
             t = role.train
             train_split = "weak_train" if supervisor else "transfer"
-            seen = tokens["weak_train"] * supervisor + tokens["transfer"] + tokens["test"]
-            shared, own = step_flops(shapes[name], t.mode, t.last_k, t.epochs,
-                                     tokens[train_split], seen)
+            seen = [s for s in SPLITS if supervisor or s != "weak_train"]
+            per_token, trained = step_flops(shapes[name], t.mode, t.last_k, t.epochs,
+                                            tokens[train_split], sum(tokens[s] for s in seen))
             # features in features.precision (resolved: fp32 for `auto` on a CPU); last_k's
             # frozen bottom in fp32; training in the role's train.precision
-            train_rate = rate_of(machine, resolve_precision(t.precision, device))
-            pass_rate = rate_of(machine, "fp32" if t.mode == "last_k" else resolved.features.precision)
+            frozen = "fp32" if t.mode == "last_k" else resolved.features.precision
+            frozen_rate = rate_of(machine, frozen)
+            own = trained / rate_of(machine, resolve_precision(t.precision, device))
             train = role.to_dict()["train"]
-            work = [(["pass", name, t.mode, t.last_k if t.mode == "last_k" else 0, supervisor, where],
-                     shared, pass_rate),  # features or last_k's bottom: once per model and data
-                    (["ceiling", name, train, supervisor, where, d["seed"]], own, train_rate)]
+            depth = t.last_k if t.mode == "last_k" else 0  # features: 0; last_k: the blocks above
+            work: list[tuple[list[Any], float]] = [
+                (["frozen", name, depth, s, where], per_token * tokens[s] / frozen_rate) for s in seen]
+            work.append((["ceiling", name, train, supervisor, where, d["seed"]], own))
             if not supervisor:  # a student trains on the weak labels, per method and loss
                 work.append((["student", name, train, where, d["seed"], d["method"], d["loss"],
-                              d.get("weak_train"), cfg.weak_model], own, train_rate))
-            for parts, flops, rate in work:
+                              d.get("weak_train"), cfg.weak_model], own))
+            for parts, secs in work:
                 h = stable_hash(parts)
-                if flops and h not in done:
+                if secs and h not in done:
                     done.add(h)  # a finished cell's steps are cached: later cells reuse them
                     if cell.index not in skip:
-                        seconds += flops / rate
+                        seconds += secs
                         steps += 1
         out.append(CellCost(cell.index, seconds, steps))
     gflops = {} if machine is None else {"fp32": machine.fp32_gflops, "bf16": machine.bf16_gflops}
