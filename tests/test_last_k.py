@@ -159,3 +159,26 @@ def test_causal_last_k_learns_and_refuses_depth_before_running(tiny_llama_dir):
     with pytest.raises(W2SError, match=r"^train.last_k=3 but model .* has 2 transformer blocks; "
                                        r"set train.last_k between 1 and 2$"):
         load_config(None, ["train.mode=last_k", "train.last_k=3", f"strong_model={tiny_llama_dir}"])
+
+
+def test_last_k_beyond_a_causal_lms_depth_is_one_line_exit_2_before_anything_runs(
+        tiny_llama_dir, tmp_path, capsys):
+    import yaml
+
+    from w2sgen.cli import main
+
+    store = tmp_path / "store"
+    over = ["train.mode=last_k", "train.last_k=4", f"weak_model={tiny_llama_dir}",
+            f"strong_model={tiny_llama_dir}", "task=rt_sentiment"]
+    assert main(["run", *over, "--store", str(store)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: train.last_k=4 but model {str(tiny_llama_dir)!r} has 2 transformer "
+                   "blocks; set train.last_k between 1 and 2"]
+    assert not (store / "runs.sqlite").exists()
+    suite = tmp_path / "s.yaml"
+    base = {"train": {"mode": "last_k", "last_k": 4}, "weak_model": str(tiny_llama_dir),
+            "strong_model": str(tiny_llama_dir), "task": "rt_sentiment"}
+    suite.write_text(yaml.safe_dump({"base": base, "grid": {"seeds": [0, 1]}}))
+    assert main(["sweep", str(suite), "--store", str(store), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train.last_k=4 but model" in err[0] and "between 1 and 2" in err[0]
