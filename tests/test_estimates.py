@@ -98,3 +98,30 @@ def test_max_hours_refuses_a_suite_over_its_estimate_before_anything_runs(
     out = capsys.readouterr().out
     assert f"estimated time to run: {sweep.hours(seconds)} (" in out and "test CPU" in out
     assert out.count("  ~") == 2
+
+
+def test_a_model_without_a_shape_leaves_its_cells_unestimated_and_max_hours_refuses(
+        tmp_path, tiny_bert_dir, tiny_llama_dir, monkeypatch, capsys):
+    from w2sgen.errors import W2SError
+
+    real = estimates.shape_of
+
+    def shape_of(name):
+        if name == str(tiny_llama_dir):
+            raise W2SError("its config names no transformer blocks\nsecond line")
+        return real(name)
+
+    monkeypatch.setattr(estimates, "shape_of", shape_of)
+    monkeypatch.setitem(hardware._PROBES, "cpu", MACHINE)
+    path = suite_file(tmp_path, tiny_bert_dir, tiny_llama_dir, {"mode": "probe"})
+    store = str(tmp_path / "store")
+    cost = sweep.time_estimates(sweep.load_suite(path, store).cells, MACHINE)
+    assert cost.unknown == [f"no estimate for {tiny_llama_dir}: its config names no transformer blocks"]
+    assert cost.cells[0].seconds > 0  # the weak model's features are still counted
+    assert main(["sweep", str(path), "--store", store, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("         ?  ") == 2 and "(2 without: ?)" in out
+    assert main(["sweep", str(path), "--store", store, "--max-hours", "100"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --max-hours needs an estimate of every cell; no estimate for "
+                   f"{tiny_llama_dir}: its config names no transformer blocks"]

@@ -69,6 +69,7 @@ class Shape:
 
     compute_params: int  # every weight a token's forward pass multiplies (embeddings excepted)
     layers: int
+    unknown: str = ""  # why there is no shape (then the cells with this model get no estimate)
 
 
 @dataclass
@@ -76,6 +77,7 @@ class CellCost:
     index: int
     seconds: float  # the work this cell adds to the cells before it (shared steps once)
     steps: int
+    unknown: str = ""  # why there is no estimate (a model whose shape cannot be read here)
 
 
 @dataclass
@@ -87,6 +89,11 @@ class TimeEstimate:
     @property
     def total(self) -> float:
         return sum(c.seconds for c in self.cells)
+
+    @property
+    def unknown(self) -> list[str]:
+        """Why some cells have no estimate, once each."""
+        return list(dict.fromkeys(c.unknown for c in self.cells if c.unknown))
 
 
 def shape_of(name: str) -> Shape:
@@ -165,15 +172,25 @@ def time_estimates(cells: list[Any], probe: Any = None, skip: frozenset[int] = f
     for cell in cells:
         cfg = cell.cfg
         device = cfg.torch_device()
+        if probe is None and device.startswith("cuda") and not _cuda():
+            out.append(CellCost(cell.index, 0.0, 0, "no estimate for a GPU suite without a GPU here"))
+            continue
         machine = probe if probe is not None else measured(device)
         tokens = split_tokens(cfg, tokens_cache)
         d = cfg.to_dict()
         resolved = cfg.resolved()
         where = [d["task"], d["splits"], d["features"]]
         seconds, steps = 0.0, 0
+        unknown = ""
         for name, role, supervisor in model_roles(cfg, str):
             if name not in shapes:
-                shapes[name] = shape_of(name)
+                try:
+                    shapes[name] = shape_of(name)
+                except W2SError as e:  # Unestimable, or a model that does not resolve here
+                    shapes[name] = Shape(0, 0, f"no estimate for {name}: {str(e).splitlines()[0]}")
+            if shapes[name].unknown:
+                unknown = shapes[name].unknown
+                continue
             t = role.train
             train_split = "weak_train" if supervisor else "transfer"
             seen = [s for s in SPLITS if supervisor or s != "weak_train"]
@@ -199,9 +216,15 @@ def time_estimates(cells: list[Any], probe: Any = None, skip: frozenset[int] = f
                     if cell.index not in skip:
                         seconds += secs
                         steps += 1
-        out.append(CellCost(cell.index, seconds, steps))
+        out.append(CellCost(cell.index, seconds, steps, unknown))
     gflops = {} if machine is None else {"fp32": machine.fp32_gflops, "bf16": machine.bf16_gflops}
     return TimeEstimate(out, gflops, "" if machine is None else machine.summary())
+
+
+def _cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def rate_of(machine: Any, precision: str) -> float:
