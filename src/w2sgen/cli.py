@@ -33,7 +33,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"w2s run: {cfg.task.name}, {cfg.weak_model} -> {cfg.strong_model}, mode "
           f"{cfg.train.mode}{weak_mode}, loss {cfg.loss.name}, seed {cfg.seed}; store {cfg.store}",
           flush=True)
-    print(f"  {hardware.probe(cfg.torch_device()).summary()}; features {cfg.features.precision}, "
+    print(f"  {hardware.probe(cfg.torch_device()).capability_line()}; features {cfg.features.precision}, "
           f"training {cfg.train.precision}{weak_precision}", flush=True)
     t0 = time.perf_counter()
     result = pipeline.run(cfg, store)
