@@ -31,7 +31,9 @@ from .text import (
     label,
     md_escape,
     median_pgr_markdown,
+    median_pgr_verdict,
     method_summary,
+    pgr_verdict,
     refinement_markdown,
     refinement_pairs_markdown,
 )
@@ -74,5 +76,5 @@ def plot(runs: Runs, out: Path) -> Optional[Path]:
 
 
 __all__ = ["REPORTS", "KindReport", "label", "latest_done", "md_escape", "median_pgr_markdown",
-           "median_pgr_table", "method_summary", "plot", "plot_curves", "plot_methods", "plot_refinement_k",
+           "median_pgr_table", "median_pgr_verdict", "method_summary", "pgr_verdict", "plot", "plot_curves", "plot_methods", "plot_refinement_k",
            "refinement_markdown", "refinement_pairs_markdown", "table"]

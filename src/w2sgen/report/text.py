@@ -6,24 +6,24 @@ characters."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import W2SError
 from ..metrics import PGR, flip_difference, mean_ci
 from .runs import (
-    component_text,
-    estimate,
     group_key,
     icl_runs,
     is_icl_refine,
     method_key,
+    method_name,
     method_of,
+    model_name,
     run_predictions,
     seed_units,
     setting_labels,
     shared_predictions,
     short,
+    task_of,
 )
 
 if TYPE_CHECKING:
@@ -50,33 +50,66 @@ def terminal_text(text: Any) -> str:
     return CONTROL.sub("?", str(text))
 
 
-def gap_text(m: dict) -> str:
-    g = m.get("gap_accuracy")
-    return "-" if g is None else f"{g['value']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}]"
-
-
 def pgr_text(m: dict) -> str:
     """PGR, or why it is undefined (the gap column already shows the gap)."""
     p = PGR(**m["pgr_accuracy"])
     return "undefined: gap CI includes 0" if p.value is None else str(p)
 
 
+def compact(e: dict[str, Any]) -> str:
+    """An estimate in 19 characters: 0.596 [0.457,0.723]."""
+    return f"{e['value']:.3f} [{e['low']:.3f},{e['high']:.3f}]"
+
+
+def pgr_verdict(pgr: dict[str, Any], gap: Optional[dict[str, Any]], what: str = "the interval") -> str:
+    """What a PGR with its interval means, in plain words (one line): a reliable gain, none, a
+    loss, or why it is undefined, saying which way the ceiling-weak gap points."""
+    if gap is not None and gap["low"] <= 0 <= gap["high"] or pgr.get("value") is None:
+        if gap is None:
+            return "PGR undefined: no ceiling-weak gap was measured"
+        way = ("above" if gap["value"] > 0 else "below" if gap["value"] < 0 else "level with")
+        return (f"PGR undefined: the ceiling is {way} the weak supervisor by {gap['value']:+.3f}, "
+                f"but the gap's interval [{gap['low']:+.3f}, {gap['high']:+.3f}] includes 0 "
+                "(no real gap to recover)")
+    if gap is not None and gap["high"] < 0:
+        return ("PGR not a gain: the weak supervisor beats the ceiling (gap interval "
+                f"[{gap['low']:+.3f}, {gap['high']:+.3f}] below 0), so its sign is reversed")
+    lo, hi = pgr["low"], pgr["high"]
+    if lo > 1:
+        return f"the student beats the ceiling: {what} lies above 1"
+    if lo > 0:
+        return f"a reliable gain: {what} lies above 0 (the student recovers part of the gap)"
+    if hi < 0:
+        return f"a reliable loss: {what} lies below 0 (the student is worse than its supervisor)"
+    return f"no reliable gain: {what} includes 0"
+
+
+TABLE_WIDTH = 100  # terminal tables fit this many columns; labels go on lines of their own
+
+
 def classification_table(runs: list[dict[str, Any]]) -> str:
-    """One row per weak-to-strong classification run."""
-    head = ("run", "experiment", "weak", "student", "ceiling", "ceiling-weak gap", "PGR (accuracy)",
-            "agree|weak wrong")
+    """One row per weak-to-strong classification run, then a line per run with what it is and
+    what its PGR says in plain words."""
+    head = ("run", "weak", "student", "ceiling", "PGR (accuracy)", "agree|wrong")
     rows = [head]
     for r in runs:
         m = r["metrics"]
-        rows.append((str(r["id"]), label(r), str(estimate(m["weak_accuracy"])),
-                     str(estimate(m["student_accuracy"])), str(estimate(m["ceiling_accuracy"])),
-                     gap_text(m), pgr_text(m), f"{m['agreement_on_weak_errors']:.2f}"))
+        p = PGR(**m["pgr_accuracy"])
+        rows.append((str(r["id"]), compact(m["weak_accuracy"]), compact(m["student_accuracy"]),
+                     compact(m["ceiling_accuracy"]), "undefined" if p.value is None else
+                     f"{p.value:.2f} [{p.low:.2f},{p.high:.2f}]", f"{m['agreement_on_weak_errors']:.2f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    note = (f"test accuracy with {runs[0]['metrics']['confidence']:.0%} bootstrap intervals "
-            f"({runs[0]['metrics']['bootstrap']} resamples of the test set)") if runs else ""
-    return "\n".join(lines + ([note] if note else []))
+    if runs:
+        lines.append(f"test accuracy, {runs[0]['metrics']['confidence']:.0%} bootstrap intervals "
+                     f"({runs[0]['metrics']['bootstrap']} resamples); agree|wrong: the student's "
+                     "agreement with the weak labels where they are wrong")
+    for r in runs:
+        m = r["metrics"]
+        lines.append(f"run {r['id']}: {label(r)}")
+        lines.append("  " + pgr_verdict(m["pgr_accuracy"], m.get("gap_accuracy"), "its interval"))
+    return "\n".join(lines)
 
 
 def method_summary(metrics: dict[str, Any]) -> str:
@@ -110,11 +143,29 @@ def median_pgr_cells(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[s
             pgr += (f" +- {r['sd']:.2f}" if r.get("sd") is not None else "") + " (of means, fixed baselines)"
         if not r["gap"]:
             pgr += " (no real gap: not interpretable)"
-        method = r["method"] + (" (DIAGNOSTIC, uses test labels)" if r["diagnostic"] else "")
+        method = r.get("method_label", r["method"]) + (" (DIAGNOSTIC, uses test labels)" if r["diagnostic"] else "")
         cells.append([str(r["task"])] + ([str(r.get("pair"))] if pairs else []) + [method]
                      + ([r.get("setting") or "-"] if settings else [])
                      + [str(len(r["seeds"])), f"{r['student_accuracy']:.3f}", pgr])
     return header, cells
+
+
+def median_pgr_verdict(rows: list[dict[str, Any]]) -> str:
+    """One line under the median-PGR table: how many rows gain reliably, how many do not."""
+    if not rows:
+        return ""
+    gap = [r for r in rows if r["gap"]]
+    gain = sum(r["low"] > 0 for r in gap)
+    loss = sum(r["high"] < 0 for r in gap)
+    flat = len(gap) - gain - loss
+    parts = [f"{gain} of {len(rows)} rows gain reliably (interval above 0)"]
+    if flat:
+        parts.append(f"{flat} show no reliable gain (interval includes 0)")
+    if loss:
+        parts.append(f"{loss} lose (interval below 0)")
+    if len(rows) > len(gap):
+        parts.append(f"{len(rows) - len(gap)} have no real ceiling-weak gap (PGR undefined)")
+    return "reading: " + "; ".join(parts)
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -297,14 +348,11 @@ def refinement_pairs_markdown(store: Store, runs: list[dict[str, Any]]) -> str:
 
 
 def label(run: dict[str, Any]) -> str:
+    """A run in a few words, as the tables name it: task, models, train mode, method, seed."""
     c = run["config"]
-    task = c["task"]["name"] if c["task"]["name"] != "file" else Path(c["task"]["options"]["path"]).name
-    parts = [f"{c['weak_model']}->{c['strong_model']}", c["train"]["mode"]]
-    method = c.get("method", {"name": "naive", "options": {}})
-    if method["name"] != "naive" or method["options"]:
-        parts.append(component_text(method))
-    parts += [component_text(c["loss"]), f"seed {c['seed']}"]
-    text = terminal_text(f"{task} [{', '.join(parts)}]")
-    if method["name"] == "gt_early_stop":
+    parts = [f"{model_name(c['weak_model'])}->{model_name(c['strong_model'])}", c["train"]["mode"],
+             method_name(run), f"seed {c['seed']}"]
+    text = terminal_text(f"{task_of(run)} [{', '.join(parts)}]")
+    if c.get("method", {}).get("name") == "gt_early_stop":
         text += " DIAGNOSTIC: picks epochs with test labels"
     return text

@@ -37,7 +37,8 @@ from .cells import Cell
 from .checks import HUB_UNREACHABLE, assets_error, texts_error
 
 AXES = ("task", "pairs", "methods", "seeds")
-COMPONENTS = ("task", "method", "loss")  # config keys whose mapping (with a name) is replaced whole
+COMPONENTS = ("task", "method", "loss")
+LABELLED_AXES = ("methods",)  # axes whose value names reports show (config `labels`)  # config keys whose mapping (with a name) is replaced whole
 
 
 @dataclass
@@ -112,6 +113,7 @@ def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, wh
         raw["store"] = store
         label = " | ".join(lab for lab, _ in combo) or "base"
         raw["name"] = f"{name}: {label}"
+        raw["labels"] = {axis: lab for axis, lab in labels_of.items() if axis in LABELLED_AXES} or None
         try:
             cfg = build_config(raw)
             assets = stable_hash([cfg.weak_model, cfg.strong_model, cfg.task.name, cfg.task.options])

