@@ -6,6 +6,7 @@ characters."""
 from __future__ import annotations
 
 import re
+import textwrap
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import W2SError
@@ -102,13 +103,15 @@ def classification_table(runs: list[dict[str, Any]]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     if runs:
-        lines.append(f"test accuracy, {runs[0]['metrics']['confidence']:.0%} bootstrap intervals "
-                     f"({runs[0]['metrics']['bootstrap']} resamples); agree|wrong: the student's "
-                     "agreement with the weak labels where they are wrong")
+        lines += textwrap.wrap(
+            f"test accuracy, {runs[0]['metrics']['confidence']:.0%} bootstrap intervals "
+            f"({runs[0]['metrics']['bootstrap']} resamples of the test set); agree|wrong: how often "
+            "the student agrees with the weak labels where they are wrong", TABLE_WIDTH)
     for r in runs:
         m = r["metrics"]
-        lines.append(f"run {r['id']}: {label(r)}")
-        lines.append("  " + pgr_verdict(m["pgr_accuracy"], m.get("gap_accuracy"), "its interval"))
+        lines += textwrap.wrap(f"run {r['id']}: {label(r)}", TABLE_WIDTH, subsequent_indent="    ")
+        lines += textwrap.wrap(pgr_verdict(m["pgr_accuracy"], m.get("gap_accuracy"), "its interval"),
+                               TABLE_WIDTH, initial_indent="  ", subsequent_indent="    ")
     return "\n".join(lines)
 
 
