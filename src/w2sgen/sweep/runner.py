@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..progress import bar as progress_bar
-from .cells import Outcome
+from .cells import Cell, Outcome
 from .executors import EXECUTORS, Options
 from .suite import Suite
 
@@ -44,6 +44,30 @@ def cell_states(suite: Suite) -> dict[int, tuple[str, int | None]]:
     return out
 
 
+SHARED_STEPS = 2  # the weak supervisor and the ceiling, which the cells of one group share
+
+
+class Work:
+    """A sweep's progress in training steps, not cells, so its time left counts work already
+    cached as done: every cell trains its student (1 step); the first cell of a group (`Cell.
+    group`: the same weak supervisor and ceiling) also trains those two, which the group's other
+    cells - and cells whose group has a finished run in the store - find cached."""
+
+    def __init__(self, cells: list[Cell], todo: set[int]):
+        self.groups_done = {c.group for c in cells if c.index not in todo}
+        self.total = len(cells) + SHARED_STEPS * len({c.group for c in cells})
+        self.done = len(cells) - len(todo) + SHARED_STEPS * len(self.groups_done)
+        self.cells_done = len(cells) - len(todo)
+
+    def finish(self, cell: Cell) -> int:
+        """Count `cell` as finished; the steps that made it (to advance the bar by)."""
+        steps = 1 + (SHARED_STEPS if cell.group not in self.groups_done else 0)
+        self.groups_done.add(cell.group)
+        self.done += steps
+        self.cells_done += 1
+        return steps
+
+
 def run_sweep(suite: Suite, executor: str = "inprocess", opts: Options | None = None,
               echo: Callable[[str], None] = print, progress: bool = True) -> SweepResult:
     from ..store import Store
@@ -74,13 +98,16 @@ def run_sweep(suite: Suite, executor: str = "inprocess", opts: Options | None = 
          f"run ({executor}); store {suite.store}")
     for line in suite.notes:
         echo(line)
-    bar = progress_bar(n, suite.name, "cell", quiet=not progress, initial=n - len(todo),
+    work = Work(suite.cells, {c.index for c in todo})
+    bar = progress_bar(work.total, suite.name, "step", quiet=not progress, initial=work.done,
                        dynamic_ncols=True)
     by_index = {c.index: c for c in suite.cells}
     try:
         for out in outcomes_iter:
             outcomes[out.index] = out
             c = by_index[out.index]
+            steps = work.finish(c)
+            bar.set_postfix_str(f"{work.cells_done}/{n} cells")
             if out.status == "done":
                 fresh = f"computed {', '.join(out.computed)}" if out.computed else "all steps cached"
                 line = f"done     {c.label}  ({out.seconds:.1f} s, run {out.run_id}; {fresh})"
@@ -91,7 +118,7 @@ def run_sweep(suite: Suite, executor: str = "inprocess", opts: Options | None = 
             else:
                 line = f"FAILED   {c.label}: {out.error}"
             bar.write(line, file=sys.stdout)
-            bar.update(1)
+            bar.update(steps)
     finally:
         bar.close()
     return SweepResult(suite, outcomes, stale, time.perf_counter() - t0)
