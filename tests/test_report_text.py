@@ -86,7 +86,8 @@ def test_suite_cells_carry_their_variant_names(tmp_path, tiny_bert_dir):
             "device": "cpu"}
     cells, _ = expand("s", base, {"methods": ["naive", {"name": "strong_logconf", "loss": "logconf"}]},
                       str(tmp_path / "store"), "suite.yaml")
-    assert [c.cfg.labels for c in cells] == [{"methods": "naive"}, {"methods": "strong_logconf"}]
+    assert [c.cfg.labels for c in cells] == [{"suite": "s", "methods": "naive"},
+                                             {"suite": "s", "methods": "strong_logconf"}]
     assert cells[1].hash == build_config({**base, "loss": "logconf"}).hash()
 
 

@@ -88,6 +88,11 @@ class Result:
 
         return report.table([self._run()])
 
+    @property
+    def figures(self) -> list[Path]:
+        """The run's figures, drawn as it finished: results.png and curves.png (SVGs beside)."""
+        return [p for p in (self.artifacts / "results.png", self.artifacts / "curves.png") if p.is_file()]
+
     def plot(self, path: Union[str, Path, None] = None) -> Optional[Path]:
         """The accuracy figure (PNG, with an SVG beside it); default in the run's folder."""
         from . import report
@@ -163,7 +168,9 @@ def run(config: ConfigLike = None, /, *, examples: Any = None, task_label: Optio
     elif task_label is not None:
         raise W2SError("task_label names in-memory examples; pass examples=... with it")
     cfg = build_config(raw)
-    from . import pipeline
+    from . import pipeline, report
 
-    out = pipeline.run(cfg, Store(cfg.store), quiet=quiet)
+    art = Path(cfg.store) / "artifacts"
+    out = pipeline.run(cfg, Store(cfg.store), quiet=quiet,
+                       figures=lambda row: report.run_figures(row, art / str(row["id"])))
     return Result(out["run_id"], out["config"], out["metrics"], out["timings"], Path(cfg.store).resolve())

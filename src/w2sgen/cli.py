@@ -34,7 +34,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"  {hardware.probe(cfg.torch_device()).capability_line()}; features {cfg.features.precision}, "
           f"training {cfg.train.precision}{weak_precision}", flush=True)
     t0 = time.perf_counter()
-    result = pipeline.run(cfg, store)
+    art = Path(cfg.store) / "artifacts"
+    result = pipeline.run(cfg, store, figures=lambda row: report.run_figures(row, art / str(row["id"])))
     elapsed = time.perf_counter() - t0
     run = next(r for r in store.runs() if r["id"] == result["run_id"])
     print()
@@ -46,10 +47,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = report.method_summary(m)
     if summary:
         print(summary)
-    art = Path(cfg.store) / "artifacts" / str(result["run_id"])
-    png = report.plot([run], art / "results.png")
-    curves = report.plot_curves([run], art / "curves.png")
-    print(f"plots: {png}, {curves}\nrun {result['run_id']} took {elapsed:.1f} s; stored in {cfg.store}")
+    print(f"plots: {', '.join(map(str, result['figures']))}\nrun {result['run_id']} took "
+          f"{elapsed:.1f} s; stored in {cfg.store}")
     return 0
 
 
@@ -195,6 +194,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not runs:
         print("no finished runs yet")
         return 0
+    if args.to:  # backfill a tracker with the stored runs, their curves, tables and figures
+        from .loggers import backfill
+
+        art = root / "artifacts"
+        sent = backfill(runs, store, args.to, lambda r: report.run_figures(r, art / str(r["id"])))
+        print(f"sent {sent} of {len(runs)} run(s) to {args.to}")
+        return 0 if sent == len(runs) else 1
     if args.html or args.export:  # the readable report / the per-run table as data
         from .report import document as report_document
 
@@ -344,6 +350,9 @@ def parser() -> argparse.ArgumentParser:
                     "method ranking with a paired test) to --out")
     rp.add_argument("--export", metavar="FILE", help="write the per-run table to FILE (.csv or "
                     ".parquet)")
+    rp.add_argument("--to", choices=["wandb", "mlflow"], help="send the runs (with --all every "
+                    "finished run) to a tracker: config, per-epoch curves, metrics, result table, "
+                    "figures (W2S_WANDB_PROJECT / MLFLOW_TRACKING_URI choose where)")
     rp.set_defaults(fn=cmd_report)
     th = sub.add_parser("theory", help="simulate the transfer-learning theory: fine-tuning vs "
                         "refinement on a mixture of linear concepts")

@@ -16,7 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional, TypeVar
@@ -24,11 +25,10 @@ from typing import Any, Optional, TypeVar
 import numpy as np
 
 from . import features as feats
-from . import memory, onnx_features
+from . import loggers, memory, onnx_features
 from .assets import require
 from .config import Component, ExperimentConfig, train_identity, weak_problem
 from .errors import W2SError
-from .loggers import log_finished
 from .losses import LOSSES
 from .methods import METHODS, Setting
 from .metrics import evaluate
@@ -47,10 +47,12 @@ TRAIN_FORMAT = 2  # 2: per-epoch test predictions (eval_p)
 
 
 def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = False,
-        exclusive: bool = False) -> dict[str, Any]:
+        exclusive: bool = False, figures: Optional[Callable[[dict[str, Any]], list[Path]]] = None
+        ) -> dict[str, Any]:
     """One experiment, recorded as a run in the store. exclusive (sweeps): raise
     store.RunTaken instead of starting when this config already has a finished run or one in
-    progress in another process."""
+    progress in another process. figures: draws the finished run's figures (given its stored
+    row: id, config, metrics), which trackers then receive with the run's files (loggers.py)."""
     if not quiet and (note := cfg.weak_inherited_note()):
         print(note, file=sys.stderr)
     cfg = cfg.resolved()  # precision auto -> what this machine computes fast, before recording
@@ -72,7 +74,7 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
         task = task_component(cfg.task)
         splits = make_splits(load_task(task), cfg.splits, task.name)
         check_roles(cfg, roles, splits)
-    with recorded(store, cfg, ctx.steps, exclusive) as run_id:
+    with recorded(store, cfg, ctx.steps, exclusive) as run_id, tracked(ctx, run_id):
         weak = ctx.train("weak_supervisor", weak_ref, splits, Part("weak_train"),
                          labels(splits.weak_train), GROUND_TRUTH_LOSS,
                          predict={"transfer": Part("transfer"), "test": Part("test")}, select=False,
@@ -103,8 +105,27 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
             "student": student["p_test"], "ceiling": ceiling["p_test"]})
         store.finish_run(run_id, metrics, ctx.timings)
     # After the run is final: an interrupt while logging cannot mark a finished run interrupted.
-    log_finished(run_id, cfg, metrics, ctx.timings, store)  # W&B / MLflow, when configured
-    return {"run_id": run_id, "metrics": metrics, "timings": ctx.timings, "config": cfg}
+    row = {"id": run_id, "config": cfg.to_dict(), "metrics": metrics}
+    try:
+        drawn = figures(row) if figures is not None else []
+    except BaseException:
+        ctx.live.abort()
+        raise
+    ctx.live.finish(metrics, [*drawn, *loggers.run_files(Path(store.root) / "artifacts" / str(run_id))])
+    return {"run_id": run_id, "metrics": metrics, "timings": ctx.timings, "config": cfg,
+            "figures": drawn}
+
+
+@contextmanager
+def tracked(ctx: Context, run_id: int) -> Iterator[None]:
+    """The run's tracker sessions (W&B, MLflow: loggers.py) while its steps compute: each
+    training step's curves go out as it ends; a run that fails ends its sessions as failed."""
+    ctx.live = loggers.start(run_id, ctx.cfg, ctx.store)
+    try:
+        yield
+    except BaseException:
+        ctx.live.abort()
+        raise
 
 
 def selection_report(cfg: ExperimentConfig, student: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -227,6 +248,7 @@ class Context:
         self.timings = self.steps.timings
         self._backbones: dict[str, tuple[Any, Any]] = {}
         self._features: dict[tuple[str, str], np.ndarray] = {}
+        self.live = loggers.Live(0, [])  # the run's trackers, once it is recorded (`tracked`)
 
     def backbone(self, ref: ModelRef) -> tuple[Any, Any]:
         if ref.identity not in self._backbones:
@@ -322,6 +344,7 @@ class Context:
             return out
 
         arrays = self.cached(name, "train", key, compute)
+        self.live.curves(name, arrays["loss"], arrays["eval_accuracy"])
         for k, part in predict.items():
             assert_aligned(arrays[f"ids_{k}"], part.examples(splits), f"{name} predictions on {k}")
         return arrays

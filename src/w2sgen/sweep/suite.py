@@ -38,7 +38,8 @@ from .checks import HUB_UNREACHABLE, assets_error, texts_error
 
 AXES = ("task", "pairs", "methods", "seeds")
 COMPONENTS = ("task", "method", "loss")
-LABELLED_AXES = ("methods",)  # axes whose value names reports show (config `labels`)  # config keys whose mapping (with a name) is replaced whole
+# axes whose value names reports show (config `labels`, with the suite's name: trackers group by it)
+LABELLED_AXES = ("methods",)  # config keys whose mapping (with a name) is replaced whole
 
 
 @dataclass
@@ -113,7 +114,7 @@ def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, wh
         raw["store"] = store
         label = " | ".join(lab for lab, _ in combo) or "base"
         raw["name"] = f"{name}: {label}"
-        raw["labels"] = {axis: lab for axis, lab in labels_of.items() if axis in LABELLED_AXES} or None
+        raw["labels"] = {"suite": name, **{a: lab for a, lab in labels_of.items() if a in LABELLED_AXES}}
         try:
             cfg = build_config(raw)
             assets = stable_hash([cfg.weak_model, cfg.strong_model, cfg.task.name, cfg.task.options])
