@@ -98,3 +98,31 @@ def test_report_says_why_a_plot_is_missing(store, tmp_path, capsys):
     assert "plot: None" not in said
     assert "plot: none (refined-label accuracy against k needs icl_refine runs at 3 or more" in said
     assert (tmp_path / "r.png").is_file() and (tmp_path / "r.svg").is_file()
+
+
+def test_w2s_run_prints_capability_a_narrow_table_a_verdict_and_both_figure_formats(tmp_path, tiny_bert_dir):
+    from conftest import sentiment_examples
+    from test_cli import w2s
+
+    data = tmp_path / "toy.csv"
+    data.write_text("id,text,label\n" + "".join(f"{e.id},{e.text},{e.label}\n" for e in sentiment_examples(120)))
+    p = w2s("run", f"task={data}", f"weak_model={tiny_bert_dir}", f"strong_model={tiny_bert_dir}",
+            "splits.weak_train=0.3", "splits.transfer=0.3", "splits.test=0.4", "features.max_length=64",
+            "eval.bootstrap=50", "device=cpu", f"--store={tmp_path / 'store'}")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    machine = lines[1]
+    assert machine.startswith("  cpu ") and "threads" in machine and "precision auto = " in machine
+    assert "GFLOP" not in p.stdout  # a timing varies with the load; `w2s doctor` measures
+    table_start = next(i for i, line in enumerate(lines) if line.startswith("run  weak"))
+    table = lines[table_start:lines.index(next(x for x in lines if x.startswith("weak labels' accuracy")))]
+    assert max(map(len, table)) <= 100
+    assert f"run 1: toy.csv [{tiny_bert_dir.name}->{tiny_bert_dir.name}, probe, naive, seed 0]" in table
+    verdict = table[table.index(f"run 1: toy.csv [{tiny_bert_dir.name}->{tiny_bert_dir.name}, probe, "
+                                "naive, seed 0]") + 1]
+    assert verdict.startswith(("  no reliable gain", "  a reliable", "  PGR ", "  the student beats"))
+    art = tmp_path / "store" / "artifacts" / "1"
+    assert f"plots: {art / 'results.png'}, {art / 'curves.png'}" in p.stdout
+    for name in ("results", "curves"):
+        assert (art / f"{name}.png").stat().st_size > 5000
+        assert (art / f"{name}.svg").read_text().lstrip().startswith("<?xml")

@@ -35,7 +35,7 @@ def classification_plot(runs: list[dict[str, Any]], out: Path) -> Optional[Path]
         ax1.barh(y + (k - 1) * 0.26, v, height=0.25, xerr=err, color=c, label=model, capsize=2)
     ax1.set_yticks(y, names)
     ax1.invert_yaxis()
-    lo = min(estimate(r["metrics"]["weak_accuracy"]).low for r in runs)
+    lo = min(r["metrics"][f"{m}_accuracy"]["low"] for r in runs for m in colours)
     ax1.set_xlim(max(0.0, min(0.5, lo - 0.05)), upper_limit(
         [r["metrics"][f"{m}_accuracy"]["high"] for r in runs for m in colours]))
     ax1.set_xlabel("test accuracy")

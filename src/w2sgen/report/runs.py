@@ -86,20 +86,21 @@ def task_of(run: dict[str, Any]) -> str:
         return Path(c["options"]["path"]).name
     if c["name"] == "examples":  # w2sgen.run(examples=...): its label, else the content key
         return str(c["options"].get("label") or f"examples:{c['options'].get('key', '?')}")
-    return c["name"]
+    return short_name(c["name"])  # `task: data/my.csv` (a file or testbed folder) by its name
 
 
-def model_name(name: str) -> str:
-    """A model as a label: a local folder by its last part (a full path is no label), a zoo
-    name or hub id as it is."""
-    if name.startswith(("/", "~", ".")) or "\\" in name or name.count("/") > 1 or Path(name).is_dir():
+def short_name(name: str) -> str:
+    """A model or task as a label: a local folder or data file by its last part (a full path is
+    no label), a zoo name, task name or hub id as it is."""
+    if (name.startswith(("/", "~", ".")) or "\\" in name or name.count("/") > 1
+            or name.lower().endswith((".csv", ".jsonl", ".json")) or Path(name).is_dir()):
         return Path(name).name or name
     return name
 
 
 def pair_of(run: dict[str, Any]) -> str:
     c = run["config"]
-    return f"{model_name(c['weak_model'])} -> {model_name(c['strong_model'])} ({c['train']['mode']})"
+    return f"{short_name(c['weak_model'])} -> {short_name(c['strong_model'])} ({c['train']['mode']})"
 
 
 def method_name(run: dict[str, Any], family: bool = False) -> str:

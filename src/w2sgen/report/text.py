@@ -18,12 +18,12 @@ from .runs import (
     method_key,
     method_name,
     method_of,
-    model_name,
     run_predictions,
     seed_units,
     setting_labels,
     shared_predictions,
     short,
+    short_name,
     task_of,
 )
 
@@ -353,7 +353,7 @@ def refinement_pairs_markdown(store: Store, runs: list[dict[str, Any]]) -> str:
 def label(run: dict[str, Any]) -> str:
     """A run in a few words, as the tables name it: task, models, train mode, method, seed."""
     c = run["config"]
-    parts = [f"{model_name(c['weak_model'])}->{model_name(c['strong_model'])}", c["train"]["mode"],
+    parts = [f"{short_name(c['weak_model'])}->{short_name(c['strong_model'])}", c["train"]["mode"],
              method_name(run), f"seed {c['seed']}"]
     text = terminal_text(f"{task_of(run)} [{', '.join(parts)}]")
     if c.get("method", {}).get("name") == "gt_early_stop":
