@@ -9,6 +9,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..metrics import PGR
+from ..plotting import pyplot, save
 from .runs import classification_runs, estimate, icl_runs, is_diagnostic, method_of, row_names
 from .tables import curve_medians
 from .text import label
@@ -147,20 +148,8 @@ def plot_refinement_k(runs: list[dict[str, Any]], out: Path) -> Optional[Path]:
     return _save(fig, out, plt, dpi=120)
 
 
-# Sizes in points, legible on a slide (a figure shown at about its saved size): tick labels
-# and legends 10, axis labels 11, titles 12.
-FONTS = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "xtick.labelsize": 10,
-         "ytick.labelsize": 10, "legend.fontsize": 10, "figure.titlesize": 12, "svg.fonttype": "none"}
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update(FONTS)
-    return plt
+def _pyplot() -> Any:
+    return pyplot()
 
 
 def upper_limit(highs: list[float]) -> float:
@@ -325,15 +314,7 @@ def plot_agreement(runs: list[dict[str, Any]], out: Path) -> Path | None:
 
 
 def _save(fig: Any, out: Path, plt: Any, dpi: int = 100) -> Path:
-    """The figure as `out` (PNG) and, beside it, as SVG (the same name, .svg: for slides and
-    papers), cropped to what is drawn (legends outside the axes included)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fig.savefig(out, dpi=dpi, bbox_inches="tight")
-        fig.savefig(out.with_suffix(".svg"), bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return out
+    return save(fig, out, plt, dpi)
 
 
 def _legend_and_save(fig: Any, axes: Any, out: Path, plt: Any) -> Path:
