@@ -215,8 +215,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         if args.methods:
             rows = report.median_pgr_table(store)
             print("\nmedian PGR over seeds, per task and method:\n" + report.median_pgr_markdown(rows))
-            if rows:
-                print(report.median_pgr_verdict(rows))
+            print(report.median_pgr_verdict(rows))
             drawn = report.plot_methods(rows, out.with_name("methods.png"))
             print(f"plot: {drawn}" if drawn else "plot: none (no row with a real ceiling-weak gap)")
         if args.refinement:

@@ -47,7 +47,7 @@ from .figures import (
 from .ranking import Comparison, method_ranking
 from .runs import classification_runs, estimate, method_name, method_of, pair_of, task_of
 from .tables import accuracy_table, pgr_tables
-from .text import markdown_table, md_escape, median_pgr_cells, pgr_text
+from .text import markdown_table, md_escape, median_pgr_cells, median_pgr_verdict, pgr_text
 
 
 @dataclass
@@ -126,6 +126,7 @@ def build(store: Store, runs: list[dict[str, Any]], out_dir: Path, rounds: int =
         blocks.append(Block("h3", pair))
         header, cells = median_pgr_cells(rows)
         blocks.append(Block("table", header=header, rows=cells))
+        blocks.append(Block("p", median_pgr_verdict(rows)))
         png = plot_methods(rows, out_dir / f"pgr-{i + 1}.png")
         if png:
             blocks.append(Block("figure", f"Median PGR per method, {pair}.", path=png))
