@@ -268,8 +268,8 @@ def test_pipeline_runs_feed_the_report_and_the_logger_hook(tmp_path, tiny_bert_d
             self.run, self.steps = run, []
             logged.append(self)
 
-        def curves(self, step, series):
-            self.steps.append(step)
+        def curves(self, step, series, first_epoch=1):
+            self.steps.append((step, first_epoch, len(series["loss"])))
 
         def finish(self, metrics, tables, files):
             self.metrics = metrics
@@ -285,7 +285,12 @@ def test_pipeline_runs_feed_the_report_and_the_logger_hook(tmp_path, tiny_bert_d
         pipeline.run(load_config(None, base + extra), quiet=True)
     assert [r.run.run_id for r in logged] == [1, 2]
     assert logged[1].run.config["loss"]["name"] == "logconf" and "student_accuracy" in logged[1].metrics
-    assert logged[1].steps == ["weak_supervisor", "strong_ceiling", "student"]
+    # trained here: each epoch as it ends; found in the cache (the second run's supervisor and
+    # ceiling): the stored curve at once
+    assert logged[0].steps == [("weak_supervisor", 1, 1), ("weak_supervisor", 2, 1), ("strong_ceiling", 1, 1),
+                               ("strong_ceiling", 2, 1), ("student", 1, 1), ("student", 2, 1)]
+    assert logged[1].steps == [("weak_supervisor", 1, 2), ("strong_ceiling", 1, 2), ("student", 1, 1),
+                               ("student", 2, 1)]
     store = Store(tmp_path / "store")
     html_path, md_path = document.write_report(store, latest_done(store), tmp_path / "report", rounds=100)
     text = html_path.read_text()

@@ -14,7 +14,8 @@ record: a tracker that fails (no network, bad credentials) prints one warning an
 
 What each run sends: its config as flat dotted parameters; for every training step (weak
 supervisor, ceiling, student, a method's extra models) the training loss and test accuracy after
-every epoch, against that step's own epoch axis, as soon as the step ends; at the end every
+every epoch, against that step's own epoch axis, as each epoch ends (a step found in the cache:
+its stored curves at once); at the end every
 scalar metric (estimates as value/low/high), a table of the three models' accuracies with their
 intervals and the PGR, the figures the caller drew and the run's config.yaml and metrics.json.
 Runs of one sweep share a group: the W&B group, the MLflow tag `w2s.group`. `w2s report --to`
@@ -49,7 +50,7 @@ class RunInfo:
 class Session(Protocol):
     """One run in one tracker."""
 
-    def curves(self, step: str, series: dict[str, Sequence[float]]) -> None: ...
+    def curves(self, step: str, series: dict[str, Sequence[float]], first_epoch: int = 1) -> None: ...
 
     def finish(self, metrics: dict[str, float], tables: dict[str, Table], files: list[Path]) -> None: ...
 
@@ -128,6 +129,12 @@ class Live:
         series: dict[str, Sequence[float]] = {"loss": [float(x) for x in loss],
                                               "test_accuracy": [float(x) for x in accuracy]}
         self._each(lambda s: s.curves(step, series))
+
+    def epoch(self, step: str, epoch: int, loss: float, accuracy: float) -> None:
+        """One epoch of a training step, as it ends (`progress.epochs_to`)."""
+        series: dict[str, Sequence[float]] = {
+            k: [float(v)] for k, v in (("loss", loss), ("test_accuracy", accuracy)) if math.isfinite(v)}
+        self._each(lambda s: s.curves(step, series, epoch))
 
     def finish(self, metrics: dict[str, Any], files: Sequence[Path] = ()) -> list[str]:
         """Summary metrics, the result table, the files; the sessions end. Returns the names
@@ -294,14 +301,17 @@ class WandbSession:
                               config={**flat_params(run.config), "w2s.run_id": run.run_id,
                                       "w2s.config_hash": run.config_hash},
                               reinit="create_new")
+        self.steps: set[str] = set()
 
-    def curves(self, step: str, series: dict[str, Sequence[float]]) -> None:
+    def curves(self, step: str, series: dict[str, Sequence[float]], first_epoch: int = 1) -> None:
         # each training step on its own epoch axis (W&B's global step only ever increases)
-        self.run.define_metric(f"{step}/epoch", hidden=True)
-        self.run.define_metric(f"{step}/*", step_metric=f"{step}/epoch")
+        if step not in self.steps:
+            self.steps.add(step)
+            self.run.define_metric(f"{step}/epoch", hidden=True)
+            self.run.define_metric(f"{step}/*", step_metric=f"{step}/epoch")
         n = max(map(len, series.values()), default=0)
         for e in range(n):
-            self.run.log({f"{step}/epoch": e + 1,
+            self.run.log({f"{step}/epoch": first_epoch + e,
                           **{f"{step}/{k}": v[e] for k, v in series.items() if e < len(v)}})
 
     def finish(self, metrics: dict[str, float], tables: dict[str, Table], files: list[Path]) -> None:
@@ -342,13 +352,13 @@ class MlflowSession:
         for i in range(0, len(params), 100):
             self.client.log_batch(self.id, params=params[i:i + 100])
 
-    def curves(self, step: str, series: dict[str, Sequence[float]]) -> None:
+    def curves(self, step: str, series: dict[str, Sequence[float]], first_epoch: int = 1) -> None:
         import time
 
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self.client.log_batch(self.id, metrics=[Metric(f"{step}/{k}", float(x), now, e + 1)
+        self.client.log_batch(self.id, metrics=[Metric(f"{step}/{k}", float(x), now, first_epoch + e)
                                                 for k, v in series.items() for e, x in enumerate(v)])
 
     def finish(self, metrics: dict[str, float], tables: dict[str, Table], files: list[Path]) -> None:

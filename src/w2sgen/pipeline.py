@@ -33,6 +33,7 @@ from .losses import LOSSES
 from .methods import METHODS, Setting
 from .metrics import evaluate
 from .models import ModelRef, load, resolve
+from .progress import epochs_to
 from .runs import Steps, recorded
 from .splits import Part, Splits, hold_out, labels, make_splits
 from .store import Store
@@ -315,6 +316,8 @@ class Context:
         select = select and cfg.train.select == "weak_val"
         key = train_key(cfg, ref, splits, train, targets, loss, predict, seed, select)
 
+        live: list[str] = []  # `name` once its training runs here (not read from the cache)
+
         def compute() -> dict[str, np.ndarray]:
             test = (self.inputs(learner, ref, splits, Part("test")), labels(splits.test))
             loss_fn = LOSSES.get(loss.name)(**loss.options)
@@ -324,8 +327,10 @@ class Context:
                 fit_targets = np.asarray(targets)[keep]
                 learner.select_set = (self.inputs(learner, ref, splits, held),
                                       np.asarray(targets)[out_pos])
-            hist = learner.fit(self.inputs(learner, ref, splits, fit_part), fit_targets,
-                               loss_fn, seed, name, test)
+            live.append(name)  # its epochs go to the trackers as they end
+            with epochs_to(lambda e, loss, acc: self.live.epoch(name, e, loss, acc)):
+                hist = learner.fit(self.inputs(learner, ref, splits, fit_part), fit_targets,
+                                   loss_fn, seed, name, test)
             out = {"loss": np.array(hist.loss), "eval_accuracy": np.array(hist.eval_accuracy),
                    "eval_p": np.array(hist.eval_probs, dtype=np.float32)}
             if held is not None:
@@ -344,7 +349,8 @@ class Context:
             return out
 
         arrays = self.cached(name, "train", key, compute)
-        self.live.curves(name, arrays["loss"], arrays["eval_accuracy"])
+        if not live:  # found in the cache: its curves go to the trackers whole
+            self.live.curves(name, arrays["loss"], arrays["eval_accuracy"])
         for k, part in predict.items():
             assert_aligned(arrays[f"ids_{k}"], part.examples(splits), f"{name} predictions on {k}")
         return arrays
