@@ -273,9 +273,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from .generative.config import load_config as load_generative
     from .store import Store
 
-    config, overrides = args.config, list(args.overrides)
-    if config is not None and "=" in config and not config.endswith((".yaml", ".yml")):
-        config, overrides = None, [config, *overrides]
+    config, overrides = split_config_argument(args.config, args.overrides)
     if args.store is not None:
         overrides.append(store_override(args.store))
     cfg = load_generative(config, overrides)
