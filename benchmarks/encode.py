@@ -1,6 +1,6 @@
 """CPU feature extraction: the project's paths against the backends a user would otherwise pick.
 
-One run, for each installed zoo encoder, on the same N real multiemo sentences (the first N after
+One run, for each installed zoo encoder, on the same N real rt_sentiment sentences (the first N after
 a seeded shuffle), truncated to the project's max_length (128) on every path, batch size the same
 everywhere (--batch-size, default the project's 64), times end to end (texts in, pooled vectors
 out, tokenising included):
@@ -330,7 +330,7 @@ def sentences(n: int, seed: int) -> list:
     from w2sgen.config import Component
     from w2sgen.tasks import load_task
 
-    examples = load_task(Component("multiemo_pos_neg"))
+    examples = load_task(Component("rt_sentiment"))
     random.Random(seed).shuffle(examples)
     return examples[:n]
 
@@ -690,7 +690,7 @@ def main() -> None:
         worker_main()
         return
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=600, help="number of multiemo sentences")
+    p.add_argument("--n", type=int, default=600, help="number of rt_sentiment sentences")
     p.add_argument("--models", default=",".join(ENCODERS), help="comma-separated zoo encoders")
     p.add_argument("--batch-size", type=int, default=None,
                    help="batch size of every variant (default: the project's features.batch_size)")
@@ -735,7 +735,7 @@ def main() -> None:
     default = ("w2s-ort-fp32" if auto == "fp32" and onnx_features.available()
                else {"bf16": "w2s-bf16", "fp32": "w2s-fp32"}[auto])
     examples = sentences(args.n, args.seed)
-    print(f"{len(examples)} multiemo sentences (seed {args.seed}); max_length {cfg.max_length}, "
+    print(f"{len(examples)} rt_sentiment sentences (seed {args.seed}); max_length {cfg.max_length}, "
           f"batch {args.batch_size}, {args.threads} threads, best of {args.repeats} rounds after "
           f"a warm-up; * = project default (features.precision={cfg.precision} -> {auto}: {default})")
     notes: list[str] = []

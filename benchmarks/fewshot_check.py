@@ -40,7 +40,7 @@ task's *transfer* split, never test) and, for a zoo name, where the weights are 
 Example (writes one JSON line per setting to --out as well as a table to stdout):
 
     nice -n 10 .venv/bin/python benchmarks/fewshot_check.py --model smollm2-135m \\
-        --task multiemo_pos_neg --n 160 --k 0 4 8 --demos true weak --weak-acc 0.8
+        --task rt_sentiment --n 160 --k 0 4 8 --demos true weak --weak-acc 0.8
 """
 from __future__ import annotations
 
@@ -311,7 +311,7 @@ def load_model(name: str, threads: Optional[int]) -> tuple[Any, Any]:
 def parse(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="zoo name (w2s models) or a local model folder")
-    p.add_argument("--task", default="multiemo_pos_neg")
+    p.add_argument("--task", default="rt_sentiment")
     p.add_argument("--splits", type=int, nargs=3, default=[2000, 2000, 2000], metavar=("WEAK", "TRANSFER", "TEST"),
                    help="the project's split sizes for the task (only transfer is used)")
     p.add_argument("--split-seed", type=int, default=0)

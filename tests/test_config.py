@@ -30,7 +30,7 @@ def error(*args, **kwargs) -> str:
 def test_defaults_without_file():
     cfg = load_config()
     assert cfg == ExperimentConfig()
-    assert cfg.task == Component("multiemo_pos_neg", {})
+    assert cfg.task == Component("rt_sentiment", {})
     assert cfg.loss == Component("xent", {})
     assert cfg.train.mode == "probe" and cfg.train.epochs == 10 and cfg.train.lr is None
     assert cfg.splits.weak_train == 2000 and type(cfg.splits.weak_train) is int

@@ -11,7 +11,9 @@ from w2sgen import hardware
 from w2sgen.config import ExperimentConfig, TrainConfig, load_config
 
 # Hashes written by the code before `precision: auto` and the GPU training options existed
-# (commit 8cbeb5d), for the same keys. A store holding those runs must still find them.
+# (commit 8cbeb5d), for the same keys. A store holding those runs must still find them. The
+# default task was multiemo_pos_neg then: OLD_DEFAULT names it.
+OLD_DEFAULT = ["task=multiemo_pos_neg"]
 LEGACY = {
     "default, features bf16": "64b3691f48fcbf0b",
     "default, features fp32": "b5bbdb6ae9b2ee69",
@@ -24,18 +26,18 @@ BF16 = hardware.probe("cpu").bf16_fast
 
 def test_probe_runs_keep_their_hashes():
     # features.precision auto on a CPU is fp32 (the ONNX Runtime path): the legacy fp32 identity
-    assert load_config(None, ["device=cpu"]).hash() == LEGACY["default, features fp32"]
-    assert load_config(None, ["features.precision=fp32"]).hash() == LEGACY["default, features fp32"]
+    assert load_config(None, [*OLD_DEFAULT, "device=cpu"]).hash() == LEGACY["default, features fp32"]
+    assert load_config(None, [*OLD_DEFAULT, "features.precision=fp32"]).hash() == LEGACY["default, features fp32"]
     if BF16:  # an explicit bf16 keeps the identity runs made with the old bf16 default
-        assert load_config(None, ["features.precision=bf16"]).hash() == LEGACY["default, features bf16"]
+        assert load_config(None, [*OLD_DEFAULT, "features.precision=bf16"]).hash() == LEGACY["default, features bf16"]
         assert load_config(None, ["task=fever", "seed=2", "features.precision=bf16"]).hash() \
             == LEGACY["fever seed 2, features bf16"]
-        assert load_config(None, ["method=bootstrap", "method.ladder=[minilm-l6]",
+        assert load_config(None, [*OLD_DEFAULT, "method=bootstrap", "method.ladder=[minilm-l6]",
                                   "features.precision=bf16"]).hash() == LEGACY["bootstrap ladder"]
 
 
 def test_new_training_options_at_their_legacy_value_keep_the_hash():
-    keys = ["train.mode=full", "train.epochs=2", "train.precision=fp32", "features.precision=bf16"]
+    keys = [*OLD_DEFAULT, "train.mode=full", "train.epochs=2", "train.precision=fp32", "features.precision=bf16"]
     cfg = load_config(None, keys)
     assert cfg.hash() == LEGACY["full 2 epochs, fp32 training"]
     # a micro-batch equal to the batch, or checkpointing, computes the same numbers
@@ -100,10 +102,10 @@ def test_without_weak_train_every_hash_and_record_is_unchanged():
     no `weak_train` key in what a run records (reports group runs by those dicts)."""
     for same in ([], ["weak_train=null"], ["weak_train={}"], ["weak_train.mode=probe"],
                  ["weak_train.epochs=10", "weak_train.lr=null"]):
-        cfg = load_config(None, ["device=cpu", *same])
+        cfg = load_config(None, [*OLD_DEFAULT, "device=cpu", *same])
         assert cfg.hash() == LEGACY["default, features fp32"], same
         assert "weak_train" not in cfg.resolved().to_dict()
-    keys = ["train.mode=full", "train.epochs=2", "train.precision=fp32", "features.precision=bf16"]
+    keys = [*OLD_DEFAULT, "train.mode=full", "train.epochs=2", "train.precision=fp32", "features.precision=bf16"]
     for same in ([], ["weak_train.mode=full", "weak_train.micro_batch_size=32"]):
         assert load_config(None, keys + same).hash() == LEGACY["full 2 epochs, fp32 training"]
     assert "weak_train" not in ExperimentConfig().to_dict()

@@ -1,6 +1,10 @@
-"""BIG-bench tasks: conversion rules on a fixture archive, and the real package's numbers."""
+"""BIG-bench tasks (an optional asset): conversion rules on a fixture archive in the sdist's
+layout, installed through the fetcher as a user would (`w2s pull bigbench --from FILE`), a task
+read from a checkout of the original repository, and the real package's numbers when present."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
 import json
 import tarfile
@@ -9,7 +13,8 @@ from collections import Counter
 import pytest
 
 from w2sgen.config import Component
-from w2sgen.errors import MissingAsset
+from w2sgen.errors import MissingAsset, W2SError
+from w2sgen.fetch import ASSETS, File, Package, PyPI
 from w2sgen.tasks import bigbench, load_task
 
 
@@ -22,9 +27,9 @@ def add(tf: tarfile.TarFile, folder: str, examples: list[dict]) -> None:
 
 @pytest.fixture
 def fixture_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("W2S_HOME", str(tmp_path))
-    bigbench.data_dir().mkdir(parents=True)
-    with tarfile.open(bigbench.sdist_path(), "w:gz") as tf:
+    monkeypatch.setenv("W2S_HOME", str(tmp_path / "home"))
+    archive = tmp_path / bigbench.SDIST
+    with tarfile.open(archive, "w:gz") as tf:
         emo = [{"input": f"s{i}", "target_scores": {"positive": int(i % 4 == 0), "negative": int(i % 4 == 1),
                                                      "neutral": int(i % 4 == 2), "ambivalent": int(i % 4 == 3)}}
                for i in range(40)]
@@ -39,6 +44,12 @@ def fixture_home(tmp_path, monkeypatch):
             add(tf, f"hhh_alignment/{part}", [{"input": f"{part} prompt",
                                                 "target_scores": {"good": 1, "bad": 0, "worse": 0}}])
         add(tf, "unrelated", [])
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    fake = dataclasses.replace(bigbench.ASSET, files=(File(bigbench.SDIST, 0, digest),), sources=(
+        PyPI((Package("bigbench", bigbench.VERSION, digest, sdist=True),)),))
+    monkeypatch.setattr(bigbench, "ASSET", fake)
+    monkeypatch.setitem(ASSETS._items, "bigbench", fake)
+    fake.pull(archive, say=lambda _: None)  # `w2s pull bigbench --from bigbench-1.0.0.tar.gz`
     return tmp_path
 
 
@@ -84,7 +95,30 @@ def test_missing_package_and_folder(tmp_path, monkeypatch, fixture_home):
         load_task(Component("fever"))
 
 
-@pytest.mark.skipif(not bigbench.installed(), reason="needs `w2s pull bigbench` (make test does it)")
+def test_a_task_from_a_checkout_of_the_repository(tmp_path):
+    folder = tmp_path / "BIG-bench" / "bigbench" / "benchmark_tasks" / "toy"
+    folder.mkdir(parents=True)
+    (folder / "task.json").write_text(json.dumps({"examples": [
+        {"input": f"claim {i}", "target_scores": {"true": i % 2, "false": 1 - i % 2}} for i in range(10)]}))
+    ex = load_task(Component("bigbench", {"path": str(folder), "positive": "true"}))
+    assert len(ex) == 10 and Counter(e.label for e in ex) == {0: 5, 1: 5}
+    (folder / "task.json").write_text("{not json")
+    with pytest.raises(W2SError, match="is not readable JSON"):
+        load_task(Component("bigbench", {"path": str(folder), "positive": "true"}))
+
+
+def test_a_wrong_file_given_for_bigbench_is_refused_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("W2S_HOME", str(tmp_path / "home"))
+    other = tmp_path / bigbench.SDIST
+    other.write_bytes(b"not the sdist")
+    with pytest.raises(W2SError) as e:
+        bigbench.ASSET.pull(other, say=lambda _: None)
+    assert "is not the pinned bigbench==1.0.0 (sha256 differs)" in str(e.value)
+    assert not bigbench.installed()
+
+
+@pytest.mark.skipif(not bigbench.installed(), reason="needs the optional asset bigbench (its sdist "
+                    "is gone from the package index: `w2s pull bigbench --from bigbench-1.0.0.tar.gz`)")
 def test_real_offline_tasks_sizes_and_balance():
     expected = {"multiemo_pos_neg": 30468, "fever": 6518, "sports_understanding": 980,
                 "strategyqa": 2140, "winowhy": 2530, "epistemic_reasoning": 1482,

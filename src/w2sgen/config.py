@@ -107,7 +107,7 @@ class EvalConfig:
 class ExperimentConfig:
     kind: ClassVar[str] = "classification"  # the run kind (runs.run_kind); not a field
     name: str = "default"
-    task: Component = field(default_factory=lambda: Component("multiemo_pos_neg"))
+    task: Component = field(default_factory=lambda: Component("rt_sentiment"))
     weak_model: str = "minilm-l6"
     strong_model: str = "mpnet-base"
     seed: Annotated[int, Range(0, 2**32 - 1)] = 0  # torch and numpy seeds are 32-bit

