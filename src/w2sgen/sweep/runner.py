@@ -45,27 +45,47 @@ def cell_states(suite: Suite) -> dict[int, tuple[str, int | None]]:
 
 
 SHARED_STEPS = 2  # the weak supervisor and the ceiling, which the cells of one group share
+FEATURE_STEPS = 3  # features of weak_train, transfer and test, per model, shared wider still
 
 
 class Work:
-    """A sweep's progress in training steps, not cells, so its time left counts work already
-    cached as done: every cell trains its student (1 step); the first cell of a group (`Cell.
-    group`: the same weak supervisor and ceiling) also trains those two, which the group's other
-    cells - and cells whose group has a finished run in the store - find cached."""
+    """A sweep's progress in the pipeline's cached steps, not in cells, so that its time left
+    counts work already cached as done: every cell trains its student (1 step); the first cell
+    of a group (`Cell.group`: the same weak supervisor and ceiling) also trains those two, and
+    the first of a features group (`Cell.features_group`: the seeds of one task and model pair)
+    also extracts each model's features of the three splits; the other cells, and cells whose
+    groups have a finished run in the store, find those cached."""
 
     def __init__(self, cells: list[Cell], todo: set[int]):
-        self.groups_done = {c.group for c in cells if c.index not in todo}
-        self.total = len(cells) + SHARED_STEPS * len({c.group for c in cells})
-        self.done = len(cells) - len(todo) + SHARED_STEPS * len(self.groups_done)
+        self.seen: set[str] = set()  # the shared steps done (or found done in the store)
+        every: set[str] = set()
+        self.total = sum(1 + self.shared(c, every) for c in cells)
+        self.done = sum(1 + self.shared(c) for c in cells if c.index not in todo)
         self.cells_done = len(cells) - len(todo)
+
+    def shared(self, cell: Cell, seen: set[str] | None = None) -> int:
+        """The shared steps `cell` computes that no cell before it in `seen` did; marks them."""
+        seen = self.seen if seen is None else seen
+        steps = 0
+        for key, n in ((f"g:{cell.group}", SHARED_STEPS),
+                       (f"f:{cell.features_group}", FEATURE_STEPS * len(models_of(cell)))):
+            if key not in seen:
+                seen.add(key)
+                steps += n
+        return steps
 
     def finish(self, cell: Cell) -> int:
         """Count `cell` as finished; the steps that made it (to advance the bar by)."""
-        steps = 1 + (SHARED_STEPS if cell.group not in self.groups_done else 0)
-        self.groups_done.add(cell.group)
+        steps = 1 + self.shared(cell)
         self.done += steps
         self.cells_done += 1
         return steps
+
+
+def models_of(cell: Cell) -> set[str]:
+    """The models whose features a cell's runs read: weak, strong, a bootstrap ladder's rungs."""
+    rungs = cell.cfg.method.options.get("ladder", ())
+    return {cell.cfg.weak_model, cell.cfg.strong_model, *(rungs if isinstance(rungs, list) else ())}
 
 
 def run_sweep(suite: Suite, executor: str = "inprocess", opts: Options | None = None,
@@ -99,7 +119,7 @@ def run_sweep(suite: Suite, executor: str = "inprocess", opts: Options | None = 
     for line in suite.notes:
         echo(line)
     work = Work(suite.cells, {c.index for c in todo})
-    bar = progress_bar(work.total, suite.name, "step", quiet=not progress, initial=work.done,
+    bar = progress_bar(work.total, suite.name, "pipeline step", quiet=not progress, initial=work.done,
                        dynamic_ncols=True)
     by_index = {c.index: c for c in suite.cells}
     try:
