@@ -106,3 +106,18 @@ def test_bad_calls_are_one_clear_error(tmp_path, tiny_model):
         w2sgen.run({"task": {"name": "examples", "key": "0123"}}, weak_model=str(tiny_model),
                    strong_model=str(tiny_model), store=str(tmp_path))
     assert not list((tmp_path / "artifacts").glob("*")) if (tmp_path / "artifacts").exists() else True
+
+
+def test_a_config_object_round_trips_through_the_api():
+    from w2sgen.api import merge, raw_config
+    from w2sgen.config import build_config, load_config
+
+    cfg = load_config(None, ["train.epochs=3", "loss=logconf", "loss.alpha_max=0.5", "weak_train.mode=full",
+                             "method=confidence_filter", "method.hi=0.8"])
+    raw = raw_config(cfg)
+    assert build_config(raw).hash() == cfg.hash()
+    merge(raw, "train", {"lr": 0.01})
+    merge(raw, "splits__test", 0.4)
+    again = build_config(raw)
+    assert (again.train.lr, again.train.epochs, again.splits.test) == (0.01, 3, 0.4)
+    assert again.loss.options == {"alpha_max": 0.5} and again.weak_train == {"mode": "full"}
