@@ -303,3 +303,14 @@ def test_a_weak_supervisor_under_another_mode_is_told_what_it_inherits(tmp_path,
     out = capsys.readouterr().out
     assert out.count("note: the weak supervisor (weak_train.mode=probe) takes train's "
                      "warmup_fraction=0.05;") == 1
+
+
+def test_naming_a_component_after_its_options_keeps_them():
+    """`loss.alpha_max=0.5 loss=logconf` (issue 33: the later bare name dropped the option)."""
+    assert load_config(None, ["loss.alpha_max=0.5", "loss=logconf"]).loss.options == {"alpha_max": 0.5}
+    assert load_config(None, ["loss=logconf", "loss.alpha_max=0.3", "loss=logconf"]).loss.options == \
+        {"alpha_max": 0.3}
+    with pytest.raises(W2SError, match="unknown option 'alpha_max' for loss 'xent'"):
+        load_config(None, ["loss.alpha_max=0.5", "loss=xent"])
+    with pytest.raises(W2SError, match="key 'epochs' is given twice"):
+        load_config(None, ["train={epochs: 3, epochs: 4}"])

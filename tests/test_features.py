@@ -237,7 +237,7 @@ def test_bf16_close_to_fp32_on_tiny(bert):
 # ----------------------------------------------------------------------------- real models
 
 
-BF16_FAST = hardware.probe("cpu").bf16_fast
+BF16_FAST = hardware.bf16_native("cpu")  # where precision auto picks bf16
 
 
 def needs(name: str):

@@ -79,7 +79,7 @@ def test_a_package_source_installs_checked_files_atomically(offline_index, capsy
     assert folder.name == f"fake-data-{asset.digest[:12]}"
     assert sorted(p.name for p in folder.rglob("*")) == ["a.txt", "b.txt", "sub"]  # nothing else kept
     assert not list(folder.parent.glob(".*partial*"))
-    assert "installed from package index fake-data==1.0" in capsys.readouterr().out
+    assert "installed from index fake-data==1.0" in capsys.readouterr().out
     asset.pull()  # a second pull downloads nothing
     assert "already installed" in capsys.readouterr().out
 
@@ -100,7 +100,7 @@ def test_a_source_that_is_gone_falls_through_to_the_next_with_one_line(offline_i
     failed = [ln for ln in out if "failed" in ln]
     assert len(failed) == 1 and "fake-data==1.0 failed:" in failed[0]
     assert "trying the next source" in failed[0]
-    assert any("installed from package index fake-mirror==2.0" in ln for ln in out)
+    assert any("installed from index fake-mirror==2.0" in ln for ln in out)
 
 
 def test_a_refusing_index_is_reported_as_unreachable_not_as_a_missing_version(offline_index):
@@ -260,7 +260,7 @@ def test_check_reads_the_index_listing_without_downloading(listing_server):
         {"filename": "fake_data-0.9-py3-none-any.whl", "hashes": {"sha256": "b" * 64}}]}
     listing_server["old-sdist"] = {"files": [{"filename": "old-sdist-0.0.1.tar.gz", "hashes": {}}]}
     ok = two_file_asset(wheel_source(wheel_sha=good)).check()
-    assert ok == [("package index fake-data==1.0", "ok", "1 archive(s) listed, hashes as pinned")]
+    assert ok == [("index fake-data==1.0", "ok", "listed, sha256 as pinned")]
     changed = two_file_asset(wheel_source(wheel_sha="c" * 64)).check()
     assert changed[0][1] == "changed"
     gone = Asset("x", "x", FILES, (PyPI((Package("old-sdist", "1.0.0", sdist=True),)),)).check()

@@ -169,7 +169,7 @@ def test_pipeline_runs_icl_refine_and_reports_labels_and_baselines(tmp_path, tin
     png = plot_refinement_k(runs, tmp_path / "k.png")
     assert png is not None and png.stat().st_size > 5_000
 
-    with pytest.raises(W2SError, match="is an encoder; set strong_model to a causal LM"):
+    with pytest.raises(W2SError, match="is an encoder and method.lm is not set; set method.lm="):
         pipeline.run(load_config(None, [*common, f"strong_model={tiny_bert_dir}"]), quiet=True)
     with pytest.raises(W2SError, match="method.batch must be one of 'loo', 'fixed'"):
         pipeline.run(load_config(None, [*common, "method.batch=random"]), quiet=True)

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Annotated, Optional, Union
 
 import numpy as np
 import pytest
+import yaml
 
 from w2sgen import config as config_mod
 from w2sgen import hardware
 from w2sgen.config import ExperimentConfig, TrainConfig, load_config
+from w2sgen.options import Ge, canonical
 
 # Hashes written by the code before `precision: auto` and the GPU training options existed
 # (commit 8cbeb5d), for the same keys. A store holding those runs must still find them. The
@@ -21,7 +24,7 @@ LEGACY = {
     "full 2 epochs, fp32 training": "2723fda7ca48a7d2",
     "bootstrap ladder": "3ae9a2ea70b81e05",
 }
-BF16 = hardware.probe("cpu").bf16_fast
+BF16 = hardware.bf16_native("cpu")  # what `precision: auto` means on this CPU
 
 
 def test_probe_runs_keep_their_hashes():
@@ -172,3 +175,253 @@ def test_weak_train_changes_only_the_weak_steps_cache_key(tmp_path, tiny_llama_d
     for step in ("ceiling", "rung", "student"):  # trained under `train` either way
         assert a[step] == b[step], step
     assert plain.for_weak() is plain  # no weak_train: the weak step keys as it always did
+
+
+# ------------------------------------------------ canonical identity: one experiment, one hash
+
+# Hashes 72a4526 gave configs already written canonically (non-default options, as their
+# signatures type them; its default task, OLD_DEFAULT): canonicalising options must leave them,
+# and their stored runs, alone.
+CANONICAL_BEFORE = {
+    ("loss=logconf",): "8d98a0f59cf1fdb3",
+    ("loss=logconf", "loss.alpha_max=0.5"): "ba498af909010f41",
+    ("loss=product", "loss.beta=2.0"): "ef620007ec4884e5",
+    ("method=bootstrap", "method.ladder=[minilm-l6]", "method.folds=3"): "89f93fe2e4569f40",
+    ("method=confidence_filter", "method.hi=0.9"): "8df41ff4e3c5d9bb",
+}
+
+
+def test_configs_already_canonical_keep_their_hashes():
+    for keys, expected in CANONICAL_BEFORE.items():
+        assert load_config(None, [*OLD_DEFAULT, "device=cpu", *keys]).hash() == expected, keys
+
+
+def test_four_spellings_of_two_losses_give_two_hashes(tmp_path):
+    from w2sgen.config import build_config
+
+    def hash_of(loss):
+        return build_config({"task": "multiemo_pos_neg", "device": "cpu", "loss": loss}).hash()
+
+    default = {hash_of("logconf"), hash_of({"name": "logconf"}),
+               hash_of({"name": "logconf", "alpha_max": 0.75}), hash_of({"name": "logconf", "alpha_max": "0.75"})}
+    one = {hash_of({"name": "logconf", "alpha_max": 1}), hash_of({"name": "logconf", "alpha_max": 1.0}),
+           hash_of({"name": "logconf", "alpha_max": "1"})}
+    assert len(default) == 1 and len(one) == 1 and default != one
+    assert default == {CANONICAL_BEFORE[("loss=logconf",)]}
+    # from YAML files and overrides too (YAML reads `1` as an int, `1.0` as a float)
+    files = []
+    for i, text in enumerate(("loss: logconf", "loss: {name: logconf, alpha_max: 0.75}",
+                              "loss: {name: logconf, alpha_max: 1}", "loss: {name: logconf, alpha_max: 1.0}")):
+        (tmp_path / f"{i}.yaml").write_text(f"task: multiemo_pos_neg\ndevice: cpu\n{text}\n")
+        files.append(load_config(tmp_path / f"{i}.yaml").hash())
+    assert files[0] == files[1] == next(iter(default)) and files[2] == files[3] == next(iter(one))
+    assert load_config(None, [*OLD_DEFAULT, "device=cpu", "loss=logconf", "loss.alpha_max=1"]).hash() == files[2]
+    # what a run records is the canonical form: reports group the four as two settings
+    assert load_config(tmp_path / "1.yaml").resolved().to_dict()["loss"] == {"name": "logconf", "options": {}}
+    assert load_config(tmp_path / "2.yaml").resolved().to_dict()["loss"]["options"] == {"alpha_max": 1.0}
+    # and the cache key of the student's training step holds the same loss
+    from w2sgen.config import ExperimentConfig
+    from w2sgen.spec import Component
+
+    spelled = ExperimentConfig(task=Component("multiemo_pos_neg"), device="cpu",
+                               loss=Component("logconf", {"alpha_max": 1}))
+    assert spelled.resolved().loss == Component("logconf", {"alpha_max": 1.0})
+    assert spelled.hash() == files[2]
+
+
+def component(*, a: float = 0.5, n: int = 3, size: Union[int, float] = 0.2,
+              cut: Optional[Annotated[float, Ge(0)]] = None, xs: tuple[float, ...] = (),
+              flag: bool = False, word: str = "x") -> None:
+    """A component's options, as a loss or method declares them."""
+
+
+def test_options_are_conformed_from_the_signature_then_defaults_dropped():
+    assert canonical(component, {"a": 1}) == {"a": 1.0} and isinstance(canonical(component, {"a": 1})["a"], float)
+    assert canonical(component, {"a": "1e-1"}) == {"a": 0.1}
+    assert canonical(component, {"a": 0.5, "n": 3, "flag": False, "word": "x", "xs": []}) == {}
+    # an int where an int is meant too stays an int: a count is not a fraction (splits' sizes)
+    assert canonical(component, {"size": 1}) == {"size": 1} and type(canonical(component, {"size": 1})["size"]) is int
+    assert canonical(component, {"size": 0.2}) == {} and canonical(component, {"size": 20}) == {"size": 20}
+    assert canonical(component, {"cut": 2}) == {"cut": 2.0} and type(canonical(component, {"cut": 2})["cut"]) is float
+    assert canonical(component, {"xs": [1, 2.5]}) == {"xs": [1.0, 2.5]}
+    assert canonical(component, {"n": 4, "flag": True}) == {"n": 4, "flag": True}
+    assert canonical(component, {"flag": 0}) == {"flag": 0}  # ill-typed: left for `check` to refuse
+    for opts in ({"a": 1}, {"size": 1, "xs": [1]}, {"a": 0.5, "n": 5}):
+        once = canonical(component, opts)
+        assert canonical(component, once) == once
+
+
+def test_task_and_method_options_are_canonical_too(tmp_path):
+    data = tmp_path / "toy.csv"
+    data.write_text("text,label\n" + "".join(f"t{i} w,{i % 2}\n" for i in range(40)))
+    short = load_config(None, ["device=cpu", f"task={data}"])
+    assert short.resolved().to_dict()["task"] == {"name": str(data), "options": {}}  # path not repeated
+    a = load_config(None, ["device=cpu", "method=confidence_filter"])
+    b = load_config(None, ["device=cpu", "method=confidence_filter", "method.hi=0.75"])
+    assert a.hash() == b.hash() and b.method.options == {}
+    c = load_config(None, ["device=cpu", "method=bootstrap", "method.ladder=[minilm-l6]", "method.folds=2"])
+    assert c.method.options == {"ladder": ["minilm-l6"]}
+
+
+def test_the_identity_schema_is_implicit_at_1_and_rekeys_when_bumped(monkeypatch):
+    cfg = load_config(None, [*OLD_DEFAULT, "device=cpu"])
+    assert "schema" not in cfg.identity() and cfg.hash() == LEGACY["default, features fp32"]
+    monkeypatch.setattr(config_mod, "IDENTITY_SCHEMA", 2)
+    assert cfg.identity()["schema"] == 2 and cfg.hash() != LEGACY["default, features fp32"]
+
+
+def test_hardware_timing_cannot_change_a_hash(monkeypatch, tmp_path):
+    """`precision: auto` follows the bf16 units, never a matmul timing: nothing is measured while
+    hashing, and a measurement on a busy machine (not cached), or one that finds bf16 slow,
+    changes no hash."""
+    keys = ["device=cpu", "train.mode=lora"]
+    before = load_config(None, keys).hash()
+    monkeypatch.setenv("W2S_HOME", str(tmp_path))  # no cached measurement
+    monkeypatch.setattr(hardware, "_PROBES", {})
+
+    def no_timing(*a, **k):
+        raise AssertionError("a matmul was timed while resolving or hashing a config")
+
+    monkeypatch.setattr(hardware, "matmul_gflops", no_timing)
+    cfg = load_config(None, keys)
+    assert cfg.hash() == before and cfg.resolved().train.precision == hardware.auto_precision("cpu")
+    for fp32, bf16, busy in ((100.0, 0.4, True), (100.0, 0.4, False), (10.0, 400.0, True)):
+        monkeypatch.setattr(hardware, "matmul_gflops",
+                            lambda dtype, *a, f=fp32, b=bf16, **k: f if "float32" in str(dtype) else b)
+        monkeypatch.setattr(hardware, "_busy", lambda busy=busy: busy)
+        hardware.probe("cpu", refresh=True)  # measured (and cached when idle)
+        assert load_config(None, keys).hash() == before
+    # the capability is what decides: a CPU without bf16 units resolves auto to fp32
+    monkeypatch.setattr(hardware, "_NATIVE", {"cpu": False})
+    assert load_config(None, keys).resolved().train.precision == "fp32"
+    if BF16:
+        assert load_config(None, keys).hash() != before
+
+
+# ------------------------------------------------ w2s store migrate: a store keyed as written
+
+
+def legacy_spelling(monkeypatch) -> None:
+    """Component options kept as written, as 72a4526 recorded, hashed and keyed them (its
+    options.check conformed types as today's does; nothing was canonicalised after it)."""
+    monkeypatch.setattr(config_mod, "canonical_components", lambda cfg: (cfg.task, cfg.method, cfg.loss))
+
+
+def test_store_migrate_rekeys_runs_and_steps_without_recomputing(tmp_path, tiny_bert_dir, monkeypatch):
+    import json
+
+    from conftest import sentiment_examples
+
+    from w2sgen import cli, pipeline
+    from w2sgen.store import Store
+
+    data = tmp_path / "toy.csv"
+    data.write_text("text,label\n" + "".join(f"{e.text},{e.label}\n" for e in sentiment_examples(160)))
+    store_dir = tmp_path / "store"
+    keys = [f"task={data}", f"weak_model={tiny_bert_dir}", f"strong_model={tiny_bert_dir}",
+            "splits.weak_train=40", "splits.transfer=40", "splits.test=40", "train.epochs=3",
+            "train.lr=0.01", "eval.bootstrap=20", "device=cpu", f"store={store_dir}", "loss=logconf",
+            "features.max_length=32"]
+    spellings = {"default": ["loss.alpha_max=0.75"], "one": ["loss.alpha_max=1"]}
+    canonical_spelling = {"default": [], "one": ["loss.alpha_max=1.0"]}
+    with monkeypatch.context() as m:
+        legacy_spelling(m)
+        legacy = {k: pipeline.run(load_config(None, keys + extra), quiet=True)
+                  for k, extra in spellings.items()}
+        legacy_hash = {k: load_config(None, keys + extra).hash() for k, extra in spellings.items()}
+    canonical_hash = {k: load_config(None, keys + extra).hash() for k, extra in canonical_spelling.items()}
+    import sqlite3
+
+    with sqlite3.connect(store_dir / "runs.sqlite") as db:  # 72a4526 never set a keys version
+        db.execute("PRAGMA user_version=0")
+    store = Store(store_dir)
+    assert "w2s store migrate --store" in (store.keys_note() or "")
+    before = {r["id"]: r for r in store.runs()}
+    assert {r["config_hash"] for r in before.values()} == set(legacy_hash.values())
+    assert set(legacy_hash.values()).isdisjoint(canonical_hash.values())  # today's code misses them
+    assert all(store.finished_run(h) is None for h in canonical_hash.values())
+    cache = sorted(p.name for p in (store_dir / "cache").rglob("*.npz"))
+
+    assert cli.main(["store", "migrate", "--store", str(store_dir)]) == 0
+    assert Store(store_dir).keys_note() is None
+    after = {r["id"]: r for r in Store(store_dir).runs()}
+    assert after.keys() == before.keys()
+    for k, res in legacy.items():
+        row = after[res["run_id"]]
+        assert row["config_hash"] == canonical_hash[k]
+        assert json.dumps(row["metrics"], sort_keys=True) == json.dumps(before[res["run_id"]]["metrics"], sort_keys=True)
+        assert row["timings"] == before[res["run_id"]]["timings"] and row["status"] == "done"
+        assert row["config"]["loss"] == {"name": "logconf", "options": {"alpha_max": 1.0} if k == "one" else {}}
+        art = yaml.safe_load((store_dir / "artifacts" / str(res["run_id"]) / "config.yaml").read_text())
+        assert art["loss"] == row["config"]["loss"]
+    # two student steps moved (their key holds the loss); features, supervisor, ceiling untouched
+    moved = sorted(p.name for p in (store_dir / "cache").rglob("*.npz"))
+    assert len(moved) == len(cache) and len(set(moved) - set(cache)) == 2
+
+    # a rerun of either canonical spelling is a cache hit at every step, with the same numbers
+    for k, extra in canonical_spelling.items():
+        again = pipeline.run(load_config(None, keys + extra), quiet=True)
+        assert all(t["cached"] for name, t in again["timings"].items() if name not in ("data", "evaluate")), \
+            again["timings"]
+        assert json.dumps(again["metrics"], sort_keys=True) == json.dumps(legacy[k]["metrics"], sort_keys=True)
+    assert legacy["default"]["metrics"]["student_accuracy"] != legacy["one"]["metrics"]["student_accuracy"]
+    # once is enough: a second migration changes nothing
+    from w2sgen.migrate import migrate
+
+    second = migrate(store_dir)
+    assert second.rehashed == [] and second.moved == 0 and second.kept == []
+
+
+def test_a_new_store_is_keyed_as_today(tmp_path, capsys):
+    from w2sgen import cli
+    from w2sgen.store import KEYS_VERSION, Store
+
+    assert Store(tmp_path / "s").keys_note() is None and Store(tmp_path / "s").keys_version == KEYS_VERSION
+    assert cli.main(["report", "--store", str(tmp_path / "s")]) == 0
+    assert "migrate" not in capsys.readouterr().err
+
+
+def test_store_migrate_without_a_store_is_one_line(tmp_path, capsys):
+    from w2sgen import cli
+
+    assert cli.main(["store", "migrate", "--store", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no run store at") and err.count("\n") == 1
+    assert not (tmp_path / "none").exists()  # nothing made where there was nothing
+
+
+def test_store_migrate_keeps_what_it_cannot_rebuild(tmp_path, capsys):
+    """A run whose method is no longer installed keeps its row as it was, and says so."""
+    from w2sgen import cli
+    from w2sgen.store import Store
+
+    record = ExperimentConfig(device="cpu").resolved().to_dict()
+    record["method"] = {"name": "gone_plugin", "options": {"alpha": 1}}
+
+    class Recorded:
+        name, store, kind = "old", str(tmp_path), "classification"
+
+        def hash(self):
+            return "0123456789abcdef"
+
+        def to_dict(self):
+            return record
+
+    store = Store(tmp_path)
+    run_id = store.start_run(Recorded())
+    store.finish_run(run_id, {"student_accuracy": 0.75}, {})
+    assert cli.main(["store", "migrate", "--store", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"kept: run {run_id}: its config does not build today (unknown method 'gone_plugin'" in out
+    row = Store(tmp_path).runs()[0]
+    assert row["config_hash"] == "0123456789abcdef" and row["metrics"] == {"student_accuracy": 0.75}
+    assert row["config"]["method"] == {"name": "gone_plugin", "options": {"alpha": 1}}
+
+
+def test_a_replay_is_only_made_where_the_method_gets_the_same_arguments():
+    from w2sgen.migrate import same_arguments
+    from w2sgen.spec import Component
+
+    assert same_arguments(Component("confidence_filter", {}), {"hi": 0.75})  # a default dropped
+    assert same_arguments(Component("confidence_filter", {"hi": 0.9}), {"hi": 0.9})
+    assert not same_arguments(Component("confidence_filter", {"hi": 1.0}), {"hi": 1})  # int -> float

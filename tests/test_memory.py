@@ -249,3 +249,53 @@ def test_label_tokens_loads_in_bf16_under_lora_and_advises_lora():
     s = dict(mode="label_tokens", batch_size=32, seq_len=512, precision="bf16", micro_batch_size=None,
              checkpointing=True, lora_rank=8, last_k=2, weights="fp32", adapter="none")
     assert memory.advice(arch, s, 70e9).startswith("set train.adapter=lora")
+
+
+# ------------------------------------------------ a training mode declares its estimate (or none)
+
+
+@pytest.fixture
+def plugin_modes(monkeypatch):
+    """Two plugin modes: one that declares no memory estimate, one that trains like `full`."""
+    from w2sgen.train import MODES, FineTuneLearner
+
+    class Unplanned(FineTuneLearner):
+        memory_estimate = None
+
+    class FullLike(FineTuneLearner):
+        memory_estimate = "full"
+
+    MODES.items()  # plugins loaded first
+    monkeypatch.setitem(MODES._items, "unplanned_for_test", Unplanned)
+    monkeypatch.setitem(MODES._items, "full_like_for_test", FullLike)
+
+
+def test_a_mode_without_an_estimate_says_so_and_is_not_refused(plugin_modes, tiny_llama_dir, monkeypatch,
+                                                               capsys, tmp_path):
+    from w2sgen.pipeline import check_memory
+
+    ref = resolve(str(tiny_llama_dir))
+    arch = memory.arch_of(ref)
+    with pytest.raises(memory.Unestimable, match="no estimate for train.mode=unplanned_for_test"):
+        memory.estimate(arch, "unplanned_for_test", batch_size=8, seq_len=16)
+    keys = ["train.batch_size=64", "features.max_length=64", "train.precision=fp32"]
+    unplanned = load_config(None, [*keys, "train.mode=unplanned_for_test"])
+    full_like = load_config(None, [*keys, "train.mode=full_like_for_test"])
+    full = load_config(None, [*keys, "train.mode=full"])
+    assert memory.check_fits(ref, unplanned, "cpu") is None  # no estimate: nothing refused
+    fake_gpu(monkeypatch, 1e-6)  # a GPU nothing fits on
+    check_memory(ref, unplanned, "cuda", "train", quiet=False)  # not refused: said instead
+    assert "train.mode=unplanned_for_test has no memory estimate" in capsys.readouterr().err
+    with pytest.raises(W2SError, match="needs ~"):  # the declared estimate is checked
+        check_memory(ref, full_like, "cuda", "train", quiet=True)
+    assert memory.check_fits(ref, full_like, "cpu", mode="full").total == \
+        memory.check_fits(ref, full, "cpu").total
+    # a suite's estimate: the mode without one is a row that says so
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"base:\n  weak_model: {tiny_llama_dir}\n  strong_model: {tiny_llama_dir}\n"
+                     "  features: {max_length: 32}\n  train: {precision: fp32}\n"
+                     "grid:\n  pairs:\n    - {label: a, train.mode: unplanned_for_test}\n"
+                     "    - {label: b, train.mode: full_like_for_test}\n")
+    rows = sweep.memory_estimates(str(suite))
+    assert [(r.pair, r.estimate is None) for r in rows] == [("a", True), ("b", False)]
+    assert rows[1].estimate is not None and rows[1].estimate.setting.startswith("full, fp32")

@@ -131,3 +131,34 @@ def test_kill_9_of_a_run_is_marked_killed_by_the_next_command_and_the_rerun_matc
     for f in cached_features(store):  # every entry the killed run left is readable
         with np.load(f, allow_pickle=False) as z:
             assert z.files
+
+
+def test_sighup_ends_a_run_like_sigterm(work):
+    """A closed terminal (SIGHUP) ends the run as SIGTERM does: exit 128 + 1, the row
+    `interrupted` at once (not `running` until the next command), finished steps kept."""
+    store = work / "sighup"
+    proc = stop_inside_the_run(work, store, signal.SIGHUP)
+    err = proc.stderr.read()
+    assert proc.returncode == 129, err[-2000:]
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "stopped by SIGHUP; finished steps are cached and will be re-used"
+    ((_, status, error, metrics),) = rows(store)
+    assert (status, error, metrics) == ("interrupted", "terminated (SIGHUP)", None)
+    assert cached_features(store) and not list(store.rglob(".tmp-*"))
+
+
+def test_repeated_sigterms_end_a_run_once(work):
+    """Five SIGTERMs half a millisecond apart: the first ends the run, the others are ignored
+    while it records its row (no traceback from a second signal inside the first's cleanup)."""
+    store = work / "sigterm-x5"
+    proc = start(work, store)
+    wait_for(lambda: bool(cached_features(store)) and [r[1] for r in rows(store)] == ["running"], proc)
+    for _ in range(5):
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.0005)
+    proc.wait(timeout=120)
+    err = proc.stderr.read()
+    assert proc.returncode == 143, err[-2000:]
+    assert "Traceback" not in err and err.count("terminated; finished steps") == 1
+    ((_, status, error, _),) = rows(store)
+    assert (status, error) == ("interrupted", "terminated (SIGTERM)")

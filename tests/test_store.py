@@ -1,11 +1,14 @@
 """The run store: cached arrays (compute once, survive corruption) and the runs database."""
 from __future__ import annotations
 
+import errno
 import json
 import multiprocessing
+import os
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -271,3 +274,83 @@ def test_store_with_a_corrupt_database(tmp_path):
     (tmp_path / "runs.sqlite").write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(W2SError, match="cannot use run store"):
         Store(tmp_path)
+
+
+def test_opening_a_store_removes_what_killed_processes_left(tmp_path):
+    Store(tmp_path)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    tag = store_module.temp_prefix().split("-")[1]
+    left = tmp_path / "cache" / "features" / f".tmp-{tag}-{gone.pid}-abc.npz"
+    mine = tmp_path / "cache" / "features" / f"{store_module.temp_prefix()}def.npz"
+    left.parent.mkdir(parents=True)
+    for p in (left, mine):
+        p.write_bytes(b"x")
+    again = Store(tmp_path)  # what `w2s run`, `report`, `generate` do first
+    assert again.orphans == 1 and not left.exists() and mine.exists()
+
+
+def test_the_data_homes_export_leftovers_are_swept_by_every_command(tmp_path, monkeypatch, capsys):
+    from w2sgen.cli import main
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    tag = store_module.temp_prefix().split("-")[1]
+    onnx = tmp_path / "onnx"
+    onnx.mkdir()
+    left, done = onnx / f".tmp-{tag}-{gone.pid}-abc.onnx", onnx / "abc.onnx"
+    left.write_bytes(b"half an export")
+    done.write_bytes(b"an export")
+    monkeypatch.setenv("W2S_HOME", str(tmp_path))
+    assert main(["models"]) == 0
+    assert not left.exists() and done.exists()
+
+
+def test_store_files_get_the_umask_s_permissions(tmp_path):
+    old = os.umask(0o002)
+    try:
+        atomic_write(tmp_path / "a.npz", lambda f: f.write(b"x"))
+        os.umask(0o077)
+        atomic_write(tmp_path / "b.npz", lambda f: f.write(b"x"))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.npz").stat().st_mode & 0o777 == 0o664  # a group can share the store
+    assert (tmp_path / "b.npz").stat().st_mode & 0o777 == 0o600  # a private store stays private
+
+
+def test_an_entry_this_user_cannot_read_is_reported_and_left_alone(tmp_path, monkeypatch):
+    """Another user's entry (mode 0600): unreadable is not damaged. One line, the entry kept
+    byte for byte, nothing computed. (Root reads any file, so the denial is simulated.)"""
+    store = Store(tmp_path)
+    store.cached("step", {"k": 1}, lambda: {"x": np.arange(3)})
+    path = store.cache_path("step", {"k": 1})
+    before = (path.read_bytes(), path.stat().st_mtime_ns)
+    real_load = store_module.np.load
+
+    def denied(file, *a, **k):
+        if Path(file) == path:
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_load(file, *a, **k)
+
+    monkeypatch.setattr(store_module.np, "load", denied)
+    with pytest.raises(W2SError) as e:
+        store.cached("step", {"k": 1}, lambda: pytest.fail("recomputed"))
+    msg = str(e.value)
+    assert "\n" not in msg and f"cannot read {path}" in msg and "left as it is" in msg
+    assert "group-readable" in msg and "--store" in msg
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+
+
+@pytest.mark.parametrize("err, why", [(errno.ENOSPC, "no space left"), (errno.EROFS, "read-only"),
+                                      (errno.EPERM, "immutable")])
+def test_a_write_that_fails_is_one_line_and_keeps_the_old_file(tmp_path, monkeypatch, err, why):
+    target = tmp_path / "entry.npz"
+    atomic_write(target, lambda f: f.write(b"old"))
+
+    def fail(f):
+        raise OSError(err, os.strerror(err))
+
+    with pytest.raises(W2SError) as e:
+        atomic_write(target, fail)
+    assert why in str(e.value) and "--store" in str(e.value) and "\n" not in str(e.value)
+    assert target.read_bytes() == b"old" and files_under(tmp_path) == ["entry.npz"]

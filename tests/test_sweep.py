@@ -129,7 +129,8 @@ def test_extra_axes_components_and_repeats(tmp_path):
     suite = sweep.load_suite(path, str(tmp_path / "s"))
     assert len(suite.cells) == 2 * 2 * 2 * 2 and suite.merged == 2 * 2 * 2
     knn = next(c.cfg for c in suite.cells if "knn" in c.label)
-    assert knn.method.name == "relabel" and knn.method.options == {"probe": "knn"}  # replaced whole
+    # replaced whole (no `keep` of the base); probe=knn is relabel's default, so canonically absent
+    assert knn.method.name == "relabel" and knn.method.options == {}
     keep = next(c.cfg for c in suite.cells if "| keep |" in c.label)
     assert keep.method.name == "filter" and keep.method.options == {"keep": 0.25}  # merged
     nyt = next(c.cfg for c in suite.cells if c.label.startswith("nyt_sentiment"))

@@ -222,7 +222,8 @@ def test_testbed_suite_validates_when_the_hub_models_resolve(monkeypatch, tmp_pa
     by_label = {c.label: c.cfg for c in suite.cells}
     cfg = by_label["confidence_filter | seed 44"]
     assert (cfg.weak_model, cfg.strong_model) == ("Qwen/Qwen1.5-0.5B-Chat", "Qwen/Qwen3-4B-Base")
-    assert (cfg.method.name, cfg.method.options) == ("confidence_filter", {"hi": 0.75})
+    # the suite writes hi: 0.75, confidence_filter's default: canonically absent
+    assert (cfg.method.name, cfg.method.options) == ("confidence_filter", {})
     assert (cfg.task.name, cfg.task.options) == ("testbed", {"path": "labeled_data/chat"})
     t = cfg.train
     assert (t.mode, t.adapter, t.lora_rank, t.precision, t.epochs, t.lr, t.batch_size) == \

@@ -350,12 +350,19 @@ def sel_splits(result):
 
 
 def test_gt_early_stop_and_weak_val_are_kept_apart(tmp_path, tiny_bert_dir, toy_task):
+    import dataclasses
+
     from w2sgen import pipeline
     from w2sgen.store import Store
 
-    cfg = load_config(None, [f"task={toy_task}", f"weak_model={tiny_bert_dir}",
-                             f"strong_model={tiny_bert_dir}", "method=gt_early_stop",
-                             "train.select=weak_val", f"store={tmp_path}", "device=cpu"])
+    keys = [f"task={toy_task}", f"weak_model={tiny_bert_dir}", f"strong_model={tiny_bert_dir}",
+            "method=gt_early_stop", f"store={tmp_path}", "device=cpu"]
+    # the method's check(cfg) hook: refused when the config is built (w2s run, sweep, --dry-run)
+    with pytest.raises(W2SError, match="gt_early_stop picks the student's epoch by test accuracy"):
+        load_config(None, [*keys, "train.select=weak_val"])
+    # and by the pipeline, for a config made in code
+    cfg = load_config(None, keys)
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, select="weak_val"))
     with pytest.raises(W2SError, match="gt_early_stop picks the student's epoch by test accuracy"):
         pipeline.run(cfg, quiet=True)
     assert Store(tmp_path).runs() == []

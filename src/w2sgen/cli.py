@@ -2,19 +2,24 @@
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-from .errors import Terminated, W2SError
+from .errors import Terminated, W2SError, cut_message
+
+if TYPE_CHECKING:
+    from .store import Store
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from . import hardware, pipeline, report
     from .config import load_config
+    from .escape import display
     from .store import Store
 
     config, overrides = split_config_argument(args.config, args.overrides)
@@ -24,10 +29,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.append(store_override(args.store))
     cfg = load_config(config, overrides).resolved()
     store = Store(cfg.store)
+    keys_note(store)
     weak = cfg.for_weak().train  # the weak supervisor's own settings (weak_train), when it has any
     weak_mode = f" (weak supervisor {weak.mode})" if weak.mode != cfg.train.mode else ""
     weak_precision = f" (weak supervisor {weak.precision})" if weak.precision != cfg.train.precision else ""
-    print(f"w2s run: {cfg.task.name}, {cfg.weak_model} -> {cfg.strong_model}, mode "
+    print(f"w2s run: {display(cfg.task.name)}, {display(cfg.weak_model)} -> "
+          f"{display(cfg.strong_model)}, mode "
           f"{cfg.train.mode}{weak_mode}, loss {cfg.loss.name}, seed {cfg.seed}; store {cfg.store}",
           flush=True)
     print(f"  {hardware.probe(cfg.torch_device()).capability_line()}; features {cfg.features.precision}, "
@@ -106,7 +113,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
               + (f", memory {p.memory_bytes / 2**30:.1f} GiB" if p.memory_bytes else ""))
         print(f"  matmul fp32 {p.fp32_gflops:.1f} GFLOP/s, bf16 {p.bf16_gflops:.1f} GFLOP/s "
               f"({p.bf16_gflops / max(p.fp32_gflops, 1e-9):.2f}x fp32)")
-        print(f"  precision auto = {p.auto_precision} (training, LM scoring, generation)")
+        print(f"  precision auto = {p.auto_precision} (training, LM scoring, generation; from the "
+              "bf16 units, never from a timing)")
+        if p.bf16_native and not p.bf16_fast:
+            print("  note: bf16 measured no faster than fp32 here; set precision=fp32 where speed "
+                  "matters (`auto` keeps bf16 so that run identities never depend on a timing)")
         if dev == "cpu":
             from . import onnx_features
 
@@ -200,10 +211,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .store import Store
 
     root = Path(args.store)
-    if not (root / "runs.sqlite").is_file():
+    if not (root / "runs.sqlite").exists():
         raise W2SError(f"no run store at {str(root)!r}; run an experiment first (w2s run) or "
                        "pass --store")
     store = Store(root)
+    keys_note(store)
     runs = store.runs("done") if args.all else report.latest_done(store)
     if not runs:
         print("no finished runs yet")
@@ -225,6 +237,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if pooled := gen_report.pooled_text(root, runs):  # generative runs over several seeds
         print("\n" + pooled)
     out = Path(args.out) if args.out else root / "report.png"
+    report.check_plot_path(out)
     try:
         if args.methods:
             rows = report.median_pgr_table(store)
@@ -258,8 +271,11 @@ def cmd_theory(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from . import sweep
+    from .store import Store
 
     suite = sweep.load_suite(args.suite, args.store)
+    if Path(suite.store, "runs.sqlite").is_file():
+        keys_note(Store(suite.store))
     if args.dry_run:
         states = sweep.cell_states(suite)
         done = sum(s == "done" for s, _ in states.values())
@@ -302,6 +318,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
     print(gen_report.table([run]))
     print(f"run {result['run_id']} took {time.perf_counter() - t0:.1f} s; answers in "
           f"{Path(cfg.store) / 'artifacts' / str(result['run_id']) / 'answers.jsonl'}")
+    return 0
+
+
+def keys_note(store: Store) -> None:
+    """Say, on stderr, when a store needs `w2s store migrate`."""
+    note = store.keys_note()
+    if note:
+        print(note, file=sys.stderr, flush=True)
+
+
+def cmd_store_migrate(args: argparse.Namespace) -> int:
+    from .migrate import migrate
+
+    done = migrate(args.store)
+    print(f"w2s store migrate {args.store}: {done.summary()}")
     return 0
 
 
@@ -398,33 +429,120 @@ def parser() -> argparse.ArgumentParser:
     gn.add_argument("overrides", nargs="*", help="key=value, e.g. questions.train=16 weak=gemma3-270m")
     gn.add_argument("--store", type=store_folder, help="run store folder (default: config's store, ./runs)")
     gn.set_defaults(fn=cmd_generate)
+    st = sub.add_parser("store", help="maintain a run store")
+    st_sub = st.add_subparsers(dest="store_command", required=True)
+    mg = st_sub.add_parser("migrate", help="re-key a store made before canonical run identities "
+                           "(once; metrics unchanged, nothing recomputed)")
+    mg.add_argument("--store", default="runs", type=store_folder, help="run store folder (default: ./runs)")
+    mg.set_defaults(fn=cmd_store_migrate)
     return p
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise Terminated()
+# The signal policy: SIGTERM and SIGHUP (a closed terminal) end a command as Ctrl-C does - the
+# run's row `interrupted`, finished steps cached - with exit 128 + the signal's number. The
+# first signal (Ctrl-C included) starts that ending; any signal after it is ignored, so the
+# ending itself (recording the row, removing temporary files) is never cut short by a second one.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+_stopping = False
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    global _stopping
+    if _stopping:
+        return
+    _stopping = True
+    raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
+class _PipeSafe:
+    """stdout that outlives its reader: once a pipe's reader has gone (`w2s run ... | head`), the
+    rest of the output goes to /dev/null and the command carries on, so a run still finishes
+    and is stored instead of failing on a print."""
+
+    def __init__(self, stream: Any):
+        self._stream, self.gone = stream, False
+
+    def _lost(self) -> None:
+        self.gone = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())  # no second error as Python flushes at exit
+        os.close(devnull)
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                return int(self._stream.write(text))
+            except BrokenPipeError:
+                self._lost()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._lost()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def sweep_temporary_files() -> None:
+    """What killed processes left mid-write in the data home (an ONNX export): removed by every
+    command as it starts. A store's are removed as it opens (Store.remove_orphans)."""
+    from .atomic import remove_dead_temporaries
+    from .paths import home
+
+    try:
+        onnx = home() / "onnx"
+    except W2SError:  # no home directory: the command says so if it needs one
+        return
+    if onnx.is_dir():
+        remove_dead_temporaries(onnx)
+
+
+def _terminal_streams() -> None:
+    """An ASCII (or other narrow) locale prints what it cannot encode as escapes, not a crash."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if isinstance(stream, io.TextIOWrapper) and encoding not in ("utf8", "utf16", "utf32"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    global _stopping
     args = parser().parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    _terminal_streams()
+    _stopping = False
+    previous = {s: signal.signal(s, _on_signal) for s in STOP_SIGNALS}
+    real_stdout = sys.stdout
+    if args.fn in (cmd_run, cmd_sweep, cmd_generate) and sys.stdout is sys.__stdout__ \
+            and sys.stdout is not None:  # commands that compute and store carry on without a reader
+        sys.stdout = _PipeSafe(sys.stdout)  # type: ignore[assignment]
     try:
+        sweep_temporary_files()
         return args.fn(args)
     except W2SError as e:
         from .endpoint import redact
 
-        print(f"error: {redact(str(e))}", file=sys.stderr)
+        print(f"error: {redact(cut_message(str(e)))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt as e:
-        how = "terminated" if isinstance(e, Terminated) else "interrupted"
+        if isinstance(e, Terminated):
+            how = "terminated" if e.signum == signal.SIGTERM else f"stopped by {e.signame}"
+        else:
+            how = "interrupted"
         print(f"{how}; finished steps are cached and will be re-used", file=sys.stderr)
-        return 143 if isinstance(e, Terminated) else 130
+        return 128 + (e.signum if isinstance(e, Terminated) else signal.SIGINT)
     except BrokenPipeError:  # `w2s report | head`: the reader has what it wanted
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # no second error as Python flushes stdout
         return 0
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        _stopping = True  # a signal from here on is ignored until the handlers are restored
+        sys.stdout = real_stdout
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,9 @@ from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 import yaml
 
 from . import options
-from .errors import W2SError
+from .errors import W2SError, shown
 from .options import Check, Fraction, Ge, Gt, NonEmpty, PositiveInt, Range, check_value
+from .paths import read_yaml_mapping, yaml_load  # noqa: F401 - read_yaml_mapping: re-exported
 from .spec import Component, stable_hash
 
 
@@ -35,7 +36,7 @@ class SplitsConfig:
 class FeaturesConfig:
     max_length: Annotated[int, Ge(2)] = 128  # tokens; checked against the model's positions too
     batch_size: PositiveInt = 64
-    precision: Literal["auto", "bf16", "fp32", "fp16"] = "auto"  # auto: bf16 where native and fast
+    precision: Literal["auto", "bf16", "fp32", "fp16"] = "auto"  # auto: fp32 on a CPU (ONNX Runtime), bf16 on a GPU with it
     pooling: Literal["auto", "mean", "cls", "last"] = "auto"
 
     def pooling_for(self, ref: Any) -> str:
@@ -176,32 +177,38 @@ class ExperimentConfig:
             return self
         return dataclasses.replace(self, train=self.weak_train_config(), weak_train=None)
 
-    def resolved(self) -> ExperimentConfig:
-        """This config with every machine-dependent default made concrete (`precision: auto` ->
-        bf16 or fp32 for the device it will run on): what runs, what is recorded, what is
-        hashed. Resolving twice changes nothing."""
-        from .hardware import resolve_precision
-
-        device = self.torch_device()
+    def resolved(self, check: bool = True) -> ExperimentConfig:
+        """This config with its component options canonical and every machine-dependent default
+        made concrete (`precision: auto` -> bf16 or fp32 for the device it will run on): what
+        runs, what is recorded, what is hashed. Resolving twice changes nothing. `check=False`
+        (a stored run being re-keyed): a precision already concrete is kept as recorded,
+        without this machine's checks (fp16 of a GPU run, read on a host without a GPU)."""
+        device = self.torch_device() if check or self.device == "auto" else self.device
+        task, method, loss = canonical_components(self)
         # Features on a CPU: fp32 through ONNX Runtime was faster than torch's bf16 even with
         # native bf16 units, and bf16 MPNet features miss cosine 0.999 to fp32 (docs/speed.md)
         features = dataclasses.replace(self.features, precision="fp32" if (
-            self.features.precision == "auto" and device == "cpu") else resolve_precision(
-            self.features.precision, device, "features.precision"))
-        train = _resolved_train(self.train, device, "train")
+            self.features.precision == "auto" and device == "cpu") else _precision(
+            self.features.precision, device, "features.precision", check))
+        train = _resolved_train(self.train, device, "train", check)
         weak_train = None
         if self.weak_train:  # kept as what differs from `train` once both are resolved
             weak = _resolved_train(self.weak_train_config(), device,
-                                   "weak_train" if "precision" in self.weak_train else "train")
+                                   "weak_train" if "precision" in self.weak_train else "train", check)
             weak_train = {k: v for k, v in dataclasses.asdict(weak).items()
                           if v != getattr(train, k)} or None
-        return dataclasses.replace(self, features=features, train=train, weak_train=weak_train)
+        return dataclasses.replace(self, task=task, method=method, loss=loss, features=features,
+                                   train=train, weak_train=weak_train)
 
-    def identity(self) -> dict[str, Any]:
-        """What the results depend on: the resolved config less where and how it runs, less the
-        options added after schema 1 while they keep the earlier behaviour."""
-        cfg = self.resolved()
+    def identity(self, check: bool = True) -> dict[str, Any]:
+        """What the results depend on: the resolved config (component options canonical,
+        precision concrete) less where and how it runs, less the options added after schema 1
+        while they keep the earlier behaviour. Nothing in it is measured: `precision: auto`
+        follows the device's capability (hardware.auto_precision). `check`: see resolved."""
+        cfg = self.resolved(check)
         d = cfg.to_dict()
+        if IDENTITY_SCHEMA != 1:  # schema 1 is implicit, so the hashes it gave stay valid
+            d["schema"] = IDENTITY_SCHEMA
         for key in ("store", "name", "device", "labels"):  # where, how and what it is called
             d.pop(key, None)
         d["train"] = train_identity(cfg.train)
@@ -211,10 +218,14 @@ class ExperimentConfig:
             d["eval"].pop(key, None)
         return d
 
-    def hash(self) -> str:
+    def hash(self, check: bool = True) -> str:
         """Identity of the experiment's results: everything except where they are stored."""
-        return stable_hash(self.identity())
+        return stable_hash(self.identity(check))
 
+
+# The version of what an identity holds and how (bump it when that changes in a way the values
+# cannot say, and let `w2s store migrate` re-key stored runs). Schema 1 is left out of the hash.
+IDENTITY_SCHEMA = 1
 
 # Options added after schema 1, with the value that keeps the earlier behaviour. At that value they
 # stay out of run identities and cache keys, so adding them re-keyed no stored run or cached step.
@@ -227,14 +238,43 @@ IDENTITY_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def _resolved_train(train: TrainConfig, device: str, where: str) -> TrainConfig:
-    """`train` with its precision concrete for `device` and a micro-batch equal to the batch
-    made None (the same numbers); `where` names the section in errors."""
+def canonical_components(cfg: ExperimentConfig) -> tuple[Component, Component, Component]:
+    """The config's task, method and loss with their options canonical (options.canonical:
+    types conformed from the component's signature, defaults dropped), so every spelling of one
+    choice records, hashes and keys its cached steps alike. A task written as a file or folder
+    path (`task: data/my.csv`) keeps that form; its implied `path` option is not repeated."""
+    from .losses import LOSSES
+    from .methods import METHODS
+    from .tasks import TASKS, task_component
+
+    task = task_component(cfg.task)
+    task_options = options.canonical(TASKS.get(task.name).load, task.options)
+    if task is not cfg.task and task_options.get("path") == cfg.task.name:
+        task_options.pop("path")
+    return (Component(cfg.task.name, task_options),
+            Component(cfg.method.name, options.canonical(METHODS.get(cfg.method.name), cfg.method.options)),
+            Component(cfg.loss.name, options.canonical(LOSSES.get(cfg.loss.name), cfg.loss.options)))
+
+
+PrecisionSetting = Literal["auto", "bf16", "fp32", "fp16"]
+
+
+def _precision(requested: str, device: str, where: str, check: bool) -> PrecisionSetting:
+    """A precision setting made concrete for `device`; one already concrete is kept as it is
+    without this machine's checks where `check` is off."""
     from .hardware import resolve_precision
 
+    if not check and requested in ("bf16", "fp32", "fp16"):
+        return typing.cast(PrecisionSetting, requested)
+    return resolve_precision(requested, device, where)
+
+
+def _resolved_train(train: TrainConfig, device: str, where: str, check: bool = True) -> TrainConfig:
+    """`train` with its precision concrete for `device` and a micro-batch equal to the batch
+    made None (the same numbers); `where` names the section in errors."""
     # the probe trains a linear head on cached features in fp32, whatever is asked
-    precision = "fp32" if train.mode == "probe" else resolve_precision(
-        train.precision, device, f"{where}.precision")
+    precision = "fp32" if train.mode == "probe" else _precision(
+        train.precision, device, f"{where}.precision", check)
     micro = train.micro_batch_size
     return dataclasses.replace(train, precision=precision,
                                micro_batch_size=None if micro == train.batch_size else micro)
@@ -278,41 +318,23 @@ def build_config(raw: dict[str, Any]) -> ExperimentConfig:
     return cfg
 
 
-def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
-    p = Path(path)
-    if p.is_dir():
-        raise W2SError(f"{what} {str(p)!r} is a folder, not a file; give the YAML file itself")
-    if not p.is_file():
-        raise W2SError(f"{what} {str(p)!r} not found")
-    try:
-        text = p.read_text(encoding="utf-8-sig")  # a byte-order mark is allowed, not needed
-    except UnicodeDecodeError as e:
-        raise W2SError(f"{what} {str(p)!r} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at "
-                       f"offset {e.start}); save it as UTF-8") from None
-    except OSError as e:
-        raise W2SError(f"cannot read {what} {str(p)!r}: {e.strerror or e}") from None
-    try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise W2SError(f"{what} {str(p)!r} is not valid YAML{where}: "
-                       f"{getattr(e, 'problem', e)}") from None
-    except RecursionError:
-        raise W2SError(f"{what} {str(p)!r} is nested too deeply to read") from None
-    if not isinstance(raw, dict):
-        raise W2SError(f"{what} {str(p)!r} must be a mapping of keys to values")
-    return raw
-
-
 def apply_override(raw: dict[str, Any], item: str) -> None:
     key, sep, value = item.partition("=")
     if not sep or not key:
         raise W2SError(f"override {item!r} must look like key=value (e.g. train.lr=0.001)")
     try:
-        parsed = yaml.safe_load(value)
+        parsed = yaml_load(value)
+    except yaml.constructor.ConstructorError as e:
+        if "given twice" in str(e.problem):
+            raise W2SError(f"override {shown(item)}: {e.problem}") from None
+        parsed = value
     except yaml.YAMLError:
         parsed = value
+    old = raw.get(key) if "." not in key else None
+    if isinstance(parsed, str) and isinstance(old, dict) and old.get("name") in (None, parsed):
+        # `loss.alpha_max=0.5 loss=logconf` on a command line: naming the component after its
+        # options keeps them (a suite's `method: naive` still replaces the whole component)
+        parsed = {**old, "name": parsed}
     set_key(raw, key, parsed)
 
 
@@ -336,7 +358,7 @@ def from_dict(cls: type, raw: Any, where: str) -> Any:
     if cls is Component:
         return _component(raw, where)
     if not isinstance(raw, dict):
-        raise W2SError(f"config: {where or 'top level'} must be a mapping, got {raw!r}")
+        raise W2SError(f"config: {where or 'top level'} must be a mapping, got {shown(raw)}")
     hints = _known_keys(cls, raw, where)
     kwargs = {}
     for k, v in raw.items():
@@ -363,7 +385,7 @@ def _overrides(over: Overrides, raw: Any, where: str) -> Optional[dict[str, Any]
         return None
     if not isinstance(raw, dict):
         raise W2SError(f"config: {where} must be a mapping of {over.section} keys (e.g. "
-                       f"{where}: {{mode: probe}}), got {raw!r}")
+                       f"{where}: {{mode: probe}}), got {shown(raw)}")
     hints = _known_keys(over.cls, raw, where)
     return {k: _coerce(hints[k], v, _join(where, k)) for k, v in raw.items()} or None
 
@@ -378,7 +400,7 @@ def _component(raw: Any, where: str) -> Component:
     if isinstance(raw, dict) and isinstance(raw.get("name"), str):
         opts = {k: v for k, v in raw.items() if k != "name"}
         return Component(raw["name"], opts)
-    raise W2SError(f"config: {where} must be a name or a mapping with a 'name' key, got {raw!r}")
+    raise W2SError(f"config: {where} must be a name or a mapping with a 'name' key, got {shown(raw)}")
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
@@ -393,7 +415,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
 def check_components(cfg: ExperimentConfig) -> None:
     """Names and options of registered components, checked before any work starts."""
     from .losses import LOSSES
-    from .methods import METHODS
+    from .methods import METHODS, check_method
     from .tasks import TASKS, task_component
     from .train import MODES
 
@@ -410,8 +432,10 @@ def check_components(cfg: ExperimentConfig) -> None:
                            f"epoch (train.{key} chooses a student's); drop it from weak_train")
     check_options(LOSSES.get(cfg.loss.name), cfg.loss, "loss")
     check_options(METHODS.get(cfg.method.name), cfg.method, "method")
+    check_method(cfg)  # the method's own check of the whole config (methods.checked_by)
     task = task_component(cfg.task)
     check_options(TASKS.get(task.name).load, task, "task")
+    cfg.task, cfg.method, cfg.loss = canonical_components(cfg)
     s = cfg.splits
     for name in ("weak_train", "transfer", "test"):
         v = getattr(s, name)
@@ -452,16 +476,24 @@ def check_models(cfg: ExperimentConfig) -> None:
     label word that is not one token, a prompt too long before any text, a LoRA target the model
     lacks, an encoder for train.mode=label_tokens) before anything runs. Models not installed
     and hub ids are left to the run, which names what is missing first and checks them then."""
-    ladder = cfg.method.options.get("ladder", ())
+    from .methods import model_roles
+
     weak = cfg.for_weak()
-    roles = [(weak, [cfg.weak_model]),  # the weak supervisor under its own settings
-             (cfg, [*(ladder if isinstance(ladder, list) else ()), cfg.strong_model])]
+    roles = model_roles(cfg, str)
     if weak is cfg:  # one set of settings for every model: each checked once
-        roles = [(cfg, [cfg.weak_model, *roles[1][1]])]
-    for role, names in roles:
+        groups = [(cfg, [name for name, _, _ in roles])]
+    else:
+        groups = [(weak, [name for name, _, supervisor in roles if supervisor]),
+                  (cfg, [name for name, _, supervisor in roles if not supervisor])]
+    for role, names in groups:
         problem = _check_role(role, names)
         if problem is not None:
-            raise weak_problem(cfg, problem) if role is weak and weak is not cfg else problem
+            raise weak_problem(cfg, problem) if role is not cfg else problem
+    from .methods import METHODS
+
+    method_check = getattr(METHODS.get(cfg.method.name), "preflight", None)
+    if method_check is not None:  # a method's own check of its models (icl_refine's lm)
+        method_check(cfg, local_ref)
 
 
 def _check_role(cfg: ExperimentConfig, names: list[str]) -> Optional[W2SError]:

@@ -26,13 +26,20 @@ from typing import Any
 from .errors import W2SError
 
 MASK = "***"
-# Shapes of secrets: provider key prefixes (OpenAI sk-/sk-proj-, Anthropic sk-ant-, Hugging Face
-# hf_, GitHub ghp_/gho_/ghs_/github_pat_, GitLab glpat-, Slack xox?-, AWS AKIA, Google AIza),
-# bearer tokens, JWTs, and runs of 24+ letters and digits mixing cases and digits (hex digests
-# and config hashes, lower-case only, and hyphenated model names are left alone).
+# Shapes of secrets, by family: provider key prefixes (OpenAI sk-/sk-proj-, Anthropic sk-ant-,
+# Hugging Face hf_, GitHub ghp_/gho_/ghs_/github_pat_, GitLab glpat-, Slack xox?-, AWS AKIA,
+# Google AIza; Groq gsk_, xAI xai-, Perplexity pplx-, Replicate r8_, Fireworks fw_, Stripe
+# sk_live_/sk_test_/rk_*/pk_*/whsec_, NVIDIA nvapi-), bearer tokens, JWTs, 32- and 64-digit hex
+# secrets, and runs of 20+ letters and digits mixing cases and digits, alone or after a short
+# prefix (`abc_`, `key-`). Config hashes and cache keys (16 and 24 hex digits), 40-digit commit
+# ids and hyphenated model names are left alone.
 KEY_PATTERNS = [
     re.compile(r"\b(?:sk|pk|rk)-(?=[A-Za-z0-9_\-]*[0-9])[A-Za-z0-9_\-]{16,}"),
     re.compile(r"\b(?:hf|ghp|gho|ghs|ghu|ghr|github_pat|glpat|xox[abprs])[_-](?=[A-Za-z0-9_\-]*[0-9])[A-Za-z0-9_\-]{10,}"),
+    re.compile(r"\b(?:gsk|r8|fw|xai|pplx|nvapi|whsec|(?:sk|rk|pk)_(?:live|test))[_-][A-Za-z0-9]{16,}"),
+    re.compile(r"(?<![0-9A-Za-z])(?:[0-9a-fA-F]{64}|[0-9a-fA-F]{32})(?![0-9A-Za-z])"),
+    re.compile(r"\b[A-Za-z0-9]{2,6}[_-](?=[A-Za-z0-9]*[a-z])(?=[A-Za-z0-9]*[A-Z])(?=[A-Za-z0-9]*[0-9])"
+               r"[A-Za-z0-9]{20,}(?![A-Za-z0-9_\-])"),
     re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
     re.compile(r"\bAIza[0-9A-Za-z_\-]{30,}"),
     re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
@@ -41,7 +48,9 @@ KEY_PATTERNS = [
                r"(?=[A-Za-z0-9]*[0-9])[A-Za-z0-9]{24,}(?![A-Za-z0-9_\-])"),
 ]
 USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@?#]+@")
+QUERY = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^\s?#]*\?)([^\s#]*)")  # a URL's query string
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ENV_UPPER = re.compile(r"[A-Z_][A-Z0-9_]*")  # what an api_key_env may be stored and shown as
 
 
 def redact(text: str, *secrets: str) -> str:
@@ -53,6 +62,7 @@ def redact(text: str, *secrets: str) -> str:
         if s and len(s) >= 4:
             text = text.replace(s, MASK)
     text = USERINFO.sub(lambda m: m.group(1) + MASK + "@", text)
+    text = QUERY.sub(lambda m: m.group(1) + re.sub(r"=[^&;]*?(?=[&;]|[:,.)]?$)", "=" + MASK, m.group(2)), text)
     for pattern in KEY_PATTERNS:
         text = pattern.sub(MASK, text)
     return text
@@ -64,7 +74,9 @@ def redact_tree(obj: Any) -> Any:
     if isinstance(obj, str):
         return redact(obj)
     if isinstance(obj, dict):
-        return {redact(k) if isinstance(k, str) else k: redact_tree(v) for k, v in obj.items()}
+        return {redact(k) if isinstance(k, str) else k:
+                env_shown(v) if k == "api_key_env" and isinstance(v, str) else redact_tree(v)
+                for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [redact_tree(v) for v in obj]
     return obj
@@ -74,12 +86,18 @@ def looks_like_key(value: str) -> bool:
     return redact(value) != value
 
 
+def env_shown(value: str) -> str:
+    """An api_key_env value as it may be stored or shown: a conventional variable name
+    (upper case) as it is; anything else, which may be a key typed in the wrong place, masked."""
+    return value if ENV_UPPER.fullmatch(value) and not looks_like_key(value) else MASK
+
+
 def check_api_key_env(value: Any, where: str) -> None:
     """`api_key_env` names an environment variable; a key pasted there is refused without
     being repeated."""
     if value is None:
         return
-    if not isinstance(value, str) or not ENV_NAME.fullmatch(value):
+    if not isinstance(value, str) or not ENV_NAME.fullmatch(value) or looks_like_key(value):
         shown = MASK if isinstance(value, str) and (looks_like_key(value) or len(value) > 40) \
             else repr(value)
         raise W2SError(f"{where}: api_key_env must be the name of an environment variable that "
@@ -142,8 +160,10 @@ class Client:
         if api_key_env:
             self._key = os.environ.get(api_key_env, "")
             if not self._key:
-                raise W2SError(f"{where}: the environment variable {api_key_env} "
-                               "(api_key_env) is not set; export it with the API key")
+                named = f"{api_key_env} (api_key_env)" if env_shown(api_key_env) != MASK else \
+                    "named in api_key_env (not shown: not an UPPER_CASE name)"
+                raise W2SError(f"{where}: the environment variable {named} is not set; export it "
+                               "with the API key")
 
     def __repr__(self) -> str:  # never show the key
         return f"{type(self).__name__}({redact(self.base)!r}, model={self.model!r})"

@@ -233,8 +233,8 @@ class PyPI(Source):
 
     def describe(self) -> str:
         first = self.packages[0]
-        more = f" (+{len(self.packages) - 1} parts)" if len(self.packages) > 1 else ""
-        return f"package index {first.spec}{more}"
+        more = f" +{len(self.packages) - 1} parts" if len(self.packages) > 1 else ""
+        return f"index {first.spec}{more}"
 
     def hint(self) -> str:
         specs = " ".join(p.spec for p in self.packages[:2]) + (" ..." if len(self.packages) > 2 else "")
@@ -273,8 +273,8 @@ class PyPI(Source):
         states = [_index_state(p) for p in self.packages]
         bad = [(s, d) for s, d in states if s != "ok"]
         if not bad:
-            return "ok", f"{len(states)} archive(s) listed" + (", hashes as pinned" if all(
-                p.sha256 for p in self.packages) else "")
+            return "ok", "listed" + (", sha256 as pinned" if all(p.sha256 for p in self.packages)
+                                     else " (the joined file is pinned)")
         return bad[0]
 
 
@@ -307,7 +307,7 @@ def _index_state(p: Package) -> tuple[str, str]:
             return "gone", f"{p.dist} is not on the index"
         return "unreachable", f"HTTP {e.code}"
     except (urllib.error.URLError, OSError, ValueError) as e:
-        return "unreachable", short(str(getattr(e, "reason", e)), 60)
+        return "unreachable", _why(e)
     files = [f for f in listing.get("files", []) if p.matches(f.get("filename", ""))]
     if not files:
         versions = sorted({_version_of(f.get("filename", "")) for f in listing.get("files", [])} - {""})
@@ -378,6 +378,16 @@ class Hub(Source):
         return "ok", "listed (no sha256 published for this file)"
 
 
+def _why(e: BaseException) -> str:
+    """A network error in a few words."""
+    text = str(getattr(e, "reason", e))
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return "host not found (offline?)"
+    if "Connection refused" in text:
+        return "connection refused"
+    return short(text, 60)
+
+
 def _head(url: str) -> tuple[str, str, dict[str, str]]:
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -394,7 +404,7 @@ def _head(url: str) -> tuple[str, str, dict[str, str]]:
             return "gone", "not found (404)", {}
         return "unreachable", f"HTTP {e.code}", {}
     except (urllib.error.URLError, OSError, ValueError) as e:
-        return "unreachable", short(str(getattr(e, "reason", e)), 60), {}
+        return "unreachable", _why(e), {}
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,16 @@
 """The machine a run computes on, measured: which precision is fast here, and how fast.
 
-`precision: auto` (the default of every setting that chooses one) becomes bf16 only where the
-device computes bfloat16 natively *and* a short matrix-product benchmark confirms it is faster
-than fp32: CUDA GPUs with bf16 support, CPUs with AVX512-BF16 or AMX. Everywhere else it becomes
-fp32. On a CPU without bf16 units PyTorch emulates bfloat16, and a 1024 x 1024 product ran at
-0.4 GFLOP/s against 47 in fp32 on one such machine, so guessing wrong costs 100x.
+`precision: auto` (the default of every setting that chooses one) becomes bf16 where the device
+computes bfloat16 natively - CUDA GPUs with bf16 support, CPUs with AVX512-BF16 or AMX - and fp32
+everywhere else. On a CPU without bf16 units PyTorch emulates bfloat16, and a 1024 x 1024 product
+ran at 0.4 GFLOP/s against 47 in fp32 on one such machine, so guessing wrong costs 100x.
 
-The benchmark runs once per machine (device, CPU model and flags, torch version, threads) and is
-cached in the data home as `hardware.json`; `w2s doctor` prints it. The resolved precision, never
-`auto`, is what cache keys, run identities and run records hold.
+That choice reads the device's capability only (CPU flags, CUDA's bf16 support), never a timing:
+the resolved precision, never `auto`, is what cache keys, run identities and run records hold,
+and a timing taken on a busy machine would make one config hash two ways. The matrix-product
+benchmark (`probe`) is measured once per machine (device, CPU model and flags, torch version,
+threads), cached in the data home as `hardware.json` when the machine is idle, and printed by
+`w2s doctor`, which says when it disagrees with the capability (then set the precision).
 """
 from __future__ import annotations
 
@@ -50,7 +52,8 @@ class Probe:
 
     @property
     def auto_precision(self) -> Precision:
-        return "bf16" if self.bf16_fast else "fp32"
+        """What `auto` means here: from the capability, as `auto_precision(device)` says."""
+        return "bf16" if self.bf16_native else "fp32"
 
     def capability_line(self) -> str:
         """One line without timings (what `w2s run` prints: the same on every run of a machine,
@@ -215,33 +218,55 @@ def probe(device: str = "cpu", refresh: bool = False) -> Probe:
     return result
 
 
+_NATIVE: dict[str, bool] = {}
+
+
+def bf16_native(device: str) -> bool:
+    """Does `device` (cpu | cuda) compute bf16 natively? Read from the hardware's description
+    (CPU flags, CUDA's bf16 support), never timed; asked once per process."""
+    device = "cuda" if device.startswith("cuda") else "cpu"
+    if device not in _NATIVE:
+        if device == "cuda":
+            import torch
+
+            _NATIVE[device] = bool(torch.cuda.is_bf16_supported())
+        else:
+            _NATIVE[device] = cpu_bf16_native()
+    return _NATIVE[device]
+
+
+def auto_precision(device: str) -> Precision:
+    """`precision: auto` on `device`: bf16 where it is native, else fp32. Nothing is measured,
+    so a config resolves, and hashes, the same on a busy machine as on an idle one."""
+    return "bf16" if bf16_native(device) else "fp32"
+
+
 _WARNED: set[tuple[str, str]] = set()
 
 
 def resolve_precision(requested: str, device: str, where: str = "precision") -> Precision:
-    """The precision a setting means on `device`: `auto` -> bf16 where it is native and fast,
-    else fp32; an explicit value is kept, with a one-line warning when bf16 is emulated here
-    (it runs, slowly) and an error where it cannot run at all (fp16 on a CPU)."""
+    """The precision a setting means on `device`: `auto` -> `auto_precision(device)`; an
+    explicit value is kept, with a one-line warning when bf16 is emulated here (it runs,
+    slowly) and an error where it cannot run at all (fp16 on a CPU, bf16 on a GPU without it).
+    Reads the capability only: nothing is timed (this runs inside every config hash)."""
     if requested not in PRECISIONS:
         raise W2SError(f"{where} must be one of {list(PRECISIONS)}, got {requested!r}")
     on_cuda = device.startswith("cuda")
     if requested == "fp16" and not on_cuda:
         raise W2SError(f"{where}=fp16 needs a CUDA GPU (CPUs have no fast fp16 matrix units); use "
-                       f"{where}=auto (here: {probe('cpu').auto_precision}) or fp32")
+                       f"{where}=auto (here: {auto_precision('cpu')}) or fp32")
     if requested == "fp32" or requested == "fp16":
         return "fp32" if requested == "fp32" else "fp16"
-    p = probe(device)
     if requested == "auto":
-        return p.auto_precision
-    if not p.bf16_fast and (where, device) not in _WARNED:
-        _WARNED.add((where, device))
-        slow = p.fp32_gflops / max(p.bf16_gflops, 1e-9)
-        if not p.bf16_native and on_cuda:
-            raise W2SError(f"{where}=bf16 but this GPU ({p.name}) has no bf16 support; use "
-                           f"{where}=auto or fp16")
-        print(f"warning: {where}=bf16 on a {p.device} without fast bf16 ({p.capability}): measured "
-              f"{p.bf16_gflops:.1f} GFLOP/s vs {p.fp32_gflops:.0f} in fp32 ({slow:.0f}x slower); "
-              f"{where}=auto picks fp32 here", file=sys.stderr, flush=True)
+        return auto_precision(device)
+    if not bf16_native(device):
+        if on_cuda:
+            raise W2SError(f"{where}=bf16 but this GPU has no bf16 support; use {where}=auto or fp16")
+        if (where, device) not in _WARNED:
+            _WARNED.add((where, device))
+            print(f"warning: {where}=bf16 on a CPU without bf16 units: PyTorch emulates it, often "
+                  f"100x slower than fp32 (w2s doctor measures it); {where}=auto picks fp32 here",
+                  file=sys.stderr, flush=True)
     return "bf16"
 
 

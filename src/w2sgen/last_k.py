@@ -72,6 +72,7 @@ class LastKLearner(Learner):
     default_lr = 1e-4
     # gradient_checkpointing: read to refuse it (memory.check_fits), so inheriting true matters
     own_fields = frozenset({"precision", "last_k", "gradient_checkpointing"})
+    memory_estimate = "last_k"
 
     def fit(self, inputs: Sequence[Example], targets, loss_fn, seed, desc, eval_set=None):
         from .models import load

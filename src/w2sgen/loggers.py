@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
+from .errors import W2SError
 from .registry import Registry
 
 Table = tuple[list[str], list[list[Any]]]  # header, rows
@@ -78,6 +79,10 @@ def selected() -> list[tuple[str, Logger]]:
     if choice is not None and choice.strip().lower() in ("", "none", "off", "0", "false"):
         return []
     wanted = None if choice is None else {c.strip() for c in choice.split(",") if c.strip()}
+    unknown = sorted((wanted or set()) - set(LOGGERS))
+    if unknown:
+        raise W2SError(f"W2S_LOGGERS names unknown logger(s) {', '.join(map(repr, unknown))}; "
+                       f"use some of {', '.join(LOGGERS)}, or none")
     return [(name, lg) for name, lg in LOGGERS.items()
             if (wanted is None or name in wanted) and lg.configured()]
 
@@ -161,7 +166,10 @@ class Live:
 def start(run_id: int, cfg: Any, store: Any = None, only: Optional[str] = None) -> Live:
     """Open a session in every configured tracker (or in tracker `only`, configured or not:
     `w2s report --to`) for run `run_id` of `cfg`."""
-    todo = selected() if only is None else [(only, LOGGERS.get(only))]
+    try:
+        todo = selected() if only is None else [(only, LOGGERS.get(only))]
+    except W2SError:  # W2S_LOGGERS naming no logger: refused before the run started (pipeline.run)
+        return Live(run_id, [])
     if not todo:
         return Live(run_id, [])
     from .endpoint import redact_tree
@@ -215,8 +223,6 @@ def backfill(runs: list[dict[str, Any]], store: Any, tracker: str,
              figures: Callable[[dict[str, Any]], list[Path]]) -> int:
     """Send stored runs (rows of the store) to `tracker`, each with the figures `figures` draws
     for it; returns how many it took (a failure is a warning, as during a run)."""
-    from .errors import W2SError
-
     lg = LOGGERS.get(tracker)
     if not installed(lg.package):
         raise W2SError(f"{tracker} is not installed; `pip install 'w2sgen[{tracker}]'` and "

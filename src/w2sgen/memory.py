@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from .errors import W2SError
+from .loading_policy import hf_kwargs
 
 HEADROOM = 0.9  # the share of a GPU's memory a run may plan to use
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
@@ -44,7 +45,13 @@ LORA_TARGETS = ("Linear", "Conv1D")  # what peft's target_modules="all-linear" a
 
 
 class Unestimable(W2SError):
-    """A backbone whose shape the estimate cannot read (no config, no repeated blocks)."""
+    """No estimate: a backbone whose shape the estimate cannot read (no config, no repeated
+    blocks), or a training mode without one of ESTIMATES."""
+
+
+# The training-memory formulas `estimate` has; a training mode declares which its memory
+# follows (`Learner.memory_estimate`), or none.
+ESTIMATES = ("full", "lora", "last_k", "label_tokens")
 
 
 @dataclass(frozen=True)
@@ -115,7 +122,7 @@ def arch_from_config(config: Any, name: str = "") -> Arch:
 def _arch_at(path: str, kwargs: tuple) -> Arch:
     from transformers import AutoConfig
 
-    return arch_from_config(AutoConfig.from_pretrained(path, **dict(kwargs)), path)
+    return arch_from_config(AutoConfig.from_pretrained(path, **hf_kwargs(dict(kwargs))), path)
 
 
 def arch_of(ref: Any) -> Arch:
@@ -249,9 +256,9 @@ def estimate(arch: Arch, mode: str, *, batch_size: int, seq_len: int, precision:
     elif mode == "last_k":
         trained = last_k * arch.block_params
         frozen, fp32_trained = arch.params - trained, head
-    else:
-        raise W2SError(f"no memory estimate for train.mode={mode} (full, lora, last_k or "
-                       "label_tokens)")
+    else:  # a plugin mode that declares no estimate: none, and the run is not checked by one
+        raise Unestimable(f"no estimate for train.mode={mode} (there is one for "
+                          f"{', '.join(ESTIMATES)})")
     w, c = BYTES[weights], BYTES[precision]
     cached_casts = 2 * (fp32_trained + (trained if w == 4 else 0)) if c == 2 else 0
     parameters = (frozen + trained) * w + fp32_trained * 4 + cached_casts
@@ -290,26 +297,30 @@ def weights_dtype(mode: str, precision: str, device: str, adapter: str = "lora")
     return "bf16" if lora and precision == "bf16" and on_gpu else "fp32"
 
 
-def settings_of(cfg: Any, device: str, precision: Optional[str] = None) -> dict[str, Any]:
+def settings_of(cfg: Any, device: str, precision: Optional[str] = None,
+                mode: Optional[str] = None) -> dict[str, Any]:
     """`estimate`'s keyword arguments for an experiment config on `device`, at `precision`
-    (default: the config's, resolved for the device)."""
+    (default: the config's, resolved for the device); `mode`: the estimate the config's
+    training mode declares (default: the mode's own name)."""
     t = cfg.train
+    mode = mode or t.mode
     precision = precision or train_precision(t, device)
-    return dict(mode=t.mode, batch_size=t.batch_size, seq_len=cfg.features.max_length,
+    return dict(mode=mode, batch_size=t.batch_size, seq_len=cfg.features.max_length,
                 precision=precision, micro_batch_size=t.micro_batch_size,
                 checkpointing=t.gradient_checkpointing, lora_rank=t.lora_rank, last_k=t.last_k,
-                weights=weights_dtype(t.mode, precision, device, t.adapter), adapter=t.adapter)
+                weights=weights_dtype(mode, precision, device, t.adapter), adapter=t.adapter)
 
 
-def plan(ref: Any, cfg: Any, device: str) -> Optional[Estimate]:
-    """The estimate for training `ref` under `cfg` on `device`; None for the probe (a linear
-    head on cached features: nothing to plan)."""
+def plan(ref: Any, cfg: Any, device: str, mode: Optional[str] = None) -> Optional[Estimate]:
+    """The estimate for training `ref` under `cfg` on `device`, by the formula `mode` (the one
+    the training mode declares; default: its name); None for the probe (a linear head on cached
+    features: nothing to plan). Unestimable for a mode without an estimate."""
     if cfg.train.mode == "probe":
         return None
     if cfg.train.gradient_checkpointing and cfg.train.mode == "last_k":
         raise W2SError("train.gradient_checkpointing applies to train.mode=full or lora; last_k "
                        "keeps only its top blocks' activations (lower train.last_k instead)")
-    return estimate(arch_of(ref), **settings_of(cfg, device))
+    return estimate(arch_of(ref), **settings_of(cfg, device, mode=mode))
 
 
 CONFIG_KEYS = {"micro_batch_size": "train.micro_batch_size", "precision": "train.precision",
@@ -361,15 +372,17 @@ def _named(change: dict[str, Any], where: str = "train") -> str:
                     for k, v in change.items())
 
 
-def check_fits(ref: Any, cfg: Any, device: str, where: str = "train") -> Optional[Estimate]:
+def check_fits(ref: Any, cfg: Any, device: str, where: str = "train",
+               mode: Optional[str] = None) -> Optional[Estimate]:
     """The estimate for training `ref` under `cfg` (`cfg.train`: the settings of the model's
     role; the pipeline passes the weak supervisor's as cfg.for_weak(), with `where` =
     `weak_train`, the section its advice names); on a CUDA device, a W2SError (one line, naming
     the setting to change) when it exceeds HEADROOM of the GPU's memory. Cheap (a config and a
     meta-device model), so the pipeline calls it for every model before a run starts. None for
-    the probe, and for a backbone the estimate cannot read (it trains unchecked)."""
+    the probe, for a backbone the estimate cannot read and for a training mode without an
+    estimate (it trains unchecked). `mode`: the estimate the training mode declares."""
     try:
-        est = plan(ref, cfg, device)
+        est = plan(ref, cfg, device, mode)
     except Unestimable:
         return None
     if est is None or not str(device).startswith("cuda"):
@@ -380,7 +393,7 @@ def check_fits(ref: Any, cfg: Any, device: str, where: str = "train") -> Optiona
     budget = HEADROOM * (gpu.memory_bytes or 0)
     if est.total <= budget:
         return est
-    fix = advice(arch_of(ref), settings_of(cfg, device), budget, gpu.bf16_native, where)
+    fix = advice(arch_of(ref), settings_of(cfg, device, mode=mode), budget, gpu.bf16_native, where)
     who = " (the weak supervisor)" if where != "train" else ""
     raise W2SError(f"training {ref.name}{who} needs ~{_gb(est.total)} by estimate ({est.parts()}; "
                    f"{est.setting}) but {gpu.name} has {_gb(budget)} to use: {fix}")
@@ -392,4 +405,4 @@ class Row:
 
     pair: str
     model: str
-    estimate: Estimate
+    estimate: Optional[Estimate]  # None: no estimate (a training mode without one)

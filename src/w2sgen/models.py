@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .errors import W2SError
+from .loading_policy import check_folder, hf_kwargs, weights_error
 from .paths import home
 from .zoo import MODELS, Kind, ZooEntry  # noqa: F401  (re-exported)
 
@@ -75,13 +76,14 @@ def resolve(name: str) -> ModelRef:
         if not (local / "config.json").is_file():
             raise W2SError(f"model folder {name!r} has no config.json (save it with "
                            "save_pretrained, or use a zoo name from `w2s models`)")
-        return ModelRef(name, _kind_of(AutoConfig.from_pretrained(local)), str(local),
-                        _folder_identity(local))
+        policy = check_folder(local, name)  # no remote code, no pickles, a tokenizer
+        return ModelRef(name, _kind_of(AutoConfig.from_pretrained(local, **hf_kwargs())), str(local),
+                        _folder_identity(local), policy)
     if name.startswith("hf:") or ("/" in name and not name.startswith((".", "/", "~"))):
         hub_id, _, revision = name.removeprefix("hf:").partition("@")
         kwargs = {"revision": revision} if revision else {}
         try:
-            config = AutoConfig.from_pretrained(hub_id, **kwargs)
+            config = AutoConfig.from_pretrained(hub_id, **hf_kwargs(kwargs))
         except Exception as e:  # noqa: BLE001 - hub errors come in many types
             raise W2SError(f"could not load hub model {hub_id!r} ({type(e).__name__}); offline? "
                            "use a zoo model (`w2s models`) or a local folder") from None
@@ -130,7 +132,7 @@ def source(ref: ModelRef, build: bool = False) -> tuple[str, dict[str, Any]]:
     print(f"{ref.name}: dequantising the GGUF weights once into {folder} (later loads take "
           "seconds)", file=sys.stderr, flush=True)
     tok = load_tokenizer(ref)  # converted from the GGUF file at most once (kept beside the copy)
-    model = AutoModelForCausalLM.from_pretrained(ref.path, **{**kwargs, "dtype": torch.float32})
+    model = AutoModelForCausalLM.from_pretrained(ref.path, **hf_kwargs({**kwargs, "dtype": torch.float32}))
     folder.parent.mkdir(parents=True, exist_ok=True)
     try:
         with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".dequantise-") as tmp:
@@ -163,7 +165,7 @@ def load_tokenizer(ref: ModelRef) -> Any:
     if kept is not None and "gguf_file" in kwargs and (kept / "complete").is_file():
         path, kwargs = str(kept), {}
     tokenizer = AutoTokenizer.from_pretrained(
-        path, **{k: v for k, v in kwargs.items() if k in ("gguf_file", "revision")})
+        path, **hf_kwargs({k: v for k, v in kwargs.items() if k in ("gguf_file", "revision")}))
     if kept is not None and "gguf_file" in kwargs:
         try:
             kept.parent.mkdir(parents=True, exist_ok=True)
@@ -200,7 +202,10 @@ def load(ref: ModelRef, device: str = "cpu", lm_head: bool = False, tokenizer: A
     auto = AutoModelForCausalLM if lm_head else AutoModel
     # typeshed's functools._Wrapped (transformers' @wraps'd `to`) has no __get__, so mypy
     # does not bind self and reads `device` as the model argument
-    model = auto.from_pretrained(path, **kwargs).to(device)  # type: ignore[arg-type]
+    try:
+        model = auto.from_pretrained(path, **hf_kwargs(kwargs)).to(device)  # type: ignore[arg-type]
+    except Exception as e:
+        raise weights_error(ref, path, e) from None
     model.eval()
     return model, tokenizer
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import weakref
 from collections.abc import Sequence
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from . import features, progress
+from .atomic import temp_prefix
 from .example import Example
 from .paths import home
 
@@ -138,7 +138,7 @@ def export(model: Any, tokenizer: Any, pooling: str, path: Path) -> Path:
                        padding=True, return_tensors="pt")
     args = tuple(sample[k] for k in names)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    tmp = path.with_name(f"{temp_prefix()}{path.name}")  # swept by the next command if killed
     try:
         import warnings
 

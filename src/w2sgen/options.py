@@ -14,6 +14,7 @@ re-checks its own options in its body.
 from __future__ import annotations
 
 import inspect
+import json
 import math
 import types
 import typing
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Optional, Union
 
-from .errors import W2SError
+from .errors import W2SError, shown
 
 
 @dataclass(frozen=True)
@@ -125,13 +126,21 @@ def as_float(value: Any) -> Optional[float]:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        f = float(value)
-    elif isinstance(value, str):
+        return _finite(value)
+    if isinstance(value, str):
         try:
-            f = float(value)
+            return _finite(float(value))
         except ValueError:
             return None
-    else:
+    return None
+
+
+def _finite(value: Any) -> Optional[float]:
+    """A number as a finite float; None for NaN, infinities and ints too large for a float
+    (a 400-digit count is never meant)."""
+    try:
+        f = float(value)
+    except (OverflowError, TypeError, ValueError):
         return None
     return f if math.isfinite(f) else None
 
@@ -171,7 +180,8 @@ def conform(tp: Any, value: Any, ints_as_float: bool = False) -> Any:
         out = value if isinstance(value, int) and not isinstance(value, bool) else _NO
     elif base is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            out = _NO if not math.isfinite(value) else float(value) if ints_as_float else value
+            f = _finite(value)
+            out = _NO if f is None else float(value) if ints_as_float else value
         else:
             f = as_float(value)
             out = _NO if f is None else f
@@ -186,7 +196,7 @@ def conform(tp: Any, value: Any, ints_as_float: bool = False) -> Any:
     if out is _NO or out is None:
         return out
     for b in bounds:
-        if isinstance(b, Range) and not b.contains(float(out)):
+        if isinstance(b, Range) and (_finite(out) is None or not b.contains(float(out))):
             return _NO
         if isinstance(b, NonEmpty) and not out:
             return _NO
@@ -198,7 +208,7 @@ def conform(tp: Any, value: Any, ints_as_float: bool = False) -> Any:
 def check_value(tp: Any, value: Any, where: str, ints_as_float: bool = False) -> Any:
     out = conform(tp, value, ints_as_float)
     if out is _NO:
-        raise OptionError(f"config: {where} must be {describe(tp)}, got {value!r}")
+        raise OptionError(f"config: {where} must be {describe(tp)}, got {shown(value)}")
     return out
 
 
@@ -208,15 +218,54 @@ def parameters(factory: Callable[..., Any]) -> dict[str, inspect.Parameter]:
     return {n: p for n, p in params.items() if p.kind == inspect.Parameter.KEYWORD_ONLY}
 
 
+def hints_of(factory: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(factory, include_extras=True)
+    except (NameError, TypeError):
+        return {}
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal as stored data: `1` and `1.0`, `True` and `1`, `[]` and `()` are told apart as
+    the canonical JSON of a hash tells them apart."""
+    def text(x: Any) -> str:
+        return json.dumps(x, sort_keys=True, separators=(",", ":"), default=str)
+
+    return text(a) == text(b)
+
+
+def canonical(factory: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
+    """The options of a component as its identity holds them: each conformed to its annotation
+    with an int made a float where only a float is meant (`alpha_max: 1` is `1.0`; where an int
+    is meant too, as a count, it stays an int), then those equal to the parameter's default
+    dropped. Two spellings of one choice (`loss: logconf`, `{name: logconf, alpha_max: 0.75}`)
+    give one mapping, and an option added later with a default that keeps the earlier
+    behaviour changes no identity. Unknown or ill-typed options are left as they are (`check`
+    refuses them). Canonical options are a fixed point: canonical(f, canonical(f, o)) == it."""
+    params, hints = parameters(factory), hints_of(factory)
+    out = {}
+    for key, value in options.items():
+        param = params.get(key)
+        if param is None:
+            out[key] = value
+            continue
+        tp = hints.get(key, Any)
+        conformed = conform(tp, value, ints_as_float=True)
+        value = value if conformed is _NO else conformed
+        if param.default is not inspect.Parameter.empty:
+            default = conform(tp, param.default, ints_as_float=True)
+            if same_value(value, param.default if default is _NO else default):
+                continue
+        out[key] = value
+    return out
+
+
 def check(factory: Callable[..., Any], options: dict[str, Any], where: str, name: str) -> dict[str, Any]:
     """The options of component `name` at config key `where`, checked against `factory`'s
     keyword-only parameters: unknown and missing names, types and bounds. Returns the options
     (numeric strings made floats)."""
     params = parameters(factory)
-    try:
-        hints = typing.get_type_hints(factory, include_extras=True)
-    except (NameError, TypeError):
-        hints = {}
+    hints = hints_of(factory)
     for key in options:
         if key not in params:
             valid = ", ".join(params) or "none"

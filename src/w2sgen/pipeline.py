@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional
 
 import numpy as np
 
@@ -30,7 +30,7 @@ from .assets import require
 from .config import Component, ExperimentConfig, train_identity, weak_problem
 from .errors import W2SError
 from .losses import LOSSES
-from .methods import METHODS, Setting
+from .methods import METHODS, Setting, check_method, model_roles
 from .metrics import evaluate
 from .models import ModelRef, load, resolve
 from .progress import epochs_to
@@ -41,41 +41,44 @@ from .tasks import Example, load_task, task_component
 from .train import MODES
 
 GROUND_TRUTH_LOSS = Component("xent")
-R = TypeVar("R", ModelRef, Optional[ModelRef])
 # Bumped whenever the cached training step's arrays or recipe change, so entries written by older
 # code are not read (features have had one format so far; give them a key entry when they change).
 TRAIN_FORMAT = 2  # 2: per-epoch test predictions (eval_p)
 
 
 def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = False,
-        exclusive: bool = False, figures: Optional[Callable[[dict[str, Any]], list[Path]]] = None
-        ) -> dict[str, Any]:
+        exclusive: bool = False, log: bool = True,
+        figures: Optional[Callable[[dict[str, Any]], list[Path]]] = None) -> dict[str, Any]:
     """One experiment, recorded as a run in the store. exclusive (sweeps): raise
     store.RunTaken instead of starting when this config already has a finished run or one in
-    progress in another process. figures: draws the finished run's figures (given its stored
-    row: id, config, metrics), which trackers then receive with the run's files (loggers.py)."""
+    progress in another process. log: send the run to the configured trackers (loggers.py) as it
+    goes. figures: draws the finished run's figures (given its stored row: id, config, metrics),
+    which the trackers then receive with the run's files."""
     if not quiet and (note := cfg.weak_inherited_note()):
         print(note, file=sys.stderr)
     cfg = cfg.resolved()  # precision auto -> what this machine computes fast, before recording
-    if cfg.train.select != "last" and cfg.method.name == "gt_early_stop":
-        raise W2SError("method=gt_early_stop picks the student's epoch by test accuracy (a "
-                       f"diagnostic); it cannot be combined with train.select={cfg.train.select}: "
-                       "set train.select=last, or use another method")
+    loggers.selected()  # W2S_LOGGERS naming no logger: one line now, not a silent skip after the run
+    check_method(cfg)  # as the config builder does: for a config made in code too
     store = store or Store(cfg.store)
-    require([cfg.weak_model, cfg.strong_model], cfg.task)  # fail before starting, naming every gap
+    # fail before starting, naming every gap (the models the method trains included)
+    require([name for name, _, _ in model_roles(cfg, str)], cfg.task)
     roles = model_roles(cfg, resolve)
-    (weak_ref, weak_cfg), strong_ref = roles[0], roles[-1][0]
+    (weak_ref, weak_cfg, _), strong_ref = roles[0], roles[-1][0]
     device = cfg.torch_device()
-    for ref, role in roles:
+    for ref, role, _ in roles:
         check_length(ref, cfg.features.max_length)
         if device.startswith("cuda"):  # a run that cannot fit the GPU: one line, nothing recorded
-            memory.check_fits(ref, role, device, "train" if role is cfg else "weak_train")
+            check_memory(ref, role, device, "train" if role is cfg else "weak_train", quiet)
     ctx = Context(cfg, store, quiet)
     with ctx.step("data"):  # read and checked before the run is recorded: bad data records nothing
         task = task_component(cfg.task)
         splits = make_splits(load_task(task), cfg.splits, task.name)
         check_roles(cfg, roles, splits)
-    with recorded(store, cfg, ctx.steps, exclusive) as run_id, tracked(ctx, run_id):
+        folds, n = cfg.method.options.get("folds"), len(splits.transfer)
+        if isinstance(folds, int) and folds > n:  # cross-fitting over transfer: empty folds
+            raise W2SError(f"method.folds={folds} but the transfer split has {n} examples; set "
+                           f"method.folds={min(5, n)} (at most {n})")
+    with recorded(store, cfg, ctx.steps, exclusive) as run_id, tracked(ctx, run_id, log):
         weak = ctx.train("weak_supervisor", weak_ref, splits, Part("weak_train"),
                          labels(splits.weak_train), GROUND_TRUTH_LOSS,
                          predict={"transfer": Part("transfer"), "test": Part("test")}, select=False,
@@ -118,10 +121,10 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
 
 
 @contextmanager
-def tracked(ctx: Context, run_id: int) -> Iterator[None]:
-    """The run's tracker sessions (W&B, MLflow: loggers.py) while its steps compute: each
-    training step's curves go out as it ends; a run that fails ends its sessions as failed."""
-    ctx.live = loggers.start(run_id, ctx.cfg, ctx.store)
+def tracked(ctx: Context, run_id: int, log: bool = True) -> Iterator[None]:
+    """The run's tracker sessions (W&B, MLflow: loggers.py; none unless `log`) while its steps
+    compute: each epoch goes out as it ends; a run that fails ends its sessions as failed."""
+    ctx.live = loggers.start(run_id, ctx.cfg, ctx.store) if log else loggers.Live(run_id, [])
     try:
         yield
     except BaseException:
@@ -140,33 +143,35 @@ def selection_report(cfg: ExperimentConfig, student: dict[str, np.ndarray]) -> d
             "weak_val_auroc": [round(float(a), 6) for a in student["select_auroc"]]}
 
 
-def model_roles(cfg: ExperimentConfig, refer: Callable[[str], R]) -> list[tuple[R, ExperimentConfig]]:
-    """Each model of a run with the settings it trains under: the weak supervisor first (its
-    own settings, weak_train over train), then bootstrap's rungs and the strong model (students
-    and ceiling: `train`). `refer` turns a name into its ModelRef (None: not checked here)."""
-    rungs: Any = cfg.method.options.get("ladder", ())
-    names = [cfg.weak_model, *(rungs if isinstance(rungs, list) else ()), cfg.strong_model]
-    return [(refer(n), cfg.for_weak() if i == 0 else cfg) for i, n in enumerate(names)]
-
-
-def check_roles(cfg: ExperimentConfig, roles: Sequence[tuple[Optional[ModelRef], ExperimentConfig]],
+def check_roles(cfg: ExperimentConfig, roles: Sequence[tuple[Optional[ModelRef], ExperimentConfig, bool]],
                 splits: Splits) -> None:
     """The train modes' checks (`Learner.preflight`) on the texts each role reads, once per
-    model and role: the weak supervisor (roles[0]) trains on weak_train and predicts the other
-    splits, a model under `train` (ceiling, student, ladder rungs, methods) sees transfer and
-    test only. Roles without a ref are skipped. Run before a run is recorded, and for each cell
-    of a suite as it loads (sweep/checks.py)."""
+    model and role (methods.model_roles): a weak supervisor trains on weak_train and predicts the
+    other splits, a model under `train` (ceiling, student, ladder rungs) sees transfer and test
+    only. Roles without a ref are skipped. Run before a run is recorded, and for each cell of a
+    suite as it loads (sweep/checks.py)."""
     everything = splits.weak_train + splits.transfer + splits.test
     strong_sees = splits.transfer + splits.test
     checked = set()
-    for i, (ref, role) in enumerate(roles):
-        if ref is None or (ref.identity, i == 0) in checked:  # roles after the first: cfg
+    for ref, role, supervisor in roles:
+        if ref is None or (ref.identity, supervisor) in checked:
             continue
-        checked.add((ref.identity, i == 0))
+        checked.add((ref.identity, supervisor))
         try:
-            MODES.get(role.train.mode).preflight(ref, role, everything if i == 0 else strong_sees)
+            MODES.get(role.train.mode).preflight(ref, role, everything if supervisor else strong_sees)
         except W2SError as e:
             raise (e if role is cfg else weak_problem(cfg, e)) from None
+
+
+def check_memory(ref: ModelRef, role: ExperimentConfig, device: str, where: str, quiet: bool) -> None:
+    """The training mode's memory estimate (the one it declares: Learner.memory_estimate) of
+    `ref` under `role` against the GPU; a mode that declares none is said to train unchecked."""
+    mode = MODES.get(role.train.mode)
+    if mode.memory_estimate is not None:
+        memory.check_fits(ref, role, device, where, mode.memory_estimate)
+    elif not mode.uses_features and not quiet:
+        print(f"note: train.mode={role.train.mode} has no memory estimate; {ref.name} trains "
+              "without a check that it fits the GPU", file=sys.stderr)
 
 
 def check_length(ref: ModelRef, max_length: int) -> None:

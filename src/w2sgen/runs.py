@@ -98,7 +98,7 @@ def recorded(store: Store, cfg: RunConfig, steps: Steps, exclusive: bool = False
     try:
         yield run_id
     except KeyboardInterrupt as e:
-        why = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted by the user"
+        why = f"terminated ({e.signame})" if isinstance(e, Terminated) else "interrupted by the user"
         store.end_run(run_id, "interrupted", why, steps.timings)
         raise
     except BaseException as e:

@@ -5,7 +5,9 @@ Layout under the store folder:
                             keyed by a hash of everything the step depends on
   runs.sqlite               one row per run: config, config hash, status, timings, metrics,
                             versions
-  artifacts/<run id>/       the run's config.yaml and metrics.json
+  artifacts/<run id>/       the run's config.yaml and metrics.json, and what its pipeline
+                            and command add: predictions.npz and the plots of `w2s run`,
+                            answers.jsonl and training files of `w2s generate`
 Writes go to a temporary file that is renamed into place, and each database change is one
 transaction, so a run killed at any moment leaves every finished step and run intact. A run
 killed without a chance to record it (kill -9, power loss) stays `running`; each row names the
@@ -23,16 +25,12 @@ userinfo reaches the database or config.yaml.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
-import re
-import shutil
 import socket
 import sqlite3
 import sys
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -43,6 +41,15 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 import yaml
 
+from .atomic import (  # noqa: F401 - the store's writes; re-exported for their users
+    TEMP_NAME,
+    _host_tag,
+    _proc_start,
+    atomic_write,
+    remove_dead_temporaries,
+    temp_prefix,
+    write_failed,
+)
 from .endpoint import redact, redact_tree
 from .errors import W2SError
 from .spec import stable_hash
@@ -67,27 +74,12 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_config_hash ON runs(config_hash);
 """
-
-
-def _proc_start(pid: int) -> str | None:
-    """Start time of a live process (Linux: clock ticks since boot), "" where /proc is absent,
-    None when the process is gone or a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        if Path("/proc/self/stat").exists():
-            return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return ""
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()  # the command name may hold spaces and parentheses
-    return None if fields[0] in ("Z", "X", "x") else fields[19]
+COLUMNS = ("id", "name", "config_hash", "config", "status", "started", "finished", "timings",
+           "metrics", "versions", "error")  # every column but owner (added to old stores)
+# How the rows' config hashes and the cached steps' keys are made, kept in the database's
+# user_version: 0, a store written before run identities were canonical (component options
+# hashed as written; `w2s store migrate` re-keys it); 1, canonical (migrate.py).
+KEYS_VERSION = 1
 
 
 def _boot_id() -> str:
@@ -138,34 +130,31 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _host_tag() -> str:
-    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
-
-
-def temp_prefix() -> str:
-    """Prefix of this process's temporary files in a store: `.tmp-<host>-<pid>-`, so that the
-    ones a killed process left behind can be told from those of a live one."""
-    return f".tmp-{_host_tag()}-{os.getpid()}-"
-
-
-TEMP_NAME = re.compile(r"\.tmp-([0-9a-f]{8})-(\d+)-")
 # Inside every cache entry: the entry's own name, so a file swapped or copied in from another
 # key reads as a miss instead of handing a step the wrong arrays.
 KEY_ARRAY = "__w2s_key__"
 
 
-def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(), suffix=path.suffix)
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+UNWRITABLE = ("readonly database", "disk I/O error", "database or disk is full", "unable to open")
+
+
+class StoreUnwritable(W2SError):
+    """The runs database cannot be written (read-only, immutable, full): one line."""
+
+
+def config_shape_ok(config: dict[str, Any]) -> bool:
+    """A stored config's JSON has the shape reports read: components as {name, options}
+    mappings, sections as mappings, model names as strings (valid JSON of another shape is
+    damage, read around as a column that does not parse is)."""
+    for key in ("task", "loss", "method"):
+        c = config.get(key)
+        if c is not None and not (isinstance(c, dict) and isinstance(c.get("name"), str)
+                                  and isinstance(c.get("options", {}), dict)):
+            return False
+    for key in ("train", "splits", "eval", "features", "weak_train"):
+        if config.get(key) is not None and not isinstance(config[key], dict):
+            return False
+    return all(isinstance(config.get(k, ""), str) for k in ("weak_model", "strong_model", "name"))
 
 
 class RunTaken(Exception):
@@ -181,11 +170,27 @@ class Store:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self._warned: set[str] = set()
+        db_file = self.root / "runs.sqlite"
+        if db_file.exists() and not db_file.is_file() and not db_file.is_dir():
+            raise W2SError(f"cannot use run store {str(self.root)!r}: {db_file} is not a regular "
+                           "file (a FIFO, socket or device); move it away")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             with self._db() as db:
                 db.executescript(SCHEMA)
+                self.keys_version = int(db.execute("PRAGMA user_version").fetchone()[0])
+                if self.keys_version < KEYS_VERSION and not db.execute("SELECT 1 FROM runs LIMIT 1").fetchone():
+                    self.keys_version = KEYS_VERSION  # nothing stored yet: keyed as today
+                    try:
+                        db.execute(f"PRAGMA user_version={KEYS_VERSION}")
+                    except sqlite3.OperationalError:  # read-only: nothing to re-key anyway
+                        pass
                 columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+                lacking = [c for c in COLUMNS if c not in columns]
+                if lacking:  # a table of another shape: not read, not "repaired"
+                    raise W2SError(f"cannot use run store {str(self.root)!r}: its runs table has no "
+                                   f"column(s) {', '.join(lacking)} (not a w2s store, or damaged); "
+                                   f"move runs.sqlite aside to start a fresh one")
                 if "owner" not in columns:  # a store made before owners were recorded
                     try:
                         db.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
@@ -196,8 +201,9 @@ class Store:
             # that are gone (kill -9 of `w2s run`), so no row stays `running` for good.
             try:
                 self.stale = self.mark_stale()
-            except sqlite3.OperationalError:  # a read-only store: report from it as it is
+            except (sqlite3.OperationalError, StoreUnwritable):  # read-only: report from it as it is
                 self.stale = []
+            self.orphans = self.remove_orphans()
         except (OSError, sqlite3.DatabaseError) as e:
             db_file = self.root / "runs.sqlite"
             hint = (f"; {db_file} is a folder, not a database: move it away" if db_file.is_dir()
@@ -213,6 +219,17 @@ class Store:
                         f"damaged ({e}); move it aside (mv {db} {db}.damaged) to start a fresh one "
                         "- the cached steps under cache/ and the artifacts are kept and re-used - "
                         f"and `sqlite3 {db}.damaged .recover` may rescue its rows")
+
+    def unreadable(self, path: Path) -> W2SError:
+        """The one line for a store file this user may not read: nothing is replaced."""
+        try:
+            st = path.stat()
+            whose = f"owned by uid {st.st_uid}, mode {st.st_mode & 0o777:04o}"
+        except OSError:
+            whose = "permission denied"
+        return W2SError(f"cannot read {path} ({whose}); it is left as it is. A store shared "
+                        "between users needs its files group-readable (umask 002 and a group "
+                        "folder: docs/reliability.md); or pass your own --store")
 
     def _warn(self, message: str) -> None:
         """A one-line warning on stderr, once per store object: something stored is damaged
@@ -230,10 +247,15 @@ class Store:
                compute: Callable[[], dict[str, np.ndarray]]) -> tuple[dict[str, np.ndarray], bool]:
         """Arrays of a step, computed once per key. Returns (arrays, was it cached)."""
         path = self.cache_path(step, key)
+        if path.exists() and not path.is_file():
+            raise W2SError(f"cache entry {path} is not a file (a folder or a device is in its "
+                           "place); move it away and run again")
         if path.is_file():
             try:
                 with np.load(path, allow_pickle=False) as z:
                     arrays = {k: z[k] for k in z.files}
+            except PermissionError:  # unreadable is not damaged: another user's entry is kept
+                raise self.unreadable(path) from None
             except (OSError, ValueError, EOFError, zipfile.BadZipFile):
                 arrays = None
             if arrays is not None:
@@ -261,10 +283,23 @@ class Store:
                 yield db
         except sqlite3.DatabaseError as e:
             if isinstance(e, sqlite3.OperationalError):
+                if any(m in str(e) for m in UNWRITABLE):
+                    raise StoreUnwritable(f"cannot write run store {str(self.root)!r}: {e}; check "
+                                          "that runs.sqlite and its folder are writable and the "
+                                          "disk is not full, or pass another --store") from None
                 raise
             raise self.damaged(e) from None
         finally:
             db.close()
+
+    def check_writable(self) -> None:
+        """One line now (StoreUnwritable) if runs cannot be recorded here (a read-only or
+        immutable database, a full disk), rather than a failure in every cell of a sweep. The
+        probe writes nothing: an update of no row, rolled back."""
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("UPDATE runs SET id=id WHERE 0")
+            db.rollback()
 
     def start_run(self, cfg: RunConfig, exclusive: bool = False) -> int:
         """A new `running` row for `cfg`, owned by this process; its id.
@@ -291,7 +326,11 @@ class Store:
                 raise W2SError("the runs database did not return an id for the new run")
             run_id = int(cur.lastrowid)
         art = self.root / "artifacts" / str(run_id)
-        atomic_write(art / "config.yaml", lambda f: f.write(yaml.safe_dump(config, sort_keys=False)), "w")
+        try:
+            atomic_write(art / "config.yaml", lambda f: f.write(yaml.safe_dump(config, sort_keys=False)), "w")
+        except BaseException as e:  # the row says why, instead of staying `running`
+            self.end_run(run_id, "failed", f"{type(e).__name__}: {e}", {})
+            raise
         return run_id
 
     def finish_run(self, run_id: int, metrics: dict, timings: dict) -> None:
@@ -334,6 +373,34 @@ class Store:
             db.execute("UPDATE runs SET status=?, finished=?, error=?, timings=? WHERE id=?",
                        (status, time.time(), redact(error), json.dumps(timings), run_id))
 
+    def keys_note(self) -> Optional[str]:
+        """One line for a store keyed before run identities were canonical, else None."""
+        if self.keys_version >= KEYS_VERSION:
+            return None
+        return (f"note: run store {str(self.root)!r} was written before run identities were "
+                "canonical; runs whose options were spelled otherwise (alpha_max: 1 for 1.0, a "
+                "default written out) are found again after `w2s store migrate --store "
+                f"{self.root}` (once; nothing is recomputed)")
+
+    def mark_keys_current(self) -> None:
+        """Record that every row and cached step is keyed as today's code keys them."""
+        with self._db() as db:
+            db.execute(f"PRAGMA user_version={KEYS_VERSION}")
+        self.keys_version = KEYS_VERSION
+
+    def rekey_run(self, run_id: int, config_hash: str, config: dict[str, Any]) -> None:
+        """Give a run its configuration's hash and recorded config as today's code writes them
+        (`w2s store migrate`): the row and artifacts/<id>/config.yaml; metrics, timings and
+        predictions are left as they are."""
+        config = redact_tree(config)
+        with self._db() as db:
+            db.execute("UPDATE runs SET config_hash=?, config=? WHERE id=?",
+                       (config_hash, json.dumps(config), run_id))
+        art = self.root / "artifacts" / str(run_id)
+        if art.is_dir():
+            atomic_write(art / "config.yaml",
+                         lambda f: f.write(yaml.safe_dump(config, sort_keys=False)), "w")
+
     def runs(self, status: Optional[str] = None) -> list[dict[str, Any]]:
         query = "SELECT * FROM runs" + (" WHERE status=?" if status else "") + " ORDER BY id"
         return self._select(query, (status,) if status else ())
@@ -366,19 +433,9 @@ class Store:
     def remove_orphans(self) -> int:
         """Delete temporary files and folders (under cache/ and artifacts/) of processes on this
         host that are gone: a kill -9 during a write leaves its temporary file behind. Those of
-        live processes, and of other hosts sharing the store, are kept. Returns how many."""
-        removed = 0
-        for sub in ("cache", "artifacts"):
-            for path in list((self.root / sub).rglob(".tmp-*")):
-                m = TEMP_NAME.match(path.name)
-                if not m or m[1] != _host_tag() or _proc_start(int(m[2])) is not None:
-                    continue
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
-                removed += 1
-        return removed
+        live processes, and of other hosts sharing the store, are kept. Returns how many. Run
+        by every command as it opens the store."""
+        return sum(remove_dead_temporaries(self.root / sub) for sub in ("cache", "artifacts"))
 
     def _select(self, query: str, params: tuple = ()) -> list[dict[str, Any]]:
         with self._db() as db:
@@ -393,14 +450,15 @@ class Store:
         is left out, with a warning: nothing is rewritten or deleted."""
         for k in ("config", "metrics", "timings", "versions"):
             raw = d.get(k)
-            if not raw:
+            needed = k == "config" or (k == "metrics" and d.get("status") == "done")
+            if not raw and not needed:
                 d[k] = None
                 continue
             try:
-                value = json.loads(raw)
+                value = json.loads(raw) if raw else None
             except (ValueError, TypeError):
                 value = None
-            if isinstance(value, dict):
+            if isinstance(value, dict) and (k != "config" or config_shape_ok(value)):
                 d[k] = value
                 continue
             d[k], copy = self._artifact_copy(d["id"], k)
@@ -426,4 +484,5 @@ class Store:
             value = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
         except (OSError, ValueError, yaml.YAMLError):
             return None, path
-        return (value, path) if isinstance(value, dict) else (None, path)
+        ok = isinstance(value, dict) and (column != "config" or config_shape_ok(value))
+        return (value, path) if ok else (None, path)

@@ -1,11 +1,18 @@
-"""Training: one loop, three modes.
+"""Training: one loop, the modes in MODES.
 
 - `probe`: a linear head on frozen, cached features (the CPU default);
 - `full`: fine-tune the whole backbone with a linear head on pooled features;
-- `lora`: LoRA adapters (peft) on every linear layer plus the head.
+- `lora`: LoRA adapters (peft) on the linear layers (`train.lora_targets`) plus the head;
+- `label_tokens`: a causal LM scored by the next-token log-odds of two label words after a
+  prompt, trained with LoRA adapters or every weight (`train.adapter`);
+- `last_k` (last_k.py): the top `train.last_k` blocks and the head; the frozen blocks below run
+  once per example.
+Plugins add modes through the `w2sgen.modes` entry points.
 
-Every mode is a `Learner` with `inputs` (what it trains on, built once per split), `fit` and
-`predict`; all of them train through `training_loop`, a classifier's use of `optimise`, the one
+Every mode is a `Learner` that says what it reads (`uses_features`: cached feature rows, else
+the examples themselves, which the pipeline hands it per split), its checks (`preflight`), its
+cache key (`key`) and its memory estimate (`memory_estimate`), with `fit` and `predict`; all
+of them train through `training_loop`, a classifier's use of `optimise`, the one
 loop that LM adaptation (methods/generative.py) and LoRA SFT (generative/sft.py) use too, so
 batching, schedules, determinism and the NaN check live in one place.
 
@@ -32,6 +39,7 @@ from . import features as feats
 from . import hardware, memory
 from .errors import TrainingDiverged, W2SError
 from .example import Example
+from .loading_policy import hf_kwargs
 from .losses import LossFn
 from .models import ModelRef
 from .progress import bar as progress_bar
@@ -235,6 +243,10 @@ class Learner:
     # weight_decay, warmup_fraction, micro_batch_size, select, select_size): what a weak
     # supervisor under this mode takes over from `train` (ExperimentConfig.weak_inherited_note)
     own_fields: frozenset[str] = frozenset()
+    # Which of memory.ESTIMATES this mode's training memory follows; None: no estimate (the
+    # probe trains a head on cached features; a plugin mode that declares none trains without
+    # the pipeline's GPU memory check, and a suite's estimate says "no estimate")
+    memory_estimate: Optional[str] = None
 
     def __init__(self, ref: ModelRef, cfg: ExperimentConfig):
         self.ref = ref
@@ -404,6 +416,7 @@ class FineTuneLearner(Learner):
 
     default_lr = 2e-5
     own_fields = frozenset({"precision", "gradient_checkpointing"})
+    memory_estimate: Optional[str] = "full"
 
     def build(self, backbone: nn.Module) -> nn.Module:
         return backbone
@@ -461,6 +474,7 @@ class LoraLearner(FineTuneLearner):
     default_lr = 1e-4
     checks_models = True
     own_fields = FineTuneLearner.own_fields | {"lora_rank", "lora_targets"}
+    memory_estimate = "lora"
 
     @classmethod
     def preflight(cls, ref, cfg, examples=None):
@@ -496,7 +510,7 @@ def check_lora_targets(ref: ModelRef, cfg: ExperimentConfig, causal_lm: bool) ->
 
     kwargs = {k: v for k, v in ref.load_kwargs.items() if k in ("revision", "gguf_file")}
     try:
-        config = AutoConfig.from_pretrained(ref.path, **kwargs)
+        config = AutoConfig.from_pretrained(ref.path, **hf_kwargs(kwargs))
         with init_empty_weights():
             model = (AutoModelForCausalLM if causal_lm else AutoModel).from_config(config)
     except Exception:  # noqa: BLE001 - an unreadable config: peft reports it when it loads
@@ -613,6 +627,7 @@ class LabelTokenLearner(Learner):
     checks_models = True
     reads_texts = True  # every prompt must fit features.max_length
     own_fields = LoraLearner.own_fields | {"adapter", "label_words", "instruction", "template"}
+    memory_estimate = "label_tokens"
 
     @property
     def lr(self) -> float:

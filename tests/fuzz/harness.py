@@ -82,12 +82,48 @@ def content(spec: Any) -> bytes:
     raise ValueError(f"corpus: bad file spec {spec!r}")
 
 
+def model_folder(path: Path, spec: dict[str, Any], subst: dict[str, str]) -> None:
+    """A model folder made from a zoo model's: its files linked (not copied), config.json
+    rewritten with `config` (keys set to null are removed), `drop` left out, `add` written."""
+    import json
+
+    from w2sgen.models import resolve
+
+    source = Path(resolve(spec["model"]).path)
+    path.mkdir(parents=True, exist_ok=True)
+    drop = set(spec.get("drop") or [])
+    for f in source.iterdir():
+        if f.is_file() and f.name not in drop and f.name != "config.json":
+            (path / f.name).symlink_to(f)
+    if "config.json" not in drop:
+        config = json.loads((source / "config.json").read_text())
+        config.update(spec.get("config") or {})
+        config = {k: v for k, v in config.items() if v is not None}
+        (path / "config.json").write_text(json.dumps(config))
+    write_files(path, spec.get("add") or {}, subst)
+
+
 def write_files(folder: Path, files: dict[str, Any], subst: dict[str, str]) -> None:
     for name, spec in (files or {}).items():
         path = folder / name
         if isinstance(spec, dict) and spec.get("dir"):
             path.mkdir(parents=True, exist_ok=True)
             continue
+        if isinstance(spec, dict) and "model" in spec:
+            model_folder(path, spec, subst)
+            continue
+        if isinstance(spec, dict) and "symlink" in spec:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.symlink_to(spec["symlink"])
+            continue
+        if isinstance(spec, dict) and "copy" in spec:  # another file of the folder (tiny.csv)
+            shutil.copyfile(folder / spec["copy"], path)
+            continue
+        if isinstance(spec, dict) and spec.get("fifo"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.mkfifo(path)
+            continue
+        path.unlink(missing_ok=True)  # a linked file of a model folder is replaced, not written through
         path.parent.mkdir(parents=True, exist_ok=True)
         data = content(spec)
         for k, v in subst.items():
@@ -125,6 +161,16 @@ def edit_store(root: Path, edits: list[dict[str, Any]]) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         elif "mkdir" in e:
             (root / e["mkdir"]).mkdir(parents=True, exist_ok=True)
+        elif "fifo" in e:  # a named pipe where a file belongs
+            path = root / e["fifo"]
+            path.unlink(missing_ok=True)
+            os.mkfifo(path)
+        elif "folder_over_cache" in e:  # a folder where a step's first cache entry belongs
+            first = sorted((root / "cache" / e["folder_over_cache"]).glob("*.npz"))[0]
+            first.unlink()
+            first.mkdir()
+        elif "immutable" in e:  # chattr +i: unwritable even for root (undone by `execute`)
+            subprocess.run(["chattr", "+i", str(root / e["immutable"])], check=True)
         else:
             raise ValueError(f"corpus: bad store edit {e!r}")
 
@@ -234,7 +280,7 @@ def run_inprocess(argv: list[str], cwd: Path, env: dict[str, str]) -> Outcome:
 
 
 def run_subprocess(argv: list[str], cwd: Path, env: dict[str, str], stdout: str = "pipe",
-                   timeout: float = 120) -> Outcome:
+                   timeout: float = 120, stdin: str = "") -> Outcome:
     cmd = [sys.executable, "-m", "w2sgen", *argv]
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     t0 = time.perf_counter()
@@ -245,7 +291,8 @@ def run_subprocess(argv: list[str], cwd: Path, env: dict[str, str], stdout: str 
         err = proc.stderr.read().decode("utf-8", "replace")
         rc = proc.wait(timeout=timeout)
         return Outcome(rc, "", err, time.perf_counter() - t0)
-    p = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+    p = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+                       input=stdin)
     return Outcome(p.returncode, p.stdout, p.stderr, time.perf_counter() - t0)
 
 
@@ -276,13 +323,20 @@ def prepare(case: dict[str, Any], work: Path, seeded: Path) -> tuple[Path, list[
 def execute(case: dict[str, Any], work: Path, seeded: Path) -> tuple[Outcome, Snapshot, Snapshot, Path]:
     store, argv, env = prepare(case, work, seeded)
     before = snapshot(store)
-    if case.get("mode", "inprocess") == "subprocess":
-        outcome = run_subprocess(argv, work, env, case.get("stdout", "pipe"))
-    else:
-        outcome = run_inprocess(argv, work, env)
+    try:
+        if case.get("mode", "inprocess") == "subprocess":
+            outcome = run_subprocess(argv, work, env, case.get("stdout", "pipe"),
+                                     stdin=case.get("stdin", ""))
+        else:
+            outcome = run_inprocess(argv, work, env)
+    finally:
+        for e in case.get("store_edits") or []:
+            if "immutable" in e:
+                subprocess.run(["chattr", "-i", str(store / e["immutable"])], check=True)
     return outcome, before, snapshot(store), store
 
 
+MAX_ERR = 2000  # characters of stderr for an error: an error line is cut at 1000 (errors.cut)
 PROGRESS = re.compile(r"\d+%\|")  # a tqdm progress bar (stderr is its place, not an error)
 
 
@@ -318,7 +372,9 @@ def check(case: dict[str, Any], outcome: Outcome, before: Snapshot, after: Snaps
                 problems.append(f"stderr is not one 'error: ...' line: {lines[-4:]!r}")
         for f in fragments(case.get("message")):
             if f not in msg:
-                problems.append(f"message lacks {f!r}: {msg!r}")
+                problems.append(f"message lacks {f!r}: {msg[:2000]!r}")
+        if len(outcome.err) > MAX_ERR:  # a long value is cut in a message, never printed whole
+            problems.append(f"stderr holds {len(outcome.err)} characters (at most {MAX_ERR})")
     else:
         for f in fragments(case.get("message")):
             if f not in text:

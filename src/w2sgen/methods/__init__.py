@@ -9,20 +9,24 @@ the options' types and bounds are in the signature, where the config checks them
 """
 from __future__ import annotations
 
+import inspect
+import types
+import typing
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional, TypeVar
 
 import numpy as np
 
 from ..models import MODELS, ModelRef
-from ..options import Check
+from ..options import Check, hints_of, parameters, unwrap
 from ..registry import Registry
 from ..spec import Component
 from ..splits import Part, Splits, labels
 
 if TYPE_CHECKING:
+    from ..config import ExperimentConfig
     from ..pipeline import Context
 
 Arrays = dict[str, np.ndarray]
@@ -39,6 +43,101 @@ ModelName = Annotated[str, Check(model_name, f"a model name ({', '.join(MODELS)}
 ModelNames = Annotated[list[ModelName], Check(bool, "a non-empty list of model names, e.g. "
                                               "[minilm-l6, smollm2-135m]")]
 METHODS: Registry[Callable[..., tuple[Arrays, dict[str, Any]]]] = Registry("method")
+
+
+@dataclass(frozen=True)
+class Trains:
+    """Annotation of a method option that names models the method trains, with the settings
+    they train under: `supervisor` (as the weak supervisor: weak_train over train) or `student`
+    (under train, as the strong student). The pipeline, the config's model checks, the sweep's
+    asset, text and memory checks and the report read it, so a method that trains more models
+    says so once, in its signature."""
+
+    role: Literal["supervisor", "student"]
+
+
+# what bootstrap's ladder and weak_ensemble's models are
+StudentModels = Annotated[ModelNames, Trains("student")]
+SupervisorModels = Annotated[ModelNames, Trains("supervisor")]
+
+
+@dataclass
+class TrainedModels:
+    """The models a method trains besides the pipeline's weak supervisor and strong model."""
+
+    supervisors: list[str] = field(default_factory=list)
+    students: list[str] = field(default_factory=list)
+
+
+def _trains(tp: Any) -> Optional[Trains]:
+    """The Trains marker of an option's annotation, looking inside Optional[...] too."""
+    base, meta = unwrap(tp)
+    found = next((m for m in meta if isinstance(m, Trains)), None)
+    if found is None and typing.get_origin(base) in (typing.Union, types.UnionType):
+        found = next((t for t in map(_trains, typing.get_args(base)) if t is not None), None)
+    return found
+
+
+def model_options(name: str) -> dict[str, Trains]:
+    """The options of method `name` that name models it trains (from its `Trains` annotations);
+    empty for a method that is not registered here (a stored run of a plugin that is gone)."""
+    if name not in METHODS:
+        return {}
+    fn = METHODS.get(name)
+    hints = hints_of(fn)
+    return {k: t for k in parameters(fn) if (t := _trains(hints.get(k))) is not None}
+
+
+def trained_models(method: Component) -> TrainedModels:
+    """The models `method` (with its options, defaults filled) trains, by role."""
+    out = TrainedModels()
+    if method.name not in METHODS:
+        return out
+    params = parameters(METHODS.get(method.name))
+    for key, trains in model_options(method.name).items():
+        default = params[key].default
+        value = method.options.get(key, None if default is inspect.Parameter.empty else default)
+        names = [value] if isinstance(value, str) else list(value or ())
+        (out.supervisors if trains.role == "supervisor" else out.students).extend(names)
+    return out
+
+
+R = TypeVar("R")
+
+
+def model_roles(cfg: ExperimentConfig, refer: Callable[[str], R]) -> list[tuple[R, ExperimentConfig, bool]]:
+    """Each model a run trains, with the settings it trains under and whether it trains as a
+    weak supervisor (on weak_train ground truth, predicting the other splits): the weak
+    supervisor first (its own settings, weak_train over train), then the models the method
+    declares it trains (`methods.Trains`: weak_ensemble's supervisors, bootstrap's rungs), the
+    strong model last (ceiling and students: `train`). `refer` turns a name into what the
+    caller needs (`str`, `models.resolve`, `local_ref`)."""
+    trained = trained_models(cfg.method)
+    weak = cfg.for_weak()
+    named = [(cfg.weak_model, weak, True), *((n, weak, True) for n in trained.supervisors),
+             *((n, cfg, False) for n in trained.students), (cfg.strong_model, cfg, False)]
+    return [(refer(name), role, supervisor) for name, role, supervisor in named]
+
+
+M = TypeVar("M", bound=Callable[..., Any])
+
+
+def checked_by(check: Callable[[ExperimentConfig], None]) -> Callable[[M], M]:
+    """Give a method a `check(cfg)` hook: a refusal of the whole config (its combination with
+    other settings) that the config builder runs, so `w2s run`, `w2s sweep` and `--dry-run`
+    refuse it before anything runs. A method's own options need none: their annotations say it."""
+    def attach(fn: M) -> M:
+        fn.check = check  # type: ignore[attr-defined]
+        return fn
+
+    return attach
+
+
+def check_method(cfg: ExperimentConfig) -> None:
+    """Run the configured method's `check(cfg)` hook, if it has one (checked_by)."""
+    hook = getattr(METHODS.get(cfg.method.name), "check", None)
+    if hook is not None:
+        hook(cfg)
 
 
 @dataclass

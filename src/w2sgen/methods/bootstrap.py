@@ -19,7 +19,7 @@ import numpy as np
 from ..models import resolve
 from ..options import Ge
 from ..splits import Part
-from . import METHODS, Arrays, ModelNames, Setting
+from . import METHODS, Arrays, Setting, StudentModels
 
 
 def fold_of(n: int, folds: int, seed: int) -> np.ndarray:
@@ -28,7 +28,7 @@ def fold_of(n: int, folds: int, seed: int) -> np.ndarray:
 
 
 @METHODS.register("bootstrap")
-def bootstrap(s: Setting, *, ladder: ModelNames,
+def bootstrap(s: Setting, *, ladder: StudentModels,
               folds: Annotated[int, Ge(2)] = 2) -> tuple[Arrays, dict[str, Any]]:
     """Intermediate models, weakest first, each trained on the previous rung's labels of held-out
     folds (every rung labels only examples it did not train on: folds >= 2)."""

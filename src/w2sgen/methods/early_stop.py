@@ -4,16 +4,29 @@ Burns et al. use to show how much overfitting to weak errors costs. Its scores m
 reported as a method's; the report and the run store mark it."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import METHODS, Arrays, Setting
+from ..errors import W2SError
+from . import METHODS, Arrays, Setting, checked_by
+
+if TYPE_CHECKING:
+    from ..config import ExperimentConfig
 
 DIAGNOSTIC = "uses test ground truth to pick the epoch: a diagnostic upper bound, not a method"
 
 
+def one_epoch_rule(cfg: ExperimentConfig) -> None:
+    """The diagnostic picks the student's epoch itself: train.select must leave it alone."""
+    if cfg.train.select != "last":
+        raise W2SError("method=gt_early_stop picks the student's epoch by test accuracy (a "
+                       f"diagnostic); it cannot be combined with train.select={cfg.train.select}: "
+                       "set train.select=last, or use another method")
+
+
 @METHODS.register("gt_early_stop")
+@checked_by(one_epoch_rule)
 def gt_early_stop(s: Setting) -> tuple[Arrays, dict[str, Any]]:
     student = s.train_student(s.weak_labels)
     curve = student["eval_accuracy"]

@@ -24,12 +24,12 @@ from ..models import resolve
 from ..options import PositiveInt
 from ..spec import Component
 from ..splits import Part, labels
-from . import METHODS, Arrays, ModelNames, Setting
+from . import METHODS, Arrays, Setting, SupervisorModels
 
 
 @METHODS.register("weak_ensemble")
 def weak_ensemble(s: Setting, *, seeds: PositiveInt = 3,
-                  models: Optional[ModelNames] = None) -> tuple[Arrays, dict[str, Any]]:
+                  models: Optional[SupervisorModels] = None) -> tuple[Arrays, dict[str, Any]]:
     base = s.ctx.cfg.seed
     if models is None:
         members = [(s.weak_ref, base + k) for k in range(seeds)]

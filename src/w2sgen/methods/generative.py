@@ -34,6 +34,7 @@ from typing import Annotated, Any, Optional
 import numpy as np
 
 from ..errors import W2SError
+from ..loading_policy import hf_kwargs
 from ..models import ModelRef
 from ..options import Ge, Gt, PositiveInt
 from ..spec import stable_hash
@@ -143,7 +144,7 @@ def _adapt_seeded(ref: ModelRef, texts: list[str], out: Path, device: str, objec
     from ..train import optimise
 
     tok_kwargs = {k: v for k, v in ref.load_kwargs.items() if k in ("gguf_file", "revision")}
-    tok = AutoTokenizer.from_pretrained(ref.path, **tok_kwargs)
+    tok = AutoTokenizer.from_pretrained(ref.path, **hf_kwargs(tok_kwargs))
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token or tok.unk_token
     if tok.pad_token is None:
@@ -153,7 +154,7 @@ def _adapt_seeded(ref: ModelRef, texts: list[str], out: Path, device: str, objec
     auto = AutoModelForCausalLM if objective == "clm" else AutoModelForMaskedLM
     try:
         # with output_loading_info=True it returns (model, info); transformers types only the model
-        loaded: Any = auto.from_pretrained(ref.path, output_loading_info=True, **kwargs)
+        loaded: Any = auto.from_pretrained(ref.path, output_loading_info=True, **hf_kwargs(kwargs))
     except ValueError as e:
         raise W2SError(f"model {ref.name!r} has no {objective.upper()} head class in transformers "
                        f"({e}); generative_pretrain cannot adapt it") from None
@@ -196,7 +197,7 @@ def _adapt_seeded(ref: ModelRef, texts: list[str], out: Path, device: str, objec
 
     # The backbone as `models.load` builds it, with the adapted weights: parameters the LM class
     # lacks (BERT's pooler) keep the base model's values instead of loading as random.
-    backbone = AutoModel.from_pretrained(ref.path, **kwargs)
+    backbone = AutoModel.from_pretrained(ref.path, **hf_kwargs(kwargs))
     if len(tok) > backbone.get_input_embeddings().weight.shape[0]:
         backbone.resize_token_embeddings(len(tok))
     state = {k: v.detach().cpu() for k, v in lm.base_model.state_dict().items()}

@@ -31,7 +31,7 @@ Options (all keyword-only, from the config as `method.<name>`):
   accuracy - zero-shot, k-shot with ground-truth demonstrations, k-shot with weak demonstrations
   (the "unaltered strong model" of the paper's stricter bar) - next to the student's accuracy on
   the same examples. Prompting results are calibrated the same way (to the weak labels' share).
-- `precision` (`auto` default: bf16 where native and fast, else fp32; `bf16`, `fp32`), `prompt_batch` (prompts per forward pass).
+- `precision` (`auto` default: bf16 where native, else fp32; `bf16`, `fp32`), `prompt_batch` (prompts per forward pass).
 
 Refused in one line before the refiner's weights load: label words that are not one token each
 for the refiner (lm/tokens.py; the tokenizer is loaded to check), a prompt longer than the
@@ -184,6 +184,19 @@ def refiner_factory(lm: Any, s: Setting, fmt: PromptFormat, precision: str,
                        "strong_model to a causal LM or method.lm=smollm2-135m")
     return ref.name, ref.identity, lambda: Refiner(
         LocalLM(ref, s.ctx.cfg.torch_device(), precision, batch_size=prompt_batch), fmt)
+
+
+def preflight(cfg: Any, refer: Any) -> None:
+    """When a config is built (`w2s run`, `w2s sweep --dry-run`), before anything trains:
+    `lm: strong`, the default, needs a causal strong model. `refer` gives the ModelRef of a
+    model on this machine, else None (checked when the run resolves it)."""
+    if cfg.method.options.get("lm", "strong") != "strong":
+        return
+    ref = refer(cfg.strong_model)
+    if ref is not None and ref.kind != "causal":
+        raise W2SError(f"icl_refine prompts a causal LM, but strong_model {ref.name!r} is an "
+                       "encoder and method.lm is not set; set method.lm=smollm2-135m (or an "
+                       "endpoint mapping), or a causal strong_model")
 
 
 def check_k(k: int, n: int, batch: str, chunk: int) -> None:
@@ -345,3 +358,5 @@ def _prompting_baselines(s: Setting, get_refiner: Any, base_key: dict, k: int, b
         result["student_worse_than_unaltered"] = bool(diff[2] < 0)
     return result
 
+
+icl_refine.preflight = preflight  # type: ignore[attr-defined]  # config.check_models runs it

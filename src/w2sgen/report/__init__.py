@@ -23,7 +23,7 @@ from typing import Any, Optional
 from ..generative import report as generative
 from ..registry import Registry
 from ..runs import CLASSIFICATION, run_kind
-from .figures import classification_plot, plot_curves, plot_methods, plot_refinement_k
+from .figures import check_plot_path, classification_plot, plot_curves, plot_methods, plot_refinement_k
 from .runs import latest_done
 from .tables import median_pgr_table
 from .text import (
@@ -84,6 +84,7 @@ def run_figures(run: dict[str, Any], folder: Optional[Path] = None) -> list[Path
     return [p for p in drawn if p is not None]
 
 
-__all__ = ["run_figures", "REPORTS", "KindReport", "label", "latest_done", "md_escape", "median_pgr_markdown",
-           "median_pgr_table", "median_pgr_verdict", "method_summary", "pgr_verdict", "plot", "plot_curves", "plot_methods", "plot_refinement_k",
+__all__ = ["REPORTS", "KindReport", "check_plot_path", "label", "latest_done", "md_escape",
+           "median_pgr_markdown", "median_pgr_table", "median_pgr_verdict", "method_summary", "pgr_verdict",
+           "plot", "plot_curves", "plot_methods", "plot_refinement_k", "run_figures",
            "refinement_markdown", "refinement_pairs_markdown", "table"]

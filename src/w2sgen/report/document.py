@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import html
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..escape import display
 from ..store import Store
 from . import scaling
 from .export import compute_span, export, unwritable
@@ -286,7 +286,9 @@ def render_markdown(blocks: list[Block], out_dir: Path) -> str:
 
 
 def render_html(blocks: list[Block]) -> str:
-    e = html.escape
+    def e(text: Any) -> str:
+        return display(text, "html")
+
     title = next((b.text for b in blocks if b.kind == "h1"), "w2sgen report")
     out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
            f"<title>{e(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>"]

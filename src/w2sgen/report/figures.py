@@ -8,11 +8,13 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..errors import W2SError
+from ..escape import sanitize_figure
 from ..metrics import PGR
 from ..plotting import pyplot, save
 from .runs import classification_runs, estimate, icl_runs, is_diagnostic, method_of, row_names
 from .tables import curve_medians
-from .text import label
+from .text import label, pgr_text
 
 COLOURS = {"weak": "#9aa5b1", "ceiling": "#1b2a41"}
 
@@ -44,7 +46,7 @@ def classification_plot(runs: list[dict[str, Any]], out: Path) -> Optional[Path]
     for i, r in enumerate(runs):
         p = PGR(**r["metrics"]["pgr_accuracy"])
         if p.value is None or p.low is None or p.high is None:
-            ax2.text(0.5, i, "undefined: gap CI includes 0", va="center", ha="center",
+            ax2.text(0.5, i, pgr_text(r["metrics"]), va="center", ha="center",
                      color="#a33")
         else:
             ax2.errorbar(p.value, i, xerr=[[p.value - p.low], [p.high - p.value]], fmt="o",
@@ -55,7 +57,7 @@ def classification_plot(runs: list[dict[str, Any]], out: Path) -> Optional[Path]
     ax2.set_xlim(-0.5, 1.5)
     ax2.set_xticks([-0.5, 0, 0.5, 1, 1.5])
     fig.suptitle("weak-to-strong: weak supervisor, student, strong ceiling")
-    fig.tight_layout()
+    _layout(fig)
     return _save(fig, out, plt, dpi=120)
 
 
@@ -82,7 +84,7 @@ def plot_curves(runs: list[dict[str, Any]], out: Path, most: int = 12) -> Option
     for ax in list(axes.flat)[len(runs):]:
         ax.axis("off")
     fig.suptitle("test accuracy per epoch (analysis only: never used to pick a model)")
-    fig.tight_layout()
+    _layout(fig)
     _legend_right(fig, *axes.flat[0].get_legend_handles_labels())
     return _save(fig, out, plt, dpi=110)
 
@@ -112,7 +114,7 @@ def plot_methods(rows: list[dict[str, Any]], out: Path) -> Optional[Path]:
     ax.axvline(1, color="#999", lw=0.8, ls="--")
     ax.set_xlabel("median PGR over seeds (95% bootstrap interval over test examples)")
     ax.invert_yaxis()
-    fig.tight_layout()
+    _layout(fig)
     return _save(fig, out, plt, dpi=120)
 
 
@@ -143,7 +145,7 @@ def plot_refinement_k(runs: list[dict[str, Any]], out: Path) -> Optional[Path]:
     ax.set_xlabel("k, weakly labelled demonstrations per prompt")
     ax.set_ylabel("label accuracy on transfer")
     ax.set_title("ICL-refined labels (solid) vs the weak labels they came from (dashed)")
-    fig.tight_layout()
+    _layout(fig)
     _legend_right(fig, *ax.get_legend_handles_labels())
     return _save(fig, out, plt, dpi=120)
 
@@ -156,6 +158,23 @@ def upper_limit(highs: list[float]) -> float:
     """An accuracy axis' right end: 1, or past the highest interval end, with room for the
     error bars' caps (so none is cut at 1.0)."""
     return max([1.0, *highs]) + 0.02
+
+
+def check_plot_path(out: Path) -> None:
+    """A figure path whose suffix matplotlib writes (.png, .pdf, .svg, ...), else one line."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if out.suffix.lower().lstrip(".") not in formats:
+        raise W2SError(f"--out {str(out)!r}: matplotlib cannot write {out.suffix or 'suffix-less'!r} "
+                       "files; give a name ending in .png, .pdf or .svg")
+
+
+def _layout(fig: Any) -> None:
+    """tight_layout of a figure whose texts were made safe first (escape.sanitize_figure: a
+    name's `$...$` is not maths, control and bidirectional characters are ?)."""
+    sanitize_figure(fig)
+    fig.tight_layout()
 
 
 def _method_colours(methods: list[str]) -> dict[str, Any]:
@@ -209,7 +228,7 @@ def plot_task_accuracy(rows: list[dict[str, Any]], out: Path) -> Path | None:
     axes[0][0].invert_yaxis()
     handles = {h.get_label(): h for ax in axes[0] for h in ax.get_legend_handles_labels()[0]}
     order = [s for s in slots if s in handles]
-    fig.tight_layout()
+    _layout(fig)
     _legend_right(fig, [handles[s] for s in order], [f"student: {s}" if s in methods else s for s in order])
     return _save(fig, out, plt)
 
@@ -241,7 +260,7 @@ def plot_training_curves(runs: list[dict[str, Any]], out: Path, cols: int = 3) -
         ax.axis("off")
     handles = {lab: h for ax in axes.flat for h, lab in zip(*ax.get_legend_handles_labels())}
     order = ["weak", *[f"student: {m}" for m in methods], "ceiling"]
-    fig.tight_layout()
+    _layout(fig)
     _legend_right(fig, [handles[k] for k in order if k in handles], [k for k in order if k in handles])
     return _save(fig, out, plt)
 
@@ -309,17 +328,18 @@ def plot_agreement(runs: list[dict[str, Any]], out: Path) -> Path | None:
     ax.set_xlim(0, upper_limit([]))
     ax.set_xlabel("student-supervisor agreement (median over runs, bars: interquartile range)")
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
-    fig.tight_layout()
+    _layout(fig)
     return _save(fig, out, plt)
 
 
 def _save(fig: Any, out: Path, plt: Any, dpi: int = 100) -> Path:
+    sanitize_figure(fig)  # texts added since the layout (legends)
     return save(fig, out, plt, dpi)
 
 
 def _legend_and_save(fig: Any, axes: Any, out: Path, plt: Any) -> Path:
     """One legend entry per label across every panel, to the right of the figure; then save."""
     handles = {h.get_label(): h for ax in axes.flat for h in ax.get_legend_handles_labels()[0]}
-    fig.tight_layout()
+    _layout(fig)
     _legend_right(fig, list(handles.values()), list(handles.keys()))
     return _save(fig, out, plt)

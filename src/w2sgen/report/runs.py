@@ -11,6 +11,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..config import IDENTITY_DEFAULTS
+from ..methods import model_options
 from ..metrics import Estimate
 from ..runs import NOT_SHARED
 from ..spec import stable_hash
@@ -68,9 +69,6 @@ def icl_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in runs if is_icl_refine(r)]
 
 
-# Method options that name models and so differ between model pairs (a bootstrap ladder, an
-# ensemble's models): a ranking across pairs compares the method, not these.
-PAIR_SPECIFIC = ("ladder", "models")
 
 
 def classification_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -111,10 +109,13 @@ def method_name(run: dict[str, Any], family: bool = False) -> str:
 
 
 def method_of(run: dict[str, Any]) -> str:
-    """`report.method_key` without the pair-specific options (a bootstrap's ladder)."""
+    """`report.method_key` without the options that name models the method trains (a
+    bootstrap's ladder, an ensemble's models: methods.Trains): they differ between model
+    pairs, and a ranking across pairs compares the method, not these."""
     c = run["config"]
     m = c.get("method", {"name": "naive", "options": {}})
-    m = {"name": m["name"], "options": {k: v for k, v in m["options"].items() if k not in PAIR_SPECIFIC}}
+    pair_specific = model_options(m["name"])
+    m = {"name": m["name"], "options": {k: v for k, v in m["options"].items() if k not in pair_specific}}
     return method_key({"config": {**c, "method": m}})
 
 

@@ -27,7 +27,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..store import Store
-from .figures import COLOURS, _legend_and_save, _legend_right, _method_colours, _pyplot, _save
+from .figures import COLOURS, _layout, _legend_and_save, _legend_right, _method_colours, _pyplot, _save
 from .runs import method_of, seed_units, shared_predictions
 from .tables import ratio, resample_index, resampled_accuracy
 
@@ -182,7 +182,7 @@ def plot_pgr_heatmap(pgr_rows: dict[str, Rows], out: Path, method: str = "naive"
         ax.set_xlabel("strong", fontsize=9)
         ax.set_ylabel("weak", fontsize=9)
         ax.set_title(f"{task}: {method}", fontsize=10)
-    fig.tight_layout()
+    _layout(fig)
     return _save(fig, out, plt)
 
 
@@ -262,7 +262,7 @@ def plot_gain_vs_gap(gains: Rows, out: Path, method: str, baseline: str = "naive
     ax.set_ylabel(f"PGR({method}) - PGR({baseline})", fontsize=10)
     ax.tick_params(labelsize=9)
     handles = dict(zip(*reversed(ax.get_legend_handles_labels())))
-    fig.tight_layout()
+    _layout(fig)
     _legend_right(fig, list(handles.values()), list(handles.keys()))
     return _save(fig, out, plt)
 
@@ -292,7 +292,7 @@ def plot_bootstrap_vs_direct(rows: Rows, out: Path, method: str = "bootstrap", d
     ax.set_ylim(max(0.0, min(lows) - 0.05), 1.0)
     ax.set_ylabel("test accuracy (median over seeds)", fontsize=10)
     ax.tick_params(labelsize=9)
-    fig.tight_layout()
+    _layout(fig)
     h, lab = ax.get_legend_handles_labels()
     _legend_right(fig, h, lab)
     return _save(fig, out, plt)

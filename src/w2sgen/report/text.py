@@ -10,6 +10,7 @@ import textwrap
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import W2SError
+from ..escape import display
 from ..metrics import PGR, flip_difference, mean_ci
 from .runs import (
     group_key,
@@ -32,23 +33,17 @@ if TYPE_CHECKING:
 
     from ..store import Store
 
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
 def md_escape(text: Any) -> str:
-    """Text for a Markdown document or table cell, shown as written: HTML tags (`<img ...>`),
-    entities, inline links and images (`](`) and table pipes are escaped, line breaks and tabs
-    become spaces so a row stays one row, other control characters ?."""
-    text = CONTROL.sub("?", re.sub(r"[\r\n\t]+", " ", str(text)))
-    text = re.sub(r"\\(?=[!-/:-@\[-`{-~])", r"\\\\", text)  # a backslash that would escape
-    text = text.replace("|", "\\|")
-    text = text.replace("&", "&amp;").replace("<", "&lt;")
-    return text.replace("](", "]\\(")
+    """Text for a Markdown document or table cell, shown as written (escape.display: HTML tags,
+    entities, inline links and table pipes escaped, line breaks and tabs spaces, control and
+    bidirectional characters ?)."""
+    return display(text, "markdown")
 
 
 def terminal_text(text: Any) -> str:
-    """A name as a terminal line: control characters (escape sequences, line breaks) become ?."""
-    return CONTROL.sub("?", str(text))
+    """A name as a terminal line: control characters (escape sequences, line breaks) and
+    bidirectional overrides become ? (escape.display)."""
+    return display(text, "terminal")
 
 
 def pgr_text(m: dict) -> str:

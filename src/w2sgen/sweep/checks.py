@@ -10,6 +10,7 @@ from typing import Any
 
 from ..config import ExperimentConfig
 from ..errors import MissingAsset, W2SError
+from ..methods import model_roles
 from ..spec import stable_hash
 
 HUB_UNREACHABLE = "hub model(s) could not be loaded"
@@ -22,14 +23,14 @@ def assets_error(cfg: ExperimentConfig, missing: dict[str, MissingAsset],
     together). A task's data is not read here."""
     from ..assets import require
 
+    names = [name for name, _, _ in model_roles(cfg, str)]  # the method's own models too
     try:
-        require([cfg.weak_model, cfg.strong_model], cfg.task)
+        require(names, cfg.task)
     except MissingAsset as e:
         missing.setdefault(e.what, e)
         return e
     except W2SError as e:
-        bad = [] if unreachable is None else _unreachable_hub_models([cfg.weak_model, cfg.strong_model],
-                                                                     unreachable)
+        bad = [] if unreachable is None else _unreachable_hub_models(names, unreachable)
         if any(repr(n.removeprefix("hf:").partition("@")[0]) in str(e) for n in bad):
             return W2SError(HUB_UNREACHABLE)  # (named with the others after the grid is expanded)
         return e
@@ -62,9 +63,8 @@ def texts_error(cfg: ExperimentConfig, seen: dict[str, Any]) -> W2SError | None:
     and each outcome, keyed by what the checks depend on, so cells differing only in method,
     loss or seed cost nothing."""
     d = cfg.to_dict()
-    key = "check:" + stable_hash([d.get(k) for k in ("task", "splits", "features", "train", "weak_train",
-                                                     "weak_model", "strong_model")]
-                                 + [cfg.method.options.get("ladder")])
+    key = "check:" + stable_hash([d.get(k) for k in ("task", "splits", "features", "train", "weak_train")]
+                                 + [[name, supervisor] for name, _, supervisor in model_roles(cfg, str)])
     if key not in seen:
         seen[key] = _texts_error(cfg, d, seen)
     return seen[key]
@@ -72,13 +72,13 @@ def texts_error(cfg: ExperimentConfig, seen: dict[str, Any]) -> W2SError | None:
 
 def _texts_error(cfg: ExperimentConfig, d: dict[str, Any], seen: dict[str, Any]) -> W2SError | None:
     from ..config import local_ref
-    from ..pipeline import check_roles, model_roles
+    from ..pipeline import check_roles
     from ..splits import make_splits
     from ..tasks import TASKS, load_task, task_component
     from ..train import MODES
 
     roles = model_roles(cfg, local_ref)
-    if not any(ref is not None and MODES.get(role.train.mode).reads_texts for ref, role in roles):
+    if not any(ref is not None and MODES.get(role.train.mode).reads_texts for ref, role, _ in roles):
         return None
     task = task_component(cfg.task)
     if TASKS.get(task.name).source == "hf":

@@ -97,11 +97,12 @@ def run_sweep(suite: Suite, executor: str = "inprocess", opts: Options | None = 
     run([], suite.store, opts)  # the executor's checks (is Ray installed, options), before any work
     t0 = time.perf_counter()
     store = Store(suite.store)
+    store.check_writable()  # a read-only store: one line, not a failure per cell
     stale = store.stale  # marked as the store opened
     if stale:
         echo(f"marked {len(stale)} run(s) left 'running' by a process that no longer exists as "
              f"killed: {', '.join(map(str, stale))}")
-    orphans = store.remove_orphans()
+    orphans = store.orphans + store.remove_orphans()  # most went as the store opened
     if orphans:
         echo(f"removed {orphans} temporary file(s) left by killed processes")
     outcomes: dict[int, Outcome] = {}

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import build_config, read_yaml_mapping, set_key, stable_hash
-from ..errors import MissingAsset, W2SError
+from ..errors import MissingAsset, W2SError, cut
 from .cells import Cell
 from .checks import HUB_UNREACHABLE, assets_error, texts_error
 
@@ -149,8 +149,8 @@ def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, wh
                "HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 TRANSFORMERS_OFFLINE=0 to fetch them "
                "(or check the ids)"] = cells_hit
     if errors:
-        lines = [f"{msg} (cell {cs[0]!r}{f' and {len(cs) - 1} more' if len(cs) > 1 else ''})"
-                 if cs else msg for msg, cs in errors.items()]
+        lines = [cut(f"{msg} (cell {cs[0]!r}{f' and {len(cs) - 1} more' if len(cs) > 1 else ''})"
+                     if cs else msg, 400) for msg, cs in errors.items()]
         n = sum(len(cs) for cs in errors.values()) or len(errors)
         if len(lines) == 1:  # one problem: one line
             raise W2SError(f"suite {where!r}: {n} invalid cell(s), nothing was run: {lines[0]}")

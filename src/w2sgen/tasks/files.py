@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import W2SError
+from ..paths import regular_file
 from . import TASKS, Example, TaskSpec, dedupe, text_id
 
 TRUE = {"1", "true", "yes", "positive", "pos"}
@@ -62,10 +63,33 @@ def _read_csv(path: Path) -> list[dict[str, Any]]:
     with path.open(newline="", encoding="utf-8-sig") as f, _csv_field_limit():
         reader = csv.DictReader(f)
         try:
-            return list(reader)
+            rows = list(reader)
         except csv.Error as e:
             raise W2SError(f"data file {str(path)!r} line {reader.line_num} is not valid CSV: "
                            f"{e} (fields may hold up to {CSV_FIELD_LIMIT // 2**20} MiB)") from None
+        header = list(reader.fieldnames or [])  # read while the file is open (empty file: none)
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:  # DictReader keeps the last of two same-named columns: a silent choice
+        raise W2SError(f"data file {str(path)!r} has column(s) {', '.join(map(repr, twice))} more "
+                       "than once in its header; rename or drop the extra column")
+    for n, row in enumerate(rows, 1):
+        if None in row:  # more fields than the header names
+            raise W2SError(f"data file {str(path)!r} row {n} has {len(header) + len(row[None])} "
+                           f"fields, its header {len(header)}; quote fields that hold commas")
+    return rows
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (json keeps the last one silently)."""
+    keys = [k for k, _ in pairs]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise DuplicateKey(twice[0])
+    return dict(pairs)
+
+
+class DuplicateKey(ValueError):
+    pass
 
 
 def read_rows(path: Path) -> list[Any]:
@@ -75,9 +99,9 @@ def read_rows(path: Path) -> list[Any]:
     if path.exists() and not path.is_file():
         raise W2SError(f"data file {str(path)!r} is not a regular file (a device, pipe or "
                        f"socket); give a {ACCEPTED} file")
-    if not path.is_file():
+    if not path.is_file():  # missing, a broken or looping link: regular_file says which
         where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
-        raise W2SError(f"data file {str(path)!r} not found{where}")
+        regular_file(path, "data file", f"not found{where}")
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise W2SError(f"data file {str(path)!r} has suffix {path.suffix!r}: w2s reads {ACCEPTED} "
@@ -90,12 +114,19 @@ def read_rows(path: Path) -> list[Any]:
             for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
                 if line.strip():
                     try:
-                        rows.append(json.loads(line))
+                        rows.append(json.loads(line, object_pairs_hook=_unique_keys))
                     except json.JSONDecodeError as e:
                         raise W2SError(f"data file {str(path)!r} line {n} is not valid JSON: "
                                        f"{e.msg}") from None
+                    except DuplicateKey as e:
+                        raise W2SError(f"data file {str(path)!r} line {n} gives key {e.args[0]!r} "
+                                       "twice; keep one") from None
             return rows
-        rows = json.loads(path.read_text(encoding="utf-8-sig"))
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=_unique_keys)
+        except DuplicateKey as e:
+            raise W2SError(f"data file {str(path)!r} gives key {e.args[0]!r} twice in one record; "
+                           "keep one") from None
         if isinstance(rows, dict) and "examples" in rows:
             rows = rows["examples"]
         if not isinstance(rows, list):
@@ -139,6 +170,9 @@ def text_cell(r: dict[str, Any], column: str, where: str) -> Optional[str]:
     if not isinstance(v, str):
         raise W2SError(f"{where}: {column!r} must be text (a string), got {shown(v)}; fix that "
                        "row or drop it")
+    if not any(c.isprintable() and not c.isspace() for c in v):
+        raise W2SError(f"{where}: {column!r} holds only spaces or control characters "
+                       f"({shown(v)}); fix that row or drop it")
     return v
 
 

@@ -29,6 +29,11 @@ def command(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise W2SError(f"--out {str(out)!r} is a file; pass a folder for the plots")
+    try:  # before the sweep, not after it
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise W2SError(f"cannot make --out folder {str(out)!r}: {e.strerror or e}; pass a folder "
+                       "you can write") from None
     cfg = TheoryConfig(target_in_support=not args.outside_support, s2=args.assumed_var,
                        label=args.label)
     ns, biases, taus = (QUICK_NS, QUICK_BIASES, QUICK_TAUS) if args.quick else \
