@@ -1,8 +1,9 @@
 """An independent few-shot prompting baseline (issue 15): plain transformers, none of the
 project's prompting code (w2sgen.prompting, w2sgen.methods.icl_refine, w2sgen.lm).
 
-From the project it takes only the data (task loaders and `make_splits`, so the examples are the
-task's *transfer* split, never test) and, for a zoo name, where the weights are (`models.resolve` and
+From the project it takes only the data (task loaders, `make_splits` and `selection_pool`: the
+examples are the task's *weak_train* split, never transfer or test, and the script stops in one
+line if any of them is a test example of the run's splits or of the `--protect` splits) and, for a zoo name, where the weights are (`models.resolve` and
 `models.source`: a path and `from_pretrained` keyword arguments). Everything else is here:
 
 * Prompt: an optional instruction line, k demonstrations written with a template (`{text}`,
@@ -25,7 +26,7 @@ task's *transfer* split, never test) and, for a zoo name, where the weights are 
   probabilities and renormalising); `prior` (subtract the median log-odds of the scored queries,
   so half are called positive - the scored set is balanced; transductive, no labels used).
 * Demonstrations: `--demo-sets` disjoint sets, each balanced over the *true* labels, drawn from
-  the transfer examples that are not scored; the queries are cut into as many chunks, chunk i
+  the weak_train examples that are not scored; the queries are cut into as many chunks, chunk i
   prompted with set i. Order (`--order`): `random`, `alternate` (neg, pos, neg, ...), `alternate-pos`
   (pos first), `grouped` (all negatives, then all positives).
 * Weak labels (`--weak-acc A`): a *simulated* weak supervisor, not a trained probe. In each
@@ -52,6 +53,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -196,15 +198,26 @@ def logodds_cached(model: Any, prefix: list[int], rests: list[list[int]], neg: i
 # ------------------------------------------------------------------------------ data
 
 
-def transfer_split(task: str, sizes: tuple[int, int, int], seed: int) -> list[Any]:
-    """The task's transfer split, as the project cuts it (w2sgen.splits.make_splits)."""
+def selection_split(task: str, sizes: tuple[int, int, int], seed: int,
+                    protect: Sequence[Sequence[int]] = ()) -> list[Any]:
+    """The task's weak_train split as the project cuts it (w2sgen.splits.make_splits), refused
+    (w2sgen.splits.selection_pool) if it shares an id with the test split of these sizes or of
+    any `protect` entry (WEAK TRANSFER TEST [SEED]: the runs the choice is for)."""
     from w2sgen.config import Component, SplitsConfig
-    from w2sgen.splits import make_splits
+    from w2sgen.errors import W2SError
+    from w2sgen.splits import make_splits, selection_pool
     from w2sgen.tasks import load_task
 
     examples = load_task(Component(task, {}))
-    cfg = SplitsConfig(weak_train=sizes[0], transfer=sizes[1], test=sizes[2], seed=seed)
-    return make_splits(examples, cfg, task).transfer
+
+    def cut(s: Sequence[int]) -> Any:
+        cfg = SplitsConfig(weak_train=s[0], transfer=s[1], test=s[2], seed=s[3] if len(s) > 3 else seed)
+        return make_splits(examples, cfg, task)
+
+    try:
+        return selection_pool(cut((*sizes, seed)), task, [cut(p) for p in protect])
+    except W2SError as e:
+        raise SystemExit(f"error: {e}") from None
 
 
 def text_of(e: Any) -> str:
@@ -244,7 +257,7 @@ def choose(y: np.ndarray, n: int, k_max: int, sets: int, rng: np.random.Generato
     half = n // 2
     need = half + sets * (k_max // 2 + 1)
     if min(len(b) for b in by) < need:
-        raise SystemExit(f"transfer split too small: need {need} examples per class, have "
+        raise SystemExit(f"weak_train split too small: need {need} examples per class, have "
                          f"{[len(b) for b in by]}")
     queries = rng.permutation(np.concatenate([by[0][:half], by[1][:half]]))
     demo_sets = []
@@ -313,9 +326,12 @@ def parse(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--model", required=True, help="zoo name (w2s models) or a local model folder")
     p.add_argument("--task", default="rt_sentiment")
     p.add_argument("--splits", type=int, nargs=3, default=[2000, 2000, 2000], metavar=("WEAK", "TRANSFER", "TEST"),
-                   help="the project's split sizes for the task (only transfer is used)")
+                   help="the project's split sizes for the task (only weak_train is used)")
+    p.add_argument("--protect", type=int, nargs="+", action="append", default=[],
+                   metavar="N", help="WEAK TRANSFER TEST [SEED] of a run the choice is for: stop "
+                   "if weak_train here shares an example with its test split (repeatable)")
     p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--n", type=int, default=160, help="balanced transfer examples scored")
+    p.add_argument("--n", type=int, default=160, help="balanced weak_train examples scored")
     p.add_argument("--k", type=int, nargs="+", default=[0, 4, 8])
     p.add_argument("--demos", nargs="+", choices=["true", "weak"], default=["true", "weak"])
     p.add_argument("--weak-acc", type=float, default=0.8, help="simulated weak supervisor's accuracy")
@@ -346,7 +362,7 @@ def words_of(spec: str) -> tuple[str, str]:
 
 def main(argv: Optional[list[str]] = None) -> int:
     a = parse(argv)
-    ex = transfer_split(a.task, tuple(a.splits), a.split_seed)
+    ex = selection_split(a.task, tuple(a.splits), a.split_seed, a.protect)
     y = np.array([e.label for e in ex], dtype=int)
     texts = [text_of(e) for e in ex]
     rng = np.random.default_rng(a.seed)
@@ -361,7 +377,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     weak_correct = (wq == yq).astype(float)
     t0 = time.time()
     model, tok = load_model(a.model, a.threads)
-    print(f"# {a.model} loaded in {time.time() - t0:.0f} s; task {a.task}: {len(ex)} transfer examples, "
+    print(f"# {a.model} loaded in {time.time() - t0:.0f} s; task {a.task}: {len(ex)} weak_train examples, "
           f"{len(queries)} scored, weak labels on the scored queries {weak_correct.mean():.3f}", file=sys.stderr)
     fmts = []
     for tpl, w, sp, chat in itertools.product(a.template, a.words, a.space, a.chat):

@@ -115,3 +115,16 @@ def test_script_and_project_scorer_agree_on_smollm2():
     # Chat prompts: no leading space, the label word starts the assistant's reply.
     check_same(model, tok, fc.Format("input", ("negative", "positive"), chat="single",
                                      instruction=instruction), demos, texts[2:])
+
+
+def test_selection_reads_weak_train_and_stops_on_a_protected_test(monkeypatch):
+    import w2sgen.tasks
+    from w2sgen.tasks import Example
+
+    ex = [Example(f"ex{i}", f"text {i}", i % 2) for i in range(300)]
+    monkeypatch.setattr(w2sgen.tasks, "load_task", lambda component: ex)
+    pool = fc.selection_split("t", (100, 100, 100), 0)
+    assert len(pool) == 100
+    assert fc.selection_split("t", (100, 100, 100), 0, [[100, 50, 150]]) == pool
+    with pytest.raises(SystemExit, match=r"^error: task 't': the selection pool shares 30 example"):
+        fc.selection_split("t", (100, 100, 100), 0, [[50, 20, 200]])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from w2sgen.losses import LOSSES
+from w2sgen.losses import LOSSES, Progress
 
 
 def softplus(x):
@@ -45,7 +45,8 @@ WEAK = [1.0, 0.0, 1.0, 0.0]
 
 
 def test_every_registered_loss_is_covered():
-    assert set(LOSSES) == {"xent", "logconf", "product", "window", "entropy", "reverse_ce"}
+    assert set(LOSSES) == {"xent", "logconf", "product", "window", "entropy", "reverse_ce",
+                           "logconf_openai", "logconf_eleuther"}
 
 
 def test_xent():
@@ -139,6 +140,91 @@ def test_reverse_ce_and_reverse_kl():
     assert g[0] < 0 and g[3] > 0  # toward the weak label
 
 
-@pytest.mark.parametrize("name", ["xent", "logconf", "product", "window", "entropy", "reverse_ce"])
+@pytest.mark.parametrize("name", ["xent", "logconf", "product", "window", "entropy", "reverse_ce",
+                                  "logconf_openai", "logconf_eleuther"])
 def test_every_loss_moves_an_unsure_student_toward_a_confident_weak_label(name):
-    assert grad_z(name, [0.0, 0.1], [1.0, 1.0], progress=0.0)[0] < 0
+    assert grad_z(name, [0.0, 0.1], [1.0, 1.0], progress=Progress(0, 10))[0] < 0
+
+
+# ------------------------------------------------------ the reference codebases' logconf
+# Hand-computed: ZS = [-2, .5, 1, 3] -> p0 = sigmoid(-z) = [.881, .378, .269, .047].
+SOFT = [0.9, 0.3, 0.6, 0.2]  # soft mean 0.5
+
+
+def quantile_linear(values, q):
+    """numpy's default (linear) quantile, as torch.quantile."""
+    return float(np.quantile(np.array(values), q))
+
+
+def hardened(zs, level):
+    p0 = [sig(-z) for z in zs]
+    t = quantile_linear(p0, level)
+    return [0.0 if p >= t else 1.0 for p in p0]
+
+
+def test_openai_threshold_is_the_soft_mean_quantile():
+    # soft mean .5: t = the median of p0 = (.378 + .269) / 2; rows 1, 2 have p0 >= t -> class 0
+    assert hardened(ZS, 0.5) == [0, 0, 1, 1]
+    # soft mean .275: t = the .275 quantile of p0 sorted [.047, .269, .378, .881], at position
+    # .825 of 3: .047 + .825 * (.269 - .047) = .230, so rows 1-3 (p0 >= .230) are class 0
+    soft = [0.05, 0.05, 0.9, 0.1]
+    assert hardened(ZS, np.mean(soft)) == [0, 0, 0, 1]
+    for target in (SOFT, soft):
+        h = hardened(ZS, np.mean(target))
+        want = np.mean([0.5 * ce(z, w) + 0.5 * ce(z, x) for z, w, x in zip(ZS, target, h)])
+        assert value("logconf_openai", ZS, target, 0.5) == pytest.approx(want, rel=1e-6)
+
+
+def test_openai_schedule_rises_to_a_tenth_then_jumps():
+    h = hardened(ZS, 0.5)
+
+    def want(a):
+        return np.mean([(1 - a) * ce(z, w) + a * ce(z, x) for z, w, x in zip(ZS, SOFT, h)])
+
+    # a = 0.5 * progress during the warm-up (progress <= 0.1), then 0.5: a step from 0.05 to 0.5
+    assert value("logconf_openai", ZS, SOFT, 0.0) == pytest.approx(want(0.0), rel=1e-6)
+    assert value("logconf_openai", ZS, SOFT, 0.05) == pytest.approx(want(0.025), rel=1e-6)
+    assert value("logconf_openai", ZS, SOFT, 0.1) == pytest.approx(want(0.05), rel=1e-6)
+    assert value("logconf_openai", ZS, SOFT, 0.1001) == pytest.approx(want(0.5), rel=1e-6)
+    assert value("logconf_openai", ZS, SOFT, 1.0) == pytest.approx(want(0.5), rel=1e-6)
+
+
+def test_eleuther_warms_up_in_steps():
+    h = hardened(ZS, 0.5)
+
+    def want(a):
+        return np.mean([(1 - a) * ce(z, w) + a * ce(z, x) for z, w, x in zip(ZS, SOFT, h)])
+
+    for step, a in ((0, 0.0), (50, 0.125), (200, 0.5), (900, 0.5)):
+        assert value("logconf_eleuther", ZS, SOFT, Progress(step, 1000)) == pytest.approx(want(a), rel=1e-6)
+    assert value("logconf_eleuther", ZS, SOFT, Progress(0, 1000), warmup_steps=0) == pytest.approx(want(0.5), rel=1e-6)
+    with pytest.raises(ValueError, match="optimiser steps"):
+        value("logconf_eleuther", ZS, SOFT, 0.5)
+
+
+def test_eleuther_balance_batch_centres_the_weak_log_odds():
+    target = [0.9, 0.8, 0.6, 0.2]  # mostly positive: centring moves them toward balance
+    lo = [math.log(w + 1e-7) - math.log(1 - w + 1e-7) for w in target]
+    centred = [sig(x - np.mean(lo)) for x in lo]
+    assert sum(c > 0.5 for c in centred) == 2 and centred[3] < 0.2
+    h = hardened(ZS, 0.5)  # the quantile is 0.5 whatever the weak labels' mean
+    want = np.mean([0.5 * ce(z, w) + 0.5 * ce(z, x) for z, w, x in zip(ZS, centred, h)])
+    assert value("logconf_eleuther", ZS, target, Progress(400, 1000), balance_batch=True) == \
+        pytest.approx(want, rel=1e-5)
+    # without balancing, the mean .625 sets the quantile: position 1.875 of 3 in the sorted p0,
+    # t = .269 + .875 * (.378 - .269) = .364, so rows 1 and 2 stay class 0
+    h2 = hardened(ZS, 0.625)
+    assert h2 == [0, 0, 1, 1]
+    # a mean of .8: position 2.4, t = .378 + .4 * (.881 - .378) = .579: only row 1 is class 0
+    high = [0.9, 0.9, 0.8, 0.6]
+    h3 = hardened(ZS, 0.8)
+    assert h3 == [0, 1, 1, 1]
+    want3 = np.mean([0.5 * ce(z, w) + 0.5 * ce(z, x) for z, w, x in zip(ZS, high, h3)])
+    assert value("logconf_eleuther", ZS, high, Progress(400, 1000)) == pytest.approx(want3, rel=1e-6)
+    want2 = np.mean([0.5 * ce(z, w) + 0.5 * ce(z, x) for z, w, x in zip(ZS, target, h2)])
+    assert value("logconf_eleuther", ZS, target, Progress(400, 1000)) == pytest.approx(want2, rel=1e-6)
+
+
+def test_progress_is_the_share_and_carries_the_step():
+    p = Progress(30, 120)
+    assert p == 0.25 and (p.step, p.total) == (30, 120) and Progress(0, 0) == 0.0

@@ -522,3 +522,27 @@ def test_refinement_sections_order_numbers_by_value():
     assert sorted(variants, key=lambda v: natural_key((v,))) == [
         "icl_refine(k=0)", "icl_refine(k=2)", "icl_refine(k=8,lm=b)", "icl_refine(k=16)"]
     assert sorted(variants) != sorted(variants, key=lambda v: natural_key((v,)))  # plain text order differs
+
+
+def test_one_rule_for_undefined_pgr_says_which_way_the_gap_points(tmp_path):
+    """A ceiling clearly below its supervisor: no PGR anywhere (run table, median table, its
+    cells, the methods figure), and the words say 'strong below weak', not 'includes 0'."""
+    from w2sgen.report.figures import plot_methods
+    from w2sgen.report.tables import median_pgr_table
+    from w2sgen.report.text import median_pgr_cells, pgr_text
+
+    store = Store(tmp_path / "below")
+    y = np.random.default_rng(0).integers(0, 2, N_TEST)
+    for seed in (0, 1, 2):  # weak right on 160 of 200, ceiling on 120: gap exactly -0.200
+        add_run(store, "sciq", seed, {}, y, exact_model(y, 0.8, 1 + seed), exact_model(y, 0.7, 5 + seed),
+                exact_model(y, 0.6, 9 + seed))
+    runs = store.runs("done")
+    assert all(pgr_text(r["metrics"]) == "undefined: strong below weak" for r in runs)
+    (row,) = median_pgr_table(store, rounds=300)
+    assert not row["gap"] and np.isnan(row["median_pgr"]) and np.isnan(row["low"])
+    assert row["gap_text"].startswith("strong below weak: gap -0.200 [-0.")
+    cell = median_pgr_cells([row])[1][0][-1]
+    assert cell.startswith("undefined (strong below weak: gap -0.200") and "includes" not in cell
+    assert plot_methods([row], tmp_path / "m.png") is None  # nothing to plot
+    assert all(r["pgr_undefined_reason"].startswith("strong below weak: gap -0.200")
+               for r in run_rows(runs))  # the export says the same

@@ -81,6 +81,24 @@ def test_paired_gain_is_the_constructed_difference(store):
     assert -1 <= rho <= 1 and 0 < p <= 1
 
 
+def test_gain_against_gap_on_the_accuracy_scale_with_the_student_fixed(store):
+    gains = scaling.paired_gain(store, latest_done(store), "naive + logconf", "naive", rounds=200)
+    for g in gains:
+        assert g["acc_gain"] == pytest.approx(FIXES[g["task"]] / N) and g["pgr_defined"]
+        assert g["student"] == f"{scaling.split_pair(g['pair'])[1]} (probe)"
+    corr = {c["student"]: c for c in scaling.gain_correlations(gains, permutations=2000)}
+    # minilm-l6 is the student of one pair: 2 points (rt, trec), too few for a correlation
+    assert corr["minilm-l6 (probe)"]["points"] == 2 and np.isnan(corr["minilm-l6 (probe)"]["rho"])
+    # mpnet-base: gaps .20 (from l3) and .12 (from l6) on both tasks; the accuracy gain is the
+    # task's own (.02 rt, .06 trec), whatever the gap: rho exactly 0
+    assert corr["mpnet-base (probe)"]["points"] == 4 and corr["mpnet-base (probe)"]["rho"] == pytest.approx(0)
+    # on the PGR scale the same points correlate by construction (gain / gap): gap ranks
+    # [3.5, 1.5, 3.5, 1.5] against gain ranks [1, 2, 3, 4] -> -2 / sqrt(4 * 5)
+    mp = sorted((g for g in gains if g["student"] == "mpnet-base (probe)"), key=lambda g: (g["task"], -g["gap"]))
+    rho, _ = scaling.rank_correlation([g["gap"] for g in mp], [g["gain"] for g in mp], permutations=200)
+    assert rho == pytest.approx(-2 / np.sqrt(20))
+
+
 def test_rank_correlation():
     x = [1, 2, 3, 4, 5, 6, 7]
     assert scaling.rank_correlation(x, [v * 2 + 1 for v in x])[0] == pytest.approx(1.0)

@@ -24,7 +24,8 @@ def est(value, low, high):
      "PGR undefined: the ceiling is above the weak supervisor by +0.012, but the gap's interval "
      "[-0.010, +0.030] includes 0"),
     (est(None, None, None), est(-0.02, -0.05, 0.01), "the ceiling is below the weak supervisor by -0.020"),
-    (est(0.5, 0.2, 0.8), est(-0.2, -0.3, -0.1), "PGR not a gain: the weak supervisor beats the ceiling"),
+    (est(None, None, None), est(-0.2, -0.3, -0.1),
+     "PGR undefined: the weak supervisor beats the ceiling (gap -0.200 [-0.300, -0.100], below 0)"),
 ])
 def test_pgr_verdicts(pgr, gap, words):
     assert words in pgr_verdict(pgr, gap, "its interval")

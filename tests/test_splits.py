@@ -117,3 +117,34 @@ def test_split_with_one_class_is_an_error():
     with pytest.raises(W2SError) as e:
         make_splits(rows, SplitsConfig(10, 10, 10), "lopsided")
     assert "'lopsided'" in str(e.value) and "only class 0" in str(e.value)
+
+
+def test_selection_pool_is_weak_train_and_refuses_a_protected_test_overlap():
+    from w2sgen.splits import selection_pool
+
+    ex = ungrouped(300)
+    chosen = make_splits(ex, SplitsConfig(weak_train=100, transfer=100, test=100, seed=0), "t")
+    pool = selection_pool(chosen, "t")
+    assert [e.id for e in pool] == [e.id for e in chosen.weak_train]
+    # the same order cut 50 / 20 / 200: its test holds positions 70-270, so chosen's transfer
+    # (positions 100-200) - the old selection pool - is test there; weak_train (0-100) is not
+    # wholly clear either: positions 70-100 of the order are test of the other cut
+    other = make_splits(ex, SplitsConfig(weak_train=50, transfer=20, test=200, seed=0), "t")
+    overlap = {e.id for e in chosen.weak_train} & {e.id for e in other.test}
+    assert len(overlap) == 30
+    with pytest.raises(W2SError, match=r"selection pool shares 30 example\(s\) with the test split "
+                                        r"of protected splits 1 .*weak_train"):
+        selection_pool(chosen, "t", [other])
+    # a cut whose weak_train comes first and is as large: clear
+    same_head = make_splits(ex, SplitsConfig(weak_train=100, transfer=50, test=150, seed=0), "t")
+    assert selection_pool(chosen, "t", [same_head]) == chosen.weak_train
+
+
+def test_selection_pool_refuses_a_shared_group():
+    from w2sgen.splits import check_selection_pool
+
+    a = Example("q1/0", "question", 0, group="q1")
+    b = Example("q1/1", "question", 1, group="q1")
+    with pytest.raises(W2SError, match="shares 1 example"):
+        check_selection_pool([a], [b], "t", "x")
+    check_selection_pool([a], [Example("q2/0", "other", 0, group="q2")], "t", "x")

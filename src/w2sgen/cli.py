@@ -214,6 +214,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not (root / "runs.sqlite").exists():
         raise W2SError(f"no run store at {str(root)!r}; run an experiment first (w2s run) or "
                        "pass --store")
+    family, source = None, ""
+    if args.suite:  # the comparisons the suite declared before its run
+        from .sweep.suite import comparison_family
+
+        family, source = comparison_family(args.suite), args.suite
+        if not family:
+            raise W2SError(f"suite {args.suite!r} declares no comparisons; add e.g. comparisons: "
+                           "[[logconf, naive]] to it, or leave out --suite")
     store = Store(root)
     keys_note(store)
     runs = store.runs("done") if args.all else report.latest_done(store)
@@ -230,7 +238,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.html or args.export:  # the readable report / the per-run table as data
         from .report import document as report_document
 
-        return report_document.command(store, runs, args.html, args.out, args.export)
+        return report_document.command(store, runs, args.html, args.out, args.export, family, source)
+    if args.hierarchy or family:
+        from .report import hierarchy
+        from .report.text import markdown_table
+
+        rows = hierarchy.dataset_table(store, runs, family)
+        print("\nmethods against baselines at the level of datasets:\n"
+              + markdown_table(*hierarchy.dataset_cells(rows)) + "\n"
+              + hierarchy.dataset_note(rows, source))
     print(report.table(runs))
     from .generative import report as gen_report
 
@@ -402,6 +418,11 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--to", choices=["wandb", "mlflow"], help="send the runs (with --all every "
                     "finished run) to a tracker: config, per-epoch curves, metrics, result table, "
                     "figures (W2S_WANDB_PROJECT / MLFLOW_TRACKING_URI choose where)")
+    rp.add_argument("--hierarchy", action="store_true", help="also every method against naive "
+                    "with the dataset as the unit: nested bootstrap (datasets, splits, training "
+                    "seeds, test examples), sign test over datasets, Holm")
+    rp.add_argument("--suite", metavar="FILE", help="with --hierarchy (implied) or --html: test "
+                    "the comparisons this suite file declares (`comparisons:`) as the Holm family")
     rp.set_defaults(fn=cmd_report)
     th = sub.add_parser("theory", help="simulate the transfer-learning theory: fine-tuning vs "
                         "refinement on a mixture of linear concepts")

@@ -2,7 +2,8 @@
 
 Signature of every loss: `loss(logits, target, progress) -> scalar`, where logits are (B, 2),
 target is (B,) the probability of class 1 (hard labels are 0/1), and progress in [0, 1] is
-the fraction of training done (for losses whose weights follow a schedule). A registry entry
+the fraction of training done (for losses whose weights follow a schedule); the training loop
+passes a `Progress`, a float that also carries the optimiser step, for schedules in steps. A registry entry
 is a factory taking keyword-only options, typed and bounded in its signature (the config checks
 them there, options.py), and returning the loss.
 """
@@ -23,6 +24,19 @@ LOSSES: Registry[Callable[..., LossFn]] = Registry("loss")
 
 def two_class(target: torch.Tensor) -> torch.Tensor:
     return torch.stack([1 - target, target], dim=-1)
+
+
+class Progress(float):
+    """The share of training done (step / total), which also knows `step` (0 for the first
+    batch: the optimiser steps taken before it) and `total` (the steps of the whole run)."""
+
+    step: int
+    total: int
+
+    def __new__(cls, step: int, total: int) -> Progress:
+        out = super().__new__(cls, step / total if total else 0.0)
+        out.step, out.total = step, total
+        return out
 
 
 @LOSSES.register("xent")
@@ -140,5 +154,67 @@ def reverse_ce(*, kl: bool = False, floor: Annotated[float, Range(0, 1, lo_open=
         if kl:
             out = out + (p * logp).sum(-1)
         return out.mean()
+
+    return loss
+
+
+def quantile_hardening(logits: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    """(B, 2) one-hot self-targets as both reference codebases harden: t is the `level`-quantile
+    (linear interpolation) of the student's probabilities of class 0 over the batch; an example
+    is class 0 where that probability is >= t, else class 1. So about a share `level` of the
+    batch is called class 1. No gradient flows through it."""
+    p0 = torch.softmax(logits.detach(), dim=-1)[:, 0]
+    t = torch.quantile(p0, level.clamp(0.0, 1.0).to(p0.dtype))
+    zero = (p0 >= t).to(logits.dtype)
+    return torch.stack([zero, 1 - zero], dim=-1)
+
+
+def mixed_target_xent(logits: torch.Tensor, weak: torch.Tensor, own: torch.Tensor, a: float) -> torch.Tensor:
+    """Mean cross-entropy against (1 - a) * weak + a * own, both (B, 2) distributions."""
+    return soft_xent(logits, (1 - a) * weak + a * own).mean()
+
+
+@LOSSES.register("logconf_openai")
+def logconf_openai(*, aux_coef: Fraction = 0.5, warmup_frac: Fraction = 0.1) -> LossFn:
+    """The auxiliary confidence loss as openai/weak-to-strong computes it (a reproduction of its
+    formula, for comparisons with that codebase; `logconf` is the intended smooth version).
+    Weight a = aux_coef * (progress if progress <= warmup_frac else 1): it rises from 0 to
+    aux_coef * warmup_frac over the warm-up and then steps up to aux_coef. Self-targets harden
+    at the quantile of the weak labels' *soft* mean (`quantile_hardening`). Loss: cross-entropy
+    against (1 - a) * weak + a * hardened, averaged over the batch."""
+
+    def loss(logits: torch.Tensor, target: torch.Tensor, progress: float) -> torch.Tensor:
+        a = aux_coef * (1.0 if progress > warmup_frac else float(progress))
+        own = quantile_hardening(logits, target.float().mean())
+        return mixed_target_xent(logits, two_class(target), own, a)
+
+    return loss
+
+
+@LOSSES.register("logconf_eleuther")
+def logconf_eleuther(*, aux_coef: Fraction = 0.5, warmup_steps: Annotated[int, Ge(0)] = 200,
+                     balance_batch: bool = False) -> LossFn:
+    """The auxiliary confidence loss as EleutherAI/w2s computes it (a reproduction of its
+    formula). Weight a = aux_coef * min(1, step / warmup_steps), in optimiser steps (aux_coef
+    from the first step when warmup_steps = 0). Without `balance_batch`, self-targets harden at
+    the quantile of the weak labels' soft mean, as openai's; with it, the weak labels are first
+    centred in log-odds over the batch, w' = sigmoid(logit(w) - mean(logit(w))) with logit(w) =
+    log(w + 1e-7) - log(1 - w + 1e-7), and the hardening quantile is 0.5. Loss: cross-entropy
+    against (1 - a) * w' + a * hardened. The threshold is taken over the batch (that codebase
+    takes it over its last 32 predictions: the same for batches of 32 or more)."""
+
+    def loss(logits: torch.Tensor, target: torch.Tensor, progress: float) -> torch.Tensor:
+        step = getattr(progress, "step", None)
+        if step is None:
+            raise ValueError("logconf_eleuther warms up in optimiser steps: pass losses.Progress")
+        a = aux_coef * (min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0)
+        w = target.float()
+        if balance_batch:
+            z = torch.log(w + 1e-7) - torch.log(1 - w + 1e-7)
+            w = torch.sigmoid(z - z.mean())
+            level = torch.tensor(0.5)
+        else:
+            level = w.mean()
+        return mixed_target_xent(logits, two_class(w), quantile_hardening(logits, level), a)
 
     return loss

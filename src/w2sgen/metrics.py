@@ -4,8 +4,9 @@ The project's one statistics module: reports and methods compute intervals and t
 
 All intervals resample the *test examples* (the same resample for weak, student and ceiling,
 since their errors are correlated), percentile method. PGR = (student - weak) / (ceiling - weak)
-is reported as undefined when the interval of the denominator contains 0: then the ceiling does
-not clearly beat the weak model and any ratio is noise.
+is reported as undefined unless the interval of the denominator lies wholly above 0
+(`gap_defined`): otherwise the ceiling does not clearly beat the weak model and any ratio is
+noise; `gap_words` says which way such a gap points.
 """
 from __future__ import annotations
 
@@ -72,14 +73,30 @@ def bootstrap_indices(n: int, rounds: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(rounds, n))
 
 
+def gap_defined(low: float) -> bool:
+    """The one rule for PGR: it is defined only where the interval of the ceiling - weak gap
+    lies wholly above 0 (tables, figures, medians over seeds and correlations all ask this)."""
+    return bool(low > 0)
+
+
+def gap_words(value: float, low: float, high: float) -> str:
+    """A ceiling - weak gap with its interval, saying which way it points: 'ceiling above weak',
+    'strong below weak' (the whole interval below 0) or 'no clear gap' (it holds 0)."""
+    iv = f"{value:+.3f} [{low:+.3f}, {high:+.3f}]"
+    if gap_defined(low):
+        return f"ceiling above weak: gap {iv}"
+    if high < 0:
+        return f"strong below weak: gap {iv}"
+    return f"no clear gap: gap {iv} holds 0"
+
+
 def pgr(weak: np.ndarray, student: np.ndarray, ceiling: np.ndarray, confidence: float) -> PGR:
     """PGR from per-resample scores (index 0 is the point estimate on the full test set)."""
     gap = ceiling - weak
     a = (1 - confidence) / 2
     gap_lo, gap_hi = np.nanquantile(gap[1:], [a, 1 - a])
-    if gap_lo <= 0:
-        return PGR(None, None, None,
-                   f"ceiling-weak gap {gap[0]:+.3f} [{gap_lo:+.3f}, {gap_hi:+.3f}] includes 0")
+    if not gap_defined(gap_lo):
+        return PGR(None, None, None, gap_words(gap[0], gap_lo, gap_hi))
     with np.errstate(divide="ignore", invalid="ignore"):  # resamples with a zero gap -> nan
         ratio = np.where(gap != 0, (student - weak) / np.where(gap != 0, gap, 1), np.nan)
     lo, hi = np.nanquantile(ratio[1:], [a, 1 - a])
@@ -282,9 +299,9 @@ def fixed_baseline_pgr(weak: np.ndarray, ceiling: np.ndarray, student: np.ndarra
     tail = (1 - confidence) / 2
     boot_gap = boot["ceiling"] - boot["weak"]
     gap_lo, gap_hi = np.quantile(boot_gap, [tail, 1 - tail])
-    if gap <= 0 or gap_lo <= 0:
-        return replace(out, sd=None, per_seed=[], reason=f"mean ceiling - mean weak {gap:+.3f} "
-                       f"[{gap_lo:+.3f}, {gap_hi:+.3f}] includes 0")
+    if gap <= 0 or not gap_defined(gap_lo):
+        return replace(out, sd=None, per_seed=[],
+                       reason="mean ceiling - mean weak: " + gap_words(gap, gap_lo, gap_hi))
     ratio = (boot["student"] - boot["weak"]) / boot_gap
     lo, hi = np.quantile(ratio, [tail, 1 - tail])
     return replace(out, value=(means["student"] - means["weak"]) / gap, low=float(lo), high=float(hi))
@@ -349,3 +366,20 @@ def holm(pvalues: list[float]) -> list[float]:
         running = max(running, min(1.0, (m - k) * pvalues[i]))
         out[i] = running
     return out
+
+
+# ------------------------------------------ dataset-level inference (report/hierarchy.py)
+
+
+def sign_test(d: Any, zero: float = 1e-12) -> tuple[int, int, float]:
+    """Exact two-sided sign test of paired differences `d` against a median of 0: (positives,
+    negatives, p). Differences within `zero` of 0 are dropped; none left gives p = 1. With n
+    non-zero differences the smallest p is 2 / 2^n (4 datasets: 0.125)."""
+    d = np.asarray(d, dtype=float)
+    d = d[np.isfinite(d)]
+    pos, neg = int((d > zero).sum()), int((d < -zero).sum())
+    n = pos + neg
+    if n == 0:
+        return pos, neg, 1.0
+    tail = sum(math.comb(n, i) for i in range(min(pos, neg) + 1)) / 2 ** n
+    return pos, neg, float(min(1.0, 2 * tail))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional, Union
 
@@ -78,6 +79,27 @@ def make_splits(examples: list[Example], cfg: SplitsConfig, task: str) -> Splits
             raise W2SError(f"task {task!r}: split {s!r} has only class {next(iter(classes))}; "
                            "use a larger split or a task with both classes")
     return Splits(**out)
+
+
+def selection_pool(splits: Splits, task: str, protect: Sequence[Splits] = ()) -> list[Example]:
+    """The examples a choice made before a run may read (which refiner, k, calibration): the
+    weak_train split only, refused in one line when any of its ids is a test example of these
+    splits or of `protect` (the splits of the runs the choice is for, e.g. another size or
+    seed, where weak_train of one cut can be test of the other)."""
+    pool = splits.weak_train
+    for i, other in enumerate((splits, *protect)):
+        check_selection_pool(pool, other.test, task, "these splits" if i == 0 else f"protected splits {i}")
+    return pool
+
+
+def check_selection_pool(pool: Sequence[Example], test: Sequence[Example], task: str, what: str) -> None:
+    """One line when the selection pool shares an example id (or group) with a test split."""
+    test_ids = {e.id for e in test} | {e.group for e in test if e.group}
+    shared = [e.id for e in pool if e.id in test_ids or (e.group and e.group in test_ids)]
+    if shared:
+        raise W2SError(f"task {task!r}: the selection pool shares {len(shared)} example(s) with the "
+                       f"test split of {what} (e.g. {shared[0]!r}); draw choices from weak_train "
+                       "of the run's own splits only")
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from . import hardware, memory
 from .errors import TrainingDiverged, W2SError
 from .example import Example
 from .loading_policy import hf_kwargs
-from .losses import LossFn
+from .losses import LossFn, Progress
 from .models import ModelRef
 from .progress import bar as progress_bar
 from .progress import epoch_done
@@ -134,7 +134,7 @@ def optimise(params: Sequence[nn.Parameter], batch_loss: BatchLoss, n: int, *, e
         loss_sum, weight_sum = 0.0, 0
         for start in range(0, n, batch_size):
             idx = perm[start:start + batch_size]
-            progress = step / total
+            progress = Progress(step, total)
             step += 1
             bar.update(1)
             if micro_batch_size is None or micro_batch_size >= len(idx):

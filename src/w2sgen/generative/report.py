@@ -119,26 +119,28 @@ def seed_groups(runs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return [sorted(g.values(), key=lambda r: r["id"]) for g in groups.values() if len(g) > 1]
 
 
-def _minus(scores: dict[str, Any], name: str, other: str, seed: int) -> str:
-    """A student's paired difference to another system on the same questions, or '-'."""
-    from . import scoring
+def _minus(scores: dict[str, list[Any]], name: str, other: str, seed: int) -> str:
+    """A student's paired difference to another system on the same questions of each run,
+    clustered by run (seeds resampled, then questions), or '-'."""
+    from ..nested import clustered_paired_difference
 
     if other not in scores or name == other or not name.startswith("student:"):
         return "-"
-    return _diff(scoring.paired_difference(scores[name], scores[other], seed))
+    return _diff(clustered_paired_difference(scores[name], scores[other], seed))
 
 
 def pooled_text(root: Path, runs: list[dict[str, Any]], seed: int = 0) -> str:
     """For each seed group (seed_groups): every system's automatic scores (exact match, marker
-    rate, reference mention) per run and pooled over all runs' eval questions, with a 95%
-    bootstrap interval over the pooled questions, and each student minus the unaltered strong
-    model (the paper's bar) and minus the naive student, paired on the same questions. Recomputed from each run's answers.jsonl, so runs
+    rate, reference mention) per run and pooled over the runs (the mean of the runs' means), with
+    a 95% bootstrap interval clustered by seed (`metrics.clustered_mean_ci`: runs resampled, then
+    questions within each), and each student minus the unaltered strong model (the paper's bar)
+    and minus the naive student, paired on the same questions and clustered the same way. Recomputed from each run's answers.jsonl, so runs
     recorded before this report existed pool too; judge scores are per run only (run_text)."""
     import json
 
     import numpy as np
 
-    from . import scoring
+    from ..nested import clustered_mean_ci
     from .pipeline import AUTOMATIC, automatic_scores
     from .tasks import GEN_TASKS
 
@@ -166,15 +168,17 @@ def pooled_text(root: Path, runs: list[dict[str, Any]], seed: int = 0) -> str:
             head = ("system", *(f"run {r['id']}" for r in group), f"{AUTOMATIC[k]}, pooled",
                     "minus strong, pooled (paired)", "minus naive, pooled (paired)")
             table = [head]
-            pooled = {name: np.concatenate([p[name][k] for p in per_run]) for name in systems}
+            by_run = {name: [p[name][k] for p in per_run] for name in systems}
             for name in systems:
                 table.append((name, *(f"{np.nanmean(p[name][k]):.2f}" for p in per_run),
-                              _ci(scoring.mean_ci(pooled[name], seed)),
-                              _minus(pooled, name, "strong", seed), _minus(pooled, name, "student:naive", seed)))
+                              _ci(clustered_mean_ci(by_run[name], seed)),
+                              _minus(by_run, name, "strong", seed), _minus(by_run, name, "student:naive", seed)))
             lines += _grid(table)
-        lines.append("pooled: mean over every run's eval questions with a 95% bootstrap interval over "
-                     "them (question sets drawn per run; seeds also change the training order and "
-                     "the demonstrations)")
+        lines.append("pooled: mean over runs of each run's mean over its eval questions, with a 95% "
+                     "bootstrap interval clustered by run: seeds resampled, then questions within "
+                     "each (a run's questions share its seed's training order, demonstrations and "
+                     f"question draw, so they are not independent); {len(group)} seeds bound how "
+                     "narrow it can be")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 

@@ -15,6 +15,8 @@ both rendered from one list of blocks, so they say the same thing. Its sections:
 - student-supervisor agreement on the supervisor's errors and on its correct answers;
 - methods ranked across tasks, each compared with the baseline (naive) by an exact Wilcoxon
   signed-rank test on paired differences (numpy only; see `wilcoxon_signed_rank`);
+- methods against baselines with the dataset as the unit (report/hierarchy.py): a nested
+  bootstrap and a sign test over datasets, Holm over the family a suite declared;
 - every run, as a table (and `--export runs.csv|runs.parquet` writes it as data).
 Runs of `w2s generate` (generative tasks) are left out: their report is generative/report.py's.
 
@@ -30,7 +32,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from ..escape import display
 from ..store import Store
@@ -44,6 +46,7 @@ from .figures import (
     plot_training_curves,
     plot_vs_ceiling,
 )
+from .hierarchy import Family, dataset_cells, dataset_note, dataset_table
 from .ranking import Comparison, method_ranking
 from .runs import classification_runs, estimate, method_name, method_of, pair_of, task_of
 from .tables import accuracy_table, pgr_tables
@@ -82,8 +85,9 @@ def _p(p: float) -> str:
 
 
 def build(store: Store, runs: list[dict[str, Any]], out_dir: Path, rounds: int = 1000,
-          confidence: float = 0.95) -> list[Block]:
-    """The report's blocks; figures are written to `out_dir`."""
+          confidence: float = 0.95, family: Optional[Family] = None, source: str = "") -> list[Block]:
+    """The report's blocks; figures are written to `out_dir`. `family`: the comparisons a suite
+    declared (report/hierarchy.py), else every method against naive."""
     runs = classification_runs(runs)
     blocks = [Block("h1", "Weak-to-strong generalization: results")]
     if not runs:
@@ -204,6 +208,13 @@ def build(store: Store, runs: list[dict[str, Any]], out_dir: Path, rounds: int =
                          f"{c.median_diff:+.4f}", f"{c.mean_diff:+.4f}", f"{c.w_plus:g}", _p(c.p), _p(c.p_holm)])
         blocks.append(Block("table", header=header, rows=rank_rows))
 
+    blocks.append(Block("h2", "Methods against baselines at the level of datasets"))
+    dataset_rows = dataset_table(store, runs, family, confidence=confidence)
+    blocks.append(Block("p", dataset_note(dataset_rows, source)))
+    if dataset_rows:
+        header, cells = dataset_cells(dataset_rows)
+        blocks.append(Block("table", header=header, rows=cells))
+
     blocks.append(Block("h2", "Every run"))
     blocks.append(Block("p", "The newest finished run of each configuration (all finished runs with "
                         "--all). The same table as data: w2s report --export runs.csv (or .parquet)."))
@@ -242,12 +253,21 @@ def ladder_blocks(store: Store, runs: list[dict[str, Any]], acc: list[dict[str, 
     for i, method in enumerate(sorted(methods - {"naive"})):
         if "logconf" in method or method == "bootstrap":
             gains = scaling.paired_gain(store, runs, method, "naive", rounds, confidence)
+            png = scaling.plot_gain_vs_gap(gains, out_dir / f"gain-acc-{i + 1}.png", method, scale="accuracy")
+            if png:
+                corr = "; ".join(f"{c['student']}: rho {c['rho']:+.2f}, permutation p {_p(c['p'])}, "
+                                 f"{c['points']} points" for c in scaling.gain_correlations(gains))
+                figures.append((f"Student accuracy of {method} minus naive against the ceiling - weak "
+                                f"gap, one point per task and pair; Spearman per student model, held "
+                                f"fixed ({corr}).", png))
+            defined = [g for g in gains if g["pgr_defined"]]
             png = scaling.plot_gain_vs_gap(gains, out_dir / f"gain-{i + 1}.png", method)
             if png:
-                rho, p = scaling.rank_correlation([g["gap"] for g in gains], [g["gain"] for g in gains])
-                figures.append((f"PGR({method}) - PGR(naive) against the ceiling - weak gap, one point "
-                                f"per task and pair (Spearman rho {rho:+.2f}, permutation p {_p(p)}, "
-                                f"{len(gains)} points).", png))
+                rho, p = scaling.rank_correlation([g["gap"] for g in defined], [g["gain"] for g in defined])
+                figures.append((f"PGR({method}) - PGR(naive) against the ceiling - weak gap (accuracy "
+                                f"gain / gap, tied to the gap by construction), over the {len(defined)} "
+                                f"of {len(gains)} points with a defined PGR (Spearman rho {rho:+.2f}, "
+                                f"permutation p {_p(p)}).", png))
     if "bootstrap" in methods:
         figures.append(("Bootstrapping through the intermediate rung against direct supervision.",
                         scaling.plot_bootstrap_vs_direct(acc, out_dir / "bootstrap-vs-direct.png")))
@@ -310,12 +330,13 @@ def render_html(blocks: list[Block]) -> str:
 
 
 def write_report(store: Store, runs: list[dict[str, Any]], out_dir: str | Path,
-                 rounds: int = 1000, confidence: float = 0.95) -> tuple[Path, Path]:
+                 rounds: int = 1000, confidence: float = 0.95, family: Optional[Family] = None,
+                 source: str = "") -> tuple[Path, Path]:
     """report.html (self-contained) and report.md (with its PNGs) in `out_dir`."""
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        blocks = build(store, runs, out_dir, rounds, confidence)
+        blocks = build(store, runs, out_dir, rounds, confidence, family, source)
         html_path, md_path = out_dir / "report.html", out_dir / "report.md"
         html_path.write_text(render_html(blocks), encoding="utf-8")
         md_path.write_text(render_markdown(blocks, out_dir), encoding="utf-8")
@@ -325,13 +346,13 @@ def write_report(store: Store, runs: list[dict[str, Any]], out_dir: str | Path,
 
 
 def command(store: Store, runs: list[dict[str, Any]], html_report: bool, out: str | None,
-            export_to: str | None) -> int:
+            export_to: str | None, family: Optional[Family] = None, source: str = "") -> int:
     """`w2s report --html [--out DIR]` and/or `--export FILE`."""
     if export_to:
         path, n = export(runs, export_to)
         print(f"exported {n} run(s) to {path}")
     if html_report:
         out_dir = Path(out) if out else store.root / "report"
-        html_path, md_path = write_report(store, runs, out_dir)
+        html_path, md_path = write_report(store, runs, out_dir, family=family, source=source)
         print(f"report: {html_path} (self-contained) and {md_path} (figures next to it)")
     return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import W2SError
+from ..metrics import gap_words
 from .runs import classification_runs, component_text, is_diagnostic, method_key, method_of, task_of
 
 EXPORT_FORMATS = (".csv", ".parquet")
@@ -50,8 +51,11 @@ def run_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row.update({"gap_accuracy": gap.get("value"), "gap_accuracy_low": gap.get("low"),
                     "gap_accuracy_high": gap.get("high")})
         pgr = m.get("pgr_accuracy") or {}
+        reason = pgr.get("reason") or None
+        if pgr and pgr.get("value") is None and gap.get("low") is not None:  # the one rule's words
+            reason = gap_words(gap["value"], gap["low"], gap["high"])
         row.update({"pgr_accuracy": pgr.get("value"), "pgr_accuracy_low": pgr.get("low"),
-                    "pgr_accuracy_high": pgr.get("high"), "pgr_undefined_reason": pgr.get("reason") or None})
+                    "pgr_accuracy_high": pgr.get("high"), "pgr_undefined_reason": reason})
         for k in ("agreement", "agreement_on_weak_errors", "agreement_on_weak_correct", "n_weak_errors",
                   "weak_label_accuracy"):
             row[k] = m.get(k)

@@ -175,8 +175,9 @@ def plot_pgr_heatmap(pgr_rows: dict[str, Rows], out: Path, method: str = "naive"
         ax.imshow(np.clip(grid, -1, 1), cmap=cmap, vmin=-1, vmax=1, aspect="auto")
         for (w, s), r in cells[task].items():
             i, j = weaks.index(w), strongs.index(s)
-            ax.text(j, i, f"{r['median_pgr']:.2f}\n[{r['low']:.2f}, {r['high']:.2f}]"
-                    + ("" if r["gap"] else "\nno real gap"), ha="center", va="center", fontsize=9)
+            text = (f"{r['median_pgr']:.2f}\n[{r['low']:.2f}, {r['high']:.2f}]" if r["gap"]
+                    else "undefined\n" + (r.get("gap_text") or "no clear gap").split(":")[0])
+            ax.text(j, i, text, ha="center", va="center", fontsize=9)
         ax.set_xticks(range(len(strongs)), strongs, fontsize=9)
         ax.set_yticks(range(len(weaks)), weaks, fontsize=9)
         ax.set_xlabel("strong", fontsize=9)
@@ -188,12 +189,19 @@ def plot_pgr_heatmap(pgr_rows: dict[str, Rows], out: Path, method: str = "naive"
 
 def paired_gain(store: Store, runs: list[dict[str, Any]], method: str, baseline: str = "naive",
                 rounds: int = 1000, confidence: float = 0.95) -> Rows:
-    """Per (task, pair, unit): the median over seeds of PGR(method) - PGR(baseline) (same seed = same
-    supervisor and ceiling, so the difference is paired) and of the ceiling - weak gap, each with
-    a percentile-bootstrap interval over the shared test set (one resample for every seed)."""
+    """Per (task, pair, unit): medians over seeds, each with a percentile-bootstrap interval over
+    the shared test set (one resample for every seed), of the ceiling - weak gap, of the gain on
+    the accuracy scale (student accuracy of `method` minus `baseline`'s, same seed = same
+    supervisor and ceiling, so paired) and of the gain on the PGR scale (PGR(method) -
+    PGR(baseline) = accuracy gain / gap: NaN, with `pgr_defined` False, where the gap's interval
+    does not lie above 0, `metrics.gap_defined`). `student`: the strong model and train mode,
+    what a comparison across pairs must hold fixed."""
+    from ..metrics import gap_defined
+
     groups = seed_units(runs, lambda r: method_of(r) in (method, baseline))
     a = (1 - confidence) / 2
     out = []
+    nan = float("nan")
     for (task, pair, _), by_method in sorted(groups.items()):
         seeds = sorted(set(by_method.get(method, {})) & set(by_method.get(baseline, {})))
         if not seeds:
@@ -205,31 +213,54 @@ def paired_gain(store: Store, runs: list[dict[str, Any]], method: str, baseline:
         preds = dict(zip(keys, loaded))
         y = loaded[0]["labels"].astype(bool)
         idx = resample_index(len(y), rounds)
-        gains, gaps = [], []
+        gains, acc_gains, gaps = [], [], []
         for s in seeds:
             pm, pb = preds[(method, s)], preds[(baseline, s)]
             acc = {k: resampled_accuracy(pb[k], y, idx) for k in ("weak", "ceiling", "student")}
             gap = acc["ceiling"] - acc["weak"]
-            gains.append(ratio(resampled_accuracy(pm["student"], y, idx) - acc["student"], gap))
+            acc_gains.append(resampled_accuracy(pm["student"], y, idx) - acc["student"])
+            gains.append(ratio(acc_gains[-1], gap))
             gaps.append(gap)
+        c = by_method[baseline][seeds[0]]["config"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             gain, gap = np.nanmedian(np.vstack(gains), 0), np.median(np.vstack(gaps), 0)
-            out.append({"task": task, "pair": pair, "seeds": seeds, "gain": float(gain[0]),
-                        "gain_low": float(np.nanquantile(gain[1:], a)), "gain_high": float(np.nanquantile(gain[1:], 1 - a)),
-                        "gap": float(gap[0]), "gap_low": float(np.quantile(gap[1:], a)),
-                        "gap_high": float(np.quantile(gap[1:], 1 - a))})
+            acc_gain = np.median(np.vstack(acc_gains), 0)
+            gap_lo, gap_hi = np.quantile(gap[1:], [a, 1 - a])
+            defined = gap_defined(gap_lo)
+            out.append({"task": task, "pair": pair, "seeds": seeds,
+                        "student": f"{c['strong_model']} ({c['train']['mode']})", "pgr_defined": defined,
+                        "gain": float(gain[0]) if defined else nan,
+                        "gain_low": float(np.nanquantile(gain[1:], a)) if defined else nan,
+                        "gain_high": float(np.nanquantile(gain[1:], 1 - a)) if defined else nan,
+                        "acc_gain": float(acc_gain[0]), "acc_gain_low": float(np.quantile(acc_gain[1:], a)),
+                        "acc_gain_high": float(np.quantile(acc_gain[1:], 1 - a)),
+                        "gap": float(gap[0]), "gap_low": float(gap_lo), "gap_high": float(gap_hi)})
+    return out
+
+
+def gain_correlations(gains: Rows, permutations: int = 10000) -> Rows:
+    """Gain against gap on the accuracy scale, one row per student (strong model and mode, held
+    fixed within a row): the (task, pair) points, Spearman's rho of accuracy gain with the
+    ceiling - weak gap and its permutation p (NaN with fewer than 3 points)."""
+    out = []
+    for student in sorted({g["student"] for g in gains}):
+        pts = [g for g in gains if g["student"] == student]
+        rho, p = rank_correlation([g["gap"] for g in pts], [g["acc_gain"] for g in pts], permutations)
+        out.append({"student": student, "points": len(pts), "rho": rho, "p": p})
     return out
 
 
 def rank_correlation(x: list[float], y: list[float], permutations: int = 10000, seed: int = 0
                      ) -> tuple[float, float]:
-    """Spearman's rho of x and y and its two-sided permutation p-value (numpy only)."""
+    """Spearman's rho of x and y and its two-sided permutation p-value (numpy only); values that
+    agree to 12 decimals count as ties."""
     from ..metrics import average_ranks
 
     if len(x) < 3:
         return math.nan, math.nan
-    rx, ry = average_ranks(np.asarray(x, float)), average_ranks(np.asarray(y, float))
+    # values equal but for rounding (two accuracy differences of 8/400) tie
+    rx, ry = (average_ranks(np.round(np.asarray(v, float), 12)) for v in (x, y))
 
     def rho(a: np.ndarray, b: np.ndarray) -> float:
         a, b = a - a.mean(), b - b.mean()
@@ -242,8 +273,16 @@ def rank_correlation(x: list[float], y: list[float], permutations: int = 10000, 
     return r0, float((np.sum(np.abs(perm) >= abs(r0) - 1e-12) + 1) / (permutations + 1))
 
 
-def plot_gain_vs_gap(gains: Rows, out: Path, method: str, baseline: str = "naive") -> Optional[Path]:
-    """PGR(method) - PGR(baseline) against the ceiling - weak gap, one point per (task, pair)."""
+def plot_gain_vs_gap(gains: Rows, out: Path, method: str, baseline: str = "naive",
+                     scale: str = "pgr") -> Optional[Path]:
+    """The gain of `method` over `baseline` against the ceiling - weak gap, one point per (task,
+    pair): on the PGR scale (PGR(method) - PGR(baseline); points whose PGR is undefined are left
+    out) or, with scale="accuracy", as the difference in student accuracy (every point)."""
+    if scale == "pgr":
+        gains = [g for g in gains if g["pgr_defined"]]
+    else:
+        key = {"gain": "acc_gain", "gain_low": "acc_gain_low", "gain_high": "acc_gain_high"}
+        gains = [{**g, **{k: g[v] for k, v in key.items()}} for g in gains]
     if len(gains) < 2:
         return None
     plt = _pyplot()
@@ -259,7 +298,8 @@ def plot_gain_vs_gap(gains: Rows, out: Path, method: str, baseline: str = "naive
     for pair, mk in markers.items():
         ax.scatter([], [], marker=mk, color="#555", label=pair)
     ax.set_xlabel("ceiling - weak accuracy gap (median over seeds)", fontsize=10)
-    ax.set_ylabel(f"PGR({method}) - PGR({baseline})", fontsize=10)
+    ax.set_ylabel(f"PGR({method}) - PGR({baseline})" if scale == "pgr"
+                  else f"student accuracy: {method} - {baseline}", fontsize=10)
     ax.tick_params(labelsize=9)
     handles = dict(zip(*reversed(ax.get_legend_handles_labels())))
     _layout(fig)

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..metrics import fixed_baseline_pgr
+from ..metrics import fixed_baseline_pgr, gap_defined, gap_words
 from ..store import Store
 from .runs import (
     classification_runs,
@@ -34,8 +34,9 @@ def median_pgr_table(store: Store, rounds: int = 1000, confidence: float = 0.95,
     The seeds of one task share its test set (the split seed is fixed), so one resample of the
     test examples is applied to every seed's predictions, PGR is computed per seed, and the
     median over seeds is taken; the interval is the percentile interval of that median over
-    resamples. Tasks whose ceiling-weak gap interval (from the seed-0-style paired bootstrap of
-    each run) includes 0 in a majority of seeds are marked `gap: no`. `runs`: only these
+    resamples. One rule for undefined PGR (`metrics.gap_defined`): the median over seeds of the
+    ceiling - weak gap, on the same resamples, must have its interval above 0; otherwise the row
+    has `gap` False, NaN PGR and `gap_text` saying which way the gap points. `runs`: only these
     finished runs (e.g. a sweep's), instead of the latest of every configuration in the store."""
     import numpy as np
 
@@ -58,18 +59,22 @@ def median_pgr_table(store: Store, rounds: int = 1000, confidence: float = 0.95,
             rows.append({**fixed_baseline_row(task, method, runs, preds, y, rounds, confidence), **where})
             continue
         idx = resample_index(len(y), rounds)
-        per_seed = []
+        per_seed, gaps = [], []
         for p in preds:
             acc = {k: resampled_accuracy(p[k], y, idx) for k in ("weak", "student", "ceiling")}
             per_seed.append(ratio(acc["student"] - acc["weak"], acc["ceiling"] - acc["weak"]))
+            gaps.append(acc["ceiling"] - acc["weak"])
         with warnings.catch_warnings():  # no gap in any resample (weak = ceiling): PGR is NaN
             warnings.simplefilter("ignore", RuntimeWarning)
             med = np.nanmedian(np.vstack(per_seed), axis=0)
-            lo, hi = np.nanquantile(med[1:], [a, 1 - a])
-        gaps_real = sum(r["metrics"]["gap_accuracy"]["low"] > 0 for r in runs if "gap_accuracy" in r["metrics"])
+            gap = np.median(np.vstack(gaps), axis=0)  # the median gap over seeds, per resample
+            gap_lo, gap_hi = np.quantile(gap[1:], [a, 1 - a])
+            defined = gap_defined(gap_lo)
+            lo, hi = np.nanquantile(med[1:], [a, 1 - a]) if defined else (np.nan, np.nan)
         rows.append({"task": task, "method": method, "seeds": sorted(r["config"]["seed"] for r in runs),
-                     "median_pgr": float(med[0]), "low": float(lo), "high": float(hi),
-                     "gap": gaps_real * 2 > len(runs),
+                     "median_pgr": float(med[0]) if defined else float("nan"), "low": float(lo),
+                     "high": float(hi), "gap": defined,
+                     "gap_text": gap_words(float(gap[0]), float(gap_lo), float(gap_hi)),
                      "student_accuracy": float(np.median([r["metrics"]["student_accuracy"]["value"] for r in runs])),
                      "diagnostic": any(r["config"].get("method", {}).get("name") == "gt_early_stop" for r in runs),
                      **where})
@@ -106,7 +111,8 @@ def fixed_baseline_row(task: str, method: str, runs: list[dict[str, Any]], preds
     nan = float("nan")
     return {"task": task, "method": method, "seeds": sorted(r["config"]["seed"] for r in runs),
             "median_pgr": nan if f.value is None else f.value, "low": nan if f.low is None else f.low,
-            "high": nan if f.high is None else f.high, "gap": f.value is not None, "baseline": "fixed",
+            "high": nan if f.high is None else f.high, "gap": f.value is not None, "gap_text": f.reason,
+            "baseline": "fixed",
             "sd": f.sd, "student_accuracy": f.student_mean, "diagnostic": any(is_diagnostic(r) for r in runs)}
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import W2SError
 from ..escape import display
-from ..metrics import PGR, flip_difference, mean_ci
+from ..metrics import PGR, flip_difference, gap_defined, gap_words, mean_ci
 from .runs import (
     group_key,
     icl_runs,
@@ -47,9 +47,12 @@ def terminal_text(text: Any) -> str:
 
 
 def pgr_text(m: dict) -> str:
-    """PGR, or why it is undefined (the gap column already shows the gap)."""
+    """PGR, or why it is undefined: which way the gap points (`metrics.gap_words`)."""
     p = PGR(**m["pgr_accuracy"])
-    return "undefined: gap CI includes 0" if p.value is None else str(p)
+    if p.value is not None:
+        return str(p)
+    g = m.get("gap_accuracy")
+    return "undefined: " + (gap_words(g["value"], g["low"], g["high"]).split(":")[0] if g else "no clear gap")
 
 
 def compact(e: dict[str, Any]) -> str:
@@ -59,17 +62,19 @@ def compact(e: dict[str, Any]) -> str:
 
 def pgr_verdict(pgr: dict[str, Any], gap: Optional[dict[str, Any]], what: str = "the interval") -> str:
     """What a PGR with its interval means, in plain words (one line): a reliable gain, none, a
-    loss, or why it is undefined, saying which way the ceiling-weak gap points."""
-    if gap is not None and gap["low"] <= 0 <= gap["high"] or pgr.get("value") is None:
-        if gap is None:
-            return "PGR undefined: no ceiling-weak gap was measured"
-        way = ("above" if gap["value"] > 0 else "below" if gap["value"] < 0 else "level with")
+    loss, or why it is undefined (the one rule, `metrics.gap_defined`: the ceiling-weak gap's
+    interval must lie above 0), saying which way the gap points."""
+    if gap is not None and not gap_defined(gap["low"]):
+        iv = f"{gap['value']:+.3f} [{gap['low']:+.3f}, {gap['high']:+.3f}]"
+        if gap["high"] < 0:
+            return (f"PGR undefined: the weak supervisor beats the ceiling (gap {iv}, below 0), so "
+                    "there is no gap to recover")
+        way = "above" if gap["value"] > 0 else "below" if gap["value"] < 0 else "level with"
         return (f"PGR undefined: the ceiling is {way} the weak supervisor by {gap['value']:+.3f}, "
                 f"but the gap's interval [{gap['low']:+.3f}, {gap['high']:+.3f}] includes 0 "
                 "(no real gap to recover)")
-    if gap is not None and gap["high"] < 0:
-        return ("PGR not a gain: the weak supervisor beats the ceiling (gap interval "
-                f"[{gap['low']:+.3f}, {gap['high']:+.3f}] below 0), so its sign is reversed")
+    if pgr.get("value") is None:
+        return f"PGR undefined: {pgr.get('reason') or 'no ceiling-weak gap was measured'}"
     lo, hi = pgr["low"], pgr["high"]
     if lo > 1:
         return f"the student beats the ceiling: {what} lies above 1"
@@ -136,11 +141,12 @@ def median_pgr_cells(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[s
               + ["seeds", "median student acc.", "median PGR [95% CI]"])
     cells = []
     for r in rows:
-        pgr = f"{r['median_pgr']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
-        if r.get("baseline") == "fixed":  # eval.pgr_baseline: fixed (the 2026 testbed's PGR)
+        if not r["gap"]:  # the one rule (metrics.gap_defined): no number, the gap's direction
+            pgr = f"undefined ({r.get('gap_text') or 'no clear gap'})"
+        else:
+            pgr = f"{r['median_pgr']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
+        if r.get("baseline") == "fixed" and r["gap"]:  # eval.pgr_baseline: fixed (the testbed's PGR)
             pgr += (f" +- {r['sd']:.2f}" if r.get("sd") is not None else "") + " (of means, fixed baselines)"
-        if not r["gap"]:
-            pgr += " (no real gap: not interpretable)"
         method = r.get("method_label", r["method"]) + (" (DIAGNOSTIC, uses test labels)" if r["diagnostic"] else "")
         cells.append([str(r["task"])] + ([str(r.get("pair"))] if pairs else []) + [method]
                      + ([r.get("setting") or "-"] if settings else [])

