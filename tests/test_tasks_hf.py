@@ -226,18 +226,20 @@ def test_anthropic_hh_pairs_are_balanced_and_split_at_the_reply(tmp_path):
     rows = [hh_row(i) for i in range(10)]
     rows.insert(3, {"chosen": rows[0]["chosen"], "rejected": rows[0]["chosen"]})  # no contrast
     path = write_jsonl(tmp_path / "hh.jsonl", rows)
-    ex = load("anthropic_hh", path, seed=0)
+    with pytest.raises(W2SError, match="row 4 has two identical responses"):
+        load("anthropic_hh", path, seed=0)
+    ex = load("anthropic_hh", path, seed=0, identical="drop")
     assert len(ex) == 10 and labels(ex) == {0: 5, 1: 5}
     for i, e in enumerate(ex):
         assert e.text == f"Human: Hi {i}\n\nAssistant: Hello.\n\nHuman: Question {i}?"
         good, bad = f"Good answer {i}.", f"Bad answer {i}."
         a, b = (good, bad) if e.label else (bad, good)
         assert e.text_pair == f"Response A: {a}\n\nResponse B: {b}"
-    assert ex == load("anthropic_hh", path, seed=0)
-    other = load("anthropic_hh", path, seed=1)
+    assert ex == load("anthropic_hh", path, seed=0, identical="drop")
+    other = load("anthropic_hh", path, seed=1, identical="drop")
     assert labels(other) == {0: 5, 1: 5}
     assert [e.label for e in other] != [e.label for e in ex]
-    assert len(load("anthropic_hh", path, max_examples=4)) == 3  # the 4th row is skipped
+    assert len(load("anthropic_hh", path, max_examples=4, identical="drop")) == 3  # the 4th row is skipped
 
 
 # ------------------------------------------------------------------------- errors

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
+from . import process
 from .errors import Terminated, W2SError, cut_message
 
 if TYPE_CHECKING:
@@ -154,8 +154,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_tasks(args: argparse.Namespace) -> int:
     from .fetch import ASSETS
-    from .tasks import TASKS
+    from .tasks import TASKS, chess_engine
 
+    engine = "installed" if chess_engine.available() else "apt-get install stockfish"
     print(f"{'name':<24} {'source':<9} {'data':<24} description")
     for name, spec in TASKS.items():
         if spec.requires and spec.requires in ASSETS:
@@ -164,7 +165,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             if asset.optional:
                 status += " (optional)"
         else:
-            status = {"hf": "online (datasets)", "file": "your file",
+            status = {"hf": "online (datasets)", "file": "your file", "engine": engine,
                       "memory": "in memory"}.get(spec.source, spec.source)
         print(f"{name:<24} {spec.source:<9} {status:<24} {spec.description}")
     return 0
@@ -459,111 +460,28 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-# The signal policy: SIGTERM and SIGHUP (a closed terminal) end a command as Ctrl-C does - the
-# run's row `interrupted`, finished steps cached - with exit 128 + the signal's number. The
-# first signal (Ctrl-C included) starts that ending; any signal after it is ignored, so the
-# ending itself (recording the row, removing temporary files) is never cut short by a second one.
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
-_stopping = False
-
-
-def _on_signal(signum: int, frame: object) -> None:
-    global _stopping
-    if _stopping:
-        return
-    _stopping = True
-    raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
-
-
-class _PipeSafe:
-    """stdout that outlives its reader: once a pipe's reader has gone (`w2s run ... | head`), the
-    rest of the output goes to /dev/null and the command carries on, so a run still finishes
-    and is stored instead of failing on a print."""
-
-    def __init__(self, stream: Any):
-        self._stream, self.gone = stream, False
-
-    def _lost(self) -> None:
-        self.gone = True
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, self._stream.fileno())  # no second error as Python flushes at exit
-        os.close(devnull)
-
-    def write(self, text: str) -> int:
-        if not self.gone:
-            try:
-                return int(self._stream.write(text))
-            except BrokenPipeError:
-                self._lost()
-        return len(text)
-
-    def flush(self) -> None:
-        if not self.gone:
-            try:
-                self._stream.flush()
-            except BrokenPipeError:
-                self._lost()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-
-def sweep_temporary_files() -> None:
-    """What killed processes left mid-write in the data home (an ONNX export): removed by every
-    command as it starts. A store's are removed as it opens (Store.remove_orphans)."""
-    from .atomic import remove_dead_temporaries
-    from .paths import home
-
-    try:
-        onnx = home() / "onnx"
-    except W2SError:  # no home directory: the command says so if it needs one
-        return
-    if onnx.is_dir():
-        remove_dead_temporaries(onnx)
-
-
-def _terminal_streams() -> None:
-    """An ASCII (or other narrow) locale prints what it cannot encode as escapes, not a crash."""
-    for stream in (sys.stdout, sys.stderr):
-        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
-        if isinstance(stream, io.TextIOWrapper) and encoding not in ("utf8", "utf16", "utf32"):
-            stream.reconfigure(errors="backslashreplace")
-
-
 def main(argv: Optional[list[str]] = None) -> int:
-    global _stopping
     args = parser().parse_args(argv)
-    _terminal_streams()
-    _stopping = False
-    previous = {s: signal.signal(s, _on_signal) for s in STOP_SIGNALS}
-    real_stdout = sys.stdout
-    if args.fn in (cmd_run, cmd_sweep, cmd_generate) and sys.stdout is sys.__stdout__ \
-            and sys.stdout is not None:  # commands that compute and store carry on without a reader
-        sys.stdout = _PipeSafe(sys.stdout)  # type: ignore[assignment]
-    try:
-        sweep_temporary_files()
-        return args.fn(args)
-    except W2SError as e:
-        from .endpoint import redact
+    # commands that compute and store carry on when the reader of their output leaves
+    with process.guarded(keep_going=args.fn in (cmd_run, cmd_sweep, cmd_generate)):
+        try:
+            return args.fn(args)
+        except W2SError as e:
+            from .endpoint import redact
 
-        print(f"error: {redact(cut_message(str(e)))}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt as e:
-        if isinstance(e, Terminated):
-            how = "terminated" if e.signum == signal.SIGTERM else f"stopped by {e.signame}"
-        else:
-            how = "interrupted"
-        print(f"{how}; finished steps are cached and will be re-used", file=sys.stderr)
-        return 128 + (e.signum if isinstance(e, Terminated) else signal.SIGINT)
-    except BrokenPipeError:  # `w2s report | head`: the reader has what it wanted
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # no second error as Python flushes stdout
-        return 0
-    finally:
-        _stopping = True  # a signal from here on is ignored until the handlers are restored
-        sys.stdout = real_stdout
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+            print(f"error: {redact(cut_message(str(e)))}", file=sys.stderr)
+            return e.exit_code
+        except KeyboardInterrupt as e:
+            if isinstance(e, Terminated):
+                how = "terminated" if e.signum == signal.SIGTERM else f"stopped by {e.signame}"
+            else:
+                how = "interrupted"
+            print(f"{how}; finished steps are cached and will be re-used", file=sys.stderr)
+            return 128 + (e.signum if isinstance(e, Terminated) else signal.SIGINT)
+        except BrokenPipeError:  # `w2s report | head`: the reader has what it wanted
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # no second error as Python flushes stdout
+            return 0
 
 
 if __name__ == "__main__":

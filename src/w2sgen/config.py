@@ -489,15 +489,11 @@ def check_models(cfg: ExperimentConfig) -> None:
         problem = _check_role(role, names)
         if problem is not None:
             raise weak_problem(cfg, problem) if role is not cfg else problem
-    from .methods import METHODS
-
-    method_check = getattr(METHODS.get(cfg.method.name), "preflight", None)
-    if method_check is not None:  # a method's own check of its models (icl_refine's lm)
-        method_check(cfg, local_ref)
 
 
 def _check_role(cfg: ExperimentConfig, names: list[str]) -> Optional[W2SError]:
     """The first refusal of `cfg.train.mode`'s checks for the models `names`, else None."""
+    from .models import local_ref
     from .train import MODES
 
     mode = MODES.get(cfg.train.mode)
@@ -520,18 +516,6 @@ def _check_role(cfg: ExperimentConfig, names: list[str]) -> Optional[W2SError]:
         if problem is not None:
             return W2SError(str(problem))
     return None
-
-
-def local_ref(name: str) -> Any:
-    """The ModelRef of an installed zoo model or a local model folder, else None."""
-    from .models import MODELS, resolve
-
-    if name not in MODELS and not Path(name).expanduser().is_dir():
-        return None  # a hub id (or an unknown name: the run names it)
-    try:
-        return resolve(name)
-    except W2SError:  # not installed, or a folder without config.json: the run says so
-        return None
 
 
 def _divisor_below(n: int, m: int) -> int:

@@ -92,6 +92,17 @@ def resolve(name: str) -> ModelRef:
                    "or hf:<id>")
 
 
+def local_ref(name: str) -> Optional[ModelRef]:
+    """The ModelRef of an installed zoo model or a local model folder, else None (a hub id, an
+    unknown name, a model not installed: the run names what is missing)."""
+    if name not in MODELS and not Path(name).expanduser().is_dir():
+        return None
+    try:
+        return resolve(name)
+    except W2SError:  # not installed, or a folder without config.json: the run says so
+        return None
+
+
 DEQUANTISED_FORMAT = 1  # bump when the saved layout changes: old copies are then ignored
 
 

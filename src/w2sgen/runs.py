@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from .errors import Terminated
+from .errors import Terminated, W2SError
 
 if TYPE_CHECKING:
     from .store import Store
@@ -99,8 +99,18 @@ def recorded(store: Store, cfg: RunConfig, steps: Steps, exclusive: bool = False
         yield run_id
     except KeyboardInterrupt as e:
         why = f"terminated ({e.signame})" if isinstance(e, Terminated) else "interrupted by the user"
-        store.end_run(run_id, "interrupted", why, steps.timings)
+        _end(store, run_id, "interrupted", why, steps)
         raise
     except BaseException as e:
-        store.end_run(run_id, "failed", f"{type(e).__name__}: {e}", steps.timings)
+        _end(store, run_id, "failed", f"{type(e).__name__}: {e}", steps)
         raise
+
+
+def _end(store: Store, run_id: int, status: str, why: str, steps: Steps) -> None:
+    """Record how a run ended; when even that cannot be written (the disk that stopped the run
+    is full), the run's own error is the one reported, and the next command to open the store
+    marks the row `killed`."""
+    try:
+        store.end_run(run_id, status, why, steps.timings)
+    except W2SError:
+        pass

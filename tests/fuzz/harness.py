@@ -251,6 +251,9 @@ def expand(argv: list[Any], subst: dict[str, str]) -> list[str]:
 
 def run_inprocess(argv: list[str], cwd: Path, env: dict[str, str]) -> Outcome:
     from w2sgen.cli import main
+    from w2sgen.models import resolve
+
+    resolve.cache_clear()  # cached by name: `./pk` is another folder in another case's folder
 
     out, err = io.StringIO(), io.StringIO()
     saved_env = {k: os.environ.get(k) for k in env}

@@ -58,13 +58,13 @@ from ..errors import W2SError
 from ..hardware import resolve_precision
 from ..lm import EndpointLM, LanguageModel, LocalLM
 from ..metrics import mean_ci
-from ..models import resolve
+from ..models import local_ref, resolve
 from ..options import Check, Ge, PositiveInt
 from ..prompting import PromptFormat, example_text, sigmoid
 from ..spec import stable_hash
 from ..splits import labels
 from ..tasks import TASKS, task_component
-from . import METHODS, Arrays, ModelName, Setting
+from . import METHODS, Arrays, ModelName, Setting, checked_by
 
 prompt_text = example_text  # an example as one prompt input (benchmarks import this name)
 
@@ -186,13 +186,13 @@ def refiner_factory(lm: Any, s: Setting, fmt: PromptFormat, precision: str,
         LocalLM(ref, s.ctx.cfg.torch_device(), precision, batch_size=prompt_batch), fmt)
 
 
-def preflight(cfg: Any, refer: Any) -> None:
+def strong_lm_is_causal(cfg: Any) -> None:
     """When a config is built (`w2s run`, `w2s sweep --dry-run`), before anything trains:
-    `lm: strong`, the default, needs a causal strong model. `refer` gives the ModelRef of a
-    model on this machine, else None (checked when the run resolves it)."""
+    `lm: strong`, the default, needs a causal strong model (checked where the model is on this
+    machine; otherwise when the run resolves it)."""
     if cfg.method.options.get("lm", "strong") != "strong":
         return
-    ref = refer(cfg.strong_model)
+    ref = local_ref(cfg.strong_model)
     if ref is not None and ref.kind != "causal":
         raise W2SError(f"icl_refine prompts a causal LM, but strong_model {ref.name!r} is an "
                        "encoder and method.lm is not set; set method.lm=smollm2-135m (or an "
@@ -226,6 +226,7 @@ LabelWords = Annotated[list[Annotated[str, Check(str.strip, "a non-blank word")]
 
 
 @METHODS.register("icl_refine")
+@checked_by(strong_lm_is_causal)
 def icl_refine(s: Setting, *, lm: Union[Literal["strong"], ModelName, Endpoint] = "strong", k: Annotated[int, Ge(0)] = 4,
                batch: Literal["loo", "fixed"] = "loo", balance: bool = False,
                chunk: PositiveInt = 64, instruction: Optional[str] = None,
@@ -357,6 +358,3 @@ def _prompting_baselines(s: Setting, get_refiner: Any, base_key: dict, k: int, b
         result["student_minus_fewshot_weak"] = diff
         result["student_worse_than_unaltered"] = bool(diff[2] < 0)
     return result
-
-
-icl_refine.preflight = preflight  # type: ignore[attr-defined]  # config.check_models runs it

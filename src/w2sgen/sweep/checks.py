@@ -71,7 +71,7 @@ def texts_error(cfg: ExperimentConfig, seen: dict[str, Any]) -> W2SError | None:
 
 
 def _texts_error(cfg: ExperimentConfig, d: dict[str, Any], seen: dict[str, Any]) -> W2SError | None:
-    from ..config import local_ref
+    from ..models import local_ref
     from ..pipeline import check_roles
     from ..splits import make_splits
     from ..tasks import TASKS, load_task, task_component

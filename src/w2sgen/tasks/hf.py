@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, Optional, Union
 
 from ..errors import W2SError
-from . import TASKS, Example, TaskSpec, binarize_choices, pairwise_example, text_id
+from . import TASKS, Comparison, Example, TaskSpec, binarize_choices, comparison_examples, text_id
 from .files import parse_label
 
 FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
@@ -41,6 +41,7 @@ SCRIPTS_GONE = "Dataset scripts are no longer supported"  # what datasets >= 4 r
 Rows = Iterable[dict[str, Any]]
 DataFiles = Union[str, list[str], dict]
 Binarize = Literal["pair", "coin"]
+Identical = Literal["error", "drop"]  # a comparison whose two responses are the same
 
 
 @dataclass(frozen=True)
@@ -236,21 +237,29 @@ def split_dialogue(chosen: str, rejected: str) -> Optional[tuple[str, str, str]]
     return chosen[:cut].strip(), chosen[start:].strip(), rejected[start:].strip()
 
 
-def _anthropic_hh(rows: Rows, rng: random.Random) -> list[Example]:
-    """Pairwise: (prompt, A, B) -> is A the chosen reply? Exactly half the pairs (in an order
-    drawn with the seed) put the chosen reply first, so the classes balance."""
-    split = (split_dialogue(_s(r["chosen"]), _s(r["rejected"])) for r in rows)
-    pairs = list(dict.fromkeys(p for p in split if p and p[1] != p[2]))
-    firsts = [i % 2 for i in range(len(pairs))]
-    rng.shuffle(firsts)
-    return _unique([pairwise_example("anthropic_hh", p, *((c, r) if f else (r, c)), f)]
-                   for (p, c, r), f in zip(pairs, firsts))
+def _anthropic_hh(rows: Rows, rng: random.Random, *, identical: Identical) -> list[Example]:
+    """Pairwise (`comparison_examples`): (prompt, A, B) -> is A the chosen reply? A row lacking
+    `chosen` or `rejected` is an error; so is one whose two replies are the same (unless
+    identical=drop); a row whose two dialogues share no Assistant turn is skipped."""
+    def comparisons() -> Iterable[Comparison]:
+        for n, r in enumerate(rows, 1):
+            chosen, rejected = _s(r["chosen"]), _s(r["rejected"])
+            where = f"anthropic_hh row {n}"
+            if not chosen or not rejected:
+                yield Comparison(where, "", chosen, rejected)
+                continue
+            parts = split_dialogue(chosen, rejected)
+            if parts is not None:
+                yield Comparison(where, *parts)
+
+    return comparison_examples("anthropic_hh", comparisons(), rng, identical)
 
 
 # ----------------------------------------------------------------------- registration
 
 Option = tuple[str, Any, Any]  # (name, annotation, default): one of a task's own options
 BINARIZE: Option = ("binarize", Binarize, "pair")
+IDENTICAL: Option = ("identical", Identical, "error")
 
 _KW = inspect.Parameter.KEYWORD_ONLY
 
@@ -305,4 +314,4 @@ _task("cosmos_qa", Hub("allenai/cosmos_qa", revision=PARQUET,
 _task("amazon_polarity", Hub("fancyzhx/amazon_polarity"), ("label", "title", "content"),
       _amazon_polarity, "Amazon reviews: positive vs negative")
 _task("anthropic_hh", Hub("Anthropic/hh-rlhf"), ("chosen", "rejected"), _anthropic_hh,
-      "Anthropic HH-RLHF pairs: is response A the preferred one? (reward modelling)")
+      "Anthropic HH-RLHF pairs: is response A the preferred one? (reward modelling)", options=[IDENTICAL])
