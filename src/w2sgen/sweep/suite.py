@@ -41,7 +41,9 @@ from .cells import Cell
 from .checks import HUB_UNREACHABLE, assets_error, texts_error
 
 AXES = ("task", "pairs", "methods", "seeds")
-COMPONENTS = ("task", "method", "loss")  # config keys whose mapping (with a name) is replaced whole
+COMPONENTS = ("task", "method", "loss")
+# axes whose value names reports show (config `labels`, with the suite's name: trackers group by it)
+LABELLED_AXES = ("methods",)  # config keys whose mapping (with a name) is replaced whole
 
 
 @dataclass
@@ -129,6 +131,7 @@ def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, wh
         raw["store"] = store
         label = " | ".join(lab for lab, _ in combo) or "base"
         raw["name"] = f"{name}: {label}"
+        raw["labels"] = {"suite": name, **{a: lab for a, lab in labels_of.items() if a in LABELLED_AXES}}
         try:
             cfg = build_config(raw)
             if not check_assets:
