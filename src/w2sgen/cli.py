@@ -293,37 +293,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     suite = sweep.load_suite(args.suite, args.store)
     if Path(suite.store, "runs.sqlite").is_file():
         keys_note(Store(suite.store))
-    cost = None
-    if args.dry_run or args.max_hours is not None:
-        states = sweep.cell_states(suite)
-        finished = frozenset(i for i, (s, _) in states.items() if s == "done")
-        cost = sweep.time_estimates(suite.cells, skip=finished)
-        if args.max_hours is not None and cost.unknown:
-            raise W2SError(f"--max-hours needs an estimate of every cell; {cut_message(cost.unknown[0])}")
-        if args.max_hours is not None and cost.total > args.max_hours * 3600:
-            raise W2SError(f"suite {suite.name} is estimated at {sweep.hours(cost.total)} on this "
-                           f"machine, over --max-hours {args.max_hours:g}; run fewer cells (grid "
-                           "values, seeds), smaller models or splits, or raise --max-hours")
+    listing = sweep.plan(suite, args.dry_run, args.max_hours)  # refuses over --max-hours
+    if listing is not None:
+        print(listing)
     if args.dry_run:
-        assert cost is not None
-        done = sum(s == "done" for s, _ in states.values())
-        print(f"w2s sweep {suite.name}: {len(suite.cells)} cells, {done} already finished, "
-              f"{len(suite.cells) - done} to run; store {suite.store}"
-              + (f"; {suite.merged} grid combination(s) repeat another cell" if suite.merged else ""))
-        for line in suite.notes:
-            print(line)
-        for c, c_cost in zip(suite.cells, cost.cells):
-            state, run_id = states[c.index]
-            note = {"done": f"finished: run {run_id}", "busy": f"running now: run {run_id}",
-                    "todo": "to run"}[state]
-            est = "-" if state == "done" else "?" if c_cost.unknown else "~" + sweep.hours(c_cost.seconds)
-            print(f"  {c.index + 1:>4}  {c.hash}  {note:<18}  {est:>8}  {c.label}")
-        missing = sum(bool(c.unknown) for c in cost.cells)
-        print(f"estimated time to run: {sweep.hours(cost.total)}"
-              + (f" for the cells with an estimate ({missing} without: ?)" if missing else "")
-              + f" ({sweep.ESTIMATE_NOTE}); {cost.machine}")
-        for why in cost.unknown:
-            print(f"  ?: {cut_message(why)}")
         return 0
     opts = sweep.Options(workers=args.workers, address=args.address, num_cpus=args.num_cpus)
     result = sweep.run_sweep(suite, args.executor, opts)

@@ -8,6 +8,7 @@ One job per module:
   executors.py  EXECUTORS (inprocess, ray) and their Options; the order cells run in
   runner.py     the sweep: skip finished cells, run the rest (run_sweep), cell_states
   summary.py    the report a sweep ends with (report)
+  plan.py       --dry-run's listing with each cell's estimated time; --max-hours (plan)
   estimates.py  training-memory estimates of a suite's models (memory_estimates) and each
                 cell's time on this machine (time_estimates)
 
@@ -27,6 +28,7 @@ from .executors import (
     ordered,
     ray_executor,
 )
+from .plan import check_budget, plan
 from .runner import SweepResult, cell_states, run_sweep
 from .suite import (
     AXES,
@@ -45,7 +47,7 @@ from .summary import report
 __all__ = [
     "AXES", "COMPONENTS", "ESTIMATE_NOTE", "EXECUTORS", "HUB_UNREACHABLE", "NOT_IN_FEATURES", "Cell", "Executor",
     "Options", "Outcome", "Suite", "SweepResult", "WorkerSetup", "assets_error", "cell_states",
-    "check_only", "check_reachable", "dependencies", "expand", "flatten", "inprocess",
-    "hours", "load_suite", "memory_estimates", "only_of", "ordered", "ray_executor", "report",
+    "check_budget", "check_only", "check_reachable", "dependencies", "expand", "flatten", "inprocess",
+    "hours", "load_suite", "memory_estimates", "only_of", "ordered", "plan", "ray_executor", "report",
     "run_cell", "run_sweep", "time_estimates", "variant", "without_only",
 ]
