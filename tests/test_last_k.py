@@ -65,7 +65,7 @@ def test_last_k_learns_trains_only_the_top_blocks_and_rejects_bad_k(tiny_bert_di
         LastKLearner(ref, load_config(None, ["train.mode=last_k", "train.last_k=5"])).fit(
             data[:8], y[:8], xent(), 0, "x")
     with pytest.raises(W2SError, match="use train.mode=full or lora"):
-        LastKLearner(resolve(str(tiny_llama_dir)), cfg).fit(data[:8], y[:8], xent(), 0, "x")
+        TopBlocks(load(resolve(str(tiny_llama_dir)))[0], 1)  # a decoder: CausalTopBlocks' job
 
 
 @pytest.mark.slow
@@ -81,3 +81,104 @@ def test_last_k_runs_the_protocol_on_minilm(tmp_path):
     for k in ("weak", "student", "ceiling"):
         assert 0.6 < m[f"{k}_accuracy"]["value"] <= 1
     assert len(m["curves"]["student"]["test_accuracy"]) == 3
+
+
+def causal_batch(tok, texts, side):
+    tok.padding_side = side
+    exs = [Example(f"e{i}", t, 0) for i, t in enumerate(texts)]
+    return feats.collate(tok, feats.tokenize(tok, exs, 64, True), torch.device("cpu"))
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_causal_last_k_matches_full_model_training_on_tiny_llama(tiny_llama_dir, side):
+    """Outputs and gradients of the top k blocks, the final norm and the head, from cached
+    hidden states, equal those of the whole model trained end to end (last-token pooling)."""
+    from w2sgen.last_k import CausalTopBlocks, positions, top_blocks
+
+    ref = resolve(str(tiny_llama_dir))
+    assert ref.kind == "causal"
+    model, tok = load(ref)
+    texts = TEXTS + ["good", "awful awful service"]
+    y = torch.tensor([1, 0, 1, 1, 0])
+    batch = causal_batch(tok, texts, side)
+    mask = batch["attention_mask"]
+    assert (mask[:, 0] == 0).any() if side == "left" else (mask[:, -1] == 0).any()  # padded
+    torch.manual_seed(1)
+    head = torch.nn.Linear(model.config.hidden_size, 2)
+    for k in (1, 2):
+        top = top_blocks(model, k, "tiny")
+        assert isinstance(top, CausalTopBlocks) and top.start == 2 - k
+        # the reference: the full model, every parameter in the graph
+        model.zero_grad()
+        head.zero_grad()
+        full = model(**batch, position_ids=positions(mask))
+        logits_full = head(feats.pool(full.last_hidden_state, mask, "last"))
+        torch.nn.functional.cross_entropy(logits_full, y).backward()
+        want = {n: p.grad.clone() for n, p in top.trained.named_parameters()}
+        want_head = head.weight.grad.clone()
+        # last_k: hidden states below the top k cached once (no graph), real tokens only
+        with torch.no_grad():
+            h = model(**batch, position_ids=positions(mask), output_hidden_states=True).hidden_states[top.start]
+        acts = [h[r][mask[r].bool()] for r in range(len(texts))]
+        model.zero_grad()
+        head.zero_grad()
+        hidden = torch.nn.utils.rnn.pad_sequence(acts, batch_first=True)
+        lengths = torch.tensor([len(a) for a in acts])
+        m2 = (torch.arange(hidden.shape[1])[None] < lengths[:, None]).long()
+        logits_top = head(feats.pool(top(hidden, m2), m2, "last"))
+        assert float((logits_top - logits_full).detach().abs().max()) < 1e-5
+        torch.nn.functional.cross_entropy(logits_top, y).backward()
+        got = {n: p.grad for n, p in top.trained.named_parameters()}
+        assert set(got) == set(want) and len(got) == 9 * k + 1  # 9 tensors a Llama block, + norm
+        for n in want:
+            torch.testing.assert_close(got[n], want[n], rtol=1e-4, atol=1e-6, msg=n)
+            assert float(want[n].abs().max()) > 0, n  # a real gradient, not two zeros
+        torch.testing.assert_close(head.weight.grad, want_head, rtol=1e-4, atol=1e-6)
+        # the frozen bottom got nothing in the last_k pass
+        assert all(p.grad is None or not p.grad.any() for n, p in model.named_parameters()
+                   if not n.startswith(tuple(f"layers.{i}." for i in range(top.start, 2)) + ("norm.",)))
+
+
+def test_causal_last_k_learns_and_refuses_depth_before_running(tiny_llama_dir):
+    ref = resolve(str(tiny_llama_dir))
+    data = sentiment_examples(96)
+    y = np.array([e.label for e in data], np.float32)
+    cfg = load_config(None, ["train.mode=last_k", "train.last_k=2", "train.epochs=30",
+                             "train.batch_size=16", "train.lr=0.003", "train.precision=fp32"])
+    learner = LastKLearner(ref, cfg)
+    hist = learner.fit(data[:64], y[:64], xent(), seed=0, desc="last_k")
+    assert hist.loss[-1] < 0.5 * hist.loss[0]
+    # the bottom's pass is kept for the process: the same examples again are not recomputed
+    assert learner.activations(list(data[:64])) is learner.activations(data[:64])
+    assert ((learner.predict(data[64:]) > 0.5) == y[64:]).mean() >= 0.75
+    base, _ = load(ref)
+    trained = dict(learner.backbone.named_parameters())
+    for name, p in base.named_parameters():  # embeddings untouched; both blocks and norm trained
+        assert torch.equal(p, trained[name]) == name.startswith("embed_tokens"), name
+    # beyond its depth: refused when the config is built, before any weight is read
+    with pytest.raises(W2SError, match=r"^train.last_k=3 but model .* has 2 transformer blocks; "
+                                       r"set train.last_k between 1 and 2$"):
+        load_config(None, ["train.mode=last_k", "train.last_k=3", f"strong_model={tiny_llama_dir}"])
+
+
+def test_last_k_beyond_a_causal_lms_depth_is_one_line_exit_2_before_anything_runs(
+        tiny_llama_dir, tmp_path, capsys):
+    import yaml
+
+    from w2sgen.cli import main
+
+    store = tmp_path / "store"
+    over = ["train.mode=last_k", "train.last_k=4", f"weak_model={tiny_llama_dir}",
+            f"strong_model={tiny_llama_dir}", "task=rt_sentiment"]
+    assert main(["run", *over, "--store", str(store)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: train.last_k=4 but model {str(tiny_llama_dir)!r} has 2 transformer "
+                   "blocks; set train.last_k between 1 and 2"]
+    assert not (store / "runs.sqlite").exists()
+    suite = tmp_path / "s.yaml"
+    base = {"train": {"mode": "last_k", "last_k": 4}, "weak_model": str(tiny_llama_dir),
+            "strong_model": str(tiny_llama_dir), "task": "rt_sentiment"}
+    suite.write_text(yaml.safe_dump({"base": base, "grid": {"seeds": [0, 1]}}))
+    assert main(["sweep", str(suite), "--store", str(store), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train.last_k=4 but model" in err[0] and "between 1 and 2" in err[0]

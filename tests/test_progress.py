@@ -86,3 +86,30 @@ def test_a_resumed_count_starts_at_initial_and_its_rate_counts_only_new_work(mon
     bar = progress.bar(10, "sweep", "cell", initial=6, file=out)
     bar.update(1)  # 1 new cell in 100 s, 3 to go: about 300 s left (not 100 * 3 / 7)
     assert out.getvalue().splitlines() == ["  sweep: 7/10 cells (70%) in 1 min 40 s, about 5 min 00 s left"]
+
+
+def test_a_sweeps_time_left_counts_cached_shared_steps_as_done(monkeypatch):
+    """Two seeds (groups: one weak supervisor and ceiling each) of three methods on one task and
+    model pair (one features group, two models): the first cell extracts 2 x 3 features and
+    trains 3 models (9 steps), the first of the second seed trains 3, the others 1 each (their
+    shared steps are cached), so after the first cell the time left is for 7 steps, not for 5
+    cells of the first cell's length."""
+    from types import SimpleNamespace
+
+    from w2sgen.sweep.runner import Work
+
+    cfg = SimpleNamespace(weak_model="w", strong_model="s", method=SimpleNamespace(options={}))
+    cells = [SimpleNamespace(index=i, group="ab"[i // 3], features_group="f", cfg=cfg) for i in range(6)]
+    work = Work(cells, todo={c.index for c in cells})
+    assert (work.total, work.done) == (16, 0)
+    monkeypatch.setenv("W2S_PROGRESS_SECONDS", "0")
+    out = io.StringIO()
+    times = iter([0.0, 90.0])
+    monkeypatch.setattr(progress, "clock", lambda: next(times))
+    bar = progress.bar(work.total, "sweep", "step", initial=work.done, file=out)
+    bar.update(work.finish(cells[0]))  # 9 steps in 90 s: 10 s a step, 7 to go
+    assert out.getvalue().splitlines() == ["  sweep: 9/16 steps (56%) in 1 min 30 s, about 1 min 10 s left"]
+    assert [work.finish(c) for c in cells[1:]] == [1, 1, 3, 1, 1] and work.done == work.total
+    # resumed with a finished cell in group a: its supervisor, ceiling and features are cached
+    resumed = Work(cells, todo={1, 2, 3, 4, 5})
+    assert (resumed.done, resumed.total, resumed.finish(cells[1]), resumed.finish(cells[3])) == (9, 16, 1, 3)

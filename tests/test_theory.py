@@ -214,13 +214,17 @@ def test_bad_config_is_a_w2s_error(kwargs, needle):
 
 def test_cli_quick_writes_plots_and_rejects_bad_arguments(tmp_path):
     env = {**os.environ, "MPLBACKEND": "Agg"}
-    p = subprocess.run([sys.executable, "-m", "w2sgen", "theory", "--quick", "--seeds", "2",
-                        "--out", str(tmp_path)], check=False, capture_output=True, text=True,
-                       env=env, timeout=120)
+    # without --out: ./theory of the current folder (never ./docs, whose plots a clone tracks)
+    p = subprocess.run([sys.executable, "-m", "w2sgen", "theory", "--quick", "--seeds", "2"],
+                       check=False, capture_output=True, text=True, env=env, timeout=120,
+                       cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "misalignment" in p.stdout and "floor B/(1+B) = 0.5" in p.stdout
-    assert (tmp_path / "theory-excess-risk.png").stat().st_size > 10000
-    assert (tmp_path / "theory-misalignment.png").stat().st_size > 10000
+    out = tmp_path / "theory"
+    assert f"plots written to {out.resolve()}: theory-excess-risk.png" in p.stdout
+    assert (out / "theory-excess-risk.png").stat().st_size > 10000
+    assert (out / "theory-misalignment.png").stat().st_size > 10000
+    assert not (tmp_path / "docs").exists()
     bad = subprocess.run([sys.executable, "-m", "w2sgen", "theory", "--seeds", "0"],
                          check=False, capture_output=True, text=True, env=env, timeout=120)
     lines = [x for x in bad.stderr.splitlines() if x.strip()]

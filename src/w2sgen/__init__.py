@@ -21,3 +21,13 @@ for _name, _value in OFFLINE_DEFAULTS.items():
 del _name, _value
 
 __version__ = "0.1.0"
+
+__all__ = ["Result", "run", "__version__"]
+
+
+def __getattr__(name: str):  # `from w2sgen import run`: the API loads on first use, torch later
+    if name in ("run", "Result"):
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'w2sgen' has no attribute {name!r}")

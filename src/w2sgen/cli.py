@@ -22,9 +22,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .escape import display
     from .store import Store
 
-    config, overrides = args.config, list(args.overrides)
-    if config is not None and "=" in config and not config.endswith((".yaml", ".yml")):
-        config, overrides = None, [config, *overrides]
+    config, overrides = split_config_argument(args.config, args.overrides)
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
     if args.store is not None:
@@ -39,10 +37,11 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{display(cfg.strong_model)}, mode "
           f"{cfg.train.mode}{weak_mode}, loss {cfg.loss.name}, seed {cfg.seed}; store {cfg.store}",
           flush=True)
-    print(f"  {hardware.probe(cfg.torch_device()).summary()}; features {cfg.features.precision}, "
+    print(f"  {hardware.probe(cfg.torch_device()).capability_line()}; features {cfg.features.precision}, "
           f"training {cfg.train.precision}{weak_precision}", flush=True)
     t0 = time.perf_counter()
-    result = pipeline.run(cfg, store)
+    art = Path(cfg.store) / "artifacts"
+    result = pipeline.run(cfg, store, figures=lambda row: report.run_figures(row, art / str(row["id"])))
     elapsed = time.perf_counter() - t0
     run = next(r for r in store.runs() if r["id"] == result["run_id"])
     print()
@@ -54,11 +53,43 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = report.method_summary(m)
     if summary:
         print(summary)
-    art = Path(cfg.store) / "artifacts" / str(result["run_id"])
-    png = report.plot([run], art / "results.png")
-    curves = report.plot_curves([run], art / "curves.png")
-    print(f"plots: {png}, {curves}\nrun {result['run_id']} took {elapsed:.1f} s; stored in {cfg.store}")
+    print(f"plots: {', '.join(map(str, result['figures']))}\nrun {result['run_id']} took "
+          f"{elapsed:.1f} s; stored in {cfg.store}")
     return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from . import reference
+
+    if args.keys:
+        print(reference.keys_text())
+        return 0
+    from .config import dump_yaml, load_config
+
+    config, overrides = split_config_argument(args.config, args.overrides)
+    print(dump_yaml(load_config(config, overrides)), end="")
+    return 0
+
+
+def cmd_components(args: argparse.Namespace) -> int:
+    from . import reference
+
+    print(reference.components_text(args.command))
+    return 0
+
+
+def cmd_reference(args: argparse.Namespace) -> int:
+    from . import reference
+
+    print(reference.markdown(), end="")
+    return 0
+
+
+def split_config_argument(config: Optional[str], overrides: list[str]) -> tuple[Optional[str], list[str]]:
+    """`w2s run key=value ...` without a config file: the first override is not a file."""
+    if config is not None and "=" in config and not config.endswith((".yaml", ".yml")):
+        return None, [config, *overrides]
+    return config, list(overrides)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -134,7 +165,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             if asset.optional:
                 status += " (optional)"
         else:
-            status = {"hf": "online (datasets)", "file": "your file", "engine": engine}.get(spec.source, spec.source)
+            status = {"hf": "online (datasets)", "file": "your file", "engine": engine,
+                      "memory": "in memory"}.get(spec.source, spec.source)
         print(f"{name:<24} {spec.source:<9} {status:<24} {spec.description}")
     return 0
 
@@ -197,6 +229,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not runs:
         print("no finished runs yet")
         return 0
+    if args.to:  # backfill a tracker with the stored runs, their curves, tables and figures
+        from .loggers import backfill
+
+        art = root / "artifacts"
+        sent = backfill(runs, store, args.to, lambda r: report.run_figures(r, art / str(r["id"])))
+        print(f"sent {sent} of {len(runs)} run(s) to {args.to}")
+        return 0 if sent == len(runs) else 1
     if args.html or args.export:  # the readable report / the per-run table as data
         from .report import document as report_document
 
@@ -220,14 +259,18 @@ def cmd_report(args: argparse.Namespace) -> int:
         if args.methods:
             rows = report.median_pgr_table(store)
             print("\nmedian PGR over seeds, per task and method:\n" + report.median_pgr_markdown(rows))
-            print(f"plot: {report.plot_methods(rows, out.with_name('methods.png'))}")
+            print(report.median_pgr_verdict(rows))
+            drawn = report.plot_methods(rows, out.with_name("methods.png"))
+            print(f"plot: {drawn}" if drawn else "plot: none (no row with a real ceiling-weak gap)")
         if args.refinement:
             table_md = report.refinement_markdown(runs)
             print("\nICL refinement, medians over seeds:\n" + (table_md or "no icl_refine runs with prompting baselines"))
             pairs_md = report.refinement_pairs_markdown(store, runs)
             print("\nICL refinement against naive, per seed (same supervisor, ceiling and test set):\n\n"
                   + (pairs_md or "no icl_refine runs"))
-            print(f"plot: {report.plot_refinement_k(runs, out.with_name('refinement-k.png'))}")
+            drawn = report.plot_refinement_k(runs, out.with_name("refinement-k.png"))
+            print(f"plot: {drawn}" if drawn else "plot: none (refined-label accuracy against k needs "
+                  "icl_refine runs at 3 or more values of k)")
         overview = report.plot(runs, out)
         curves = report.plot_curves(runs, out.with_name(out.stem + "-curves.png"))
     except OSError as e:  # --out /dev/null/x.png, a read-only store
@@ -250,19 +293,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     suite = sweep.load_suite(args.suite, args.store)
     if Path(suite.store, "runs.sqlite").is_file():
         keys_note(Store(suite.store))
+    listing = sweep.plan(suite, args.dry_run, args.max_hours)  # refuses over --max-hours
+    if listing is not None:
+        print(listing)
     if args.dry_run:
-        states = sweep.cell_states(suite)
-        done = sum(s == "done" for s, _ in states.values())
-        print(f"w2s sweep {suite.name}: {len(suite.cells)} cells, {done} already finished, "
-              f"{len(suite.cells) - done} to run; store {suite.store}"
-              + (f"; {suite.merged} grid combination(s) repeat another cell" if suite.merged else ""))
-        for line in suite.notes:
-            print(line)
-        for c in suite.cells:
-            state, run_id = states[c.index]
-            note = {"done": f"finished: run {run_id}", "busy": f"running now: run {run_id}",
-                    "todo": "to run"}[state]
-            print(f"  {c.index + 1:>4}  {c.hash}  {note:<18}  {c.label}")
         return 0
     opts = sweep.Options(workers=args.workers, address=args.address, num_cpus=args.num_cpus,
                          worker_cache=args.worker_cache)
@@ -278,9 +312,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from .generative.config import load_config as load_generative
     from .store import Store
 
-    config, overrides = args.config, list(args.overrides)
-    if config is not None and "=" in config and not config.endswith((".yaml", ".yml")):
-        config, overrides = None, [config, *overrides]
+    config, overrides = split_config_argument(args.config, args.overrides)
     if args.store is not None:
         overrides.append(store_override(args.store))
     cfg = load_generative(config, overrides)
@@ -316,12 +348,31 @@ def cmd_store_migrate(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="w2s", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="run one experiment")
+    r = sub.add_parser("run", help="run one experiment", epilog="Every config key, with its "
+                       "type and default: `w2s config --keys` (docs/reference.md); methods, "
+                       "losses and training modes with their options: `w2s methods`, `w2s "
+                       "losses`, `w2s modes`. `w2s config [CONFIG] [key=value ...]` prints the "
+                       "config a run would use.")
     r.add_argument("config", nargs="?", help="YAML config (default: the built-in default)")
-    r.add_argument("overrides", nargs="*", help="key=value, e.g. train.epochs=5 task=fever")
+    r.add_argument("overrides", nargs="*", help="key=value, e.g. train.epochs=5 task=rt_sentiment "
+                   "(every key: w2s config --keys)")
     r.add_argument("--seed", type=int)
     r.add_argument("--store", type=store_folder, help="run store folder (default: config's store, ./runs)")
     r.set_defaults(fn=cmd_run)
+    cf = sub.add_parser("config", help="print the config a run would use (a file and "
+                        "key=value overrides over the defaults), or with --keys every config key")
+    cf.add_argument("config", nargs="?", help="YAML config (default: the built-in default)")
+    cf.add_argument("overrides", nargs="*", help="key=value, e.g. train.epochs=5")
+    cf.add_argument("--keys", action="store_true", help="list every config key with its type, "
+                    "default and meaning")
+    cf.set_defaults(fn=cmd_config)
+    for kind, what in (("methods", "methods (config key `method`)"),
+                       ("losses", "losses (config key `loss`)"),
+                       ("modes", "training modes (config key `train.mode`)")):
+        sub.add_parser(kind, help=f"list the {what} with their options and defaults"
+                       ).set_defaults(fn=cmd_components)
+    sub.add_parser("reference", help="print docs/reference.md: every config key, method, loss "
+                   "and training mode (generated from the code)").set_defaults(fn=cmd_reference)
     dr = sub.add_parser("doctor", help="this machine: device, CPU capability, measured fp32/bf16 "
                         "speed, the precision `auto` picks, installed offline assets, free disk")
     dr.add_argument("--refresh", action="store_true", help="measure again instead of reading the "
@@ -357,6 +408,9 @@ def parser() -> argparse.ArgumentParser:
                     "method ranking with a paired test) to --out")
     rp.add_argument("--export", metavar="FILE", help="write the per-run table to FILE (.csv or "
                     ".parquet)")
+    rp.add_argument("--to", choices=["wandb", "mlflow"], help="send the runs (with --all every "
+                    "finished run) to a tracker: config, per-epoch curves, metrics, result table, "
+                    "figures (W2S_WANDB_PROJECT / MLFLOW_TRACKING_URI choose where)")
     rp.add_argument("--hierarchy", action="store_true", help="also every method against naive "
                     "with the dataset as the unit: nested bootstrap (datasets, splits, training "
                     "seeds, test examples), sign test over datasets, Holm")
@@ -383,7 +437,10 @@ def parser() -> argparse.ArgumentParser:
                     "and write cached steps, at a path every node shares (default: the store "
                     "folder); only this process writes the run database (docs/cluster.md)")
     sw.add_argument("--store", type=store_folder, help="run store folder (default: the suite's base store, ./runs)")
-    sw.add_argument("--dry-run", action="store_true", help="list the cells and which are finished")
+    sw.add_argument("--dry-run", action="store_true", help="list the cells, which are finished "
+                    "and each one's estimated time on this machine, and the total")
+    sw.add_argument("--max-hours", type=float, metavar="H", help="refuse, before anything runs, "
+                    "a suite whose estimated time on this machine exceeds H hours")
     sw.set_defaults(fn=cmd_sweep)
     gn = sub.add_parser("generate", help="align a generative model to a weak model's behaviour "
                         "(persona, analogies, maths): naive, icl_refine, infer_and_respond, "

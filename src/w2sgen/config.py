@@ -124,12 +124,17 @@ class ExperimentConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     store: Annotated[str, NonEmpty()] = "runs"
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: a GPU when torch sees one
+    # The names a suite gave this cell's values, per grid axis ({methods: logconf_strong}):
+    # reports show them. A name, like `name`, is not part of what the results depend on.
+    labels: Optional[dict[str, str]] = None
 
     def to_dict(self) -> dict[str, Any]:
         """The config as plain data (what a run records): `weak_train` as the weak supervisor's
         whole effective train settings, and left out when there is none (so a config without
         it reads as it did before the key existed)."""
         d = dataclasses.asdict(self)
+        if not self.labels:  # as configs without labels were recorded before the key existed
+            d.pop("labels")
         if self.weak_train:
             d["weak_train"] = dataclasses.asdict(self.weak_train_config())
         else:
@@ -204,8 +209,8 @@ class ExperimentConfig:
         d = cfg.to_dict()
         if IDENTITY_SCHEMA != 1:  # schema 1 is implicit, so the hashes it gave stay valid
             d["schema"] = IDENTITY_SCHEMA
-        for key in ("store", "name", "device"):  # where and how, not what
-            d.pop(key)
+        for key in ("store", "name", "device", "labels"):  # where, how and what it is called
+            d.pop(key, None)
         d["train"] = train_identity(cfg.train)
         if cfg.weak_train:  # added after schema 1: absent (or the same as train), not in it
             d["weak_train"] = train_identity(cfg.weak_train_config())

@@ -55,6 +55,13 @@ class Probe:
         """What `auto` means here: from the capability, as `auto_precision(device)` says."""
         return "bf16" if self.bf16_native else "fp32"
 
+    def capability_line(self) -> str:
+        """One line without timings (what `w2s run` prints: the same on every run of a machine,
+        where a measured GFLOP/s varies with the load; `w2s doctor` prints the measurement)."""
+        units = "native bf16 units" if self.bf16_native else "bf16 emulated"
+        return (f"{self.device} {self.name} ({self.capability}, {self.threads} threads, {units}); "
+                f"precision auto = {self.auto_precision}")
+
     def summary(self) -> str:
         """One line: what computes, how fast, and what `auto` chose."""
         return (f"{self.device} {self.name} ({self.capability}, {self.threads} threads): "

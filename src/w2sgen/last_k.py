@@ -3,20 +3,30 @@
 The bottom L-k blocks are frozen, so their output - the hidden states entering block L-k - is
 computed once per example (under inference mode, no graph) and every epoch runs only the top k
 blocks. On a CPU this is far cheaper than full fine-tuning and more expressive than a probe.
-The activations live in memory for the training step; the step's predictions are cached in the
+The activations live in memory (SHARED: per process, for a model, depth and list of examples,
+so a sweep's later steps on the same data reuse them); the step's predictions are cached in the
 store like every other training step.
 
 Supported backbones: BERT-family encoders (MiniLM) and MPNet, whose blocks take a
 bidirectional attention mask (and, for MPNet, the encoder's shared relative position bias,
-which stays frozen). Other architectures get a clear error: use `full` or `lora`.
+which stays frozen), and decoder-only causal LMs of the Llama, Qwen2 and Gemma 3 families
+(`CausalTopBlocks`): their top blocks get the causal (and, for sliding-window layers, windowed)
+mask and rotary position embeddings of positions counted from the attention mask, and the final
+norm trains with them; causal LMs pool their last real token. Other architectures, or a last_k
+beyond the model's depth, get a one-line error when the config is built (`preflight`).
 
 The top blocks and the head train (and predict) under autocast to `train.precision`; the
 frozen bottom's one pass stays fp32, so the cached hidden states do not depend on it.
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
+from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -28,26 +38,52 @@ from .errors import W2SError
 from .example import Example
 from .train import MODES, Learner, _eval_callback, prepare, training_loop
 
-SUPPORTED = ("BertModel", "MPNetModel")
+ENCODERS = ("BertModel", "MPNetModel")
+DECODERS = ("LlamaModel", "Qwen2Model", "Gemma3TextModel")
+SUPPORTED = ENCODERS + DECODERS
+# the frozen bottoms' outputs, shared within a process (least recently used dropped past SHARED_BYTES)
+SHARED: OrderedDict[tuple, list[torch.Tensor]] = OrderedDict()
+SHARED_BYTES = 2 * 2**30
+# model_type in config.json -> the backbone AutoModel builds (what preflight reads, no weights)
+MODEL_TYPES = {"bert": "BertModel", "mpnet": "MPNetModel", "llama": "LlamaModel",
+               "qwen2": "Qwen2Model", "gemma3_text": "Gemma3TextModel"}
+
+
+def _unsupported(arch: str) -> W2SError:
+    return W2SError(f"train.mode=last_k supports {', '.join(SUPPORTED)} backbones, not {arch}; "
+                    "use train.mode=full or lora")
+
+
+def _check_depth(k: int, n_layers: int, name: str) -> None:
+    if not 1 <= k <= n_layers:
+        raise W2SError(f"train.last_k={k} but model {name!r} has {n_layers} transformer blocks; "
+                       f"set train.last_k between 1 and {n_layers}")
+
+
+def top_blocks(backbone: nn.Module, k: int, name: str = "") -> TopBlocks | CausalTopBlocks:
+    """The trainable top of `backbone`: TopBlocks for an encoder, CausalTopBlocks for a decoder."""
+    arch = type(backbone).__name__
+    if arch in DECODERS:
+        return CausalTopBlocks(backbone, k, name)
+    return TopBlocks(backbone, k, name)
 
 
 class TopBlocks(nn.Module):
     """The last k blocks of an encoder, runnable on the hidden states that enter them."""
 
-    def __init__(self, backbone: nn.Module, k: int):
+    def __init__(self, backbone: nn.Module, k: int, name: str = ""):
         super().__init__()
         arch = type(backbone).__name__
-        if arch not in SUPPORTED:
-            raise W2SError(f"train.mode=last_k supports {', '.join(SUPPORTED)} backbones, not {arch}; "
-                           "use train.mode=full or lora")
+        if arch not in ENCODERS:
+            raise _unsupported(arch)
         layers = getattr(backbone.encoder, "layer", None)  # torch types it Tensor | Module
         if not isinstance(layers, nn.ModuleList):
             raise W2SError(f"train.mode=last_k found no encoder.layer block list in this {arch}; "
                            "use train.mode=full or lora")
         n_layers = len(layers)
-        if not 1 <= k <= n_layers:
-            raise W2SError(f"train.last_k must be between 1 and {n_layers} for this model, got {k}")
+        _check_depth(k, n_layers, name or arch)
         self.blocks = nn.ModuleList(list(layers)[n_layers - k:])
+        self.trained = self.blocks  # what trains besides the head
         self.config = backbone.config
         self.start = n_layers - k  # hidden_states[start] enters the first trained block
         # MPNet's relative position bias is shared with the frozen blocks: computed, not trained
@@ -67,12 +103,75 @@ class TopBlocks(nn.Module):
         return hidden
 
 
+class CausalTopBlocks(nn.Module):
+    """The last k decoder blocks of a causal LM and its final norm, runnable on the hidden
+    states that enter them. Positions are counted from the attention mask (its cumulative sum),
+    so a sequence's hidden states do not depend on the batch it was padded in, whichever side
+    the tokenizer pads; the bottom pass uses the same positions (`positions`)."""
+
+    def __init__(self, backbone: nn.Module, k: int, name: str = ""):
+        super().__init__()
+        arch = type(backbone).__name__
+        config = backbone.config
+        if arch not in DECODERS or getattr(config, "use_bidirectional_attention", False):
+            raise _unsupported(arch + (" (bidirectional)" if arch in DECODERS else ""))
+        layers, norm, rotary = backbone.layers, backbone.norm, backbone.rotary_emb
+        assert isinstance(layers, nn.ModuleList) and isinstance(norm, nn.Module)
+        assert isinstance(rotary, nn.Module)
+        n_layers = len(layers)
+        _check_depth(k, n_layers, name or arch)
+        self.start = n_layers - k
+        self.blocks = nn.ModuleList(list(layers)[self.start:])
+        self.norm: nn.Module = norm
+        self.trained = nn.ModuleList([self.blocks, norm])
+        self.rotary: nn.Module = rotary
+        self.config = config
+        types = getattr(config, "layer_types", None) or ["full_attention"] * n_layers
+        self.types = list(types)[self.start:]
+        self._typed_rotary = "layer_type" in inspect.signature(self.rotary.forward).parameters
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
+
+        pos = positions(mask)
+        kw = dict(config=self.config, inputs_embeds=hidden, attention_mask=mask, cache=None,
+                  position_ids=pos)
+        makers = {"sliding_attention": create_sliding_window_causal_mask}
+        masks = {t: makers.get(t, create_causal_mask)(**kw) for t in set(self.types)}
+        rope = {t: self.rotary(hidden, pos, t) if self._typed_rotary else self.rotary(hidden, pos)
+                for t in set(self.types)}
+        for block, t in zip(self.blocks, self.types):
+            out = block(hidden, attention_mask=masks[t], position_embeddings=rope[t], position_ids=pos)
+            hidden = out[0] if isinstance(out, tuple) else out
+        return self.norm(hidden)
+
+
+def positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids counted over the real tokens: 0, 1, ... from each sequence's first."""
+    return (mask.long().cumsum(1) - 1).clamp(min=0)
+
+
 @MODES.register("last_k")
 class LastKLearner(Learner):
     default_lr = 1e-4
     # gradient_checkpointing: read to refuse it (memory.check_fits), so inheriting true matters
     own_fields = frozenset({"precision", "last_k", "gradient_checkpointing"})
     memory_estimate = "last_k"
+    checks_models = True
+
+    @classmethod
+    def preflight(cls, ref, cfg, examples=None):
+        """The backbone's architecture and depth, from its config alone (no weights)."""
+        from .memory import Unestimable, arch_of
+
+        model_type = _model_type(ref)
+        if model_type is not None and model_type not in MODEL_TYPES:
+            raise _unsupported(f"a {model_type!r} model ({ref.name})")
+        try:
+            layers = arch_of(ref).layers
+        except Unestimable:
+            return  # unreadable here: the run's own check names the problem
+        _check_depth(cfg.train.last_k, layers, ref.name)
 
     def fit(self, inputs: Sequence[Example], targets, loss_fn, seed, desc, eval_set=None):
         from .models import load
@@ -83,15 +182,14 @@ class LastKLearner(Learner):
         self.backbone, self.tokenizer = load(self.ref, where)
         for p in self.backbone.parameters():
             p.requires_grad_(False)
-        self.top = TopBlocks(self.backbone, self.cfg.train.last_k)
-        for p in self.top.blocks.parameters():
+        self.top = top_blocks(self.backbone, self.cfg.train.last_k, self.ref.name)
+        for p in self.top.trained.parameters():
             p.requires_grad_(True)
         device = next(self.backbone.parameters()).device
         self.head = nn.Linear(self.backbone.config.hidden_size, 2).to(device)
         self.pooling = self.cfg.features.pooling_for(self.ref)
-        self._memo: dict[tuple, list[torch.Tensor]] = {}
         acts = self.activations(inputs)
-        params = [*self.top.blocks.parameters(), *self.head.parameters()]
+        params = [*self.top.trained.parameters(), *self.head.parameters()]
         self.top.train()
 
         def forward(idx: torch.Tensor) -> torch.Tensor:
@@ -104,26 +202,40 @@ class LastKLearner(Learner):
             self.top.eval()
 
     def activations(self, examples: Sequence[Example]) -> list[torch.Tensor]:
-        """Per example, the unpadded hidden states entering the first trained block."""
-        key = tuple(e.id for e in examples)
-        if key not in self._memo:
-            enc = feats.tokenize(self.tokenizer, examples, self.cfg.features.max_length, False)
-            device = next(self.backbone.parameters()).device
-            out: list[Any] = [None] * len(enc)
-            bs = self.cfg.features.batch_size
-            order = np.argsort([-len(e["input_ids"]) for e in enc], kind="stable")
-            self.backbone.eval()
-            with torch.inference_mode():
-                for start in range(0, len(order), bs):
-                    idx = order[start:start + bs]
-                    batch = feats.collate(self.tokenizer, [enc[i] for i in idx], device)
-                    h = self.backbone(**batch, output_hidden_states=True).hidden_states[self.top.start]
-                    for row, i in enumerate(idx):
-                        n = int(batch["attention_mask"][row].sum())
-                        # right padding: the real tokens are the first n
-                        out[i] = h[row, :n].clone()
-            self._memo[key] = out
-        return self._memo[key]
+        """Per example, the unpadded hidden states entering the first trained block: computed
+        once per process for a model, depth and list of examples (SHARED: a ceiling's pass serves
+        the students of every later cell of an in-process sweep), else by one fp32 pass."""
+        causal = isinstance(self.top, CausalTopBlocks)
+        content = hashlib.sha256()
+        for e in examples:
+            content.update(f"{e.id}\x1f{e.text}\x1f{e.text_pair}\x1e".encode())
+        key = (self.ref.identity, self.top.start, self.cfg.features.max_length,
+               self.cfg.features.batch_size, str(next(self.backbone.parameters()).device),
+               content.hexdigest())
+        if key in SHARED:
+            SHARED.move_to_end(key)
+            return SHARED[key]
+        enc = feats.tokenize(self.tokenizer, examples, self.cfg.features.max_length, causal)
+        device = next(self.backbone.parameters()).device
+        out: list[Any] = [None] * len(enc)
+        bs = self.cfg.features.batch_size
+        order = np.argsort([-len(e["input_ids"]) for e in enc], kind="stable")
+        self.backbone.eval()
+        with torch.inference_mode():
+            for start in range(0, len(order), bs):
+                idx = order[start:start + bs]
+                batch = feats.collate(self.tokenizer, [enc[i] for i in idx], device)
+                if causal:  # the positions the top blocks count (padding-side free)
+                    batch["position_ids"] = positions(batch["attention_mask"])
+                h = self.backbone(**batch, output_hidden_states=True).hidden_states[self.top.start]
+                for row, i in enumerate(idx):
+                    real = batch["attention_mask"][row].bool()  # either padding side
+                    out[i] = h[row][real].clone()
+        SHARED[key] = out
+        while len(SHARED) > 1 and sum(t.numel() * t.element_size() for v in SHARED.values()
+                                      for t in v) > SHARED_BYTES:
+            SHARED.popitem(last=False)  # the least recently used first
+        return out
 
     def logits(self, acts: list[torch.Tensor]) -> torch.Tensor:
         hidden = nn.utils.rnn.pad_sequence(acts, batch_first=True)
@@ -143,3 +255,12 @@ class LastKLearner(Learner):
                 out.append(torch.softmax(self.logits(acts[start:start + bs]).float(), -1)[:, 1].cpu().numpy())
         self.top.train(was)
         return np.concatenate(out)
+
+
+def _model_type(ref: Any) -> Optional[str]:
+    """`model_type` of a model folder's config.json (None for a GGUF file or an unreadable one)."""
+    try:
+        value = json.loads((Path(ref.path) / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None

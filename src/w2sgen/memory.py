@@ -163,6 +163,12 @@ PUBLISHED: dict[str, tuple[str, dict[str, Any]]] = {
     # suites/testbed.yaml's pair (values of the models' published configs, not re-read from the
     # hub on this offline machine)
     "Qwen/Qwen1.5-0.5B-Chat": _qwen2(1024, 2816, 24, 16, 16, 151936, 32768, True),
+    # the zoo's gemma3-270m (google/gemma-3-270m's published config: 18 layers, d=640, MLP
+    # 2048, 4 heads of 256, 1 KV head, vocabulary 262144), for planning before it is pulled
+    "google/gemma-3-270m": ("gemma3_text", dict(hidden_size=640, intermediate_size=2048,
+                                                num_hidden_layers=18, num_attention_heads=4,
+                                                num_key_value_heads=1, head_dim=256,
+                                                vocab_size=262144, tie_word_embeddings=True)),
     "Qwen/Qwen3-4B-Base": ("qwen3", dict(_qwen2(2560, 9728, 36, 32, 8, 151936, 32768, True)[1], head_dim=128)),
 }
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -24,15 +25,15 @@ from typing import Any, Optional
 import numpy as np
 
 from . import features as feats
-from . import memory, onnx_features
+from . import loggers, memory, onnx_features
 from .assets import require
 from .config import Component, ExperimentConfig, train_identity, weak_problem
 from .errors import W2SError
-from .loggers import log_finished, selected
 from .losses import LOSSES
 from .methods import METHODS, Setting, check_method, model_roles
 from .metrics import evaluate
 from .models import ModelRef, load, resolve
+from .progress import epochs_to
 from .runs import Steps, recorded
 from .splits import Part, Splits, hold_out, labels, make_splits
 from .store import Store
@@ -45,6 +46,37 @@ GROUND_TRUTH_LOSS = Component("xent")
 TRAIN_FORMAT = 2  # 2: per-epoch test predictions (eval_p)
 
 
+def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = False,
+        exclusive: bool = False, log: bool = True,
+        figures: Optional[Callable[[dict[str, Any]], list[Path]]] = None) -> dict[str, Any]:
+    """One experiment, recorded as a run in the store. exclusive (sweeps): raise
+    store.RunTaken instead of starting when this config already has a finished run or one in
+    progress in another process. log: send the run to the configured trackers (loggers.py) as it
+    goes. figures: draws the finished run's figures (given its stored row: id, config, metrics),
+    which the trackers then receive with the run's files."""
+    if not quiet and (note := cfg.weak_inherited_note()):
+        print(note, file=sys.stderr)
+    cfg = cfg.resolved()  # precision auto -> what this machine computes fast, before recording
+    loggers.selected()  # W2S_LOGGERS naming no logger: one line now, not a silent skip after the run
+    check_method(cfg)  # as the config builder does: for a config made in code too
+    store = store or Store(cfg.store)
+    ctx, roles, splits = prepare(cfg, store, quiet)
+    with recorded(store, cfg, ctx.steps, exclusive) as run_id, tracked(ctx, run_id, log):
+        done = protocol(ctx, roles, splits)
+        record(store, run_id, done)
+    metrics = done.metrics
+    # After the run is final: an interrupt while logging cannot mark a finished run interrupted.
+    row = {"id": run_id, "config": cfg.to_dict(), "metrics": metrics}
+    try:
+        drawn = figures(row) if figures is not None else []
+    except BaseException:
+        ctx.live.abort()
+        raise
+    ctx.live.finish(metrics, [*drawn, *loggers.run_files(Path(store.root) / "artifacts" / str(run_id))])
+    return {"run_id": run_id, "metrics": metrics, "timings": ctx.timings, "config": cfg,
+            "figures": drawn}
+
+
 @dataclass
 class Computed:
     """What a run computed, before it is recorded: its metrics, step times and test
@@ -55,30 +87,9 @@ class Computed:
     predictions: dict[str, np.ndarray]
 
 
-def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = False,
-        exclusive: bool = False, log: bool = True) -> dict[str, Any]:
-    """One experiment, recorded as a run in the store. exclusive (sweeps): raise
-    store.RunTaken instead of starting when this config already has a finished run or one in
-    progress in another process. log: send the finished run to the configured trackers."""
-    if not quiet and (note := cfg.weak_inherited_note()):
-        print(note, file=sys.stderr)
-    cfg = cfg.resolved()  # precision auto -> what this machine computes fast, before recording
-    selected()  # W2S_LOGGERS naming no logger: one line now, not a silent skip after the run
-    check_method(cfg)  # as the config builder does: for a config made in code too
-    store = store or Store(cfg.store)
-    ctx, roles, splits = prepare(cfg, store, quiet)
-    with recorded(store, cfg, ctx.steps, exclusive) as run_id:
-        done = protocol(ctx, roles, splits)
-        record(store, run_id, done)
-    # After the run is final: an interrupt while logging cannot mark a finished run interrupted.
-    if log:
-        log_finished(run_id, cfg, done.metrics, done.timings, store)  # W&B / MLflow, when configured
-    return {"run_id": run_id, "metrics": done.metrics, "timings": done.timings, "config": cfg}
-
-
 def compute(cfg: ExperimentConfig, cache: Store, quiet: bool = True) -> Computed:
-    """One experiment computed and not recorded: `cache` is only read and written for cached
-    steps (a cache-only Store on a cluster's worker); `record` stores the result as a run."""
+    """One experiment computed and not recorded nor tracked: `cache` is only read and written
+    for cached steps (a cache-only Store on a cluster's worker); `record` stores the result."""
     cfg = cfg.resolved()
     check_method(cfg)
     ctx, roles, splits = prepare(cfg, cache, quiet)
@@ -149,6 +160,18 @@ def protocol(ctx: Context, roles: Roles, splits: Splits) -> Computed:
     predictions = {"ids": ids_of(splits.test), "labels": y, "weak": weak["p_test"],
                    "student": student["p_test"], "ceiling": ceiling["p_test"]}
     return Computed(metrics, ctx.timings, predictions)
+
+
+@contextmanager
+def tracked(ctx: Context, run_id: int, log: bool = True) -> Iterator[None]:
+    """The run's tracker sessions (W&B, MLflow: loggers.py; none unless `log`) while its steps
+    compute: each epoch goes out as it ends; a run that fails ends its sessions as failed."""
+    ctx.live = loggers.start(run_id, ctx.cfg, ctx.store) if log else loggers.Live(run_id, [])
+    try:
+        yield
+    except BaseException:
+        ctx.live.abort()
+        raise
 
 
 def selection_report(cfg: ExperimentConfig, student: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -273,6 +296,7 @@ class Context:
         self.timings = self.steps.timings
         self._backbones: dict[str, tuple[Any, Any]] = {}
         self._features: dict[tuple[str, str], np.ndarray] = {}
+        self.live = loggers.Live(0, [])  # the run's trackers, once it is recorded (`tracked`)
 
     def backbone(self, ref: ModelRef) -> tuple[Any, Any]:
         if ref.identity not in self._backbones:
@@ -339,6 +363,8 @@ class Context:
         select = select and cfg.train.select == "weak_val"
         key = train_key(cfg, ref, splits, train, targets, loss, predict, seed, select)
 
+        live: list[str] = []  # `name` once its training runs here (not read from the cache)
+
         def compute() -> dict[str, np.ndarray]:
             test = (self.inputs(learner, ref, splits, Part("test")), labels(splits.test))
             loss_fn = LOSSES.get(loss.name)(**loss.options)
@@ -348,8 +374,10 @@ class Context:
                 fit_targets = np.asarray(targets)[keep]
                 learner.select_set = (self.inputs(learner, ref, splits, held),
                                       np.asarray(targets)[out_pos])
-            hist = learner.fit(self.inputs(learner, ref, splits, fit_part), fit_targets,
-                               loss_fn, seed, name, test)
+            live.append(name)  # its epochs go to the trackers as they end
+            with epochs_to(lambda e, loss, acc: self.live.epoch(name, e, loss, acc)):
+                hist = learner.fit(self.inputs(learner, ref, splits, fit_part), fit_targets,
+                                   loss_fn, seed, name, test)
             out = {"loss": np.array(hist.loss), "eval_accuracy": np.array(hist.eval_accuracy),
                    "eval_p": np.array(hist.eval_probs, dtype=np.float32)}
             if held is not None:
@@ -368,6 +396,8 @@ class Context:
             return out
 
         arrays = self.cached(name, "train", key, compute)
+        if not live:  # found in the cache: its curves go to the trackers whole
+            self.live.curves(name, arrays["loss"], arrays["eval_accuracy"])
         for k, part in predict.items():
             assert_aligned(arrays[f"ids_{k}"], part.examples(splits), f"{name} predictions on {k}")
         return arrays

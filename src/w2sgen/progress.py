@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Optional, TextIO
 
 DEFAULT_SECONDS = 60.0
@@ -99,3 +101,26 @@ def bar(total: Optional[int] = None, desc: str = "", unit: str = "it", *, quiet:
     if total is None and iterable is not None and hasattr(iterable, "__len__"):
         total = len(iterable)  # type: ignore[arg-type]
     return LogLines(total, desc, unit, interval(), stream, iterable, initial)
+
+
+# Who hears of each finished epoch of the training running in this context (the run's trackers):
+# (epoch, 1-based; training loss; test accuracy, NaN without a test set).
+EpochListener = Callable[[int, float, float], None]
+_EPOCH_LISTENER: ContextVar[Optional[EpochListener]] = ContextVar("w2s_epoch_listener", default=None)
+
+
+@contextmanager
+def epochs_to(listener: EpochListener) -> Iterator[None]:
+    """Within this block, `epoch_done` tells `listener` of every epoch training finishes."""
+    token = _EPOCH_LISTENER.set(listener)
+    try:
+        yield
+    finally:
+        _EPOCH_LISTENER.reset(token)
+
+
+def epoch_done(epoch: int, loss: float, accuracy: float) -> None:
+    """The training loop's report of a finished epoch, to the listener of `epochs_to`, if any."""
+    listener = _EPOCH_LISTENER.get()
+    if listener is not None:
+        listener(epoch, loss, accuracy)

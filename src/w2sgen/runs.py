@@ -26,7 +26,7 @@ Arrays = dict[str, np.ndarray]
 CLASSIFICATION = "classification"
 # Config keys a run's weak supervisor and strong ceiling do not depend on: runs that differ only
 # in these share those steps (the sweep orders cells by the rest, reports pair methods by it).
-NOT_SHARED = ("method", "loss", "eval", "name", "store", "device")
+NOT_SHARED = ("method", "loss", "eval", "name", "store", "device", "labels")
 
 
 class RunConfig(Protocol):

@@ -43,6 +43,7 @@ from .loading_policy import hf_kwargs
 from .losses import LossFn, Progress
 from .models import ModelRef
 from .progress import bar as progress_bar
+from .progress import epoch_done
 from .registry import Registry
 
 if TYPE_CHECKING:
@@ -160,6 +161,7 @@ def optimise(params: Sequence[nn.Parameter], batch_loss: BatchLoss, n: int, *, e
             probs, acc = on_epoch()
             hist.eval_probs.append(probs)
             hist.eval_accuracy.append(acc)
+        epoch_done(len(hist.loss), hist.loss[-1], hist.eval_accuracy[-1] if on_epoch else float("nan"))
     bar.close()
     return hist
 

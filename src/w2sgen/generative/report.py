@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..escape import sanitize_figure
+from ..plotting import pyplot, save
 
 
 def is_generative(run: dict[str, Any]) -> bool:
@@ -188,11 +189,9 @@ def plot(runs: list[dict[str, Any]], out: Path, most: int = 4) -> Path | None:
     runs = [r for r in runs if is_generative(r)][-most:]
     if not runs:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    plt = pyplot()
 
     fig, axes = plt.subplots(len(runs), 2, figsize=(11, 1.2 + 0.45 * max(len(r["metrics"]["systems"]) for r in runs) * len(runs)),
                              squeeze=False, gridspec_kw={"width_ratios": [3, 2]})
@@ -207,13 +206,12 @@ def plot(runs: list[dict[str, Any]], out: Path, most: int = 4) -> Path | None:
             ax1.barh(y + (k - 0.5) * 0.38, v, height=0.36, xerr=err, color=colour, label=key, capsize=2)
         if not any(systems[n].get("content") or systems[n].get("style") for n in names):
             ax1.text(5, (len(names) - 1) / 2, "no parseable judge scores", ha="center", va="center",
-                     fontsize=9, color="#a33")
-        ax1.set_yticks(y, names, fontsize=8)
+                     color="#a33")
+        ax1.set_yticks(y, names)
         ax1.invert_yaxis()
         ax1.set_xlim(0, 10.5)
-        ax1.set_xlabel("judge score (1-10)", fontsize=8)
-        ax1.legend(fontsize=7, loc="lower right")
-        ax1.set_title(f"run {r['id']}: {r['config']['task']['name']} ({r['metrics']['behaviour']})", fontsize=9)
+        ax1.set_xlabel("judge score (1-10)")
+        ax1.set_title(f"run {r['id']}: {r['config']['task']['name']} ({r['metrics']['behaviour']})")
         key = "exact_match" if any(systems[n].get("exact_match") for n in names) else "marker_rate"
         est = [systems[n].get(key) for n in names]
         v = np.array([e[0] if e else np.nan for e in est])
@@ -222,10 +220,9 @@ def plot(runs: list[dict[str, Any]], out: Path, most: int = 4) -> Path | None:
         ax2.set_yticks(y, [""] * len(names))
         ax2.invert_yaxis()
         ax2.set_xlim(0, 1.05)
-        ax2.set_xlabel(key.replace("_", " "), fontsize=8)
+        ax2.set_xlabel(key.replace("_", " "))
     sanitize_figure(fig)  # a task or model name's `$...$` is not maths
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5),
+               frameon=False)  # outside the bars
+    return save(fig, out, plt, dpi=110)

@@ -31,7 +31,9 @@ from .text import (
     label,
     md_escape,
     median_pgr_markdown,
+    median_pgr_verdict,
     method_summary,
+    pgr_verdict,
     refinement_markdown,
     refinement_pairs_markdown,
 )
@@ -73,6 +75,16 @@ def plot(runs: Runs, out: Path) -> Optional[Path]:
     return None
 
 
-__all__ = ["REPORTS", "KindReport", "check_plot_path", "label", "latest_done", "md_escape", "median_pgr_markdown",
-           "median_pgr_table", "method_summary", "plot", "plot_curves", "plot_methods", "plot_refinement_k",
+def run_figures(run: dict[str, Any], folder: Optional[Path] = None) -> list[Path]:
+    """One run's figures in its folder (or `folder`): results.png and curves.png, each with an
+    SVG beside it. `run`: a stored run's row (id, config, metrics) and `run["store"]`, its store's
+    folder, where `folder` is not given."""
+    out = folder if folder is not None else Path(run["store"]) / "artifacts" / str(run["id"])
+    drawn = [plot([run], out / "results.png"), plot_curves([run], out / "curves.png")]
+    return [p for p in drawn if p is not None]
+
+
+__all__ = ["REPORTS", "KindReport", "check_plot_path", "label", "latest_done", "md_escape",
+           "median_pgr_markdown", "median_pgr_table", "median_pgr_verdict", "method_summary", "pgr_verdict",
+           "plot", "plot_curves", "plot_methods", "plot_refinement_k", "run_figures",
            "refinement_markdown", "refinement_pairs_markdown", "table"]

@@ -48,9 +48,9 @@ from .figures import (
 )
 from .hierarchy import Family, dataset_cells, dataset_note, dataset_table
 from .ranking import Comparison, method_ranking
-from .runs import classification_runs, estimate, method_key, method_of, pair_of, task_of
+from .runs import classification_runs, estimate, method_name, method_of, pair_of, task_of
 from .tables import accuracy_table, pgr_tables
-from .text import markdown_table, md_escape, median_pgr_cells, pgr_text
+from .text import markdown_table, md_escape, median_pgr_cells, median_pgr_verdict, pgr_text
 
 
 @dataclass
@@ -77,7 +77,7 @@ def _num(v: Any, digits: int = 2) -> str:
 def _method_cell(row: dict[str, Any]) -> str:
     """An `accuracy_table` row's method, with the settings that tell it apart from the same
     method's other rows of its task and pair (none where the method ran with one setting)."""
-    return row["method"] + (f" [{row['setting']}]" if row.get("setting") else "")
+    return row.get("method_label", row["method"]) + (f" [{row['setting']}]" if row.get("setting") else "")
 
 
 def _p(p: float) -> str:
@@ -130,6 +130,7 @@ def build(store: Store, runs: list[dict[str, Any]], out_dir: Path, rounds: int =
         blocks.append(Block("h3", pair))
         header, cells = median_pgr_cells(rows)
         blocks.append(Block("table", header=header, rows=cells))
+        blocks.append(Block("p", median_pgr_verdict(rows)))
         png = plot_methods(rows, out_dir / f"pgr-{i + 1}.png")
         if png:
             blocks.append(Block("figure", f"Median PGR per method, {pair}.", path=png))
@@ -219,7 +220,7 @@ def build(store: Store, runs: list[dict[str, Any]], out_dir: Path, rounds: int =
                         "--all). The same table as data: w2s report --export runs.csv (or .parquet)."))
     blocks.append(Block("table", header=["run", "task", "model pair", "method", "seed", "weak", "student",
                                          "ceiling", "PGR", "agree on weak errors"],
-                        rows=[[str(r["id"]), task_of(r), pair_of(r), method_key(r), str(r["config"]["seed"]),
+                        rows=[[str(r["id"]), task_of(r), pair_of(r), method_name(r), str(r["config"]["seed"]),
                                str(estimate(r["metrics"]["weak_accuracy"])),
                                str(estimate(r["metrics"]["student_accuracy"])),
                                str(estimate(r["metrics"]["ceiling_accuracy"])), pgr_text(r["metrics"]),

@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import W2SError
 from ..escape import sanitize_figure
 from ..metrics import PGR
+from ..plotting import pyplot, save
 from .runs import classification_runs, estimate, icl_runs, is_diagnostic, method_of, row_names
 from .tables import curve_medians
 from .text import label, pgr_text
@@ -27,7 +28,7 @@ def classification_plot(runs: list[dict[str, Any]], out: Path) -> Optional[Path]
 
     names = [label(r).replace(" [", "\n[") for r in runs]
     y = np.arange(len(runs))
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 1.2 + 0.9 * len(runs)), sharey=True,
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 1.8 + 0.9 * len(runs)), sharey=True,
                                    gridspec_kw={"width_ratios": [3, 2]})
     colours = {"weak": "#9aa5b1", "student": "#2f6fba", "ceiling": "#1b2a41"}
     for k, (model, c) in enumerate(colours.items()):
@@ -35,16 +36,17 @@ def classification_plot(runs: list[dict[str, Any]], out: Path) -> Optional[Path]
         v = np.array([e.value for e in est])
         err = np.array([[e.value - e.low for e in est], [e.high - e.value for e in est]])
         ax1.barh(y + (k - 1) * 0.26, v, height=0.25, xerr=err, color=c, label=model, capsize=2)
-    ax1.set_yticks(y, names, fontsize=8)
+    ax1.set_yticks(y, names)
     ax1.invert_yaxis()
-    lo = min(estimate(r["metrics"]["weak_accuracy"]).low for r in runs)
-    ax1.set_xlim(max(0.0, min(0.5, lo - 0.05)), 1.0)
+    lo = min(r["metrics"][f"{m}_accuracy"]["low"] for r in runs for m in colours)
+    ax1.set_xlim(max(0.0, min(0.5, lo - 0.05)), upper_limit(
+        [r["metrics"][f"{m}_accuracy"]["high"] for r in runs for m in colours]))
     ax1.set_xlabel("test accuracy")
-    ax1.legend(loc="lower right", fontsize=8)
+    ax1.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
     for i, r in enumerate(runs):
         p = PGR(**r["metrics"]["pgr_accuracy"])
         if p.value is None or p.low is None or p.high is None:
-            ax2.text(0.5, i, pgr_text(r["metrics"]), va="center", ha="center", fontsize=8,
+            ax2.text(0.5, i, pgr_text(r["metrics"]), va="center", ha="center",
                      color="#a33")
         else:
             ax2.errorbar(p.value, i, xerr=[[p.value - p.low], [p.high - p.value]], fmt="o",
@@ -54,9 +56,9 @@ def classification_plot(runs: list[dict[str, Any]], out: Path) -> Optional[Path]
     ax2.set_xlabel("PGR (accuracy)")
     ax2.set_xlim(-0.5, 1.5)
     ax2.set_xticks([-0.5, 0, 0.5, 1, 1.5])
-    fig.suptitle("weak-to-strong: weak supervisor, student, strong ceiling", fontsize=10)
+    fig.suptitle("weak-to-strong: weak supervisor, student, strong ceiling")
     _layout(fig)
-    return _save(fig, out, plt, dpi=120, tight=False)
+    return _save(fig, out, plt, dpi=120)
 
 
 def plot_curves(runs: list[dict[str, Any]], out: Path, most: int = 12) -> Optional[Path]:
@@ -76,16 +78,15 @@ def plot_curves(runs: list[dict[str, Any]], out: Path, most: int = 12) -> Option
         for name, c in colours.items():
             acc = r["metrics"]["curves"][name]["test_accuracy"]
             ax.plot(range(1, len(acc) + 1), acc, color=c, label=name, marker="." if len(acc) < 30 else None)
-        ax.set_title(textwrap.fill(label(r), 55), fontsize=7)
-        ax.set_xlabel("epoch", fontsize=8)
-        ax.set_ylabel("test accuracy", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.set_title(textwrap.fill(label(r), 40))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy")
     for ax in list(axes.flat)[len(runs):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
-    fig.suptitle("test accuracy per epoch (analysis only: never used to pick a model)", fontsize=9)
+    fig.suptitle("test accuracy per epoch (analysis only: never used to pick a model)")
     _layout(fig)
-    return _save(fig, out, plt, dpi=110, tight=False)
+    _legend_right(fig, *axes.flat[0].get_legend_handles_labels())
+    return _save(fig, out, plt, dpi=110)
 
 
 def plot_methods(rows: list[dict[str, Any]], out: Path) -> Optional[Path]:
@@ -106,15 +107,15 @@ def plot_methods(rows: list[dict[str, Any]], out: Path) -> Optional[Path]:
             ax.errorbar(r["median_pgr"], y, xerr=[[r["median_pgr"] - r["low"]], [r["high"] - r["median_pgr"]]],
                         fmt="o", color=f"C{t}", capsize=2, label=task if r is not None else None)
     handles = {str(h.get_label()): h for h in ax.get_legend_handles_labels()[0]}
-    ax.legend(list(handles.values()), list(handles.keys()), fontsize=7, loc="lower center",
+    ax.legend(list(handles.values()), list(handles.keys()), loc="lower center",
               bbox_to_anchor=(0.5, 1.0), ncol=len(tasks), frameon=False)
-    ax.set_yticks(range(len(methods)), methods, fontsize=8)
+    ax.set_yticks(range(len(methods)), methods)
     ax.axvline(0, color="#999", lw=0.8)
     ax.axvline(1, color="#999", lw=0.8, ls="--")
     ax.set_xlabel("median PGR over seeds (95% bootstrap interval over test examples)")
     ax.invert_yaxis()
     _layout(fig)
-    return _save(fig, out, plt, dpi=120, tight=False)
+    return _save(fig, out, plt, dpi=120)
 
 
 def plot_refinement_k(runs: list[dict[str, Any]], out: Path) -> Optional[Path]:
@@ -144,20 +145,19 @@ def plot_refinement_k(runs: list[dict[str, Any]], out: Path) -> Optional[Path]:
     ax.set_xlabel("k, weakly labelled demonstrations per prompt")
     ax.set_ylabel("label accuracy on transfer")
     ax.set_title("ICL-refined labels (solid) vs the weak labels they came from (dashed)")
-    ax.legend(fontsize=7)
     _layout(fig)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    _legend_right(fig, *ax.get_legend_handles_labels())
+    return _save(fig, out, plt, dpi=120)
 
 
-def _pyplot():
-    import matplotlib
+def _pyplot() -> Any:
+    return pyplot()
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    return plt
+def upper_limit(highs: list[float]) -> float:
+    """An accuracy axis' right end: 1, or past the highest interval end, with room for the
+    error bars' caps (so none is cut at 1.0)."""
+    return max([1.0, *highs]) + 0.02
 
 
 def check_plot_path(out: Path) -> None:
@@ -189,7 +189,7 @@ def _method_colours(methods: list[str]) -> dict[str, Any]:
 
 def _legend_right(fig: Any, handles: list, labels: list[str]) -> None:
     """The legend outside the axes, on the right (`_save` crops to include it)."""
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
 
 
 def plot_task_accuracy(rows: list[dict[str, Any]], out: Path) -> Path | None:
@@ -219,11 +219,11 @@ def plot_task_accuracy(rows: list[dict[str, Any]], out: Path) -> Path | None:
                 err = None if lo is None else [[v - lo], [hi - v]]
                 ax.barh(y, v, height=height * 0.9, xerr=err, color=colour, capsize=1.5,
                         error_kw={"lw": 0.8}, label=name)
-        ax.set_title(pair, fontsize=8)
-        ax.set_xlabel("test accuracy", fontsize=8)
+        ax.set_title(pair)
+        ax.set_xlabel("test accuracy")
         lows = [r[k][1] if r[k][1] is not None else r[k][0] for r in rows for k in ("weak", "student")]
-        ax.set_xlim(max(0.0, min(0.5, min(lows) - 0.03)), 1.0)
-        ax.tick_params(labelsize=7)
+        ax.set_xlim(max(0.0, min(0.5, min(lows) - 0.03)), upper_limit(
+            [r[k][2] for r in rows for k in ("weak", "student", "ceiling") if r[k][2] is not None]))
     axes[0][0].set_yticks(range(len(tasks)), tasks)
     axes[0][0].invert_yaxis()
     handles = {h.get_label(): h for ax in axes[0] for h in ax.get_legend_handles_labels()[0]}
@@ -253,10 +253,9 @@ def plot_training_curves(runs: list[dict[str, Any]], out: Path, cols: int = 3) -
                 ax.plot(x, y, color=COLOURS[name], lw=2.2, ls="--" if name == "weak" else "-", label=name)
             else:
                 ax.plot(x, y, color=colours[name], lw=1.0, label=f"student: {name}")
-        ax.set_title(f"{task}\n{pair}", fontsize=7)
-        ax.set_xlabel("epoch", fontsize=7)
-        ax.set_ylabel("test accuracy", fontsize=7)
-        ax.tick_params(labelsize=7)
+        ax.set_title(f"{task}\n{pair}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy")
     for ax in list(axes.flat)[len(med):]:
         ax.axis("off")
     handles = {lab: h for ax in axes.flat for h, lab in zip(*ax.get_legend_handles_labels())}
@@ -294,10 +293,9 @@ def plot_vs_ceiling(rows: list[dict[str, Any]], out: Path, cols: int = 4) -> Pat
                        label=f"student: {r['method_family']}")
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
-        ax.set_title(task, fontsize=8)
-        ax.tick_params(labelsize=6)
-        ax.set_xlabel("strong ceiling accuracy", fontsize=7)
-        ax.set_ylabel("test accuracy", fontsize=7)
+        ax.set_title(task)
+        ax.set_xlabel("strong ceiling accuracy")
+        ax.set_ylabel("test accuracy")
     for ax in list(axes.flat)[len(tasks):]:
         ax.axis("off")
     return _legend_and_save(fig, axes, out, plt)
@@ -325,21 +323,18 @@ def plot_agreement(runs: list[dict[str, Any]], out: Path) -> Path | None:
             ax.barh(i + (k - 0.5) * 0.38, med, height=0.36, color=colour, xerr=[[med - q1], [q3 - med]],
                     capsize=2, label=None if labelled else what)
             labelled = True
-    ax.set_yticks(range(len(methods)), methods, fontsize=7)
+    ax.set_yticks(range(len(methods)), methods)
     ax.invert_yaxis()
-    ax.set_xlim(0, 1.0)
-    ax.set_xlabel("student-supervisor agreement (median over runs, bars: interquartile range)", fontsize=8)
-    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
+    ax.set_xlim(0, upper_limit([]))
+    ax.set_xlabel("student-supervisor agreement (median over runs, bars: interquartile range)")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     _layout(fig)
     return _save(fig, out, plt)
 
 
-def _save(fig: Any, out: Path, plt: Any, dpi: int = 90, tight: bool = True) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
+def _save(fig: Any, out: Path, plt: Any, dpi: int = 100) -> Path:
     sanitize_figure(fig)  # texts added since the layout (legends)
-    fig.savefig(out, dpi=dpi, bbox_inches="tight" if tight else None)
-    plt.close(fig)
-    return out
+    return save(fig, out, plt, dpi)
 
 
 def _legend_and_save(fig: Any, axes: Any, out: Path, plt: Any) -> Path:

@@ -78,13 +78,34 @@ def classification_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def task_of(run: dict[str, Any]) -> str:
+    """The task's short name: a data file's name, in-memory examples' label, else the task."""
     c = run["config"]["task"]
-    return Path(c["options"]["path"]).name if c["name"] == "file" else c["name"]
+    if c["name"] == "file":
+        return Path(c["options"]["path"]).name
+    if c["name"] == "examples":  # w2sgen.run(examples=...): its label, else the content key
+        return str(c["options"].get("label") or f"examples:{c['options'].get('key', '?')}")
+    return short_name(c["name"])  # `task: data/my.csv` (a file or testbed folder) by its name
+
+
+def short_name(name: str) -> str:
+    """A model or task as a label: a local folder or data file by its last part (a full path is
+    no label), a zoo name, task name or hub id as it is."""
+    if (name.startswith(("/", "~", ".")) or "\\" in name or name.count("/") > 1
+            or name.lower().endswith((".csv", ".jsonl", ".json")) or Path(name).is_dir()):
+        return Path(name).name or name
+    return name
 
 
 def pair_of(run: dict[str, Any]) -> str:
     c = run["config"]
-    return f"{c['weak_model']} -> {c['strong_model']} ({c['train']['mode']})"
+    return f"{short_name(c['weak_model'])} -> {short_name(c['strong_model'])} ({c['train']['mode']})"
+
+
+def method_name(run: dict[str, Any], family: bool = False) -> str:
+    """The method as reports show it: the name a suite gave the variant (config `labels`), else
+    `method_key` (`method_of` with `family`)."""
+    given = (run["config"].get("labels") or {}).get("methods")
+    return str(given) if given else method_of(run) if family else method_key(run)
 
 
 def method_of(run: dict[str, Any]) -> str:
@@ -101,7 +122,7 @@ def method_of(run: dict[str, Any]) -> str:
 # Config keys that do not make two runs' results incomparable: what the run is called, where
 # and how it ran, and the seed (what a median over seeds pools); and `eval`, how the run's own
 # intervals were computed (a report recomputes them from the stored predictions).
-NOT_A_SETTING = ("name", "store", "device", "seed", "eval")
+NOT_A_SETTING = ("name", "store", "device", "seed", "eval", "labels")
 
 
 def setting_of(run: dict[str, Any]) -> dict[str, Any]:
@@ -186,7 +207,7 @@ def row_names(rows: list[dict[str, Any]]) -> list[str]:
     """The rows' method names, with their model pair where the rows hold several pairs and with
     their setting label where they have one (figures label rows by these)."""
     pairs = len({r.get("pair") for r in rows}) > 1
-    return [r["method"] + (f" | {r['pair']}" if pairs else "")
+    return [r.get("method_label", r["method"]) + (f" | {r['pair']}" if pairs else "")
             + (f" [{r['setting']}]" if r.get("setting") else "") for r in rows]
 
 

@@ -92,12 +92,12 @@ def size_axis(ax: Any, xs: dict[str, float], strongs: list[str], log: bool, task
     """A panel's strong-model axis (log size where sizes are known) and its labels."""
     if log:
         ax.set_xscale("log")
-    ax.set_xticks([xs[m] for m in strongs], strongs, fontsize=6)
+    ax.set_xticks([xs[m] for m in strongs], strongs, fontsize=9)
     ax.minorticks_off()
-    ax.set_title(task, fontsize=8)
-    ax.tick_params(labelsize=6)
-    ax.set_xlabel(xlabel, fontsize=7)
-    ax.set_ylabel(ylabel, fontsize=7)
+    ax.set_title(task, fontsize=10)
+    ax.tick_params(labelsize=9)
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.set_ylabel(ylabel, fontsize=9)
 
 
 def usable(rows: Rows) -> Rows:
@@ -177,12 +177,12 @@ def plot_pgr_heatmap(pgr_rows: dict[str, Rows], out: Path, method: str = "naive"
             i, j = weaks.index(w), strongs.index(s)
             text = (f"{r['median_pgr']:.2f}\n[{r['low']:.2f}, {r['high']:.2f}]" if r["gap"]
                     else "undefined\n" + (r.get("gap_text") or "no clear gap").split(":")[0])
-            ax.text(j, i, text, ha="center", va="center", fontsize=6)
-        ax.set_xticks(range(len(strongs)), strongs, fontsize=6)
-        ax.set_yticks(range(len(weaks)), weaks, fontsize=6)
-        ax.set_xlabel("strong", fontsize=7)
-        ax.set_ylabel("weak", fontsize=7)
-        ax.set_title(f"{task}: {method}", fontsize=8)
+            ax.text(j, i, text, ha="center", va="center", fontsize=9)
+        ax.set_xticks(range(len(strongs)), strongs, fontsize=9)
+        ax.set_yticks(range(len(weaks)), weaks, fontsize=9)
+        ax.set_xlabel("strong", fontsize=9)
+        ax.set_ylabel("weak", fontsize=9)
+        ax.set_title(f"{task}: {method}", fontsize=10)
     _layout(fig)
     return _save(fig, out, plt)
 
@@ -297,10 +297,10 @@ def plot_gain_vs_gap(gains: Rows, out: Path, method: str, baseline: str = "naive
                     color=colours[g["task"]], ms=5, capsize=2, lw=0.8, label=f"{g['task']}")
     for pair, mk in markers.items():
         ax.scatter([], [], marker=mk, color="#555", label=pair)
-    ax.set_xlabel("ceiling - weak accuracy gap (median over seeds)", fontsize=8)
+    ax.set_xlabel("ceiling - weak accuracy gap (median over seeds)", fontsize=10)
     ax.set_ylabel(f"PGR({method}) - PGR({baseline})" if scale == "pgr"
-                  else f"student accuracy: {method} - {baseline}", fontsize=8)
-    ax.tick_params(labelsize=7)
+                  else f"student accuracy: {method} - {baseline}", fontsize=10)
+    ax.tick_params(labelsize=9)
     handles = dict(zip(*reversed(ax.get_legend_handles_labels())))
     _layout(fig)
     _legend_right(fig, list(handles.values()), list(handles.keys()))
@@ -328,10 +328,10 @@ def plot_bootstrap_vs_direct(rows: Rows, out: Path, method: str = "bootstrap", d
             lows.append(v[1] if v[1] is not None else v[0])
             ax.bar(i + (j - 1.5) * 0.2, v[0], width=0.19, color=colour, yerr=_err(v), capsize=2,
                    label=name if i == 0 else None)
-    ax.set_xticks(range(len(keys)), [f"{t}\n{' -> '.join(split_pair(p))}" for t, p in keys], fontsize=6)
+    ax.set_xticks(range(len(keys)), [f"{t}\n{' -> '.join(split_pair(p))}" for t, p in keys], fontsize=9)
     ax.set_ylim(max(0.0, min(lows) - 0.05), 1.0)
-    ax.set_ylabel("test accuracy (median over seeds)", fontsize=8)
-    ax.tick_params(labelsize=7)
+    ax.set_ylabel("test accuracy (median over seeds)", fontsize=10)
+    ax.tick_params(labelsize=9)
     _layout(fig)
     h, lab = ax.get_legend_handles_labels()
     _legend_right(fig, h, lab)

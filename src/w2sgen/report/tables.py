@@ -15,6 +15,7 @@ from .runs import (
     is_diagnostic,
     is_generative,
     latest_done,
+    method_name,
     method_of,
     pair_of,
     setting_labels,
@@ -53,7 +54,7 @@ def median_pgr_table(store: Store, rounds: int = 1000, confidence: float = 0.95,
         if preds is None:
             continue  # runs from before predictions were stored, or different test sets
         y = preds[0]["labels"].astype(bool)
-        where = {"pair": pair, "setting": labels[key]}
+        where = {"pair": pair, "setting": labels[key], "method_label": method_name(runs[0])}
         if all((r["config"].get("eval") or {}).get("pgr_baseline") == "fixed" for r in runs):
             rows.append({**fixed_baseline_row(task, method, runs, preds, y, rounds, confidence), **where})
             continue
@@ -145,7 +146,7 @@ def accuracy_table(store: Store, runs: list[dict[str, Any]], rounds: int = 1000,
         task, pair, method, _ = key
         preds = shared_predictions(store, rs)
         row: dict[str, Any] = {"task": task, "pair": pair, "method": method, "setting": labels[key],
-                               "method_family": method_of(rs[0]),
+                               "method_family": method_of(rs[0]), "method_label": method_name(rs[0]),
                                "seeds": sorted(r["config"]["seed"] for r in rs),
                                "diagnostic": any(is_diagnostic(r) for r in rs)}
         if preds is not None:

@@ -6,25 +6,26 @@ characters."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
+import textwrap
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import W2SError
 from ..escape import display
-from ..metrics import PGR, flip_difference, gap_words, mean_ci
+from ..metrics import PGR, flip_difference, gap_defined, gap_words, mean_ci
 from .runs import (
-    component_text,
-    estimate,
     group_key,
     icl_runs,
     is_icl_refine,
     method_key,
+    method_name,
     method_of,
     run_predictions,
     seed_units,
     setting_labels,
     shared_predictions,
     short,
+    short_name,
+    task_of,
 )
 
 if TYPE_CHECKING:
@@ -45,11 +46,6 @@ def terminal_text(text: Any) -> str:
     return display(text, "terminal")
 
 
-def gap_text(m: dict) -> str:
-    g = m.get("gap_accuracy")
-    return "-" if g is None else f"{g['value']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}]"
-
-
 def pgr_text(m: dict) -> str:
     """PGR, or why it is undefined: which way the gap points (`metrics.gap_words`)."""
     p = PGR(**m["pgr_accuracy"])
@@ -59,22 +55,64 @@ def pgr_text(m: dict) -> str:
     return "undefined: " + (gap_words(g["value"], g["low"], g["high"]).split(":")[0] if g else "no clear gap")
 
 
+def compact(e: dict[str, Any]) -> str:
+    """An estimate in 19 characters: 0.596 [0.457,0.723]."""
+    return f"{e['value']:.3f} [{e['low']:.3f},{e['high']:.3f}]"
+
+
+def pgr_verdict(pgr: dict[str, Any], gap: Optional[dict[str, Any]], what: str = "the interval") -> str:
+    """What a PGR with its interval means, in plain words (one line): a reliable gain, none, a
+    loss, or why it is undefined (the one rule, `metrics.gap_defined`: the ceiling-weak gap's
+    interval must lie above 0), saying which way the gap points."""
+    if gap is not None and not gap_defined(gap["low"]):
+        iv = f"{gap['value']:+.3f} [{gap['low']:+.3f}, {gap['high']:+.3f}]"
+        if gap["high"] < 0:
+            return (f"PGR undefined: the weak supervisor beats the ceiling (gap {iv}, below 0), so "
+                    "there is no gap to recover")
+        way = "above" if gap["value"] > 0 else "below" if gap["value"] < 0 else "level with"
+        return (f"PGR undefined: the ceiling is {way} the weak supervisor by {gap['value']:+.3f}, "
+                f"but the gap's interval [{gap['low']:+.3f}, {gap['high']:+.3f}] includes 0 "
+                "(no real gap to recover)")
+    if pgr.get("value") is None:
+        return f"PGR undefined: {pgr.get('reason') or 'no ceiling-weak gap was measured'}"
+    lo, hi = pgr["low"], pgr["high"]
+    if lo > 1:
+        return f"the student beats the ceiling: {what} lies above 1"
+    if lo > 0:
+        return f"a reliable gain: {what} lies above 0 (the student recovers part of the gap)"
+    if hi < 0:
+        return f"a reliable loss: {what} lies below 0 (the student is worse than its supervisor)"
+    return f"no reliable gain: {what} includes 0"
+
+
+TABLE_WIDTH = 100  # terminal tables fit this many columns; labels go on lines of their own
+
+
 def classification_table(runs: list[dict[str, Any]]) -> str:
-    """One row per weak-to-strong classification run."""
-    head = ("run", "experiment", "weak", "student", "ceiling", "ceiling-weak gap", "PGR (accuracy)",
-            "agree|weak wrong")
+    """One row per weak-to-strong classification run, then a line per run with what it is and
+    what its PGR says in plain words."""
+    head = ("run", "weak", "student", "ceiling", "PGR (accuracy)", "agree|wrong")
     rows = [head]
     for r in runs:
         m = r["metrics"]
-        rows.append((str(r["id"]), label(r), str(estimate(m["weak_accuracy"])),
-                     str(estimate(m["student_accuracy"])), str(estimate(m["ceiling_accuracy"])),
-                     gap_text(m), pgr_text(m), f"{m['agreement_on_weak_errors']:.2f}"))
+        p = PGR(**m["pgr_accuracy"])
+        rows.append((str(r["id"]), compact(m["weak_accuracy"]), compact(m["student_accuracy"]),
+                     compact(m["ceiling_accuracy"]), "undefined" if p.value is None else
+                     f"{p.value:.2f} [{p.low:.2f},{p.high:.2f}]", f"{m['agreement_on_weak_errors']:.2f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    note = (f"test accuracy with {runs[0]['metrics']['confidence']:.0%} bootstrap intervals "
-            f"({runs[0]['metrics']['bootstrap']} resamples of the test set)") if runs else ""
-    return "\n".join(lines + ([note] if note else []))
+    if runs:
+        lines += textwrap.wrap(
+            f"test accuracy, {runs[0]['metrics']['confidence']:.0%} bootstrap intervals "
+            f"({runs[0]['metrics']['bootstrap']} resamples of the test set); agree|wrong: how often "
+            "the student agrees with the weak labels where they are wrong", TABLE_WIDTH)
+    for r in runs:
+        m = r["metrics"]
+        lines += textwrap.wrap(f"run {r['id']}: {label(r)}", TABLE_WIDTH, subsequent_indent="    ")
+        lines += textwrap.wrap(pgr_verdict(m["pgr_accuracy"], m.get("gap_accuracy"), "its interval"),
+                               TABLE_WIDTH, initial_indent="  ", subsequent_indent="    ")
+    return "\n".join(lines)
 
 
 def method_summary(metrics: dict[str, Any]) -> str:
@@ -109,11 +147,29 @@ def median_pgr_cells(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[s
             pgr = f"{r['median_pgr']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
         if r.get("baseline") == "fixed" and r["gap"]:  # eval.pgr_baseline: fixed (the testbed's PGR)
             pgr += (f" +- {r['sd']:.2f}" if r.get("sd") is not None else "") + " (of means, fixed baselines)"
-        method = r["method"] + (" (DIAGNOSTIC, uses test labels)" if r["diagnostic"] else "")
+        method = r.get("method_label", r["method"]) + (" (DIAGNOSTIC, uses test labels)" if r["diagnostic"] else "")
         cells.append([str(r["task"])] + ([str(r.get("pair"))] if pairs else []) + [method]
                      + ([r.get("setting") or "-"] if settings else [])
                      + [str(len(r["seeds"])), f"{r['student_accuracy']:.3f}", pgr])
     return header, cells
+
+
+def median_pgr_verdict(rows: list[dict[str, Any]]) -> str:
+    """One line under the median-PGR table: how many rows gain reliably, how many do not."""
+    if not rows:
+        return ""
+    gap = [r for r in rows if r["gap"]]
+    gain = sum(r["low"] > 0 for r in gap)
+    loss = sum(r["high"] < 0 for r in gap)
+    flat = len(gap) - gain - loss
+    parts = [f"{gain} of {len(rows)} rows gain reliably (interval above 0)"]
+    if flat:
+        parts.append(f"{flat} show no reliable gain (interval includes 0)")
+    if loss:
+        parts.append(f"{loss} lose (interval below 0)")
+    if len(rows) > len(gap):
+        parts.append(f"{len(rows) - len(gap)} have no real ceiling-weak gap (PGR undefined)")
+    return "reading: " + "; ".join(parts)
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -296,14 +352,11 @@ def refinement_pairs_markdown(store: Store, runs: list[dict[str, Any]]) -> str:
 
 
 def label(run: dict[str, Any]) -> str:
+    """A run in a few words, as the tables name it: task, models, train mode, method, seed."""
     c = run["config"]
-    task = c["task"]["name"] if c["task"]["name"] != "file" else Path(c["task"]["options"]["path"]).name
-    parts = [f"{c['weak_model']}->{c['strong_model']}", c["train"]["mode"]]
-    method = c.get("method", {"name": "naive", "options": {}})
-    if method["name"] != "naive" or method["options"]:
-        parts.append(component_text(method))
-    parts += [component_text(c["loss"]), f"seed {c['seed']}"]
-    text = terminal_text(f"{task} [{', '.join(parts)}]")
-    if method["name"] == "gt_early_stop":
+    parts = [f"{short_name(c['weak_model'])}->{short_name(c['strong_model'])}", c["train"]["mode"],
+             method_name(run), f"seed {c['seed']}"]
+    text = terminal_text(f"{task_of(run)} [{', '.join(parts)}]")
+    if c.get("method", {}).get("name") == "gt_early_stop":
         text += " DIAGNOSTIC: picks epochs with test labels"
     return text

@@ -8,13 +8,15 @@ One job per module:
   executors.py  EXECUTORS (inprocess, ray) and their Options; the order cells run in
   runner.py     the sweep: skip finished cells, run the rest (run_sweep), cell_states
   summary.py    the report a sweep ends with (report)
-  estimates.py  training-memory estimates of a suite's models (memory_estimates)
+  plan.py       --dry-run's listing with each cell's estimated time; --max-hours (plan)
+  estimates.py  training-memory estimates of a suite's models (memory_estimates) and each
+                cell's time on this machine (time_estimates)
 
 Every public name is importable from `w2sgen.sweep` itself.
 """
 from .cells import NOT_IN_FEATURES, Cell, Outcome, run_cell
 from .checks import HUB_UNREACHABLE, assets_error
-from .estimates import memory_estimates
+from .estimates import ESTIMATE_NOTE, hours, memory_estimates, time_estimates
 from .executors import (
     EXECUTORS,
     Executor,
@@ -27,6 +29,7 @@ from .executors import (
     ordered,
     ray_executor,
 )
+from .plan import check_budget, plan
 from .runner import SweepResult, cell_states, run_sweep
 from .suite import (
     AXES,
@@ -43,9 +46,9 @@ from .suite import (
 from .summary import report
 
 __all__ = [
-    "AXES", "COMPONENTS", "EXECUTORS", "HUB_UNREACHABLE", "NOT_IN_FEATURES", "Cell", "Executor",
+    "AXES", "COMPONENTS", "ESTIMATE_NOTE", "EXECUTORS", "HUB_UNREACHABLE", "NOT_IN_FEATURES", "Cell", "Executor",
     "Options", "Outcome", "Suite", "SweepResult", "WorkerSetup", "assets_error", "cell_states",
-    "check_nodes", "check_only", "check_reachable", "dependencies", "expand", "flatten", "inprocess",
-    "load_suite", "memory_estimates", "only_of", "ordered", "ray_executor", "report",
-    "run_cell", "run_sweep", "variant", "without_only",
+    "check_budget", "check_nodes", "check_only", "check_reachable", "dependencies", "expand",
+    "flatten", "inprocess", "hours", "load_suite", "memory_estimates", "only_of", "ordered", "plan",
+    "ray_executor", "report", "run_cell", "run_sweep", "time_estimates", "variant", "without_only",
 ]

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
 
 from ..config import ExperimentConfig, stable_hash
 from ..errors import W2SError
@@ -66,7 +69,8 @@ def run_cell(cell: Cell, store_root: str) -> Outcome:
 
     t0 = time.perf_counter()
     try:
-        result = pipeline.run(cell.cfg, Store(store_root), quiet=True, exclusive=True)
+        result = pipeline.run(cell.cfg, Store(store_root), quiet=True, exclusive=True,
+                              figures=tracker_figures(store_root))
     except RunTaken as taken:
         if taken.status == "done":
             return Outcome(cell.index, "skipped", taken.run_id)
@@ -79,3 +83,15 @@ def run_cell(cell: Cell, store_root: str) -> Outcome:
     computed = [k for k, t in result["timings"].items()
                 if not t["cached"] and k not in ("data", "evaluate")]
     return Outcome(cell.index, "done", result["run_id"], time.perf_counter() - t0, computed)
+
+
+def tracker_figures(store_root: str) -> Optional[Callable[[dict[str, Any]], list[Path]]]:
+    """A cell's figures, drawn only where a tracker (W&B, MLflow) will receive them."""
+    from .. import loggers
+
+    if not loggers.selected():
+        return None
+    from .. import report
+
+    art = Path(store_root) / "artifacts"
+    return lambda row: report.run_figures(row, art / str(row["id"]))

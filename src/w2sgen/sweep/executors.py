@@ -327,7 +327,7 @@ def _driven(cells: list[Cell], store_root: str, setup: WorkerSetup, opts: Option
                 continue
             done = handed.computed
             pipeline.record(store, run_id, done)
-            log_finished(run_id, resolved[i], done.metrics, done.timings, store)
+            log_finished(run_id, resolved[i], done.metrics, store)  # W&B / MLflow, when configured
             computed = [k for k, t in done.timings.items()
                         if not t["cached"] and k not in ("data", "evaluate")]
             yield Outcome(i, "done", run_id, handed.seconds, computed, node=handed.node)

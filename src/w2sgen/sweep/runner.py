@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..progress import bar as progress_bar
-from .cells import Outcome
+from .cells import Cell, Outcome
 from .executors import EXECUTORS, Options
 from .suite import Suite
 
@@ -44,6 +44,50 @@ def cell_states(suite: Suite) -> dict[int, tuple[str, int | None]]:
     return out
 
 
+SHARED_STEPS = 2  # the weak supervisor and the ceiling, which the cells of one group share
+FEATURE_STEPS = 3  # features of weak_train, transfer and test, per model, shared wider still
+
+
+class Work:
+    """A sweep's progress in the pipeline's cached steps, not in cells, so that its time left
+    counts work already cached as done: every cell trains its student (1 step); the first cell
+    of a group (`Cell.group`: the same weak supervisor and ceiling) also trains those two, and
+    the first of a features group (`Cell.features_group`: the seeds of one task and model pair)
+    also extracts each model's features of the three splits; the other cells, and cells whose
+    groups have a finished run in the store, find those cached."""
+
+    def __init__(self, cells: list[Cell], todo: set[int]):
+        self.seen: set[str] = set()  # the shared steps done (or found done in the store)
+        every: set[str] = set()
+        self.total = sum(1 + self.shared(c, every) for c in cells)
+        self.done = sum(1 + self.shared(c) for c in cells if c.index not in todo)
+        self.cells_done = len(cells) - len(todo)
+
+    def shared(self, cell: Cell, seen: set[str] | None = None) -> int:
+        """The shared steps `cell` computes that no cell before it in `seen` did; marks them."""
+        seen = self.seen if seen is None else seen
+        steps = 0
+        for key, n in ((f"g:{cell.group}", SHARED_STEPS),
+                       (f"f:{cell.features_group}", FEATURE_STEPS * len(models_of(cell)))):
+            if key not in seen:
+                seen.add(key)
+                steps += n
+        return steps
+
+    def finish(self, cell: Cell) -> int:
+        """Count `cell` as finished; the steps that made it (to advance the bar by)."""
+        steps = 1 + self.shared(cell)
+        self.done += steps
+        self.cells_done += 1
+        return steps
+
+
+def models_of(cell: Cell) -> set[str]:
+    """The models whose features a cell's runs read: weak, strong, a bootstrap ladder's rungs."""
+    rungs = cell.cfg.method.options.get("ladder", ())
+    return {cell.cfg.weak_model, cell.cfg.strong_model, *(rungs if isinstance(rungs, list) else ())}
+
+
 def run_sweep(suite: Suite, executor: str = "inprocess", opts: Options | None = None,
               echo: Callable[[str], None] = print, progress: bool = True) -> SweepResult:
     from ..store import Store
@@ -75,13 +119,16 @@ def run_sweep(suite: Suite, executor: str = "inprocess", opts: Options | None = 
          f"run ({executor}); store {suite.store}")
     for line in suite.notes:
         echo(line)
-    bar = progress_bar(n, suite.name, "cell", quiet=not progress, initial=n - len(todo),
+    work = Work(suite.cells, {c.index for c in todo})
+    bar = progress_bar(work.total, suite.name, "pipeline step", quiet=not progress, initial=work.done,
                        dynamic_ncols=True)
     by_index = {c.index: c for c in suite.cells}
     try:
         for out in outcomes_iter:
             outcomes[out.index] = out
             c = by_index[out.index]
+            steps = work.finish(c)
+            bar.set_postfix_str(f"{work.cells_done}/{n} cells")
             if out.status == "done":
                 fresh = f"computed {', '.join(out.computed)}" if out.computed else "all steps cached"
                 on = f" on node {out.node}" if out.node else ""
@@ -93,7 +140,7 @@ def run_sweep(suite: Suite, executor: str = "inprocess", opts: Options | None = 
             else:
                 line = f"FAILED   {c.label}: {out.error}"
             bar.write(line, file=sys.stdout)
-            bar.update(1)
+            bar.update(steps)
     finally:
         bar.close()
     return SweepResult(suite, outcomes, stale, time.perf_counter() - t0)

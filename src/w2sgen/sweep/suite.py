@@ -41,7 +41,9 @@ from .cells import Cell
 from .checks import HUB_UNREACHABLE, assets_error, texts_error
 
 AXES = ("task", "pairs", "methods", "seeds")
-COMPONENTS = ("task", "method", "loss")  # config keys whose mapping (with a name) is replaced whole
+COMPONENTS = ("task", "method", "loss")
+# axes whose value names reports show (config `labels`, with the suite's name: trackers group by it)
+LABELLED_AXES = ("methods",)  # config keys whose mapping (with a name) is replaced whole
 
 
 @dataclass
@@ -80,17 +82,20 @@ def read_suite(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, An
     return raw, base, grid
 
 
-def load_suite(path: str | Path, store: str | None = None) -> Suite:
+def load_suite(path: str | Path, store: str | None = None, check_assets: bool = True) -> Suite:
+    """A suite file's cells, every one validated. `check_assets=False` (planning: the time
+    estimate of a suite whose models are not pulled yet) skips the checks that need the models
+    and task data on this machine, and keeps cells that repeat another."""
     path = Path(path)
     raw, base, grid = read_suite(path)
     declared_comparisons(raw, grid, str(path))  # a family that names no method fails now
     name = str(raw.get("name") or path.stem)
     store = store or str(base.get("store", "runs"))
-    return Suite(name, path, store, *expand(name, base, grid, store, str(path)))
+    return Suite(name, path, store, *expand(name, base, grid, store, str(path), check_assets))
 
 
-def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, where: str
-           ) -> tuple[list[Cell], int]:
+def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, where: str,
+           check_assets: bool = True) -> tuple[list[Cell], int]:
     """Cells of the grid, each validated; raises one error listing every invalid cell."""
     axes: list[list[tuple[str, dict[str, Any]]]] = []
     axis_names: list[str] = []  # the axis of each entry of `axes`
@@ -126,8 +131,12 @@ def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, wh
         raw["store"] = store
         label = " | ".join(lab for lab, _ in combo) or "base"
         raw["name"] = f"{name}: {label}"
+        raw["labels"] = {"suite": name, **{a: lab for a, lab in labels_of.items() if a in LABELLED_AXES}}
         try:
             cfg = build_config(raw)
+            if not check_assets:
+                cells.append(Cell(len(cells), label, cfg))
+                continue
             assets = stable_hash([cfg.weak_model, cfg.strong_model, cfg.task.name, cfg.task.options])
             if assets not in checked:
                 checked[assets] = assets_error(cfg, missing, unreachable)

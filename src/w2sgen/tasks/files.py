@@ -213,18 +213,27 @@ def load_file(*, path: str, text_column: str = "text", label_column: str = "labe
     if pair_column is not None and pair_column not in cols:
         raise W2SError(f"data file {str(p)!r} has no column {pair_column!r} (task.pair_column)")
     pair_column = pair_column or ("text_pair" if "text_pair" in cols else None)
+    return examples_from_rows(rows, f"data file {str(p)!r}", "file", text_column, label_column,
+                              pair_column)
+
+
+def examples_from_rows(rows: list[dict[str, Any]], what: str, prefix: str, text_column: str = "text",
+                       label_column: str = "label", pair_column: Optional[str] = None) -> list[Example]:
+    """Records (a file's rows, or in-memory ones) as examples, each checked as it is read; `what`
+    names their source in errors ('data file ...'), `prefix` starts the ids made from the text
+    where a record has no `id`."""
     out = []
     for n, r in enumerate(rows, 1):
-        where = f"data file {str(p)!r} row {n}"
+        where = f"{what} row {n}"
         text = text_cell(r, text_column, where)
         if text is None:
             raise W2SError(f"{where} has no {text_column!r}")
         pair = text_cell(r, pair_column, where) if pair_column else None
-        eid = key_cell(r, "id", where) or text_id("file", text, pair or "")
+        eid = key_cell(r, "id", where) or text_id(prefix, text, pair or "")
         group = key_cell(r, "group", where) or eid
         out.append(Example(eid, text, parse_label(r.get(label_column), where), group, pair))
     # without an id column, repeated texts would share an id: keep one (drop conflicting ones)
-    return out if "id" in cols else dedupe(out)
+    return out if rows and "id" in rows[0] else dedupe(out)
 
 
 TASKS.add("file", TaskSpec(load_file, "file",

@@ -50,13 +50,14 @@ def command(args) -> int:
     suffix = "" if cfg.target_in_support else "-outside-support"
     p1 = plot_excess_risk(res, out / f"theory-excess-risk{suffix}.png")
     p2 = plot_misalignment(res, out / f"theory-misalignment{suffix}.png")
-    print(f"plots: {p1}, {p2}\nsweep took {res.wall_s:.1f} s")
+    print(f"plots written to {out.resolve()}: {p1.name}, {p2.name}\nsweep took {res.wall_s:.1f} s")
     return 0
 
 
 def add_arguments(p) -> None:
     p.add_argument("--seeds", type=int, help="number of seeds (default 50; 10 with --quick)")
-    p.add_argument("--out", default="docs", help="folder for the PNG plots (default: docs)")
+    p.add_argument("--out", default="theory", help="folder for the plots (default: ./theory, "
+                   "made if missing)")
     p.add_argument("--quick", action="store_true", help="a small grid, for a smoke test")
     p.add_argument("--outside-support", action="store_true",
                    help="violate the key assumption: alpha_{k*} = 0")

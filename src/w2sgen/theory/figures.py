@@ -5,17 +5,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..plotting import pyplot, save
 from .closed_forms import finetune_floor, typical_rate
 from .experiments import SweepResult
 
 
 def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def plot_excess_risk(res: SweepResult, path: Path) -> Path:
@@ -38,7 +34,7 @@ def plot_excess_risk(res: SweepResult, path: Path) -> Path:
                         label="fine-tuning floor B/(1+B)")
             else:
                 ax.text(0.97, 0.97, "weak supervisor: 0 (unbiased)", transform=ax.transAxes,
-                        ha="right", va="top", fontsize=7, color="0.3")
+                        ha="right", va="top", color="0.3")
             ax.plot(ns, flat * ft[ib, it], color="C0", label="fine-tune (best λ)")
             ax.fill_between(ns, flat * ftl[ib, it], flat * fth[ib, it], color="C0", alpha=0.2)
             ax.plot(ns, flat * fs[ib, it], color="C0", ls=":", label="fine-tune → source mean")
@@ -47,7 +43,7 @@ def plot_excess_risk(res: SweepResult, path: Path) -> Path:
             ax.plot(ns, flat * oracle, color="C2", label="oracle (true labels)")
             ax.fill_between(ns, flat * float(ol), flat * float(oh), color="C2", alpha=0.2)
             ax.set_yscale("log")
-            ax.set_title(f"bias {b:g}, noise τ {t:g}", fontsize=9)
+            ax.set_title(f"bias {b:g}, noise τ {t:g}")
             ax.grid(alpha=0.3, which="both", lw=0.5)
             if it == nT - 1:
                 ax.set_xlabel("n (in-context demonstrations)")
@@ -55,18 +51,14 @@ def plot_excess_risk(res: SweepResult, path: Path) -> Path:
                 ax.set_ylabel("excess risk ||θ-β*||²")
     handles, labels = axes[0][-1].get_legend_handles_labels()
     ncol = 6 if nB >= 4 else 3
-    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False)
     cfg = res.cfg
     fig.suptitle(f"Simulated W2S (d={cfg.d}, K={cfg.K}, N={cfg.N}, σ={cfg.sigma:g}, "
                  f"s²={cfg.assumed_var:g}, label={cfg.label}"
                  f"{', α_k*=0' if not cfg.target_in_support else ''}); "
-                 f"mean over {len(res.seeds)} seeds, 95% bootstrap CI", fontsize=9)
+                 f"mean over {len(res.seeds)} seeds, 95% bootstrap CI")
     fig.tight_layout(rect=(0, 0.05 if ncol == 6 else 0.1, 1, 1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return save(fig, Path(path), plt, dpi=130)
 
 
 def plot_misalignment(res: SweepResult, path: Path) -> Path:
@@ -89,16 +81,12 @@ def plot_misalignment(res: SweepResult, path: Path) -> Path:
                     label=f"bias {b:g}: geo. mean, fit {r['fit_typical']:.2f}/ex")
         ax.set_yscale("log")
         typ = typical_rate(2.0, res.cfg.assumed_var)
-        ax.set_title(f"noise τ {t:g} (typical rate D/2s² = {typ:g})", fontsize=9)
+        ax.set_title(f"noise τ {t:g} (typical rate D/2s² = {typ:g})")
         ax.set_xlabel("n (in-context demonstrations)")
         ax.grid(alpha=0.3, which="both", lw=0.5)
-        ax.legend(fontsize=6)
+        ax.legend()
     axes[0][0].set_ylabel("posterior mass off k*")
     fig.suptitle(f"Refined labels' misalignment, {len(res.seeds)} seeds "
-                 "(solid: mean with 95% CI; dashed: geometric mean)", fontsize=9)
+                 "(solid: mean with 95% CI; dashed: geometric mean)")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return save(fig, Path(path), plt, dpi=130)

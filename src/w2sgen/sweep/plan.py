@@ -1,0 +1,50 @@
+"""`w2s sweep --dry-run` and `--max-hours`: what a suite would run, and what it would cost here,
+before anything runs (the estimate: estimates.time_estimates)."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ..errors import W2SError, cut_message
+from .estimates import ESTIMATE_NOTE, TimeEstimate, hours, time_estimates
+from .runner import cell_states
+from .suite import Suite
+
+
+def check_budget(cost: TimeEstimate, name: str, max_hours: float) -> None:
+    """Refuse (one line) a suite whose estimate exceeds `max_hours`, or has cells without one."""
+    if cost.unknown:
+        raise W2SError(f"--max-hours needs an estimate of every cell; {cut_message(cost.unknown[0])}")
+    if cost.total > max_hours * 3600:
+        raise W2SError(f"suite {name} is estimated at {hours(cost.total)} on this machine, over "
+                       f"--max-hours {max_hours:g}; run fewer cells (grid values, seeds), smaller "
+                       "models or splits, or raise --max-hours")
+
+
+def plan(suite: Suite, dry_run: bool, max_hours: Optional[float]) -> Optional[str]:
+    """With `max_hours`, check the suite's estimate against it; with `dry_run`, the listing:
+    each cell, whether it is finished, its estimated time, and the total."""
+    if not dry_run and max_hours is None:
+        return None
+    states: dict[int, Any] = cell_states(suite)
+    finished = frozenset(i for i, (s, _) in states.items() if s == "done")
+    cost = time_estimates(suite.cells, skip=finished)
+    if max_hours is not None:
+        check_budget(cost, suite.name, max_hours)
+    if not dry_run:
+        return None
+    lines = [f"w2s sweep {suite.name}: {len(suite.cells)} cells, {len(finished)} already finished, "
+             f"{len(suite.cells) - len(finished)} to run; store {suite.store}"
+             + (f"; {suite.merged} grid combination(s) repeat another cell" if suite.merged else ""),
+             *suite.notes]
+    for c, c_cost in zip(suite.cells, cost.cells):
+        state, run_id = states[c.index]
+        note = {"done": f"finished: run {run_id}", "busy": f"running now: run {run_id}",
+                "todo": "to run"}[state]
+        est = "-" if state == "done" else "?" if c_cost.unknown else "~" + hours(c_cost.seconds)
+        lines.append(f"  {c.index + 1:>4}  {c.hash}  {note:<18}  {est:>8}  {c.label}")
+    missing = sum(bool(c.unknown) for c in cost.cells)
+    lines.append(f"estimated time to run: {hours(cost.total)}"
+                 + (f" for the cells with an estimate ({missing} without: ?)" if missing else "")
+                 + f" ({ESTIMATE_NOTE}); {cost.machine}")
+    lines += [f"  ?: {cut_message(why)}" for why in cost.unknown]
+    return "\n".join(lines)

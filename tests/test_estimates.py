@@ -1,0 +1,127 @@
+"""`w2s sweep --dry-run`'s time estimate (FLOPs / the machine's measured rate) and `--max-hours`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from w2sgen import hardware, sweep
+from w2sgen.cli import main
+from w2sgen.models import load, resolve
+from w2sgen.sweep import estimates
+
+MACHINE = hardware.Probe("cpu", "test CPU", "AVX512", 2, True, fp32_gflops=100.0, bf16_gflops=300.0)
+
+
+def suite_file(tmp_path: Path, weak: Path, strong: Path, train: dict) -> Path:
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "tiny",
+        "base": {"task": "rt_sentiment", "weak_model": str(weak), "strong_model": str(strong),
+                 "splits": {"weak_train": 40, "transfer": 40, "test": 60},
+                 "features": {"max_length": 32}, "train": train},
+        "grid": {"methods": [{"name": "naive", "method": "naive"},
+                             {"name": "logconf", "method": "naive", "loss": "logconf"}]}}))
+    return path
+
+
+def compute_params(path: Path) -> int:
+    """Every weight but the token-embedding table, counted on the loaded model."""
+    model, _ = load(resolve(str(path)))
+    table = model.get_input_embeddings().weight
+    return sum(p.numel() for p in model.parameters()) - table.numel()
+
+
+def test_last_k_cells_cost_their_flops_at_the_measured_rate(tmp_path, tiny_bert_dir, tiny_llama_dir):
+    path = suite_file(tmp_path, tiny_bert_dir, tiny_llama_dir,
+                      {"mode": "last_k", "last_k": 1, "epochs": 3, "precision": "bf16"})
+    suite = sweep.load_suite(path, str(tmp_path / "store"))
+    assert len(suite.cells) == 2
+    cost = sweep.time_estimates(suite.cells, MACHINE)
+    tokens = estimates.split_tokens(suite.cells[0].cfg, {})
+    wt, tr, te = tokens["weak_train"], tokens["transfer"], tokens["test"]
+    assert 40 * 3 <= wt <= 40 * 32 and 60 * 3 <= te <= 60 * 32  # every example 3..32 tokens
+    weak, strong = compute_params(tiny_bert_dir), compute_params(tiny_llama_dir)
+    assert estimates.shape_of(str(tiny_bert_dir)).compute_params == weak
+    fp32, bf16 = 100e9 * 0.5, 300e9 * 0.5  # the rate a whole model reaches: half the peak
+
+    # both tiny models have 2 blocks: last_k=1 trains one (bf16) on the hidden states of the
+    # other, computed once per model and split in fp32 (shared by every step that reads them)
+    def frozen(params: int, seen: float) -> float:
+        return 2 * (params / 2) * seen / fp32
+
+    def trains(params: int, train: float, seen: float) -> float:
+        return (6 * (params / 2) * train * 3 + 2 * (params / 2) * seen) / bf16
+
+    student = trains(strong, tr, tr + te)  # the ceiling costs the same
+    first, second = cost.cells
+    assert first.seconds == pytest.approx(
+        frozen(weak, wt + tr + te) + trains(weak, wt, wt + tr + te)
+        + frozen(strong, tr + te) + 2 * student, rel=1e-9)
+    assert first.steps == 3 + 1 + 2 + 2  # weak: 3 splits + training; strong: 2 splits, ceiling, student
+    # the second method shares weak supervisor, frozen passes and ceiling: its student only
+    assert (second.seconds, second.steps) == (pytest.approx(student, rel=1e-9), 1)
+    assert cost.total == pytest.approx(first.seconds + second.seconds)
+    # the first cell finished: its steps are cached, the second still trains its own student
+    left = sweep.time_estimates(suite.cells, MACHINE, skip=frozenset({0}))
+    assert [c.seconds for c in left.cells] == [0.0, pytest.approx(student, rel=1e-9)]
+
+
+def test_probe_cells_cost_the_features_once(tmp_path, tiny_bert_dir, tiny_llama_dir):
+    path = suite_file(tmp_path, tiny_bert_dir, tiny_llama_dir, {"mode": "probe"})
+    suite = sweep.load_suite(path, str(tmp_path / "store"))
+    cost = sweep.time_estimates(suite.cells, MACHINE)
+    t = estimates.split_tokens(suite.cells[0].cfg, {})
+    fp32 = 100e9 * 0.5  # features.precision auto is fp32 on a CPU
+    want = (2 * compute_params(tiny_bert_dir) * (t["weak_train"] + t["transfer"] + t["test"])
+            + 2 * compute_params(tiny_llama_dir) * (t["transfer"] + t["test"])) / fp32
+    assert cost.cells[0].seconds == pytest.approx(want, rel=1e-9)
+    assert cost.cells[0].steps == 5  # features: weak on 3 splits, strong on 2
+    assert cost.cells[1].seconds == 0.0  # the second method reads the same features
+
+
+def test_max_hours_refuses_a_suite_over_its_estimate_before_anything_runs(
+        tmp_path, tiny_bert_dir, tiny_llama_dir, monkeypatch, capsys):
+    monkeypatch.setitem(hardware._PROBES, "cpu", MACHINE)
+    path = suite_file(tmp_path, tiny_bert_dir, tiny_llama_dir,
+                      {"mode": "last_k", "last_k": 1, "epochs": 3, "precision": "bf16"})
+    store = tmp_path / "store"
+    seconds = sweep.time_estimates(sweep.load_suite(path, str(store)).cells, MACHINE).total
+    assert main(["sweep", str(path), "--store", str(store), "--max-hours", f"{seconds / 3600 / 2:.3g}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: suite tiny is estimated at ")
+    assert "over --max-hours" in err[0]
+    assert not (store / "runs.sqlite").exists()  # nothing ran
+    # the dry run prints each cell's estimate and the total, and passes a limit it is under
+    assert main(["sweep", str(path), "--store", str(store), "--dry-run", "--max-hours", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"estimated time to run: {sweep.hours(seconds)} (" in out and "test CPU" in out
+    assert out.count("  ~") == 2
+
+
+def test_a_model_without_a_shape_leaves_its_cells_unestimated_and_max_hours_refuses(
+        tmp_path, tiny_bert_dir, tiny_llama_dir, monkeypatch, capsys):
+    from w2sgen.errors import W2SError
+
+    real = estimates.shape_of
+
+    def shape_of(name):
+        if name == str(tiny_llama_dir):
+            raise W2SError("its config names no transformer blocks\nsecond line")
+        return real(name)
+
+    monkeypatch.setattr(estimates, "shape_of", shape_of)
+    monkeypatch.setitem(hardware._PROBES, "cpu", MACHINE)
+    path = suite_file(tmp_path, tiny_bert_dir, tiny_llama_dir, {"mode": "probe"})
+    store = str(tmp_path / "store")
+    cost = sweep.time_estimates(sweep.load_suite(path, store).cells, MACHINE)
+    assert cost.unknown == [f"no estimate for {tiny_llama_dir}: its config names no transformer blocks"]
+    assert cost.cells[0].seconds > 0  # the weak model's features are still counted
+    assert main(["sweep", str(path), "--store", store, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("         ?  ") == 2 and "(2 without: ?)" in out
+    assert main(["sweep", str(path), "--store", store, "--max-hours", "100"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --max-hours needs an estimate of every cell; no estimate for "
+                   f"{tiny_llama_dir}: its config names no transformer blocks"]
