@@ -26,7 +26,7 @@ from typing import Any
 
 from ..errors import W2SError
 from ..registry import Registry
-from .cells import Cell, Outcome, run_cell
+from .cells import Cell, Outcome, run_cell, tracker_figures
 
 
 @dataclass
@@ -278,6 +278,7 @@ def _driven(cells: list[Cell], store_root: str, setup: WorkerSetup, opts: Option
     from ..store import RunTaken, Store
 
     store = Store(store_root)
+    draw = tracker_figures(store_root)  # None: no tracker is configured
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     workers = opts.workers or cpus
     threads = max(1, cpus // workers)  # 2 cells on 2 cores: 1 torch thread each
@@ -327,7 +328,9 @@ def _driven(cells: list[Cell], store_root: str, setup: WorkerSetup, opts: Option
                 continue
             done = handed.computed
             pipeline.record(store, run_id, done)
-            log_finished(run_id, resolved[i], done.metrics, store)  # W&B / MLflow, when configured
+            if draw is not None:  # W&B / MLflow, when configured, with the figures cells send
+                row = {"id": run_id, "config": resolved[i].to_dict(), "metrics": done.metrics}
+                log_finished(run_id, resolved[i], done.metrics, store, files=draw(row))
             computed = [k for k, t in done.timings.items()
                         if not t["cached"] and k not in ("data", "evaluate")]
             yield Outcome(i, "done", run_id, handed.seconds, computed, node=handed.node)
