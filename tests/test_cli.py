@@ -110,6 +110,6 @@ def test_run_then_failure_then_report_keeps_earlier_results(tmp_path):
     assert bad.returncode == 2
     rep = w2s("report", f"--store={tmp_path}", f"--out={tmp_path / 'r.png'}")
     assert rep.returncode == 0, rep.stderr
-    assert "rt_sentiment [minilm-l6->minilm-l6, probe, xent, seed 0]" in rep.stdout
+    assert "rt_sentiment [minilm-l6->minilm-l6, probe, naive, seed 0]" in rep.stdout
     assert (tmp_path / "r.png").is_file()
     assert_one_line_error(w2s("report", f"--store={tmp_path / 'none'}"), "no run store")
