@@ -1,4 +1,4 @@
-"""docs/refinement.md, "The theory's k curve next to the measured one": the theory simulation's
+"""docs/refinement.md, 3.3, "Against the theory": the theory simulation's
 prediction of how refinement improves with the number of demonstrations, beside the refined-label
 accuracy measured at each k in a store of icl_refine runs (suites/refinement-qwen-k.yaml).
 
