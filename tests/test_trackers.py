@@ -83,9 +83,17 @@ def wandb_run(run_dir: Path, wait: float = 60.0) -> dict:
     (W&B's service may still be writing when `finish` returns)."""
     import time
 
+    from google.protobuf.message import DecodeError
+
     deadline = time.monotonic() + wait
     while True:
-        out = read_wandb_run(run_dir)
+        try:
+            out = read_wandb_run(run_dir)
+        except DecodeError:  # a block the service is still writing: read again
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+            continue
         if out["exited"] or time.monotonic() > deadline:
             return out
         time.sleep(0.5)
