@@ -5,6 +5,7 @@ import argparse
 import os
 import signal
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -139,14 +140,18 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import MODELS
 
-    print(f"{'name':<14} {'kind':<8} {'params':<7} {'installed':<10} description")
+    width = max(len(n) for n in MODELS)
+    print(f"{'name':<{width}}  {'kind':<8} {'params':<7} installed")
     for name, entry in MODELS.items():
-        status = "yes" if entry.installed() else f"no: w2s pull {name}"
-        print(f"{name:<14} {entry.kind:<8} {entry.params:<7} {status:<10} {entry.description}")
-        if entry.licence:
-            print(f"{'':<14} licence: {entry.licence}")
-        if entry.source:
-            print(f"{'':<14} source: {entry.source}")
+        opt_in = " --allow-unknown-origin" if entry.unknown_origin else ""
+        status = "yes" if entry.installed() else f"no: w2s pull{opt_in} {name}"
+        print(f"{name:<{width}}  {entry.kind:<8} {entry.params:<7} {status}")
+        former = MODELS.former_names(name)
+        for line in (entry.description, entry.licence and f"licence: {entry.licence}",
+                     entry.source and f"source: {entry.source}",
+                     former and f"also accepted under its former name {', '.join(former)}"):
+            if line:
+                print(textwrap.fill(line, 98, initial_indent="    ", subsequent_indent="      "))
     print("\nAlso accepted: a local model folder, an org/name Hugging Face hub id, or hf:<id>[@rev] "
           "(online; unset HF_HUB_OFFLINE).")
     return 0
