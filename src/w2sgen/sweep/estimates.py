@@ -204,8 +204,15 @@ def time_estimates(cells: list[Any], probe: Any = None, skip: frozenset[int] = f
             own = trained / rate_of(machine, resolve_precision(t.precision, device))
             train = role.to_dict()["train"]
             depth = t.last_k if t.mode == "last_k" else 0  # features: 0; last_k: the blocks above
-            work: list[tuple[list[Any], float]] = [
-                (["frozen", name, depth, s, where], per_token * tokens[s] / frozen_rate) for s in seen]
+            if depth == 0 and cfg.features.scope == "task":  # one pass per task and model,
+                # shared by every split seed (counted as the three splits' tokens)
+                task_tokens = sum(tokens[s] for s in SPLITS)
+                work: list[tuple[list[Any], float]] = [
+                    (["frozen", name, 0, "task", [d["task"], d["features"]]],
+                     per_token * task_tokens / frozen_rate)]
+            else:
+                work = [(["frozen", name, depth, s, where], per_token * tokens[s] / frozen_rate)
+                        for s in seen]
             work.append((["ceiling", name, train, supervisor, where, d["seed"]], own))
             if not supervisor:  # a student trains on the weak labels, per method and loss
                 work.append((["student", name, train, where, d["seed"], d["method"], d["loss"],
