@@ -268,6 +268,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             drawn = report.plot_methods(rows, out.with_name("methods.png"))
             print(f"plot: {drawn}" if drawn else "plot: none (no row with a real ceiling-weak gap)")
         if args.refinement:
+            from .report.refinement import controls_markdown, refinement_controls
+
+            controls = controls_markdown(refinement_controls(store, runs))
+            print("\nICL refinement and its controls, at the level of datasets:\n\n"
+                  + (controls or "no icl_refine runs"))
             table_md = report.refinement_markdown(runs)
             print("\nICL refinement, medians over seeds:\n" + (table_md or "no icl_refine runs with prompting baselines"))
             pairs_md = report.refinement_pairs_markdown(store, runs)

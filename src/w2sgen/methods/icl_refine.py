@@ -37,6 +37,10 @@ Options (all keyword-only, from the config as `method.<name>`):
   accuracy - zero-shot, k-shot with ground-truth demonstrations, k-shot with weak demonstrations
   (the "unaltered strong model" of the paper's stricter bar) - next to the student's accuracy on
   the same examples. Prompting results are calibrated the same way (to the weak labels' share).
+  The examples are drawn from test by the seed alone, and the demonstration set from transfer,
+  so every variant of one seed (k weak, k true) is scored on the same examples with the same
+  demonstrations; each setting's per-example correctness is recorded (`prompting.correct`) for
+  the report's bootstrap over datasets (report/refinement.py).
 - `precision` (`auto` default: bf16 where native, else fp32; `bf16`, `fp32`), `prompt_batch` (prompts per forward pass).
 
 Refused in one line before the refiner's weights load: label words that are not one token each
@@ -366,9 +370,13 @@ def _prompting_baselines(s: Setting, get_refiner: Any, base_key: dict, k: int, b
         return out
 
     result: dict[str, Any] = {"n": int(n), "demonstrations": int(len(demo_idx))}
+    correct: dict[str, str] = {}  # per evaluated example, "1" right / "0" wrong (the report's bootstrap)
     for name, lo in arrays.items():
         p = calibrated(lo, share, how)
-        result[name] = ci(((p > 0.5) == y).astype(float))
+        right = ((p > 0.5) == y).astype(float)
+        result[name] = ci(right)
+        correct[name] = "".join("1" if v else "0" for v in right)
+    result["correct"] = correct
     student_correct = ((student["p_test"][rows] > 0.5) == y).astype(float)
     result["student"] = ci(student_correct)
     if "fewshot_weak" in arrays:

@@ -123,7 +123,8 @@ def method_summary(metrics: dict[str, Any]) -> str:
     lines = [f"method {metrics.get('method', {}).get('name', 'naive')}: "
              + ", ".join(f"{k}={short(v)}" for k, v in rep.items())] if rep else []
     for k, d in nested.items():  # e.g. icl_refine's prompting baselines: one line of their own
-        lines.append(f"  {k}: " + ", ".join(f"{n}={short(v)}" for n, v in d.items()))
+        lines.append(f"  {k}: " + ", ".join(f"{n}={short(v)}" for n, v in d.items()
+                                            if not isinstance(v, dict)))  # not per-example records
     if m:
         lines.append(f"misfit diagnostic (squared loss, test): err(student) {m['err_student']:.4f} vs "
                      f"err(weak) - misfit {m['err_weak'] - m['misfit']:.4f} -> "
