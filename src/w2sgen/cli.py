@@ -409,8 +409,10 @@ def parser() -> argparse.ArgumentParser:
                     "of each configuration")
     rp.add_argument("--methods", action="store_true", help="also the median PGR over seeds of "
                     "every (task, method), with bootstrap intervals, and its plot")
-    rp.add_argument("--refinement", action="store_true", help="also the icl_refine table (weak "
-                    "vs refined labels, the LM's prompting baselines, the paper's stricter bar), "
+    rp.add_argument("--refinement", action="store_true", help="also refinement and its controls "
+                    "at the level of datasets (students of naive, k=0, k weak and k true "
+                    "demonstrations, their differences, the refiner's own accuracy), the icl_refine "
+                    "table (weak vs refined labels, the LM's prompting baselines, the paper's stricter bar), "
                     "icl_refine against the naive run of the same seed, and the refined-label "
                     "accuracy against k")
     rp.add_argument("--html", action="store_true", help="write a self-contained HTML report and "
