@@ -257,9 +257,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         from .report import datasets
 
         print("\n" + (datasets.command_text(store, runs) or "no runs with stored predictions"))
-    if args.hierarchy or family or args.datasets:  # a sweep's hundreds of runs: one line instead
+    if args.gain_gap:
+        from .report import gain_gap
+
+        print("\ngain against gap on the accuracy scale, the student held fixed:\n\n"
+              + (gain_gap.gain_gap_markdown(gain_gap.gain_gap_table(store, runs, family))
+                 or "no runs that differ by method alone (with stored predictions)"))
+    if args.hierarchy or family or args.datasets or args.gain_gap:  # a sweep's hundreds of runs: one line instead
         print(f"\n{len(runs)} runs; their own table: w2s report --store {root} (without --suite, "
-              "--hierarchy, --datasets)")
+              "--hierarchy, --datasets, --gain-gap)")
     else:
         print(report.table(runs))
     from .generative import report as gen_report
@@ -437,6 +443,10 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--datasets", action="store_true", help="also each task on its own, pooled "
                     "over its split and training seeds (weak, student, ceiling, gap, PGR with "
                     "nested-bootstrap intervals), and naive PGR with the dataset as the unit")
+    rp.add_argument("--gain-gap", action="store_true", help="also each method's gain over its "
+                    "baseline against the ceiling - weak gap, both in test accuracy, per task and "
+                    "pair, with Spearman's rho per student and a bootstrap interval over datasets "
+                    "(the family of --suite, else every method against naive)")
     rp.add_argument("--suite", metavar="FILE", help="with --hierarchy (implied) or --html: test "
                     "the comparisons this suite file declares (`comparisons:`) as the Holm family")
     rp.set_defaults(fn=cmd_report)
