@@ -149,3 +149,48 @@ def test_the_controls_suite_declares_refinement_and_its_controls():
     _, _, grid = read_suite(path)
     assert len(grid["task"]) >= 2 and grid["seeds"] == [0, 1, 2]
     assert {t["splits"]["transfer"] for t in grid["task"]} == {400}
+
+
+def test_real_runs_of_every_role_fill_the_table(tmp_path, tiny_bert_dir, tiny_llama_dir):
+    """The pipeline's own runs (tiny models): naive, k=0, k=2 weak and k=2 true pair by split
+    and seed, and the k=2 runs record the refiner's per-example prompting results."""
+    from conftest import sentiment_examples
+
+    from w2sgen import pipeline
+    from w2sgen.config import load_config
+
+    data = tmp_path / "toy.csv"
+    data.write_text("text,label\n" + "".join(f"{e.text},{e.label}\n" for e in sentiment_examples(200)))
+    common = [f"task={data}", f"weak_model={tiny_bert_dir}", f"strong_model={tiny_llama_dir}",
+              "splits.weak_train=40", "splits.transfer=40", "splits.test=60", "train.epochs=1",
+              "eval.bootstrap=20", "features.precision=fp32", "features.max_length=32", "device=cpu",
+              f"store={tmp_path / 'store'}"]
+    refine = ["method.name=icl_refine", "method.batch=fixed", "method.chunk=16", "method.balance=true",
+              "method.words=[bad, good]", "method.template={text}\n{label}\n", "method.precision=fp32"]
+    for seed in (0, 1):
+        s = f"seed={seed}"
+        pipeline.run(load_config(None, [*common, s]), quiet=True)
+        pipeline.run(load_config(None, [*common, s, *refine, "method.k=0", "method.eval_size=0"]), quiet=True)
+        for demos in ("weak", "true"):
+            pipeline.run(load_config(None, [*common, s, *refine, "method.k=2", f"method.demos={demos}",
+                                            "method.eval_size=20"]), quiet=True)
+    store = Store(tmp_path / "store")
+    fam, = refinement_controls(store, store.runs("done"), rounds=100)
+    assert list(fam["roles"]) == ["naive", "k=0", "k=2 true", "k=2 weak"]
+    rows = {r["quantity"]: r for r in fam["rows"]}
+    assert all(r["result"] is not None for r in rows.values())
+    for name in ("k=2 weak - k=0", "k=2 weak - naive", "k=0 - naive", "k=2 true - k=2 weak"):
+        res = rows[name]["result"]["pooled"]
+        assert (res.datasets, res.splits, res.runs) == (1, 1, 2)  # both seeds paired
+    for name in ("refiner zero-shot", "refiner 2-shot, true demos", "refiner 2-shot, weak demos"):
+        assert rows[name]["per_example"] and rows[name]["result"]["pooled"].runs == 2
+    # the zero-shot prompting accuracy is the one the run reported, from the same record
+    k2 = [r for r in store.runs("done") if r["metrics"]["method"].get("k") == 2
+          and r["metrics"]["method"].get("demos") == "weak"]
+    reported = np.mean([r["metrics"]["method"]["prompting"]["zero_shot"][0] for r in k2])
+    assert rows["refiner zero-shot"]["result"]["pooled"].value == pytest.approx(reported)
+    # the weak and true variants of a seed are scored on one set of examples and demonstrations
+    true = {r["config"]["seed"]: r["metrics"]["method"]["prompting"] for r in store.runs("done")
+            if r["metrics"]["method"].get("demos") == "true"}
+    for r in k2:
+        assert r["metrics"]["method"]["prompting"]["correct"] == true[r["config"]["seed"]]["correct"]
