@@ -260,9 +260,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.gain_gap:
         from .report import gain_gap
 
-        print("\ngain against gap on the accuracy scale, the student held fixed:\n\n"
-              + (gain_gap.gain_gap_markdown(gain_gap.gain_gap_table(store, runs, family))
-                 or "no runs that differ by method alone (with stored predictions)"))
+        print("\n" + gain_gap.command_text(store, runs, family))
     if args.hierarchy or family or args.datasets or args.gain_gap:  # a sweep's hundreds of runs: one line instead
         print(f"\n{len(runs)} runs; their own table: w2s report --store {root} (without --suite, "
               "--hierarchy, --datasets, --gain-gap)")
@@ -282,11 +280,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             drawn = report.plot_methods(rows, out.with_name("methods.png"))
             print(f"plot: {drawn}" if drawn else "plot: none (no row with a real ceiling-weak gap)")
         if args.refinement:
-            from .report.refinement import controls_markdown, refinement_controls
+            from .report import refinement
 
-            controls = controls_markdown(refinement_controls(store, runs))
-            print("\nICL refinement and its controls, at the level of datasets:\n\n"
-                  + (controls or "no icl_refine runs"))
+            print("\n" + refinement.command_text(store, runs))
             table_md = report.refinement_markdown(runs)
             print("\nICL refinement, medians over seeds:\n" + (table_md or "no icl_refine runs with prompting baselines"))
             pairs_md = report.refinement_pairs_markdown(store, runs)

@@ -139,3 +139,10 @@ def gain_gap_markdown(rows: list[dict[str, Any]]) -> str:
         "\n\nGain and gap on the accuracy scale, each the mean over split seeds, training seeds and "
         "test examples of its dataset with a nested-bootstrap interval; points with no clear gap are "
         "kept. rho is computed within one student (strong model and mode) only.")
+
+
+def command_text(store: Store, runs: list[dict[str, Any]], family: Optional[Family] = None) -> str:
+    """What `w2s report --gain-gap` prints."""
+    return ("gain against gap on the accuracy scale, the student held fixed:\n\n"
+            + (gain_gap_markdown(gain_gap_table(store, runs, family))
+               or "no runs that differ by method alone (with stored predictions)"))

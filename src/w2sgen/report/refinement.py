@@ -202,3 +202,9 @@ def controls_markdown(families: list[dict[str, Any]]) -> str:
             "'(per-run means)': runs recorded without per-example prompting results, so that "
             "interval leaves out the evaluated examples' noise.")
     return "\n\n".join(parts) + "\n\n" + note
+
+
+def command_text(store: Store, runs: list[dict[str, Any]]) -> str:
+    """The first block `w2s report --refinement` prints."""
+    return ("ICL refinement and its controls, at the level of datasets:\n\n"
+            + (controls_markdown(refinement_controls(store, runs)) or "no icl_refine runs"))
