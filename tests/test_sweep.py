@@ -493,7 +493,7 @@ def test_a_worker_that_does_not_see_the_drivers_cache_fails_its_cell_in_one_line
     cell = sweep.Cell(0, "c", load_config(None, [f"weak_model={tiny_bert_dir}", f"strong_model={tiny_bert_dir}"]))
     handed = _ray_cell(cell, WorkerSetup(str(tmp_path), ".w2s-driver-gone", 1, str(tmp_path), {}), None)
     assert handed.computed is None
-    assert handed.error.startswith(f"the cache folder {tmp_path} is not the driver's on this node")
+    assert handed.error.startswith(f"the cache {tmp_path} is not the driver's on this node")
     assert list(tmp_path.iterdir()) == []
     import ray
 

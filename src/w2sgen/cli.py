@@ -433,9 +433,10 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--workers", type=int, help="ray: cells at once (default: the cluster's CPUs); "
                     "each gets CPUs/workers torch threads")
     sw.add_argument("--num-cpus", type=int, help="ray: CPUs of the local cluster (default: all)")
-    sw.add_argument("--worker-cache", type=store_folder, help="ray: the folder where workers read "
-                    "and write cached steps, at a path every node shares (default: the store "
-                    "folder); only this process writes the run database (docs/cluster.md)")
+    sw.add_argument("--worker-cache", type=store_folder, help="ray: where workers read and write "
+                    "cached steps: a folder every node shares, or an object store through fsspec "
+                    "(s3://bucket/prefix, gs://..., file://...; default: the store folder); only "
+                    "this process writes the run database (docs/cluster.md)")
     sw.add_argument("--store", type=store_folder, help="run store folder (default: the suite's base store, ./runs)")
     sw.add_argument("--dry-run", action="store_true", help="list the cells, which are finished "
                     "and each one's estimated time on this machine, and the total")
