@@ -481,6 +481,13 @@ def main(argv: Optional[list[str]] = None) -> int:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())  # no second error as Python flushes stdout
             return 0
+        except Exception as e:  # out of memory where no step named it: one line too
+            from .oom import anywhere, is_out_of_memory
+
+            if not is_out_of_memory(e):
+                raise
+            print(f"error: {anywhere(e)}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":
