@@ -193,9 +193,16 @@ class Remote:
 Entries = Folder | Remote
 
 
-def entries(root: str | Path) -> Entries:
-    """Where the cache of a store rooted at `root` (a folder or an fsspec URL) lives."""
-    return Remote(str(root)) if is_url(root) else Folder(root)
+def entries(root: str | Path, database: bool = False) -> Entries:
+    """Where the cache of a store rooted at `root` (a folder or an fsspec URL) lives. A store
+    with a run database (`database`) must be a folder: one line for a URL."""
+    if not is_url(root):
+        return Folder(root)
+    if database:
+        raise W2SError(f"the run store {str(root)!r} must be a folder on this machine (its "
+                       "database is SQLite, whose locking is not safe over a network); a URL "
+                       "can hold a Ray sweep's cached steps: --worker-cache (docs/cluster.md)")
+    return Remote(str(root))
 
 
 def resolved(root: str) -> str:

@@ -172,11 +172,7 @@ class Store:
     and never opens runs.sqlite, which only the sweep's driver writes)."""
 
     def __init__(self, root: str | Path, database: bool = True):
-        if is_url(root) and database:
-            raise W2SError(f"the run store {str(root)!r} must be a folder on this machine (its "
-                           "database is SQLite, whose locking is not safe over a network); a URL "
-                           "can hold a Ray sweep's cached steps: --worker-cache (docs/cluster.md)")
-        self.entries = entries(root)
+        self.entries = entries(root, database)
         self.root = self.entries.local  # a URL's cache: this machine's folder for local files
         self.database = database
         self._warned: set[str] = set()
@@ -262,8 +258,7 @@ class Store:
         """The content address of a step's entry: a hash of the step and everything it depends on."""
         return stable_hash({'step': step, **key}, 24)
 
-    def cache_path(self, step: str, key: dict[str, Any]) -> Path:
-        """Where a step's entry is in a store that is a folder."""
+    def cache_path(self, step: str, key: dict[str, Any]) -> Path:  # (a store that is a folder)
         return Path(self.entries.location(step, self.entry_name(step, key)))
 
     def cached(self, step: str, key: dict[str, Any],
