@@ -221,3 +221,18 @@ def test_a_model_over_the_recorded_gpus_memory_is_named_in_the_dry_run(
         f"  memory, cell 1: training {tiny_llama_dir} needs ~2.9 MB by estimate (parameters 0.1 MB + "
         "gradients 0.1 MB + optimizer 0.2 MB + activations 2.5 MB; full, bf16, batch 32 x 32 tokens) "
         f"but {H100} has 0.9 MB to use: set train.micro_batch_size=4"], out
+
+
+def test_a_gpu_measurement_is_recorded_whatever_the_cpus_load(fake_gpu, monkeypatch):
+    """What `w2s doctor` and benchmarks/gpu_check.py do on a CUDA machine (hardware.probe):
+    the GPU's rates and memory go to hardware.json even while the CPU is busy (the GPU's
+    products do not compete with it), and the estimate reads them from there."""
+    taken = hardware.Probe("cuda", H100, "sm_90", 16, True, 50_000.0, 700_000.0, 85_000_000_000)
+    monkeypatch.setattr(hardware, "measure", lambda device: taken)
+    monkeypatch.setattr(hardware, "_busy", lambda: True)
+    p = hardware.probe("cuda", refresh=True)
+    assert p.measured_at is not None and p.bf16_gflops == 700_000.0
+    assert hardware.recorded_gpus() == [p]
+    monkeypatch.setattr(hardware, "_PROBES", {})  # a later process
+    monkeypatch.setattr(hardware, "measure", lambda device: pytest.fail("measured again"))
+    assert hardware.gpu_figures()[0] == p
