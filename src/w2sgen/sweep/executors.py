@@ -10,8 +10,9 @@ find everything but their student in the cache.
 
 On Ray the driver (the `w2s sweep` process) is the only writer of the run database: workers
 compute a cell (`pipeline.compute`) reading and writing only content-addressed cache entries
-under the cache folder (--worker-cache, default the store), and hand the result back to the
-driver, which records it. The database need not be visible to any worker (docs/cluster.md).
+under the cache (--worker-cache, default the store: a folder every node mounts, or an fsspec
+URL such as s3://bucket/prefix, cachefs.py), and hand the result back to the driver, which
+records it. The database need not be visible to any worker (docs/cluster.md).
 """
 from __future__ import annotations
 
@@ -81,8 +82,8 @@ def inprocess(cells: list[Cell], store_root: str, opts: Options) -> Iterator[Out
 
 @dataclass(frozen=True)
 class WorkerSetup:
-    """What a Ray worker takes from the driver: the cache folder it reads and writes, the name
-    of the driver's mark in it, its torch threads, folder and environment."""
+    """What a Ray worker takes from the driver: the cache (folder or URL) it reads and writes,
+    the name of the driver's mark in it, its torch threads, folder and environment."""
 
     cache_root: str
     mark: str
