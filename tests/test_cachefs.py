@@ -109,7 +109,8 @@ def test_urls_that_cannot_be_used_are_one_line(monkeypatch):
                             "installed: pip install 'w2sgen[cluster]'")
 
 
-def test_a_ray_workers_cell_on_a_url_cache_matches_the_in_process_run(url, tmp_path, tiny_bert_dir):
+def test_a_ray_workers_cell_on_a_url_cache_matches_the_in_process_run(url, tmp_path, tiny_bert_dir,
+                                                                     monkeypatch):
     """What a Ray task runs (executors._ray_cell, called here outside Ray): the cell computed
     with its cached steps at the URL, the same metrics as `pipeline.run` on a folder store; the
     second time every step is read back from the URL."""
@@ -118,6 +119,7 @@ def test_a_ray_workers_cell_on_a_url_cache_matches_the_in_process_run(url, tmp_p
     from w2sgen.sweep import Cell
     from w2sgen.sweep.executors import WorkerSetup, _ray_cell
 
+    monkeypatch.chdir(tmp_path)  # the task changes into the driver's folder: restored after
     data = tmp_path / "toy.csv"
     data.write_text("text,label\n" + "".join(f"{e.text},{e.label}\n" for e in sentiment_examples(300)))
     cfg = load_config(None, [f"task={data}", f"weak_model={tiny_bert_dir}", f"strong_model={tiny_bert_dir}",

@@ -516,12 +516,14 @@ def test_a_worker_cache_the_nodes_do_not_share_is_one_line_before_any_cell(tmp_p
                                  "s3://bucket/prefix, gs://bucket/prefix or file:///shared/folder"]
 
 
-def test_a_worker_that_does_not_see_the_drivers_cache_fails_its_cell_in_one_line(tmp_path, tiny_bert_dir):
+def test_a_worker_that_does_not_see_the_drivers_cache_fails_its_cell_in_one_line(tmp_path, tiny_bert_dir,
+                                                                                 monkeypatch):
     """The safety net behind the driver's probe (a node that joins after it): the cell comes back
     failed, naming the folder, and nothing is computed or written."""
     pytest.importorskip("ray")
     from w2sgen.sweep.executors import WorkerSetup, _ray_cell
 
+    monkeypatch.chdir(tmp_path)  # the task changes into the driver's folder: restored after
     cell = sweep.Cell(0, "c", load_config(None, [f"weak_model={tiny_bert_dir}", f"strong_model={tiny_bert_dir}"]))
     handed = _ray_cell(cell, WorkerSetup(str(tmp_path), ".w2s-driver-gone", 1, str(tmp_path), {}), None)
     assert handed.computed is None
