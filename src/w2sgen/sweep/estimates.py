@@ -251,10 +251,13 @@ def memory_checks(cells: list[Any], gpu: Any, skip: frozenset[int] = frozenset()
             seen.add(key)
             where = "weak_train" if supervisor else "train"
             try:
-                est = check_fits(resolve(name), role, "cuda", where, formula, gpu=gpu)
-            except W2SError as e:
-                if "by estimate" in str(e):  # check_fits' refusal; else the model is not here
-                    over.append(f"  memory, cell {cell.index + 1}: {str(e).splitlines()[0]}")
+                ref = resolve(name)
+            except W2SError:  # not on this machine: its cells' time has no estimate either
+                continue
+            try:
+                est = check_fits(ref, role, "cuda", where, formula, gpu=gpu)
+            except W2SError as e:  # would not fit: the line the run would refuse with
+                over.append(f"  memory, cell {cell.index + 1}: {str(e).splitlines()[0]}")
                 continue
             if est is not None and est.total > largest[0]:
                 largest = (est.total, f"{name} ({est.setting})")
