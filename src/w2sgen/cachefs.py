@@ -136,28 +136,28 @@ class Remote:
         except IsADirectoryError:
             raise W2SError(f"cache entry {self.location(step, name)} is not a file (a folder is "
                            "in its place); remove it and run again") from None
-        except OSError as e:
+        except Exception as e:  # noqa: BLE001 -- refused, unreachable, no credentials
             raise self._failed("read", self.location(step, name), e) from None
         return io.BytesIO(data)
 
     def _put(self, path: str, data: bytes, where: str) -> None:
         """`data` at `path`, whole or not at all: one put on an object store; elsewhere a
-        temporary object beside it, moved into place."""
+        temporary object beside it, moved into place. Any failure of the store (refused,
+        unreachable, no credentials: each fsspec package raises its own) is one line."""
+        parent, leaf = path.rsplit("/", 1)
         try:
-            parent = path.rsplit("/", 1)[0]
-            if not self.atomic_put:
-                self.fs.makedirs(parent, exist_ok=True)
             if self.atomic_put:
                 self.fs.pipe_file(path, data)
                 return
-            tmp = f"{parent}/{temp_prefix()}{uuid.uuid4().hex[:8]}-{path.rsplit('/', 1)[1]}"
+            self.fs.makedirs(parent, exist_ok=True)
+            tmp = f"{parent}/{temp_prefix()}{uuid.uuid4().hex[:8]}-{leaf}"
             try:
                 self.fs.pipe_file(tmp, data)
                 self.fs.mv(tmp, path)
             finally:
                 if self.fs.exists(tmp):
                     self.fs.rm_file(tmp)
-        except OSError as e:
+        except Exception as e:  # noqa: BLE001 -- the store's own error types, said in one line
             raise self._failed("write", where, e) from None
 
     def write(self, step: str, name: str, write: Callable[[Any], None]) -> None:

@@ -274,7 +274,7 @@ def _ray_cells(cells: list[Cell], store_root: str, opts: Options) -> Iterator[Ou
     try:
         try:
             where = cache.put_mark(mark, f"{os.getpid()}\n")
-        except OSError as e:
+        except OSError as e:  # a folder's (a URL's failures are one line already)
             raise W2SError(f"cannot write to the cache {cache_root!r}: {e}") from None
         check_nodes(opts.address, where)
         yield from _driven(cells, store_root, WorkerSetup(cache_root, mark, 1, os.getcwd(), {}), opts)
