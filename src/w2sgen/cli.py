@@ -462,9 +462,10 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--workers", type=int, help="ray: cells at once (default: the cluster's CPUs); "
                     "each gets CPUs/workers torch threads")
     sw.add_argument("--num-cpus", type=int, help="ray: CPUs of the local cluster (default: all)")
-    sw.add_argument("--worker-cache", type=store_folder, help="ray: the folder where workers read "
-                    "and write cached steps, at a path every node shares (default: the store "
-                    "folder); only this process writes the run database (docs/cluster.md)")
+    sw.add_argument("--worker-cache", type=store_folder, help="ray: where workers read and write "
+                    "cached steps: a folder every node shares, or an object store through fsspec "
+                    "(s3://bucket/prefix, gs://..., file://...; default: the store folder); only "
+                    "this process writes the run database (docs/cluster.md)")
     sw.add_argument("--store", type=store_folder, help="run store folder (default: the suite's base store, ./runs)")
     sw.add_argument("--dry-run", action="store_true", help="list the cells, which are finished "
                     "and each one's estimated time on this machine, and the total")
@@ -509,6 +510,13 @@ def main(argv: Optional[list[str]] = None) -> int:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())  # no second error as Python flushes stdout
             return 0
+        except Exception as e:  # out of memory where no step named it: one line too
+            from .oom import anywhere, is_out_of_memory
+
+            if not is_out_of_memory(e):
+                raise
+            print(f"error: {anywhere(e)}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

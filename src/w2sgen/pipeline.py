@@ -25,7 +25,7 @@ from typing import Any, Optional
 import numpy as np
 
 from . import features as feats
-from . import loggers, memory, onnx_features
+from . import loggers, memory, onnx_features, oom
 from .assets import require
 from .config import Component, ExperimentConfig, train_identity, weak_problem
 from .errors import W2SError
@@ -348,7 +348,12 @@ class Context:
                         join_pairs=ref.kind == "causal", desc=f"{ref.name} {split}", **extra)
             return {"x": x, "ids": ids_of(examples)}
 
-        arrays = self.cached(f"features {ref.name} {split}", "features", key, compute)
+        device = self.cfg.torch_device()
+        with oom.step(f"extracting features of {ref.name} ({split})",
+                      f"features.batch_size={f.batch_size}, features.max_length={f.max_length}",
+                      f"features.batch_size={max(1, f.batch_size // 2)} or a lower features.max_length",
+                      device):
+            arrays = self.cached(f"features {ref.name} {split}", "features", key, compute)
         assert_aligned(arrays["ids"], examples, "features")
         return arrays["x"]
 
@@ -415,7 +420,11 @@ class Context:
                 out[f"ids_{k}"] = ids_of(part.examples(splits))
             return out
 
-        arrays = self.cached(name, "train", key, compute)
+        where, device = ("weak_train" if weak else "train"), cfg.torch_device()
+        with oom.step(f"training {ref.name}" + (" (the weak supervisor)" if weak else ""),
+                      oom.train_settings(cfg.train, where), oom.train_advice(cfg.train, where, device),
+                      device):
+            arrays = self.cached(name, "train", key, compute)
         if not live:  # found in the cache: its curves go to the trackers whole
             self.live.curves(name, arrays["loss"], arrays["eval_accuracy"])
         for k, part in predict.items():
