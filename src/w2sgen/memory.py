@@ -25,6 +25,7 @@ Parameters are counted exactly: the model is built from its config on the meta d
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 from dataclasses import dataclass
@@ -233,9 +234,16 @@ def estimate(arch: Arch, mode: str, *, batch_size: int, seq_len: int, precision:
     `precision` (resolved: fp32 | bf16 | fp16) with the backbone loaded in `weights`.
 
     label_tokens is `lora` (adapter lora) or `full` (adapter none) without the linear head,
+    or `last_k` (adapter last_k: its two label-token rows are the head) plus an untied LM head,
     with the LM head's own weight when it is not tied to the embeddings (frozen under LoRA),
     and its vocabulary-wide logits at each prompt's last token in the activations. LoRA's
     count is all-linear's: an upper bound when train.lora_targets names fewer layers."""
+    if mode == "label_tokens" and adapter == "last_k":  # last_k's, with a frozen untied LM head
+        base = estimate(arch, "last_k", batch_size=batch_size, seq_len=seq_len, precision=precision,
+                        micro_batch_size=micro_batch_size, last_k=last_k, weights=weights)
+        untied = 0 if arch.tied else arch.vocab * arch.hidden
+        return dataclasses.replace(base, parameters=base.parameters + untied * BYTES[weights],
+                                   setting=base.setting.replace("last_k", "label_tokens (last_k)", 1))
     if mode == "label_tokens":
         base = estimate(arch, "lora" if adapter == "lora" else "full", batch_size=batch_size,
                         seq_len=seq_len, precision=precision, micro_batch_size=micro_batch_size,
@@ -323,7 +331,8 @@ def plan(ref: Any, cfg: Any, device: str, mode: Optional[str] = None) -> Optiona
     features: nothing to plan). Unestimable for a mode without an estimate."""
     if cfg.train.mode == "probe":
         return None
-    if cfg.train.gradient_checkpointing and cfg.train.mode == "last_k":
+    if cfg.train.gradient_checkpointing and (cfg.train.mode == "last_k" or (
+            cfg.train.mode == "label_tokens" and cfg.train.adapter == "last_k")):
         raise W2SError("train.gradient_checkpointing applies to train.mode=full or lora; last_k "
                        "keeps only its top blocks' activations (lower train.last_k instead)")
     return estimate(arch_of(ref), **settings_of(cfg, device, mode=mode))
