@@ -43,7 +43,7 @@ from typing import Any
 from ..config import build_config, read_yaml_mapping, set_key, stable_hash
 from ..errors import MissingAsset, W2SError, cut
 from .cells import Cell
-from .checks import HUB_UNREACHABLE, assets_error, texts_error
+from .checks import HUB_UNREACHABLE, assets_error, memory_error, texts_error
 
 AXES = ("task", "pairs", "methods", "seeds")
 COMPONENTS = ("task", "method", "loss")
@@ -126,6 +126,7 @@ def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, wh
     checked: dict[str, W2SError | None] = {}
     unreachable: dict[str, bool] = {}  # hub model id -> could not be loaded from here
     texts_seen: dict[str, Any] = {}  # texts_error's splits and outcomes, once each
+    memory_seen: dict[str, Any] = {}  # memory_error's outcomes, once each
     for ordered_picks in itertools.product(*(range(len(axes[a])) for a in slow_to_fast)):
         picks = [0] * len(axes)
         for a, i in zip(slow_to_fast, ordered_picks):
@@ -152,6 +153,8 @@ def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, wh
             if assets not in checked:
                 checked[assets] = assets_error(cfg, missing, unreachable)
             problem = checked[assets]
+            if problem is None:  # the memory each model runs in
+                problem = memory_error(cfg, memory_seen)
             if problem is None:  # the data, as each model's train mode will read it
                 problem = texts_error(cfg, texts_seen)
             if problem is not None:
