@@ -260,8 +260,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.ladder:
         from .report import ladder
 
-        where = Path(args.out).parent if args.out else root
-        print("\n" + ladder.command_text(store, runs, where))
+        print("\n" + ladder.command_text(store, runs, Path(args.out).parent if args.out else root))
     if args.hierarchy or family or args.datasets or args.ladder:  # hundreds of runs: one line instead
         print(f"\n{len(runs)} runs; their own table: w2s report --store {root} (without --suite, "
               "--hierarchy, --datasets, --ladder)")
@@ -435,10 +434,8 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--datasets", action="store_true", help="also each task on its own, pooled "
                     "over its split and training seeds (weak, student, ceiling, gap, PGR with "
                     "nested-bootstrap intervals), and naive PGR with the dataset as the unit")
-    rp.add_argument("--ladder", action="store_true", help="also the trend along the model ladder: "
-                    "student, ceiling, PGR and logconf - naive against the strong model's size per "
-                    "weak model, the slope within each model family and across families, with "
-                    "bootstrap intervals; figures (PNG and SVG) beside --out")
+    rp.add_argument("--ladder", action="store_true", help="also PGR, accuracy and logconf - naive "
+                    "against strong-model size, slopes within and across families; figures by --out")
     rp.add_argument("--suite", metavar="FILE", help="with --hierarchy (implied) or --html: test "
                     "the comparisons this suite file declares (`comparisons:`) as the Holm family")
     rp.set_defaults(fn=cmd_report)
