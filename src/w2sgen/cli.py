@@ -261,9 +261,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         from .report import gain_gap
 
         print("\n" + gain_gap.command_text(store, runs, family))
-    if args.hierarchy or family or args.datasets or args.gain_gap:  # a sweep's hundreds of runs: one line instead
+    if args.ladder:
+        from .report import ladder
+
+        print("\n" + ladder.command_text(store, runs, Path(args.out).parent if args.out else root))
+    if args.hierarchy or family or args.datasets or args.gain_gap or args.ladder:  # hundreds of runs
         print(f"\n{len(runs)} runs; their own table: w2s report --store {root} (without --suite, "
-              "--hierarchy, --datasets, --gain-gap)")
+              "--hierarchy, --datasets, --gain-gap, --ladder)")
     else:
         print(report.table(runs))
     from .generative import report as gen_report
@@ -443,6 +447,8 @@ def parser() -> argparse.ArgumentParser:
                     "baseline against the ceiling - weak gap, both in test accuracy, per task and "
                     "pair, with Spearman's rho per student and a bootstrap interval over datasets "
                     "(the family of --suite, else every method against naive)")
+    rp.add_argument("--ladder", action="store_true", help="also PGR, accuracy and logconf - naive "
+                    "against strong-model size, slopes within and across families; figures by --out")
     rp.add_argument("--suite", metavar="FILE", help="with --hierarchy (implied) or --html: test "
                     "the comparisons this suite file declares (`comparisons:`) as the Holm family")
     rp.set_defaults(fn=cmd_report)

@@ -71,7 +71,8 @@ class TrainConfig:
     select_size: Union[Annotated[int, Ge(2)], Annotated[float, Range(0, 1, lo_open=True, hi_open=True)]] = 0.2
     # train.mode=label_tokens: the prompt and its two label words ([negative, positive], each one
     # token after the prompt; lm/tokens.py); None takes the task's instruction and words and
-    # prompting.DEFAULT_TEMPLATE. `adapter`: LoRA adapters (lora) or every weight (none).
+    # prompting.DEFAULT_TEMPLATE. `adapter`: LoRA adapters (lora), every weight (none), or the
+    # top train.last_k blocks on cached hidden states (last_k).
     label_words: Optional[Annotated[list[str], Check(
         lambda w: len(w) == 2 and all(isinstance(x, str) and x.strip() for x in w),
         "two label words [negative, positive]")]] = None
@@ -79,7 +80,7 @@ class TrainConfig:
     template: Optional[Annotated[str, Check(
         lambda t: "{text}" in t and t.rstrip().endswith("{label}"),
         "a prompt template containing {text} and ending with {label}")]] = None
-    adapter: Literal["lora", "none"] = "lora"
+    adapter: Literal["lora", "none", "last_k"] = "lora"
     # the modules LoRA adapts (lora and label_tokens): every linear layer, or these names
     lora_targets: Union[Literal["all-linear"], Annotated[list[str], NonEmpty()]] = "all-linear"
 

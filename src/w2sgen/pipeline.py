@@ -114,8 +114,8 @@ def prepare(cfg: ExperimentConfig, store: Store, quiet: bool) -> tuple[Context, 
     device = cfg.torch_device()
     for ref, role, _ in roles:
         check_length(ref, cfg.features.max_length)
-        if device.startswith("cuda"):  # a run that cannot fit the GPU: one line, nothing recorded
-            check_memory(ref, role, device, "train" if role is cfg else "weak_train", quiet)
+        # a run that cannot fit the GPU or the RAM: one line, nothing recorded
+        check_memory(ref, role, device, "train" if role is cfg else "weak_train", quiet)
     ctx = Context(cfg, store, quiet)
     with ctx.step("data"):
         task = task_component(cfg.task)
@@ -210,11 +210,14 @@ def check_roles(cfg: ExperimentConfig, roles: Sequence[tuple[Optional[ModelRef],
 
 def check_memory(ref: ModelRef, role: ExperimentConfig, device: str, where: str, quiet: bool) -> None:
     """The training mode's memory estimate (the one it declares: Learner.memory_estimate) of
-    `ref` under `role` against the GPU; a mode that declares none is said to train unchecked."""
+    `ref` under `role` against the GPU's memory or this machine's RAM; for a mode on features
+    (the probe), the model's fp32 weights; a mode that declares none is said to train unchecked."""
     mode = MODES.get(role.train.mode)
     if mode.memory_estimate is not None:
         memory.check_fits(ref, role, device, where, mode.memory_estimate)
-    elif not mode.uses_features and not quiet:
+    elif mode.uses_features:
+        memory.check_loads(ref, device)
+    elif not quiet and device.startswith("cuda"):
         print(f"note: train.mode={role.train.mode} has no memory estimate; {ref.name} trains "
               "without a check that it fits the GPU", file=sys.stderr)
 

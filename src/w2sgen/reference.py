@@ -61,7 +61,7 @@ KEY_DOCS = {
     "train.weight_decay": "AdamW weight decay",
     "train.warmup_fraction": "share of the steps with a linear warm-up (then cosine decay)",
     "train.lora_rank": "rank of the LoRA adapters (lora, label_tokens)",
-    "train.last_k": "last_k: how many top transformer blocks train",
+    "train.last_k": "last_k (and label_tokens with adapter last_k): how many top transformer blocks train",
     "train.precision": "autocast precision of full / lora / last_k / label_tokens training; auto "
                        "as features.precision (a probe always trains in fp32)",
     "train.micro_batch_size": "split each batch into micro-batches of this size (gradient "
@@ -76,7 +76,8 @@ KEY_DOCS = {
     "train.instruction": "label_tokens: the prompt's instruction; null: the task's",
     "train.template": "label_tokens: the prompt, with {text} and ending in {label}; null: the "
                       "default template",
-    "train.adapter": "label_tokens: train LoRA adapters (lora) or every weight (none)",
+    "train.adapter": ("label_tokens: train LoRA adapters (lora), every weight (none), or the top "
+                      "train.last_k blocks on cached hidden states (last_k)"),
     "train.lora_targets": "the modules LoRA adapts: all-linear, or a list of module names",
     "weak_train": "train.* keys for the weak supervisor only (e.g. {mode: probe}); null: it "
                   "trains as the strong models do",

@@ -608,6 +608,8 @@ def check_label_tokens(ref: ModelRef, cfg: ExperimentConfig,
         prompts.check_bare()
     else:
         prompts.encode(examples)
+    if cfg.train.adapter == "last_k":  # an architecture last_k splits, k within its depth
+        MODES.get("last_k").preflight(ref, cfg)
     check_lora_targets(ref, cfg, causal_lm=True)
 
 
@@ -618,7 +620,8 @@ class LabelTokenLearner(Learner):
     the prompt's last position are the 2-class logits every loss takes, so a soft weak label p
     is the target distribution (1 - p, p) over the two tokens (the rest of the vocabulary is
     left free: only their difference is trained and read). LoRA adapters on
-    train.lora_targets by default (train.adapter=lora; `none` trains every weight); no new
+    train.lora_targets by default (train.adapter=lora; `none` trains every weight; `last_k`
+    the top train.last_k blocks on cached hidden states, last_k.LabelTokensLastK); no new
     head. Predictions are the softmax over the two label logits. Precision, micro-batches and
     gradient checkpointing as in `full`/`lora`; the frozen base loads in bf16 on a GPU
     training in bf16 under LoRA."""
@@ -626,8 +629,17 @@ class LabelTokenLearner(Learner):
     default_lr = 1e-4
     checks_models = True
     reads_texts = True  # every prompt must fit features.max_length
-    own_fields = LoraLearner.own_fields | {"adapter", "label_words", "instruction", "template"}
+    own_fields = LoraLearner.own_fields | {"adapter", "label_words", "instruction", "template",
+                                           "last_k"}
     memory_estimate = "label_tokens"
+
+    def __new__(cls, ref: ModelRef, cfg: ExperimentConfig) -> LabelTokenLearner:
+        """adapter=last_k: the top blocks on cached hidden states (last_k.LabelTokensLastK)."""
+        if cls is LabelTokenLearner and cfg.train.adapter == "last_k":
+            from .last_k import LabelTokensLastK
+
+            return super().__new__(LabelTokensLastK)
+        return super().__new__(cls)
 
     @property
     def lr(self) -> float:
