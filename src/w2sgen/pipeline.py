@@ -25,7 +25,7 @@ from typing import Any, Optional
 import numpy as np
 
 from . import features as feats
-from . import loggers, memory, onnx_features
+from . import loggers, memory, onnx_features, pairwise
 from .assets import require
 from .config import Component, ExperimentConfig, train_identity, weak_problem
 from .errors import W2SError
@@ -283,6 +283,8 @@ def train_key(cfg: ExperimentConfig, ref: ModelRef, splits: Splits, train: Part,
             "targets": hashlib.sha256(np.asarray(targets, np.float32).tobytes()).hexdigest()[:24],
             "loss": asdict(loss),
             "predict": {k: content_hash(p.examples(splits)) for k, p in predict.items()},
+            **({"pairwise": "bradley_terry"} if mode.uses_features and
+               pairwise.is_pairwise(train.examples(splits)) else {}),
             **mode.key(cfg)}
 
 
@@ -314,6 +316,9 @@ class Context:
         pooling = f.pooling_for(ref)
         key = {"model": ref.identity, "examples": content_hash(examples), "pooling": pooling,
                "max_length": f.max_length, "precision": f.precision}
+        sides = pairwise.is_pairwise(examples)
+        if sides:  # a comparison's two sides, each prompt + response: (N, 2, d)
+            key["pairwise"] = "sides"
         onnx = (f.precision == "fp32" and ref.kind == "encoder" and self.cfg.torch_device() == "cpu"
                 and onnx_features.available())
         if onnx:  # the CPU's fast fp32 path; entries computed by torch keep their keys
@@ -323,10 +328,12 @@ class Context:
 
         def compute() -> dict[str, np.ndarray]:
             model, tok = self.backbone(ref)
-            x = extract(model, tok, examples, pooling=pooling, max_length=f.max_length,
+            rows = pairwise.side_examples(examples) if sides else examples
+            x = extract(model, tok, rows, pooling=pooling, max_length=f.max_length,
                         batch_size=f.batch_size, precision=f.precision,
                         join_pairs=ref.kind == "causal", desc=f"{ref.name} {split}", **extra)
-            return {"x": x, "ids": ids_of(examples)}
+            return {"x": pairwise.side_array(x, len(examples)) if sides else x,
+                    "ids": ids_of(examples)}
 
         arrays = self.cached(f"features {ref.name} {split}", "features", key, compute)
         assert_aligned(arrays["ids"], examples, "features")
