@@ -25,13 +25,13 @@ from typing import Any, Optional
 import numpy as np
 
 from . import features as feats
-from . import loggers, memory, onnx_features, pairwise
+from . import loggers, memory, onnx_features, pairwise, progress, zero_shot
 from .assets import require
 from .config import Component, ExperimentConfig, train_identity, weak_problem
 from .errors import W2SError
 from .losses import LOSSES
 from .methods import METHODS, Setting, check_method, model_roles
-from .metrics import evaluate
+from .metrics import evaluate, mean_ci
 from .models import ModelRef, load, resolve
 from .progress import epochs_to
 from .runs import Steps, recorded
@@ -109,7 +109,11 @@ def prepare(cfg: ExperimentConfig, store: Store, quiet: bool) -> tuple[Context, 
     """The checks before a run is recorded (models and data present, lengths, GPU memory) and
     its data, read and checked: bad data records nothing. `cfg` is resolved, its method checked."""
     # fail before starting, naming every gap (the models the method trains included)
-    require([name for name, _, _ in model_roles(cfg, str)], cfg.task)
+    zero = [cfg.eval.zero_shot] if cfg.eval.zero_shot else []
+    require([name for name, _, _ in model_roles(cfg, str)] + zero, cfg.task)
+    if zero and resolve(zero[0]).kind != "causal":
+        raise W2SError(f"eval.zero_shot={zero[0]!r} is an encoder; zero-shot scoring needs a causal "
+                       "LM (e.g. smollm2-135m)")
     roles = model_roles(cfg, resolve)
     device = cfg.torch_device()
     for ref, role, _ in roles:
@@ -121,6 +125,8 @@ def prepare(cfg: ExperimentConfig, store: Store, quiet: bool) -> tuple[Context, 
         task = task_component(cfg.task)
         splits = make_splits(load_task(task), cfg.splits, task.name)
         check_roles(cfg, roles, splits)
+        if zero:
+            zero_shot.kind(splits.test, task.name)
         folds, n = cfg.method.options.get("folds"), len(splits.transfer)
         if isinstance(folds, int) and folds > n:  # cross-fitting over transfer: empty folds
             raise W2SError(f"method.folds={folds} but the transfer split has {n} examples; set "
@@ -159,7 +165,19 @@ def protocol(ctx: Context, roles: Roles, splits: Splits) -> Computed:
                             **({"weak_train": weak_cfg.train.precision} if cfg.weak_train else {})}
     predictions = {"ids": ids_of(splits.test), "labels": y, "weak": weak["p_test"],
                    "student": student["p_test"], "ceiling": ceiling["p_test"]}
+    if cfg.eval.zero_shot:
+        predictions["zero_shot"] = ctx.zero_shot(cfg.eval.zero_shot, splits.test)
+        metrics["zero_shot"] = {"model": cfg.eval.zero_shot, "accuracy": accuracy_interval(
+            y, predictions["zero_shot"], cfg)}
     return Computed(metrics, ctx.timings, predictions)
+
+
+def accuracy_interval(y: np.ndarray, p: np.ndarray, cfg: ExperimentConfig) -> dict[str, float]:
+    """Test accuracy of predictions `p` with the run's bootstrap interval (eval.*), laid out as
+    metrics' other accuracies ({value, low, high})."""
+    ci = mean_ci(((p > 0.5) == y).astype(float), cfg.seed, cfg.eval.bootstrap, cfg.eval.confidence)
+    assert ci is not None
+    return {"value": ci[0], "low": ci[1], "high": ci[2]}
 
 
 @contextmanager
@@ -338,6 +356,28 @@ class Context:
         arrays = self.cached(f"features {ref.name} {split}", "features", key, compute)
         assert_aligned(arrays["ids"], examples, "features")
         return arrays["x"]
+
+    def zero_shot(self, model: str, examples: list[Example]) -> np.ndarray:
+        """eval.zero_shot: P(label 1) of every example by the causal LM `model`'s likelihoods
+        (zero_shot.py), a cached step."""
+        from .lm import LocalLM
+
+        lm = LocalLM(model, self.cfg.torch_device(), self.cfg.features.precision,
+                     batch_size=self.cfg.features.batch_size)
+        how = zero_shot.kind(examples, self.cfg.task.name)
+        key = {"model": lm.identity, "examples": content_hash(examples), "how": how,
+               "format": zero_shot.FORMAT}
+
+        def compute() -> dict[str, np.ndarray]:
+            bar = progress.bar(len(examples) * 2 if how == "comparison" else len(examples),
+                               f"zero-shot {lm.name}", "text", leave=False, quiet=self.quiet)
+            with bar:
+                p = zero_shot.probabilities(lm, examples, how, bar)
+            return {"p": p.astype(np.float32), "ids": ids_of(examples)}
+
+        arrays = self.cached(f"zero-shot {lm.name}", "zero_shot", key, compute)
+        assert_aligned(arrays["ids"], examples, "zero-shot predictions")
+        return arrays["p"]
 
     def inputs(self, learner: Any, ref: ModelRef, splits: Splits, part: Part) -> Any:
         """What a learner reads for `part`: rows of the split's cached features, or examples."""
