@@ -104,6 +104,11 @@ def test_a_run_adds_zero_shot_accuracy_with_its_interval(tmp_path, tiny_bert_dir
     acc = float(((pred["zero_shot"] > 0.5) == pred["labels"]).mean())
     assert z["model"] == str(tiny_llama_dir) and z["accuracy"]["value"] == pytest.approx(acc)
     assert z["accuracy"]["low"] <= acc <= z["accuracy"]["high"] and z["accuracy"]["high"] > z["accuracy"]["low"]
+    from w2sgen.report.text import classification_table
+
+    table = classification_table([{"id": res.run_id, "config": res.config.to_dict(), "metrics": res.metrics}])
+    a = z["accuracy"]
+    assert f"zero-shot {tiny_llama_dir}: {a['value']:.3f} [{a['low']:.3f},{a['high']:.3f}]" in table
     with pytest.raises(W2SError, match="is an encoder; zero-shot scoring needs a causal LM"):
         w2sgen.run(**common, eval={"zero_shot": str(tiny_bert_dir)})
     # unset, the option is not in a run's identity (hashes of earlier runs stay); set, it is
