@@ -186,6 +186,8 @@ class ExperimentConfig:
         runs, what is recorded, what is hashed. Resolving twice changes nothing. `check=False`
         (a stored run being re-keyed): a precision already concrete is kept as recorded,
         without this machine's checks (fp16 of a GPU run, read on a host without a GPU)."""
+        from .models import MODELS
+
         device = self.torch_device() if check or self.device == "auto" else self.device
         task, method, loss = canonical_components(self)
         # Features on a CPU: fp32 through ONNX Runtime was faster than torch's bf16 even with
@@ -201,7 +203,9 @@ class ExperimentConfig:
             weak_train = {k: v for k, v in dataclasses.asdict(weak).items()
                           if v != getattr(train, k)} or None
         return dataclasses.replace(self, task=task, method=method, loss=loss, features=features,
-                                   train=train, weak_train=weak_train)
+                                   train=train, weak_train=weak_train,
+                                   weak_model=MODELS.canonical(self.weak_model),
+                                   strong_model=MODELS.canonical(self.strong_model))
 
     def identity(self, check: bool = True) -> dict[str, Any]:
         """What the results depend on: the resolved config (component options canonical,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional, TypeVar
 import numpy as np
 
 from ..models import MODELS, ModelRef
-from ..options import Check, hints_of, parameters, unwrap
+from ..options import Canon, Check, hints_of, parameters, unwrap
 from ..registry import Registry
 from ..spec import Component
 from ..splits import Part, Splits, labels
@@ -39,7 +39,7 @@ def model_name(name: str) -> bool:
 
 
 ModelName = Annotated[str, Check(model_name, f"a model name ({', '.join(MODELS)}), a local "
-                                 "folder, or an org/name hub id")]
+                                 "folder, or an org/name hub id"), Canon(MODELS.canonical)]
 ModelNames = Annotated[list[ModelName], Check(bool, "a non-empty list of model names, e.g. "
                                               "[minilm-l6, smollm2-135m]")]
 METHODS: Registry[Callable[..., tuple[Arrays, dict[str, Any]]]] = Registry("method")
