@@ -260,7 +260,8 @@ SPLITS = "splits.weak_train=400 splits.transfer=400 splits.test=400 eval.zero_sh
 
 @pytest.mark.parametrize("name, cells, runs", [
     ("chess", 7, [f"task=chess_generated {SPLITS}"]),  # docs/settings.md's first chess run
-    ("reward", 4, [f"task=rt_preference_standin {SPLITS}", f"task=rt_preference_standin {SPLITS} loss=logconf"]),
+    ("reward", 4, [f"task=rt_preference_standin {SPLITS}", f"task=rt_preference_standin {SPLITS} loss=logconf",
+                   f"task=rt_preference_standin {SPLITS} method.name=generative_pretrain method.texts=preferred"]),
 ])
 def test_settings_suites_expand_and_hold_the_documented_runs(tmp_path, name, cells, runs):
     from pathlib import Path
