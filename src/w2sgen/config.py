@@ -108,6 +108,9 @@ class EvalConfig:
     # or their means over the sweep's seeds (fixed, as the 2026 testbed does;
     # metrics.fixed_baseline_pgr). A report setting: a run computes the same either way.
     pgr_baseline: Literal["per_seed", "fixed"] = "per_seed"
+    # A causal LM (zoo name or folder) whose zero-shot accuracy on test the run adds
+    # (metrics.zero_shot; zero_shot.py): comparisons and candidate-answer tasks only. None: none.
+    zero_shot: Optional[str] = None
 
 
 @dataclass
@@ -227,6 +230,8 @@ class ExperimentConfig:
             d["weak_train"] = train_identity(cfg.weak_train_config())
         for key in IDENTITY_DEFAULTS["eval"]:  # how a report reads runs, not what a run computes
             d["eval"].pop(key, None)
+        if d["eval"].get("zero_shot") is None:  # added after schema 1: absent when unset
+            d["eval"].pop("zero_shot", None)
         return d
 
     def hash(self, check: bool = True) -> str:

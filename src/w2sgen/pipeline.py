@@ -25,13 +25,13 @@ from typing import Any, Optional
 import numpy as np
 
 from . import features as feats
-from . import loggers, memory, onnx_features, oom
+from . import loggers, memory, onnx_features, oom, pairwise, progress, zero_shot
 from .assets import require
 from .config import Component, ExperimentConfig, train_identity, weak_problem
 from .errors import W2SError
 from .losses import LOSSES
 from .methods import METHODS, Setting, check_method, model_roles
-from .metrics import evaluate
+from .metrics import evaluate, mean_ci
 from .models import ModelRef, load, resolve
 from .progress import epochs_to
 from .runs import Steps, recorded
@@ -109,7 +109,11 @@ def prepare(cfg: ExperimentConfig, store: Store, quiet: bool) -> tuple[Context, 
     """The checks before a run is recorded (models and data present, lengths, GPU memory) and
     its data, read and checked: bad data records nothing. `cfg` is resolved, its method checked."""
     # fail before starting, naming every gap (the models the method trains included)
-    require([name for name, _, _ in model_roles(cfg, str)], cfg.task)
+    zero = [cfg.eval.zero_shot] if cfg.eval.zero_shot else []
+    require([name for name, _, _ in model_roles(cfg, str)] + zero, cfg.task)
+    if zero and resolve(zero[0]).kind != "causal":
+        raise W2SError(f"eval.zero_shot={zero[0]!r} is an encoder; zero-shot scoring needs a causal "
+                       "LM (e.g. smollm2-135m)")
     roles = model_roles(cfg, resolve)
     device = cfg.torch_device()
     for ref, role, _ in roles:
@@ -124,6 +128,8 @@ def prepare(cfg: ExperimentConfig, store: Store, quiet: bool) -> tuple[Context, 
         if cfg.features.scope == "task" and len({e.id for e in examples}) == len(examples):
             ctx.pool = examples
         check_roles(cfg, roles, splits)
+        if zero:
+            zero_shot.kind(splits.test, task.name)
         folds, n = cfg.method.options.get("folds"), len(splits.transfer)
         if isinstance(folds, int) and folds > n:  # cross-fitting over transfer: empty folds
             raise W2SError(f"method.folds={folds} but the transfer split has {n} examples; set "
@@ -162,7 +168,19 @@ def protocol(ctx: Context, roles: Roles, splits: Splits) -> Computed:
                             **({"weak_train": weak_cfg.train.precision} if cfg.weak_train else {})}
     predictions = {"ids": ids_of(splits.test), "labels": y, "weak": weak["p_test"],
                    "student": student["p_test"], "ceiling": ceiling["p_test"]}
+    if cfg.eval.zero_shot:
+        predictions["zero_shot"] = ctx.zero_shot(cfg.eval.zero_shot, splits.test)
+        metrics["zero_shot"] = {"model": cfg.eval.zero_shot, "accuracy": accuracy_interval(
+            y, predictions["zero_shot"], cfg)}
     return Computed(metrics, ctx.timings, predictions)
+
+
+def accuracy_interval(y: np.ndarray, p: np.ndarray, cfg: ExperimentConfig) -> dict[str, float]:
+    """Test accuracy of predictions `p` with the run's bootstrap interval (eval.*), laid out as
+    metrics' other accuracies ({value, low, high})."""
+    ci = mean_ci(((p > 0.5) == y).astype(float), cfg.seed, cfg.eval.bootstrap, cfg.eval.confidence)
+    assert ci is not None
+    return {"value": ci[0], "low": ci[1], "high": ci[2]}
 
 
 @contextmanager
@@ -290,6 +308,8 @@ def train_key(cfg: ExperimentConfig, ref: ModelRef, splits: Splits, train: Part,
             "targets": hashlib.sha256(np.asarray(targets, np.float32).tobytes()).hexdigest()[:24],
             "loss": asdict(loss),
             "predict": {k: content_hash(p.examples(splits)) for k, p in predict.items()},
+            **({"pairwise": "bradley_terry"} if mode.uses_features and
+               pairwise.is_pairwise(train.examples(splits)) else {}),
             **mode.key(cfg)}
 
 
@@ -337,6 +357,9 @@ class Context:
         pooling = f.pooling_for(ref)
         key = {"model": ref.identity, "examples": content_hash(examples), "pooling": pooling,
                "max_length": f.max_length, "precision": f.precision}
+        sides = pairwise.is_pairwise(examples)
+        if sides:  # a comparison's two sides, each prompt + response: (N, 2, d)
+            key["pairwise"] = "sides"
         onnx = (f.precision == "fp32" and ref.kind == "encoder" and self.cfg.torch_device() == "cpu"
                 and onnx_features.available())
         if onnx:  # the CPU's fast fp32 path; entries computed by torch keep their keys
@@ -346,10 +369,12 @@ class Context:
 
         def compute() -> dict[str, np.ndarray]:
             model, tok = self.backbone(ref)
-            x = extract(model, tok, examples, pooling=pooling, max_length=f.max_length,
+            rows = pairwise.side_examples(examples) if sides else examples
+            x = extract(model, tok, rows, pooling=pooling, max_length=f.max_length,
                         batch_size=f.batch_size, precision=f.precision,
                         join_pairs=ref.kind == "causal", desc=f"{ref.name} {split}", **extra)
-            return {"x": x, "ids": ids_of(examples)}
+            return {"x": pairwise.side_array(x, len(examples)) if sides else x,
+                    "ids": ids_of(examples)}
 
         device = self.cfg.torch_device()
         with oom.step(f"extracting features of {ref.name} ({split})",
@@ -359,6 +384,28 @@ class Context:
             arrays = self.cached(f"features {ref.name} {split}", "features", key, compute)
         assert_aligned(arrays["ids"], examples, "features")
         return arrays["x"]
+
+    def zero_shot(self, model: str, examples: list[Example]) -> np.ndarray:
+        """eval.zero_shot: P(label 1) of every example by the causal LM `model`'s likelihoods
+        (zero_shot.py), a cached step."""
+        from .lm import LocalLM
+
+        lm = LocalLM(model, self.cfg.torch_device(), self.cfg.features.precision,
+                     batch_size=self.cfg.features.batch_size)
+        how = zero_shot.kind(examples, self.cfg.task.name)
+        key = {"model": lm.identity, "examples": content_hash(examples), "how": how,
+               "format": zero_shot.FORMAT}
+
+        def compute() -> dict[str, np.ndarray]:
+            bar = progress.bar(len(examples) * 2 if how == "comparison" else len(examples),
+                               f"zero-shot {lm.name}", "text", leave=False, quiet=self.quiet)
+            with bar:
+                p = zero_shot.probabilities(lm, examples, how, bar)
+            return {"p": p.astype(np.float32), "ids": ids_of(examples)}
+
+        arrays = self.cached(f"zero-shot {lm.name}", "zero_shot", key, compute)
+        assert_aligned(arrays["ids"], examples, "zero-shot predictions")
+        return arrays["p"]
 
     def inputs(self, learner: Any, ref: ModelRef, splits: Splits, part: Part) -> Any:
         """What a learner reads for `part`: rows of the split's cached features, or examples."""

@@ -88,6 +88,8 @@ KEY_DOCS = {
     "eval.confidence": "confidence of the intervals",
     "eval.pgr_baseline": "what reports measure PGR against: each seed's own weak and ceiling "
                          "(per_seed), or their means over seeds (fixed)",
+    "eval.zero_shot": "a causal LM whose zero-shot test accuracy the run adds (metrics zero_shot): "
+                      "the likelier response of a comparison, the likeliest candidate of a question",
     "store": "folder of the run store (results and the cache of every step)",
     "device": "auto (a GPU when torch sees one), cpu or cuda",
     "labels": "names a suite gave this cell's values (set by `w2s sweep`; reports show them)",

@@ -42,6 +42,7 @@ from .example import Example
 from .loading_policy import hf_kwargs
 from .losses import LossFn, Progress
 from .models import ModelRef
+from .pairwise import PairwiseScorer
 from .progress import bar as progress_bar
 from .progress import epoch_done
 from .registry import Registry
@@ -353,7 +354,11 @@ def _eval_callback(learner: Learner, eval_set: Optional[tuple[Any, np.ndarray]]
 
 @MODES.register("probe")
 class ProbeLearner(Learner):
-    """Linear head on standardised frozen features; inputs are the cached feature matrix."""
+    """Linear head on standardised frozen features; inputs are the cached feature matrix. For a
+    pairwise-preference task the features are (N, 2, d), one row per side (prompt + response A,
+    prompt + response B; pairwise.py): the head is then a reward model, one linear score shared
+    by both sides, compared by Bradley-Terry (`PairwiseScorer`), and both sides standardise
+    together."""
 
     default_lr = 1e-3
     uses_features = True
@@ -361,9 +366,10 @@ class ProbeLearner(Learner):
     def fit(self, inputs, targets, loss_fn, seed, desc, eval_set=None):
         torch.manual_seed(seed)
         x = torch.as_tensor(inputs, dtype=torch.float32)
-        self.mean, self.std = x.mean(0), x.std(0).clamp(min=1e-6)
+        rows = x.reshape(-1, x.shape[-1])
+        self.mean, self.std = rows.mean(0), rows.std(0).clamp(min=1e-6)
         x = (x - self.mean) / self.std
-        self.head = nn.Linear(x.shape[1], 2)
+        self.head = PairwiseScorer(x.shape[-1]) if x.ndim == 3 else nn.Linear(x.shape[1], 2)
         return training_loop(list(self.head.parameters()), lambda idx: self.head(x[idx]),
                              targets, loss_fn, self.cfg.train, self.lr, seed, desc,
                              _eval_callback(self, eval_set))

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional
 
 import numpy as np
 
+from .. import pairwise
 from ..errors import W2SError
 from ..losses import xent
 from ..options import Fraction, Ge, PositiveInt, Range
@@ -92,8 +93,8 @@ def probe_labels(s: Setting, probe: str, k: int, folds: int) -> np.ndarray:
     x = s.ctx.features(s.strong_ref, "transfer", s.splits.transfer)
     cfg = s.ctx.cfg
     with s.ctx.step(f"{probe} probe {s.strong_ref.name}"):
-        if probe == "knn":
-            return knn_labels(x, s.weak_labels, k)
+        if probe == "knn":  # a comparison: its A-side minus B-side features
+            return knn_labels(pairwise.flat(x), s.weak_labels, k)
         if cfg.train.mode != "probe":
             cfg = dataclasses.replace(cfg, train=type(cfg.train)())  # the probe defaults
         return logistic_labels(x, s.weak_labels, s.strong_ref, cfg, folds, cfg.seed)

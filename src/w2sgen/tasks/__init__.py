@@ -162,7 +162,7 @@ def pairwise_example(prefix: str, prompt: str, a: str, b: str, label: int,
     Comparisons on the same prompt share a group (unless `group` says otherwise)."""
     eid = text_id(prefix, prompt, a, b)
     return Example(eid, prompt, label, group or text_id(prefix, prompt),
-                   f"Response A: {a}\n\nResponse B: {b}")
+                   f"Response A: {a}\n\nResponse B: {b}", responses=(a, b))
 
 
 @dataclass(frozen=True)
