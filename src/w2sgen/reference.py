@@ -53,6 +53,9 @@ KEY_DOCS = {
                           "it natively and fast, else fp32 (fp32 on CPUs)",
     "features.pooling": "how a text's token states become one vector; auto: mean for encoders, "
                         "the last token for causal LMs",
+    "features.scope": "what one features pass covers: split (each split as cut) or task (every "
+                      "example of the task once, re-used by runs on other split seeds); not part "
+                      "of a run's identity",
     "train.mode": "how models learn: probe (a linear head on frozen features), full, lora, "
                   "last_k, label_tokens (`w2s modes`)",
     "train.epochs": "passes over the training examples",
