@@ -226,7 +226,7 @@ def timed_loops() -> Iterator[list[float]]:
 
 
 def config(model: Path, mode: str, plan: Plan, *extra: str) -> Any:
-    from w2sgen.config import load_config
+    from w2sgen.validate import load_config
 
     return load_config(None, [f"weak_model={model}", f"strong_model={model}", f"train.mode={mode}",
                               f"device={plan.device}", f"train.batch_size={plan.batch}",
@@ -365,9 +365,9 @@ def section_same(plan: Plan, model: Path) -> None:
 def section_features(plan: Plan, models: dict[str, Path]) -> None:
     import torch
 
-    from w2sgen.config import load_config
     from w2sgen.features import extract
     from w2sgen.models import load, resolve
+    from w2sgen.validate import load_config
 
     peak, _ = peak_flops(plan.device)
     data = examples(plan.feature_examples, plan.seq)

@@ -5,9 +5,10 @@ import dataclasses
 
 import pytest
 
-from w2sgen.config import Component, ExperimentConfig, TrainConfig, load_config
+from w2sgen.config import Component, ExperimentConfig, TrainConfig
 from w2sgen.errors import W2SError
 from w2sgen.train import MODES
+from w2sgen.validate import load_config
 
 
 def write(tmp_path, text, name="exp.yaml"):

@@ -9,9 +9,10 @@ import pytest
 import yaml
 
 from w2sgen import config as config_mod
-from w2sgen import hardware
-from w2sgen.config import ExperimentConfig, TrainConfig, load_config
+from w2sgen import hardware, validate
+from w2sgen.config import ExperimentConfig, TrainConfig
 from w2sgen.options import Ge, canonical
+from w2sgen.validate import load_config
 
 # Hashes written by the code before `precision: auto` and the GPU training options existed
 # (commit 8cbeb5d), for the same keys. A store holding those runs must still find them. The
@@ -131,7 +132,7 @@ def test_weak_train_rekeys_the_run_and_records_the_effective_settings():
     assert weak.train.precision == "fp32" and r.train == base.resolved().train
     assert r.identity()["train"] == base.identity()["train"]
     # the recorded sections load back as the same settings (select included: train's value)
-    from w2sgen.config import build_config
+    from w2sgen.validate import build_config
 
     d = r.to_dict()
     again = build_config({"device": "cpu", "train": d["train"], "weak_train": d["weak_train"]})
@@ -197,7 +198,7 @@ def test_configs_already_canonical_keep_their_hashes():
 
 
 def test_four_spellings_of_two_losses_give_two_hashes(tmp_path):
-    from w2sgen.config import build_config
+    from w2sgen.validate import build_config
 
     def hash_of(loss):
         return build_config({"task": "multiemo_pos_neg", "device": "cpu", "loss": loss}).hash()
@@ -304,7 +305,11 @@ def test_hardware_timing_cannot_change_a_hash(monkeypatch, tmp_path):
 def legacy_spelling(monkeypatch) -> None:
     """Component options kept as written, as 72a4526 recorded, hashed and keyed them (its
     options.check conformed types as today's does; nothing was canonicalised after it)."""
-    monkeypatch.setattr(config_mod, "canonical_components", lambda cfg: (cfg.task, cfg.method, cfg.loss))
+    def as_written(cfg):
+        return cfg.task, cfg.method, cfg.loss
+
+    monkeypatch.setattr(config_mod, "canonical_components", as_written)
+    monkeypatch.setattr(validate, "canonical_components", as_written)
 
 
 def test_store_migrate_rekeys_runs_and_steps_without_recomputing(tmp_path, tiny_bert_dir, monkeypatch):

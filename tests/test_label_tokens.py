@@ -8,11 +8,11 @@ import torch
 from conftest import sentiment_examples
 
 from w2sgen import pipeline
-from w2sgen.config import load_config
 from w2sgen.errors import W2SError
 from w2sgen.losses import LOSSES, xent
 from w2sgen.models import MODELS, load, resolve
 from w2sgen.train import MODES, LabelTokenLearner
+from w2sgen.validate import load_config
 
 TINY = ["train.mode=label_tokens", "train.label_words=[bad, good]", "train.instruction=''",
         "train.precision=fp32", "features.max_length=24", "train.batch_size=16"]

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from conftest import sentiment_examples
 
-from w2sgen import cli, config, models, train
-from w2sgen.config import load_config
+from w2sgen import cli, models, train, validate
 from w2sgen.errors import W2SError
+from w2sgen.validate import load_config
 
 TINY = ["train.mode=label_tokens", "train.label_words=[bad, good]", "train.instruction=''",
         "train.precision=fp32", "features.max_length=24"]
@@ -28,7 +28,7 @@ def no_training(monkeypatch):
 
     monkeypatch.setattr(models, "load", refuse)
     monkeypatch.setattr(train, "training_loop", refuse)
-    monkeypatch.setattr(config, "_MODEL_CHECKS", {})
+    monkeypatch.setattr(validate, "_MODEL_CHECKS", {})
 
 
 def test_sweep_dry_run_refuses_a_two_token_label_word_in_one_line(tiny_llama_dir, tmp_path, capsys,
@@ -69,7 +69,7 @@ def test_run_refuses_bad_label_tokens_settings_before_any_data_or_training(tiny_
 
 
 def test_config_checks_read_each_tokenizer_once_per_setting(tiny_llama_dir, monkeypatch):
-    monkeypatch.setattr(config, "_MODEL_CHECKS", {})
+    monkeypatch.setattr(validate, "_MODEL_CHECKS", {})
     calls = []
     real = models.load_tokenizer
     monkeypatch.setattr(models, "load_tokenizer", lambda ref: calls.append(ref.name) or real(ref))

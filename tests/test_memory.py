@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from w2sgen import hardware, memory, sweep
-from w2sgen.config import load_config
 from w2sgen.errors import W2SError
 from w2sgen.models import load, resolve
+from w2sgen.validate import load_config
 
 
 def numel(module: torch.nn.Module, trainable: bool = False) -> int:

@@ -10,7 +10,6 @@ import yaml
 from conftest import sentiment_examples
 
 from w2sgen import cli, pipeline
-from w2sgen.config import load_config
 from w2sgen.errors import W2SError
 from w2sgen.methods import (
     METHODS,
@@ -23,6 +22,7 @@ from w2sgen.methods import (
     trained_models,
 )
 from w2sgen.spec import Component
+from w2sgen.validate import load_config
 
 
 def teachers_method(s: Setting, *, teachers: Annotated[ModelNames, Trains("supervisor")],

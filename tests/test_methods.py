@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from w2sgen import pipeline
-from w2sgen.config import load_config
 from w2sgen.errors import W2SError
 from w2sgen.methods import METHODS
 from w2sgen.methods.bootstrap import fold_of
 from w2sgen.report import label
 from w2sgen.store import Store
+from w2sgen.validate import load_config
 
 SMALL = ["weak_model=minilm-l6", "strong_model=minilm-l6", "splits.weak_train=150",
          "splits.transfer=150", "splits.test=300", "eval.bootstrap=100"]

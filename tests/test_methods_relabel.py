@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 from w2sgen import pipeline
-from w2sgen.config import ExperimentConfig, load_config
+from w2sgen.config import ExperimentConfig
 from w2sgen.errors import W2SError
 from w2sgen.losses import xent
 from w2sgen.methods import METHODS, relabel
 from w2sgen.methods.relabel import kept_index, knn_labels, logistic_labels, probe_labels
 from w2sgen.train import ProbeLearner
+from w2sgen.validate import load_config
 
 
 def noisy_clusters(n: int = 400, dim: int = 16, flip: float = 0.2, seed: int = 0):

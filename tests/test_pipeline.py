@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from w2sgen import pipeline
-from w2sgen.config import load_config
 from w2sgen.errors import TrainingDiverged, W2SError
 from w2sgen.losses import LOSSES, xent
 from w2sgen.store import Store
+from w2sgen.validate import load_config
 
 pytestmark = pytest.mark.slow
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 from conftest import sentiment_examples
 
-from w2sgen.config import load_config
 from w2sgen.errors import TrainingDiverged, W2SError
 from w2sgen.losses import LOSSES, xent
 from w2sgen.models import resolve
 from w2sgen.train import MODES, ProbeLearner
+from w2sgen.validate import load_config
 
 
 def linear_data(n=600, d=20, seed=0):

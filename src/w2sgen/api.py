@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from .config import ExperimentConfig, build_config, read_yaml_mapping, set_key
+from .config import ExperimentConfig, read_yaml_mapping, set_key
 from .errors import W2SError
 from .metrics import PGR, Estimate
+from .validate import build_config
 
 if TYPE_CHECKING:
     import numpy as np

@@ -18,9 +18,9 @@ if TYPE_CHECKING:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from . import hardware, pipeline, report
-    from .config import load_config
     from .escape import display
     from .store import Store
+    from .validate import load_config
 
     config, overrides = split_config_argument(args.config, args.overrides)
     if args.seed is not None:
@@ -64,7 +64,8 @@ def cmd_config(args: argparse.Namespace) -> int:
     if args.keys:
         print(reference.keys_text())
         return 0
-    from .config import dump_yaml, load_config
+    from .config import dump_yaml
+    from .validate import load_config
 
     config, overrides = split_config_argument(args.config, args.overrides)
     print(dump_yaml(load_config(config, overrides)), end="")

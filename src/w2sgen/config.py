@@ -1,16 +1,15 @@
 """Typed experiment configuration: YAML in, validated dataclasses out, `key=value` overrides.
 
 Every field has a default, so an empty file is the default experiment. Components that have
-their own options (task, loss) are written `name` or `{name: ..., option: value}`; their
-options are checked against the registered component's signature.
+their own options (task, loss) are written `name` or `{name: ..., option: value}`. This module is
+the schema, how YAML and overrides are read into it, and the run identity; validate.py checks a
+config (`load_config`, `build_config`: options against the registered component's signature).
 """
 from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 import yaml
@@ -290,7 +289,7 @@ def train_identity(train: TrainConfig) -> dict[str, Any]:
     return d
 
 
-# ---------------------------------------------------------------- loading and validation
+# ---------------------------------------------------------------- reading a config (validate.py checks it)
 
 
 def torch_device(device: str) -> str:
@@ -302,20 +301,6 @@ def torch_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
-
-
-def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> ExperimentConfig:
-    raw = read_yaml_mapping(path, "config file") if path is not None else {}
-    for item in overrides:
-        apply_override(raw, item)
-    return build_config(raw)
-
-
-def build_config(raw: dict[str, Any]) -> ExperimentConfig:
-    """A validated config from a raw mapping of keys (as read from YAML)."""
-    cfg = from_dict(ExperimentConfig, raw, "")
-    check_components(cfg)
-    return cfg
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
@@ -410,122 +395,6 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where)
     return check_value(tp, value, where, ints_as_float=True)
-
-
-def check_components(cfg: ExperimentConfig) -> None:
-    """Names and options of registered components, checked before any work starts."""
-    from .losses import LOSSES
-    from .methods import METHODS, check_method
-    from .tasks import TASKS, task_component
-    from .train import MODES
-
-    MODES.get(cfg.train.mode)
-    weak = cfg.weak_train or {}
-    if "mode" in weak:
-        try:
-            MODES.get(weak["mode"])
-        except W2SError as e:
-            raise W2SError(f"config: weak_train.mode: {e}") from None
-    for key in WEAK_ONLY_TRAIN:  # train's own value is allowed: a recorded config reloads
-        if key in weak and weak[key] != getattr(cfg.train, key):
-            raise W2SError(f"config: weak_train.{key}: the weak supervisor always keeps its last "
-                           f"epoch (train.{key} chooses a student's); drop it from weak_train")
-    check_options(LOSSES.get(cfg.loss.name), cfg.loss, "loss")
-    check_options(METHODS.get(cfg.method.name), cfg.method, "method")
-    check_method(cfg)  # the method's own check of the whole config (methods.checked_by)
-    task = task_component(cfg.task)
-    check_options(TASKS.get(task.name).load, task, "task")
-    cfg.task, cfg.method, cfg.loss = canonical_components(cfg)
-    s = cfg.splits
-    for name in ("weak_train", "transfer", "test"):
-        v = getattr(s, name)
-        if v <= 0 or (isinstance(v, float) and v >= 1):
-            raise W2SError(f"config: splits.{name} must be a positive count or a fraction in "
-                           f"(0, 1), got {v!r}")
-    _check_micro_batch(cfg.train, "train")
-    if "batch_size" in weak or "micro_batch_size" in weak:
-        _check_micro_batch(cfg.weak_train_config(), "weak_train")
-    check_models(cfg)
-
-
-def _check_micro_batch(train: TrainConfig, where: str) -> None:
-    micro = train.micro_batch_size
-    if micro is not None and train.batch_size % micro:
-        raise W2SError(f"config: {where}.micro_batch_size ({micro}) must be a positive divisor of "
-                       f"{where}.batch_size ({train.batch_size}); e.g. {where}.micro_batch_size="
-                       f"{_divisor_below(train.batch_size, micro)}")
-
-
-def weak_problem(cfg: ExperimentConfig, problem: W2SError) -> W2SError:
-    """A mode check's refusal of the weak supervisor, naming weak_train when it has its own
-    settings (the check's words name train.* keys)."""
-    if not cfg.weak_train:
-        return problem
-    return W2SError(f"weak supervisor {cfg.weak_model!r} (weak_train over train): {problem}")
-
-
-# train-mode checks already made in this process: inputs -> the error, or None (a sweep's cells
-# share models and settings; a GGUF tokenizer takes seconds to read)
-_MODEL_CHECKS: dict[str, Optional[W2SError]] = {}
-
-
-def check_models(cfg: ExperimentConfig) -> None:
-    """The train mode's own checks (`Learner.preflight`: tokenizer and model config, never the
-    weights, no data) on each model of the config that is on this machine - an installed zoo
-    model or a local folder - so `w2s run` and `w2s sweep --dry-run` refuse a bad setting (a
-    label word that is not one token, a prompt too long before any text, a LoRA target the model
-    lacks, an encoder for train.mode=label_tokens) before anything runs. Models not installed
-    and hub ids are left to the run, which names what is missing first and checks them then."""
-    from .methods import model_roles
-
-    weak = cfg.for_weak()
-    roles = model_roles(cfg, str)
-    if weak is cfg:  # one set of settings for every model: each checked once
-        groups = [(cfg, [name for name, _, _ in roles])]
-    else:
-        groups = [(weak, [name for name, _, supervisor in roles if supervisor]),
-                  (cfg, [name for name, _, supervisor in roles if not supervisor])]
-    for role, names in groups:
-        problem = _check_role(role, names)
-        if problem is not None:
-            raise weak_problem(cfg, problem) if role is not cfg else problem
-
-
-def _check_role(cfg: ExperimentConfig, names: list[str]) -> Optional[W2SError]:
-    """The first refusal of `cfg.train.mode`'s checks for the models `names`, else None."""
-    from .models import local_ref
-    from .train import MODES
-
-    mode = MODES.get(cfg.train.mode)
-    if not mode.checks_models:
-        return None
-    for name in dict.fromkeys(names):
-        ref = local_ref(name)
-        if ref is None:
-            continue
-        d = cfg.to_dict()
-        key = stable_hash([cfg.train.mode, ref.identity, ref.path, ref.kind, d["task"], d["train"],
-                           d["features"]])
-        if key not in _MODEL_CHECKS:
-            try:
-                mode.preflight(ref, cfg, None)
-                _MODEL_CHECKS[key] = None
-            except W2SError as e:
-                _MODEL_CHECKS[key] = e
-        problem = _MODEL_CHECKS[key]
-        if problem is not None:
-            return W2SError(str(problem))
-    return None
-
-
-def _divisor_below(n: int, m: int) -> int:
-    return max([d for d in range(1, max(1, min(n, m)) + 1) if n % d == 0] or [1])
-
-
-def check_options(factory: Any, comp: Component, where: str) -> None:
-    """Names, types and bounds of a component's options, from its factory's signature; numeric
-    strings become numbers in place."""
-    comp.options = options.check(factory, comp.options, where, comp.name)
 
 
 def dump_yaml(cfg: Any) -> str:

@@ -27,7 +27,7 @@ import numpy as np
 from . import features as feats
 from . import loggers, memory, onnx_features
 from .assets import require
-from .config import Component, ExperimentConfig, train_identity, weak_problem
+from .config import Component, ExperimentConfig, train_identity
 from .errors import W2SError
 from .losses import LOSSES
 from .methods import METHODS, Setting, check_method, model_roles
@@ -39,6 +39,7 @@ from .splits import Part, Splits, hold_out, labels, make_splits
 from .store import Store
 from .tasks import Example, load_task, task_component
 from .train import MODES
+from .validate import weak_problem
 
 GROUND_TRUTH_LOSS = Component("xent")
 # Bumped whenever the cached training step's arrays or recipe change, so entries written by older

@@ -237,7 +237,7 @@ class Learner:
 
     default_lr = 1e-3
     uses_features = False
-    checks_models = False  # whether `preflight` checks anything (config.check_models runs it)
+    checks_models = False  # whether `preflight` checks anything (validate.check_models runs it)
     reads_texts = False  # whether `preflight` checks the examples' texts (a suite reads its data)
     # TrainConfig fields this mode reads beyond those every mode reads (epochs, lr, batch_size,
     # weight_decay, warmup_fraction, micro_batch_size, select, select_size): what a weak
@@ -258,7 +258,7 @@ class Learner:
                   examples: Optional[Sequence[Example]] = None) -> None:
         """Checks of this mode for `ref` that need the model's files but no weights (tokenizer,
         config), so a bad setting fails in one line before anything is recorded or trained:
-        run when a config is built (config.check_models: `examples` None, no data read; what
+        run when a config is built (validate.check_models: `examples` None, no data read; what
         needs the data is left for later) and by the pipeline on the run's `examples` before
         the run is recorded, and on each suite cell's data as the suite loads when the mode
         sets `reads_texts`. Nothing to check by default; a mode that checks sets
@@ -593,7 +593,7 @@ def check_label_tokens(ref: ModelRef, cfg: ExperimentConfig,
     weights): an encoder, a label word that is not one token after the prompt, a prompt longer
     than features.max_length (every prompt of `examples`; without them, the prompt of an empty
     text), a LoRA target the model lacks. The one check behind LabelTokenLearner.preflight,
-    which runs it when a config is built (config.check_models) and before a run is recorded."""
+    which runs it when a config is built (validate.check_models) and before a run is recorded."""
     from .models import load_tokenizer
 
     if ref.kind != "causal":

@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import build_config, read_yaml_mapping, set_key, stable_hash
+from ..config import read_yaml_mapping, set_key, stable_hash
 from ..errors import MissingAsset, W2SError, cut
+from ..validate import build_config
 from .cells import Cell
 from .checks import HUB_UNREACHABLE, assets_error, texts_error
 
