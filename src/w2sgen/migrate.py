@@ -32,9 +32,9 @@ from .endpoint import redact_tree
 from .errors import W2SError
 from .methods import METHODS
 from .options import parameters, same_value
-from .runs import CLASSIFICATION, RunConfig, run_kind
+from .runs import CLASSIFICATION, run_kind
 from .spec import Component
-from .store import KEY_ARRAY, Store, atomic_write
+from .store import KEY_ARRAY, RunConfig, Store, atomic_write
 
 
 @dataclass
