@@ -276,8 +276,8 @@ def test_a_mode_without_an_estimate_says_so_and_is_not_refused(plugin_modes, tin
 
     ref = resolve(str(tiny_llama_dir))
     arch = memory.arch_of(ref)
-    with pytest.raises(memory.Unestimable, match="no estimate for train.mode=unplanned_for_test"):
-        memory.estimate(arch, "unplanned_for_test", batch_size=8, seq_len=16)
+    assert memory.estimate(arch, "unplanned_for_test", batch_size=8, seq_len=16) is None  # no raise
+    assert memory.estimate(arch, "full", batch_size=8, seq_len=16).total > 0
     keys = ["train.batch_size=64", "features.max_length=64", "train.precision=fp32"]
     unplanned = load_config(None, [*keys, "train.mode=unplanned_for_test"])
     full_like = load_config(None, [*keys, "train.mode=full_like_for_test"])

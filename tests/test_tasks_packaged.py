@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 
 from w2sgen import assets
-from w2sgen.config import Component
+from w2sgen.config import Component, check_options
 from w2sgen.errors import MissingAsset, W2SError
 from w2sgen.fetch import ASSETS, File, Local
 from w2sgen.tasks import TASKS, load_task, packaged, text_id
-from w2sgen.validate import check_options
 
 HUTTO = packaged.HUTTO_DIR
 POISON = b"raise SystemExit('a data wheel must never be imported')\n"

@@ -397,5 +397,11 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     return check_value(tp, value, where, ints_as_float=True)
 
 
+def check_options(factory: Any, comp: Component, where: str) -> None:
+    """Names, types and bounds of a component's options, from its factory's signature; numeric
+    strings become numbers in place."""
+    comp.options = options.check(factory, comp.options, where, comp.name)
+
+
 def dump_yaml(cfg: Any) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

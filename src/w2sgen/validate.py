@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from . import options
 from .config import (
     WEAK_ONLY_TRAIN,
     ExperimentConfig,
     TrainConfig,
     apply_override,
     canonical_components,
+    check_options,
     from_dict,
 )
 from .errors import W2SError
@@ -25,7 +25,7 @@ from .losses import LOSSES
 from .methods import METHODS, check_method, model_roles
 from .models import local_ref
 from .paths import read_yaml_mapping
-from .spec import Component, stable_hash
+from .spec import stable_hash
 from .tasks import TASKS, task_component
 from .train import MODES
 
@@ -144,9 +144,3 @@ def _check_role(cfg: ExperimentConfig, names: list[str]) -> Optional[W2SError]:
 
 def _divisor_below(n: int, m: int) -> int:
     return max([d for d in range(1, max(1, min(n, m)) + 1) if n % d == 0] or [1])
-
-
-def check_options(factory: Any, comp: Component, where: str) -> None:
-    """Names, types and bounds of a component's options, from its factory's signature; numeric
-    strings become numbers in place."""
-    comp.options = options.check(factory, comp.options, where, comp.name)
