@@ -45,6 +45,10 @@ GROUND_TRUTH_LOSS = Component("xent")
 # Bumped whenever the cached training step's arrays or recipe change, so entries written by older
 # code are not read (features have had one format so far; give them a key entry when they change).
 TRAIN_FORMAT = 2  # 2: per-epoch test predictions (eval_p)
+# The version of a features step's arrays. Version 1 is implicit (left out of the key), so every
+# features entry cached before the key carried a version is still found; a bump (2, ...) puts
+# "format" in every key from then on and recomputes the features once.
+FEATURES_FORMAT = 1
 
 
 def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = False,
@@ -265,6 +269,16 @@ def assert_aligned(ids: np.ndarray, examples: list[Example], what: str) -> None:
         raise AssertionError(f"{what} are not aligned with their examples by id")
 
 
+def features_key(ref: ModelRef, examples: list[Example], pooling: str, max_length: int,
+                 precision: str) -> dict[str, Any]:
+    """The cache key of `ref`'s features of `examples` (FEATURES_FORMAT above 1 in it)."""
+    key: dict[str, Any] = {"model": ref.identity, "examples": content_hash(examples),
+                           "pooling": pooling, "max_length": max_length, "precision": precision}
+    if FEATURES_FORMAT != 1:
+        key["format"] = FEATURES_FORMAT
+    return key
+
+
 def train_key(cfg: ExperimentConfig, ref: ModelRef, splits: Splits, train: Part,
               targets: np.ndarray, loss: Component, predict: dict[str, Part], seed: int,
               select: bool) -> dict[str, Any]:
@@ -313,8 +327,7 @@ class Context:
     def _cached_features(self, ref: ModelRef, split: str, examples: list[Example]) -> np.ndarray:
         f = self.cfg.features
         pooling = f.pooling_for(ref)
-        key = {"model": ref.identity, "examples": content_hash(examples), "pooling": pooling,
-               "max_length": f.max_length, "precision": f.precision}
+        key = features_key(ref, examples, pooling, f.max_length, f.precision)
         onnx = (f.precision == "fp32" and ref.kind == "encoder" and self.cfg.torch_device() == "cpu"
                 and onnx_features.available())
         if onnx:  # the CPU's fast fp32 path; entries computed by torch keep their keys
