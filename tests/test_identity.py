@@ -454,3 +454,26 @@ def test_features_key_carries_a_version_that_leaves_todays_entries_found(tmp_pat
     bumped = pipeline.features_key(ref, examples, "mean", 128, "fp32")
     assert bumped == {**key, "format": 2}
     assert store.cache_path("features", bumped) != store.cache_path("features", key)
+
+
+def test_a_data_file_task_has_one_identity_however_it_is_spelled(tmp_path):
+    from conftest import sentiment_examples
+
+    data = tmp_path / "toy.csv"
+    data.write_text("text,label\n" + "".join(f"{e.text},{e.label}\n" for e in sentiment_examples(40)))
+    base = ["device=cpu"]
+    short = load_config(None, [*base, f"task={data}"])
+    spelled = {
+        "long": load_config(None, [*base, "task=file", f"task.path={data}"]),
+        "long, default option": load_config(None, [*base, "task=file", f"task.path={data}",
+                                                   "task.text_column=text"]),
+    }
+    for how, cfg in spelled.items():
+        assert cfg.task == short.task, how
+        assert cfg.hash() == short.hash(), how
+    assert short.task.name == str(data) and short.task.options == {}
+    # an option that differs from its default still tells the runs apart, in either spelling
+    other = load_config(None, [*base, "task=file", f"task.path={data}", "task.label_column=y"])
+    assert other.task.name == str(data) and other.task.options == {"label_column": "y"}
+    assert other.hash() == load_config(None, [*base, f"task={data}", "task.label_column=y"]).hash()
+    assert other.hash() != short.hash()
