@@ -147,28 +147,6 @@ class ExperimentConfig:
         """The weak supervisor's training settings: `train` with `weak_train`'s fields over it."""
         return dataclasses.replace(self.train, **(self.weak_train or {}))
 
-    def weak_inherited_note(self) -> Optional[str]:
-        """One line when the weak supervisor trains under another mode than `train`
-        (`weak_train.mode`) yet takes over fields of `train` set away from their defaults: set
-        for the strong model, they apply to the weak one too unless weak_train names them (a
-        full fine-tuning warm-up once leaked into a weak probe that way). None otherwise."""
-        from .train import MODES
-
-        weak = self.weak_train or {}
-        if weak.get("mode", self.train.mode) == self.train.mode:
-            return None
-        default = TrainConfig()
-        # a field some mode reads and the weak mode does not (label_words under a probe) is moot
-        moot = set().union(*(m.own_fields for _, m in MODES.items())) - MODES.get(weak["mode"]).own_fields
-        taken = [f"{f.name}={getattr(self.train, f.name)!r}" for f in dataclasses.fields(TrainConfig)
-                 if f.name not in ("mode", *moot) and f.name not in weak
-                 and getattr(self.train, f.name) != getattr(default, f.name)]
-        if not taken:
-            return None
-        return (f"note: the weak supervisor (weak_train.mode={weak['mode']}) takes train's "
-                f"{', '.join(taken)}; set weak_train.<key> where that was meant for the "
-                f"strong model (train.mode={self.train.mode}) only")
-
     def for_weak(self) -> ExperimentConfig:
         """This config as the weak supervisor trains under it: `train` is weak_train_config()
         and there is no `weak_train`. Without an override, this very config."""
@@ -177,13 +155,13 @@ class ExperimentConfig:
         return dataclasses.replace(self, train=self.weak_train_config(), weak_train=None)
 
     def resolved(self, check: bool = True) -> ExperimentConfig:
-        """This config with its component options canonical and every machine-dependent default
-        made concrete (`precision: auto` -> bf16 or fp32 for the device it will run on): what
-        runs, what is recorded, what is hashed. Resolving twice changes nothing. `check=False`
+        """This config with every machine-dependent default made concrete (`precision: auto` ->
+        bf16 or fp32 for the device it will run on): what runs, what is recorded, what is hashed.
+        Its components are canonical as validate.py leaves them (build_config; a config made in
+        code: validate.canonical, which pipeline.run applies). Resolving twice changes nothing. `check=False`
         (a stored run being re-keyed): a precision already concrete is kept as recorded,
         without this machine's checks (fp16 of a GPU run, read on a host without a GPU)."""
         device = self.torch_device() if check or self.device == "auto" else self.device
-        task, method, loss = canonical_components(self)
         # Features on a CPU: fp32 through ONNX Runtime was faster than torch's bf16 even with
         # native bf16 units, and bf16 MPNet features miss cosine 0.999 to fp32 (docs/speed.md)
         features = dataclasses.replace(self.features, precision="fp32" if (
@@ -196,12 +174,11 @@ class ExperimentConfig:
                                    "weak_train" if "precision" in self.weak_train else "train", check)
             weak_train = {k: v for k, v in dataclasses.asdict(weak).items()
                           if v != getattr(train, k)} or None
-        return dataclasses.replace(self, task=task, method=method, loss=loss, features=features,
-                                   train=train, weak_train=weak_train)
+        return dataclasses.replace(self, features=features, train=train, weak_train=weak_train)
 
     def identity(self, check: bool = True) -> dict[str, Any]:
-        """What the results depend on: the resolved config (component options canonical,
-        precision concrete) less where and how it runs, less the options added after schema 1
+        """What the results depend on: the resolved config (component options canonical as
+        validate.py makes them, precision concrete) less where and how it runs, less the options added after schema 1
         while they keep the earlier behaviour. Nothing in it is measured: `precision: auto`
         follows the device's capability (hardware.auto_precision). `check`: see resolved."""
         cfg = self.resolved(check)
@@ -235,31 +212,6 @@ IDENTITY_DEFAULTS: dict[str, dict[str, Any]] = {
               "template": None, "adapter": "lora", "lora_targets": "all-linear"},
     "eval": {"pgr_baseline": "per_seed"},
 }
-
-
-def canonical_components(cfg: ExperimentConfig) -> tuple[Component, Component, Component]:
-    """The config's task, method and loss with their options canonical (options.canonical:
-    types conformed from the component's signature, defaults dropped), so every spelling of one
-    choice records, hashes and keys its cached steps alike. A task written as a file or folder
-    path (`task: data/my.csv`) keeps that form, its implied `path` option not repeated; a data
-    file written out (`{name: file, path: data/my.csv}`) takes it too."""
-    from .losses import LOSSES
-    from .methods import METHODS
-    from .tasks import TASKS, task_component
-
-    task = task_component(cfg.task)
-    task_options = options.canonical(TASKS.get(task.name).load, task.options)
-    path = task_options.get("path")
-    task_name = cfg.task.name
-    if task is not cfg.task and path == cfg.task.name:
-        task_options.pop("path")
-    elif task.name == "file" and isinstance(path, str) and path not in TASKS \
-            and task_component(Component(path)).name == "file":
-        # `{name: file, path: x.csv}` is `task: x.csv` written out: one identity for both
-        task_name = task_options.pop("path")
-    return (Component(task_name, task_options),
-            Component(cfg.method.name, options.canonical(METHODS.get(cfg.method.name), cfg.method.options)),
-            Component(cfg.loss.name, options.canonical(LOSSES.get(cfg.loss.name), cfg.loss.options)))
 
 
 PrecisionSetting = Literal["auto", "bf16", "fp32", "fp16"]

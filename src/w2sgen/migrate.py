@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import ExperimentConfig, canonical_components, from_dict
+from .config import ExperimentConfig, from_dict
 from .endpoint import redact_tree
 from .errors import W2SError
 from .methods import METHODS
@@ -35,6 +35,7 @@ from .options import parameters, same_value
 from .runs import CLASSIFICATION, run_kind
 from .spec import Component
 from .store import KEY_ARRAY, RunConfig, Store, atomic_write
+from .validate import canonical_components
 
 
 @dataclass

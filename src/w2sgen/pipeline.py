@@ -39,7 +39,7 @@ from .splits import Part, Splits, hold_out, labels, make_splits
 from .store import Store
 from .tasks import Example, load_task, task_component
 from .train import MODES
-from .validate import weak_problem
+from .validate import canonical, weak_inherited_note, weak_problem
 
 GROUND_TRUTH_LOSS = Component("xent")
 # Bumped whenever the cached training step's arrays or recipe change, so entries written by older
@@ -59,9 +59,11 @@ def run(cfg: ExperimentConfig, store: Optional[Store] = None, quiet: bool = Fals
     progress in another process. log: send the run to the configured trackers (loggers.py) as it
     goes. figures: draws the finished run's figures (given its stored row: id, config, metrics),
     which the trackers then receive with the run's files."""
-    if not quiet and (note := cfg.weak_inherited_note()):
+    if not quiet and (note := weak_inherited_note(cfg)):
         print(note, file=sys.stderr)
-    cfg = cfg.resolved()  # precision auto -> what this machine computes fast, before recording
+    # components canonical (a config made in code), precision auto -> what this machine computes
+    # fast, before recording
+    cfg = canonical(cfg).resolved()
     loggers.selected()  # W2S_LOGGERS naming no logger: one line now, not a silent skip after the run
     check_method(cfg)  # as the config builder does: for a config made in code too
     store = store or Store(cfg.store)
@@ -95,7 +97,7 @@ class Computed:
 def compute(cfg: ExperimentConfig, cache: Store, quiet: bool = True) -> Computed:
     """One experiment computed and not recorded nor tracked: `cache` is only read and written
     for cached steps (a cache-only Store on a cluster's worker); `record` stores the result."""
-    cfg = cfg.resolved()
+    cfg = canonical(cfg).resolved()
     check_method(cfg)
     ctx, roles, splits = prepare(cfg, cache, quiet)
     return protocol(ctx, roles, splits)

@@ -7,16 +7,17 @@ they read, so a component never imports the checks that use it.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
+from . import options
 from .config import (
     WEAK_ONLY_TRAIN,
     ExperimentConfig,
     TrainConfig,
     apply_override,
-    canonical_components,
     check_options,
     from_dict,
 )
@@ -25,7 +26,7 @@ from .losses import LOSSES
 from .methods import METHODS, check_method, model_roles
 from .models import local_ref
 from .paths import read_yaml_mapping
-from .spec import stable_hash
+from .spec import Component, stable_hash
 from .tasks import TASKS, task_component
 from .train import MODES
 
@@ -42,6 +43,55 @@ def build_config(raw: dict[str, Any]) -> ExperimentConfig:
     cfg = from_dict(ExperimentConfig, raw, "")
     check_components(cfg)
     return cfg
+
+
+def canonical_components(cfg: ExperimentConfig) -> tuple[Component, Component, Component]:
+    """The config's task, method and loss with their options canonical (options.canonical:
+    types conformed from the component's signature, defaults dropped), so every spelling of one
+    choice records, hashes and keys its cached steps alike. A task written as a file or folder
+    path (`task: data/my.csv`) keeps that form, its implied `path` option not repeated; a data
+    file written out (`{name: file, path: data/my.csv}`) takes it too."""
+    task = task_component(cfg.task)
+    task_options = options.canonical(TASKS.get(task.name).load, task.options)
+    path = task_options.get("path")
+    task_name = cfg.task.name
+    if task is not cfg.task and path == cfg.task.name:
+        task_options.pop("path")
+    elif task.name == "file" and isinstance(path, str) and path not in TASKS \
+            and task_component(Component(path)).name == "file":
+        # `{name: file, path: x.csv}` is `task: x.csv` written out: one identity for both
+        task_name = task_options.pop("path")
+    return (Component(task_name, task_options),
+            Component(cfg.method.name, options.canonical(METHODS.get(cfg.method.name), cfg.method.options)),
+            Component(cfg.loss.name, options.canonical(LOSSES.get(cfg.loss.name), cfg.loss.options)))
+
+
+def weak_inherited_note(cfg: ExperimentConfig) -> Optional[str]:
+    """One line when the weak supervisor trains under another mode than `train`
+    (`weak_train.mode`) yet takes over fields of `train` set away from their defaults: set
+    for the strong model, they apply to the weak one too unless weak_train names them (a
+    full fine-tuning warm-up once leaked into a weak probe that way). None otherwise."""
+    weak = cfg.weak_train or {}
+    if weak.get("mode", cfg.train.mode) == cfg.train.mode:
+        return None
+    default = TrainConfig()
+    # a field some mode reads and the weak mode does not (label_words under a probe) is moot
+    moot = set().union(*(m.own_fields for _, m in MODES.items())) - MODES.get(weak["mode"]).own_fields
+    taken = [f"{f.name}={getattr(cfg.train, f.name)!r}" for f in dataclasses.fields(TrainConfig)
+             if f.name not in ("mode", *moot) and f.name not in weak
+             and getattr(cfg.train, f.name) != getattr(default, f.name)]
+    if not taken:
+        return None
+    return (f"note: the weak supervisor (weak_train.mode={weak['mode']}) takes train's "
+            f"{', '.join(taken)}; set weak_train.<key> where that was meant for the "
+            f"strong model (train.mode={cfg.train.mode}) only")
+
+
+def canonical(cfg: ExperimentConfig) -> ExperimentConfig:
+    """`cfg` with its components canonical (a config made in code, as build_config makes
+    them): what `resolved`, `identity` and `hash` expect."""
+    task, method, loss = canonical_components(cfg)
+    return dataclasses.replace(cfg, task=task, method=method, loss=loss)
 
 
 def check_components(cfg: ExperimentConfig) -> None:
