@@ -142,8 +142,9 @@ def test_weak_train_rekeys_the_run_and_records_the_effective_settings():
 def test_weak_train_changes_only_the_weak_steps_cache_key(tmp_path, tiny_llama_dir):
     from conftest import sentiment_examples
 
+    from w2sgen.context import train_key
     from w2sgen.models import resolve
-    from w2sgen.pipeline import GROUND_TRUTH_LOSS, train_key
+    from w2sgen.pipeline import GROUND_TRUTH_LOSS
     from w2sgen.splits import Part, Splits, labels
 
     common = ["device=cpu", "train.mode=label_tokens", "train.label_words=[bad, good]",
@@ -438,20 +439,20 @@ def test_a_replay_is_only_made_where_the_method_gets_the_same_arguments():
 def test_features_key_carries_a_version_that_leaves_todays_entries_found(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from w2sgen import pipeline
+    from w2sgen import context
     from w2sgen.example import Example
     from w2sgen.store import Store
 
     ref = SimpleNamespace(identity="zoo:minilm-l6:abc")
     examples = [Example("a", "good film", 1), Example("b", "bad film", 0)]
     store = Store(tmp_path, database=False)
-    key = pipeline.features_key(ref, examples, "mean", 128, "fp32")
+    key = context.features_key(ref, examples, "mean", 128, "fp32")
     # version 1 is implicit: the entry's name is the one the code before FEATURES_FORMAT gave
     # (printed by 04a6061's pipeline for the same key), so stored features are not recomputed
-    assert pipeline.FEATURES_FORMAT == 1 and "format" not in key
+    assert context.FEATURES_FORMAT == 1 and "format" not in key
     assert store.cache_path("features", key).name == "cdab9fd59aea00661dcccae4.npz"
-    monkeypatch.setattr(pipeline, "FEATURES_FORMAT", 2)  # a bump re-keys every features entry
-    bumped = pipeline.features_key(ref, examples, "mean", 128, "fp32")
+    monkeypatch.setattr(context, "FEATURES_FORMAT", 2)  # a bump re-keys every features entry
+    bumped = context.features_key(ref, examples, "mean", 128, "fp32")
     assert bumped == {**key, "format": 2}
     assert store.cache_path("features", bumped) != store.cache_path("features", key)
 

@@ -81,8 +81,6 @@ def test_bootstrap_cross_fits_each_rung(store_dir):
 
 def recording_setting(weak, truth):
     """A Setting whose student training records what it was given (no model is trained)."""
-    from types import SimpleNamespace
-
     from w2sgen.methods import Setting
     from w2sgen.splits import Splits
     from w2sgen.tasks import Example
@@ -95,7 +93,9 @@ def recording_setting(weak, truth):
         seen.update(part=part, targets=np.asarray(targets), examples=part.examples(splits))
         return {"p_test": np.array([0.5])}
 
-    ctx = SimpleNamespace(train=train, cfg=SimpleNamespace(loss="xent"))
+    from conftest import FakeContext
+
+    ctx = FakeContext(train=train)
     return Setting(ctx, splits, None, None, {"p_transfer": np.asarray(weak, np.float32)}), seen
 
 

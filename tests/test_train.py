@@ -271,17 +271,17 @@ def toy_task(tmp_path_factory):
 
 def test_pipeline_weak_val_records_the_epoch_and_reuses_weak_and_ceiling(tmp_path, tiny_bert_dir, toy_task,
                                                                          monkeypatch):
-    from w2sgen import pipeline
+    from w2sgen import context, pipeline
     from w2sgen.store import Store
 
     trained = {}
-    real_train = pipeline.Context.train
+    real_train = context.Context.train
 
     def spy(self, name, *args, **kwargs):
         trained[name] = real_train(self, name, *args, **kwargs)
         return trained[name]
 
-    monkeypatch.setattr(pipeline.Context, "train", spy)
+    monkeypatch.setattr(context.Context, "train", spy)
 
     common = [f"task={toy_task}", f"weak_model={tiny_bert_dir}", f"strong_model={tiny_bert_dir}",
               "splits.weak_train=80", "splits.transfer=120", "splits.test=80", "train.epochs=6",
@@ -309,10 +309,10 @@ def test_pipeline_weak_val_records_the_epoch_and_reuses_weak_and_ceiling(tmp_pat
 
 def test_the_kept_models_test_predictions_come_from_its_epoch_not_a_second_pass(tmp_path, tiny_bert_dir,
                                                                                    toy_task, monkeypatch):
-    from w2sgen import pipeline
+    from w2sgen import context, pipeline
 
     trained, calls = {}, []
-    real_train, real_predict = pipeline.Context.train, ProbeLearner.predict
+    real_train, real_predict = context.Context.train, ProbeLearner.predict
 
     def spy(self, name, *args, **kwargs):
         trained[name] = real_train(self, name, *args, **kwargs)
@@ -323,7 +323,7 @@ def test_the_kept_models_test_predictions_come_from_its_epoch_not_a_second_pass(
         calls.append((len(inputs), out))
         return out
 
-    monkeypatch.setattr(pipeline.Context, "train", spy)
+    monkeypatch.setattr(context.Context, "train", spy)
     monkeypatch.setattr(ProbeLearner, "predict", counting_predict)
     pipeline.run(load_config(None, [
         f"task={toy_task}", f"weak_model={tiny_bert_dir}", f"strong_model={tiny_bert_dir}",

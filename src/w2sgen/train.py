@@ -29,7 +29,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -37,6 +37,7 @@ from torch import nn
 
 from . import features as feats
 from . import hardware, memory
+from .config import ExperimentConfig, TrainConfig
 from .errors import TrainingDiverged, W2SError
 from .example import Example
 from .loading_policy import hf_kwargs
@@ -45,9 +46,6 @@ from .models import ModelRef
 from .progress import bar as progress_bar
 from .progress import epoch_done
 from .registry import Registry
-
-if TYPE_CHECKING:
-    from .config import ExperimentConfig, TrainConfig
 
 
 @dataclass

@@ -15,19 +15,17 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional, TypeVar
+from typing import Annotated, Any, Literal, Optional, TypeVar
 
 import numpy as np
 
+from ..config import ExperimentConfig
+from ..context import MethodContext
 from ..models import MODELS, ModelRef
 from ..options import Check, hints_of, parameters, unwrap
 from ..registry import Registry
 from ..spec import Component
 from ..splits import Part, Splits, labels
-
-if TYPE_CHECKING:
-    from ..config import ExperimentConfig
-    from ..pipeline import Context
 
 Arrays = dict[str, np.ndarray]
 
@@ -144,7 +142,7 @@ def check_method(cfg: ExperimentConfig) -> None:
 class Setting:
     """What a method works with: the run's context, the splits, both models, the supervisor."""
 
-    ctx: Context
+    ctx: MethodContext
     splits: Splits
     weak_ref: ModelRef
     strong_ref: ModelRef

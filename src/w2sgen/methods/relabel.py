@@ -28,21 +28,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import numpy as np
 
+from ..config import ExperimentConfig
 from ..errors import W2SError
 from ..losses import xent
+from ..models import ModelRef
 from ..options import Fraction, Ge, PositiveInt, Range
 from ..splits import Part
 from ..train import ProbeLearner
 from . import METHODS, Arrays, Setting
 from .bootstrap import fold_of
-
-if TYPE_CHECKING:
-    from ..config import ExperimentConfig
-    from ..models import ModelRef
 
 MIN_KEPT = 10
 
