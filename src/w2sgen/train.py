@@ -361,10 +361,14 @@ class ProbeLearner(Learner):
         x = torch.as_tensor(inputs, dtype=torch.float32)
         self.mean, self.std = x.mean(0), x.std(0).clamp(min=1e-6)
         x = (x - self.mean) / self.std
-        self.head = nn.Linear(x.shape[1], 2)
+        self.head = self.make_head(x.shape[1])
         return training_loop(list(self.head.parameters()), lambda idx: self.head(x[idx]),
                              targets, loss_fn, self.cfg.train, self.lr, seed, desc,
                              _eval_callback(self, eval_set))
+
+    def make_head(self, width: int) -> nn.Module:
+        """The classifier trained on `width` standardised features: two logits per example."""
+        return nn.Linear(width, 2)
 
     def predict(self, inputs):
         with torch.inference_mode():
