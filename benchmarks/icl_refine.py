@@ -10,7 +10,7 @@ FLOPs counted are the useful ones: 2 per weight of every linear layer per comput
 attention 4 * width * (positions attended) per layer, and the output head on the scored
 positions only (2 * d * vocab per prompt); padding and the cache copies are not counted.
 
-  .venv/bin/python benchmarks/icl_refine.py                           # smollm2-135m, qwen2.5-0.5b
+  .venv/bin/python benchmarks/icl_refine.py                           # smollm2-135m, qwen2.5-coder-0.5b-instruct
   .venv/bin/python benchmarks/icl_refine.py --lm smollm2-135m --queries 64 --demos 16
 """
 from __future__ import annotations
@@ -92,7 +92,7 @@ def bench(name: str, args: argparse.Namespace, texts: list[str], labels: np.ndar
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", default="rt_sentiment")
-    p.add_argument("--lm", nargs="+", default=["smollm2-135m", "qwen2.5-0.5b"])
+    p.add_argument("--lm", nargs="+", default=["smollm2-135m", "qwen2.5-coder-0.5b-instruct"])
     p.add_argument("--queries", type=int, default=32)
     p.add_argument("--demos", type=int, default=8)
     p.add_argument("--k", type=int, default=4, help="demonstrations per prompt in the LOO part (0: skip it)")

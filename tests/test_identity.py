@@ -478,3 +478,24 @@ def test_a_data_file_task_has_one_identity_however_it_is_spelled(tmp_path):
     assert other.task.name == str(data) and other.task.options == {"label_column": "y"}
     assert other.hash() == load_config(None, [*base, f"task={data}", "task.label_column=y"]).hash()
     assert other.hash() != short.hash()
+
+
+def test_a_models_former_name_is_the_same_experiment():
+    """qwen2.5-0.5b was renamed qwen2.5-coder-0.5b-instruct: either name, as a pair member or as
+    a method's model option, gives one identity holding the current name, and the model's
+    identity string (the feature caches' key) is the one the former name had."""
+    from w2sgen.models import MODELS
+
+    def cfg(name: str) -> ExperimentConfig:
+        return load_config(None, [f"weak_model={name}", "strong_model=qwen2.5-coder-1.5b-instruct",
+                                  "method=icl_refine", f"method.lm={name}"])
+
+    old, new = cfg("qwen2.5-0.5b"), cfg("qwen2.5-coder-0.5b-instruct")
+    assert old.hash() == new.hash()
+    ident = old.identity()
+    assert ident["weak_model"] == "qwen2.5-coder-0.5b-instruct"
+    assert ident["method"]["options"]["lm"] == "qwen2.5-coder-0.5b-instruct"
+    assert MODELS.get("qwen2.5-0.5b") is MODELS.get("qwen2.5-coder-0.5b-instruct")
+    assert MODELS.get("qwen2.5-1.5b").identity.startswith("zoo:qwen2.5-1.5b:gguf-sha256=cc324af070c2ecbf")
+    assert "qwen2.5-0.5b" not in list(MODELS)  # listed once, under its current name
+    assert MODELS.former_names("qwen2.5-coder-0.5b-instruct") == ["qwen2.5-0.5b"]

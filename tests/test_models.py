@@ -49,7 +49,7 @@ def test_zoo_pins_the_joined_files_and_their_parts():
 
 
 def test_unpulled_models_name_the_pull_command(data_home):
-    for name in ("qwen2.5-0.5b", "qwen2.5-1.5b", "minilm-l3"):
+    for name in ("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct", "minilm-l3"):
         with pytest.raises(MissingAsset, match=f"run `w2s pull {name}`"):
             resolve(name)
         assert not MODELS.get(name).installed()
@@ -58,7 +58,7 @@ def test_unpulled_models_name_the_pull_command(data_home):
 def test_models_listing_says_what_licence_and_provenance():
     out = subprocess.run([sys.executable, "-m", "w2sgen", "models"], capture_output=True,
                          text=True, timeout=120, check=True).stdout
-    for name in ("minilm-l3", "qwen2.5-0.5b", "qwen2.5-1.5b"):
+    for name in ("minilm-l3", "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"):
         assert name in out
     assert "Qwen2.5-Coder-0.5B-Instruct" in out and "Qwen2.5-Coder-1.5B-Instruct" in out
     assert "Apache-2.0 upstream (Qwen2.5-Coder)" in out
@@ -237,18 +237,18 @@ def _load_and_forward(name: str, hidden: int):
 
 
 @pytest.mark.slow
-@pulled("qwen2.5-0.5b")
+@pulled("qwen2.5-coder-0.5b-instruct")
 def test_qwen05b_assembled_file_is_the_pinned_one_and_loads():
     assert QWEN_05B.verify() == []  # full sha256 of the joined file, ~2 s
-    _load_and_forward("qwen2.5-0.5b", 896)  # ~70-100 s load, ~4 GB peak RAM
+    _load_and_forward("qwen2.5-coder-0.5b-instruct", 896)  # ~70-100 s load, ~4 GB peak RAM
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("W2S_TEST_BIG"), reason="set W2S_TEST_BIG=1 (~90 s, ~9 GB RAM)")
-@pulled("qwen2.5-1.5b")
+@pulled("qwen2.5-coder-1.5b-instruct")
 def test_qwen15b_assembled_file_is_the_pinned_one_and_loads():
     assert QWEN_15B.verify() == []
-    _load_and_forward("qwen2.5-1.5b", 1536)
+    _load_and_forward("qwen2.5-coder-1.5b-instruct", 1536)
 
 
 @pytest.mark.slow

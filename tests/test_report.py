@@ -431,20 +431,20 @@ def add_paired(store, seed, overrides, student, extra=None, weak=14):
                    right_on(18), extra)
 
 
-QWEN = {"method": {"name": "icl_refine", "lm": "qwen2.5-0.5b"}}
+QWEN = {"method": {"name": "icl_refine", "lm": "qwen2.5-coder-0.5b-instruct"}}
 
 
 @pytest.fixture(scope="module")
 def refine_store(tmp_path_factory):
-    """icl_refine (qwen2.5-0.5b) in seeds 0-2, right on 3 more of the 20 test examples than the
+    """icl_refine (qwen2.5-coder-0.5b-instruct) in seeds 0-2, right on 3 more of the 20 test examples than the
     naive student of seeds 0 and 1; seed 2 has no naive run of its pair, only one of another pair
     (minilm-l3 -> mpnet-base, another supervisor) and a naive + logconf run; a second refiner
     (smollm2-135m, k=2) in seed 0, 1 example worse than naive."""
     store = Store(tmp_path_factory.mktemp("refine-store"))
     for seed, naive in ((0, 15), (1, 16)):
         add_paired(store, seed, {}, naive)
-        add_paired(store, seed, QWEN, naive + 3, refine_metrics("qwen2.5-0.5b", 12, 11))
-    add_paired(store, 2, QWEN, 17, refine_metrics("qwen2.5-0.5b", 10, 5))
+        add_paired(store, seed, QWEN, naive + 3, refine_metrics("qwen2.5-coder-0.5b-instruct", 12, 11))
+    add_paired(store, 2, QWEN, 17, refine_metrics("qwen2.5-coder-0.5b-instruct", 10, 5))
     add_paired(store, 2, {"weak_model": "minilm-l3"}, 10, weak=12)
     add_paired(store, 2, {"loss": "logconf"}, 12)
     add_paired(store, 0, {"method": {"name": "icl_refine", "lm": "smollm2-135m", "k": 2}}, 14,
@@ -465,7 +465,7 @@ def test_refinement_pairs_are_per_seed_within_the_unit(refine_store):
     text = refinement_pairs_markdown(refine_store, latest_done(refine_store))
     assert text.count("### ") == 2
     rows, (mean,) = refine_section(
-        text, "sciq, minilm-l6 -> mpnet-base (probe), icl_refine(lm=qwen2.5-0.5b), refiner qwen2.5-0.5b")
+        text, "sciq, minilm-l6 -> mpnet-base (probe), icl_refine(lm=qwen2.5-coder-0.5b-instruct), refiner qwen2.5-coder-0.5b-instruct")
     # flips: 11 of 12 right on 100 transfer examples -> +0.100, matched-pairs interval, McNemar
     # p = 2 * 13 / 2^12; the students 15 -> 18 and 16 -> 19 of 20 right; PGR with weak 14/20,
     # ceiling 18/20
@@ -490,12 +490,12 @@ def test_refinement_pairs_are_per_seed_within_the_unit(refine_store):
 def test_refinement_pairs_refuse_mismatched_predictions(tmp_path):
     store = Store(tmp_path / "weak")
     add_paired(store, 0, {}, 15)
-    add_paired(store, 0, QWEN, 18, refine_metrics("qwen2.5-0.5b", 12, 11), weak=13)
+    add_paired(store, 0, QWEN, 18, refine_metrics("qwen2.5-coder-0.5b-instruct", 12, 11), weak=13)
     with pytest.raises(W2SError, match="different weak predictions"):
         refinement_pairs_markdown(store, latest_done(store))
     store = Store(tmp_path / "ids")
     add_paired(store, 0, {}, 15)
-    run_id = add_paired(store, 0, QWEN, 18, refine_metrics("qwen2.5-0.5b", 12, 11))
+    run_id = add_paired(store, 0, QWEN, 18, refine_metrics("qwen2.5-coder-0.5b-instruct", 12, 11))
     store.save_arrays(run_id, "predictions.npz", {"ids": np.array([f"other:{i}" for i in range(N_PAIRED)]),
                                                   "labels": PAIRED_Y, "weak": right_on(14),
                                                   "student": right_on(18), "ceiling": right_on(18)})

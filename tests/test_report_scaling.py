@@ -61,7 +61,7 @@ def store(tmp_path_factory):
 
 def test_sizes_and_pair_labels():
     assert scaling.model_size("minilm-l3") == pytest.approx(17.2e6)
-    assert scaling.model_size("qwen2.5-1.5b") == pytest.approx(1.78e9)
+    assert scaling.model_size("qwen2.5-coder-1.5b-instruct") == pytest.approx(1.78e9)
     assert scaling.model_size("/some/folder") is None
     assert scaling.split_pair("minilm-l3 -> mpnet-base (probe)") == ("minilm-l3", "mpnet-base")
 

@@ -5,6 +5,7 @@ import argparse
 import os
 import signal
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -140,14 +141,18 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import MODELS
 
-    print(f"{'name':<14} {'kind':<8} {'params':<7} {'installed':<10} description")
+    width = max(len(n) for n in MODELS)
+    print(f"{'name':<{width}}  {'kind':<8} {'params':<7} installed")
     for name, entry in MODELS.items():
-        status = "yes" if entry.installed() else f"no: w2s pull {name}"
-        print(f"{name:<14} {entry.kind:<8} {entry.params:<7} {status:<10} {entry.description}")
-        if entry.licence:
-            print(f"{'':<14} licence: {entry.licence}")
-        if entry.source:
-            print(f"{'':<14} source: {entry.source}")
+        opt_in = " --allow-unknown-origin" if entry.unknown_origin else ""
+        status = "yes" if entry.installed() else f"no: w2s pull{opt_in} {name}"
+        print(f"{name:<{width}}  {entry.kind:<8} {entry.params:<7} {status}")
+        former = MODELS.former_names(name)
+        for line in (entry.description, entry.licence and f"licence: {entry.licence}",
+                     entry.source and f"source: {entry.source}",
+                     former and f"also accepted under its former name {', '.join(former)}"):
+            if line:
+                print(textwrap.fill(line, 98, initial_indent="    ", subsequent_indent="      "))
     print("\nAlso accepted: a local model folder, an org/name Hugging Face hub id, or hf:<id>[@rev] "
           "(online; unset HF_HUB_OFFLINE).")
     return 0
@@ -249,7 +254,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         print("\nmethods against baselines at the level of datasets:\n"
               + markdown_table(*hierarchy.dataset_cells(rows)) + "\n"
               + hierarchy.dataset_note(rows, source))
-    print(report.table(runs))
+    if args.datasets:
+        from .report import datasets
+
+        print("\n" + (datasets.command_text(store, runs) or "no runs with stored predictions"))
+    if args.hierarchy or family or args.datasets:  # a sweep's hundreds of runs: one line instead
+        print(f"\n{len(runs)} runs; their own table: w2s report --store {root} (without --suite, "
+              "--hierarchy, --datasets)")
+    else:
+        print(report.table(runs))
     from .generative import report as gen_report
 
     if pooled := gen_report.pooled_text(root, runs):  # generative runs over several seeds
@@ -415,6 +428,9 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--hierarchy", action="store_true", help="also every method against naive "
                     "with the dataset as the unit: nested bootstrap (datasets, splits, training "
                     "seeds, test examples), sign test over datasets, Holm")
+    rp.add_argument("--datasets", action="store_true", help="also each task on its own, pooled "
+                    "over its split and training seeds (weak, student, ceiling, gap, PGR with "
+                    "nested-bootstrap intervals), and naive PGR with the dataset as the unit")
     rp.add_argument("--suite", metavar="FILE", help="with --hierarchy (implied) or --html: test "
                     "the comparisons this suite file declares (`comparisons:`) as the Holm family")
     rp.set_defaults(fn=cmd_report)

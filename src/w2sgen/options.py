@@ -82,6 +82,14 @@ class Check:
     text: str
 
 
+@dataclass(frozen=True)
+class Canon:
+    """The canonical spelling of an accepted value (a model's former name -> its name), applied
+    after the checks, so two spellings of one choice give one identity."""
+
+    fn: Callable[[Any], Any]
+
+
 class OptionError(W2SError):
     pass
 
@@ -202,6 +210,9 @@ def conform(tp: Any, value: Any, ints_as_float: bool = False) -> Any:
             return _NO
         if isinstance(b, Check) and not b.fn(out):
             return _NO
+    for b in bounds:
+        if isinstance(b, Canon):
+            out = b.fn(out)
     return out
 
 

@@ -35,6 +35,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self.group = group or GROUPS.get(kind) or f"w2sgen.{kind.replace(' ', '_')}"
         self._items: dict[str, T] = {}
+        self._aliases: dict[str, str] = {}  # a former name -> the name it is registered under
         self._plugins_loaded = False
 
     def _plugins(self) -> dict[str, T]:
@@ -65,9 +66,22 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._items[name] = obj
 
+    def alias(self, former: str, name: str) -> None:
+        """Accept `former` (a name an item had before) for `name`; identities hold `name`."""
+        if former in self._items or former in self._aliases:
+            raise ValueError(f"{self.kind} {former!r} is registered twice")
+        self._aliases[former] = name
+
+    def canonical(self, name: str) -> str:
+        """The registered name for `name` (itself unless it is a former name)."""
+        return self._aliases.get(name, name)
+
+    def former_names(self, name: str) -> list[str]:
+        return sorted(k for k, v in self._aliases.items() if v == name)
+
     def get(self, name: str) -> T:
         try:
-            return self._plugins()[name]
+            return self._plugins()[self.canonical(name)]
         except KeyError:
             raise W2SError(self.unknown_message(name)) from None
 
@@ -78,7 +92,7 @@ class Registry(Generic[T]):
         return f"unknown {self.kind} {name!r}{hint}; available: {', '.join(sorted(items))}"
 
     def __contains__(self, name: object) -> bool:
-        return name in self._plugins()
+        return (self.canonical(name) if isinstance(name, str) else name) in self._plugins()
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._plugins()))

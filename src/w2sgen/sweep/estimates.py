@@ -60,7 +60,8 @@ ESTIMATE_NOTE = (f"from the models' FLOPs at {MODEL_EFFICIENCY:.0%} of the matri
 TRAIN_FLOPS, FORWARD_FLOPS = 6, 2
 CHARS_PER_TOKEN = 4  # English text in BPE/WordPiece vocabularies, roughly; plus 2 special tokens
 # zoo models of unknown-origin packages that may not be pulled: the published shapes they share
-ZOO_PUBLISHED = {"qwen2.5-0.5b": "Qwen/Qwen2.5-0.5B", "qwen2.5-1.5b": "Qwen/Qwen2.5-1.5B",
+ZOO_PUBLISHED = {"qwen2.5-coder-0.5b-instruct": "Qwen/Qwen2.5-0.5B",
+                 "qwen2.5-coder-1.5b-instruct": "Qwen/Qwen2.5-1.5B",
                  "gemma3-270m": "google/gemma-3-270m"}
 
 
