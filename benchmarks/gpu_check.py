@@ -199,13 +199,14 @@ def peak_flops(device: str) -> tuple[float, str]:
 
 @contextlib.contextmanager
 def timed_loops() -> Iterator[list[float]]:
-    """Wall seconds of every train.training_loop call inside the block (the learners' training
+    """Wall seconds of every learner.training_loop call inside the block (the learners' training
     steps: not the weights' loading nor the tokenisation)."""
     import torch
 
-    from w2sgen import train
+    from w2sgen import label_tokens, last_k, learner, train
 
-    original = train.training_loop
+    modes = (train, label_tokens, last_k)  # each mode module trains through the loop it imports
+    original = learner.training_loop
     spent: list[float] = []
 
     def loop(*args: Any, **kwargs: Any) -> Any:
@@ -218,11 +219,13 @@ def timed_loops() -> Iterator[list[float]]:
             sync()
             spent.append(time.perf_counter() - t0)
 
-    train.training_loop = loop
+    for m in modes:
+        m.training_loop = loop  # type: ignore[attr-defined]
     try:
         yield spent
     finally:
-        train.training_loop = original
+        for m in modes:
+            m.training_loop = original  # type: ignore[attr-defined]
 
 
 def config(model: Path, mode: str, plan: Plan, *extra: str) -> Any:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import sentiment_examples
 
-from w2sgen import cli, models, train, validate
+from w2sgen import cli, label_tokens, last_k, models, train, validate
 from w2sgen.errors import W2SError
 from w2sgen.validate import load_config
 
@@ -27,7 +27,8 @@ def no_training(monkeypatch):
         raise AssertionError("weights were loaded or a model trained")
 
     monkeypatch.setattr(models, "load", refuse)
-    monkeypatch.setattr(train, "training_loop", refuse)
+    for mode_module in (train, label_tokens, last_k):  # each trains through the loop it imports
+        monkeypatch.setattr(mode_module, "training_loop", refuse)
     monkeypatch.setattr(validate, "_MODEL_CHECKS", {})
 
 
@@ -94,7 +95,7 @@ def test_label_tokens_and_icl_build_the_same_zero_shot_prompt(tiny_llama_dir):
         lm = LocalLM(str(tiny_llama_dir))
         refiner = Refiner(lm, fmt)
         icl = [refiner.join([refiner.start, q]) for q in refiner.queries([example_text(e) for e in examples])]
-        prompts = train.LabelPrompts(lm.tokenizer, fmt, "tiny", max_length=64)
+        prompts = label_tokens.LabelPrompts(lm.tokenizer, fmt, "tiny", max_length=64)
         assert prompts.encode(examples) == icl
         assert prompts.label_ids == list(lm.label_ids(fmt.words, fmt.tail))
         assert lm._model is None  # no weights were needed

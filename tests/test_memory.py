@@ -218,7 +218,7 @@ def test_label_tokens_counts_the_lm_head_and_no_linear_head(tiny_llama_dir):
     """label_tokens has no 2-class head; the tiny Llama's LM head is untied, so it adds vocab x
     hidden weights (frozen under LoRA, trained with adapter=none). The counts equal the loaded
     causal LM and its peft adapters; activations add the last position's vocabulary logits."""
-    from w2sgen.train import add_lora
+    from w2sgen.lm.lora import add_lora
 
     ref = resolve(str(tiny_llama_dir))
     arch = memory.arch_of(ref)

@@ -60,7 +60,7 @@ def test_nan_loss_stops_with_a_clear_error():
 
 def test_warmup_and_cosine_schedule_shape():
     """The learning rate ramps up over the warm-up steps and decays to ~0 at the end."""
-    from w2sgen import train as train_mod
+    from w2sgen import learner as train_mod
 
     lrs = []
     cfg = load_config(None, ["train.epochs=4", "train.batch_size=10", "train.warmup_fraction=0.25"])
@@ -118,7 +118,7 @@ def test_xent_value_and_gradient_direction():
 def test_micro_batches_give_the_whole_batch_gradient():
     """Gradient accumulation: micro-batches of 4 (uneven: batches of 10 and a last of 7, items
     of unequal weight, as token counts are) give the parameters of whole batches, in fp32."""
-    from w2sgen.train import optimise
+    from w2sgen.learner import optimise
 
     rng = np.random.default_rng(0)
     x = torch.as_tensor(rng.normal(size=(37, 6)), dtype=torch.float32)
