@@ -28,7 +28,7 @@ from .assets import require
 from .config import Component, ExperimentConfig
 from .context import Context, assert_aligned, ids_of
 from .errors import W2SError
-from .methods import METHODS, Setting, check_method, model_roles
+from .methods import METHODS, Setting, check_method, check_method_splits, model_roles
 from .metrics import evaluate
 from .models import ModelRef, resolve
 from .runs import recorded
@@ -118,10 +118,7 @@ def prepare(cfg: ExperimentConfig, store: Store, quiet: bool) -> tuple[Context, 
         task = task_component(cfg.task)
         splits = make_splits(load_task(task), cfg.splits, task.name)
         check_roles(cfg, roles, splits)
-        folds, n = cfg.method.options.get("folds"), len(splits.transfer)
-        if isinstance(folds, int) and folds > n:  # cross-fitting over transfer: empty folds
-            raise W2SError(f"method.folds={folds} but the transfer split has {n} examples; set "
-                           f"method.folds={min(5, n)} (at most {n})")
+        check_method_splits(cfg, splits)  # the method's own checks of the data (checked_on_splits)
     return ctx, roles, splits
 
 

@@ -27,7 +27,7 @@ from .methods import METHODS, check_method, model_roles
 from .models import MODELS, local_ref
 from .paths import read_yaml_mapping
 from .spec import Component, stable_hash
-from .tasks import TASKS, task_component
+from .tasks import TASKS, canonical_task, task_component
 from .train import MODES
 
 
@@ -48,20 +48,8 @@ def build_config(raw: dict[str, Any]) -> ExperimentConfig:
 def canonical_components(cfg: ExperimentConfig) -> tuple[Component, Component, Component]:
     """The config's task, method and loss with their options canonical (options.canonical:
     types conformed from the component's signature, defaults dropped), so every spelling of one
-    choice records, hashes and keys its cached steps alike. A task written as a file or folder
-    path (`task: data/my.csv`) keeps that form, its implied `path` option not repeated; a data
-    file written out (`{name: file, path: data/my.csv}`) takes it too."""
-    task = task_component(cfg.task)
-    task_options = options.canonical(TASKS.get(task.name).load, task.options)
-    path = task_options.get("path")
-    task_name = cfg.task.name
-    if task is not cfg.task and path == cfg.task.name:
-        task_options.pop("path")
-    elif task.name == "file" and isinstance(path, str) and path not in TASKS \
-            and task_component(Component(path)).name == "file":
-        # `{name: file, path: x.csv}` is `task: x.csv` written out: one identity for both
-        task_name = task_options.pop("path")
-    return (Component(task_name, task_options),
+    choice records, hashes and keys its cached steps alike (a task: tasks.canonical_task)."""
+    return (canonical_task(cfg.task),
             Component(cfg.method.name, options.canonical(METHODS.get(cfg.method.name), cfg.method.options)),
             Component(cfg.loss.name, options.canonical(LOSSES.get(cfg.loss.name), cfg.loss.options)))
 
