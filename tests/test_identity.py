@@ -499,3 +499,13 @@ def test_a_models_former_name_is_the_same_experiment():
     assert MODELS.get("qwen2.5-1.5b").identity.startswith("zoo:qwen2.5-1.5b:gguf-sha256=cc324af070c2ecbf")
     assert "qwen2.5-0.5b" not in list(MODELS)  # listed once, under its current name
     assert MODELS.former_names("qwen2.5-coder-0.5b-instruct") == ["qwen2.5-0.5b"]
+
+
+def test_a_file_task_without_a_data_suffix_keeps_its_long_spelling():
+    """`{name: file, path: /dev/null}` has no short form (the path alone is no data file name):
+    its own check, not the shorthand's, speaks when it runs."""
+    from w2sgen.spec import Component
+    from w2sgen.tasks import canonical_task
+
+    assert canonical_task(Component("file", {"path": "/dev/null"})) == Component("file", {"path": "/dev/null"})
+    assert canonical_task(Component("file", {"path": "a/b.CSV"})) == Component("a/b.CSV")

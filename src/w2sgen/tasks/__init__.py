@@ -66,8 +66,8 @@ def canonical_task(comp: Component) -> Component:
     if task is not comp and path == comp.name:
         opts.pop("path")
         return Component(comp.name, opts)
-    if task.name == "file" and isinstance(path, str) and path not in TASKS \
-            and task_component(Component(path)).name == "file":
+    if task.name == "file" and isinstance(path, str) and path.lower().endswith(FILE_SUFFIXES) \
+            and path not in TASKS:  # what task_component reads as this file
         return Component(opts.pop("path"), opts)
     return Component(comp.name, opts)
 
