@@ -7,12 +7,12 @@ import torch
 from conftest import sentiment_examples
 
 from w2sgen import features as feats
-from w2sgen.config import load_config
 from w2sgen.errors import W2SError
 from w2sgen.last_k import LastKLearner, TopBlocks
 from w2sgen.losses import xent
 from w2sgen.models import load, resolve
 from w2sgen.tasks import Example
+from w2sgen.validate import load_config
 
 
 def full_vs_top(ref_name: str, k: int, texts: list[str]) -> float:

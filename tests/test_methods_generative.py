@@ -8,12 +8,12 @@ import torch
 from conftest import sentiment_examples
 
 from w2sgen import pipeline
-from w2sgen.config import load_config
 from w2sgen.methods import METHODS
 from w2sgen.methods.generative import adapt, collect_texts, select_texts
 from w2sgen.models import load, resolve
 from w2sgen.splits import Splits
 from w2sgen.tasks import Example
+from w2sgen.validate import load_config
 
 TOY = ["the movie was very good", "the food was very bad", "the hotel room was nice",
        "the service was terrible", "this movie is great", "this food is awful"] * 8
@@ -99,7 +99,7 @@ def test_options_are_checked(tiny_bert_dir, tmp_path):
     from w2sgen.errors import W2SError
 
     assert "generative_pretrain" in METHODS
-    from w2sgen.config import load_config
+    from w2sgen.validate import load_config
 
     for bad, match in (("epochs=0", "method.epochs must be an integer >= 1"),
                        ("lr=-1.0", "method.lr must be a number > 0"),

@@ -20,9 +20,10 @@ import yaml
 
 from w2sgen import sweep
 from w2sgen.cli import main
-from w2sgen.config import load_config
 from w2sgen.errors import W2SError
-from w2sgen.store import Store, process_owner
+from w2sgen.owner import process_owner
+from w2sgen.store import Store
+from w2sgen.validate import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "suites" / "smoke.yaml"

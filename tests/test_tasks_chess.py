@@ -267,7 +267,7 @@ def test_settings_suites_expand_and_hold_the_documented_runs(tmp_path, name, cel
     from pathlib import Path
 
     from w2sgen import sweep
-    from w2sgen.config import load_config
+    from w2sgen.validate import load_config
 
     root = Path(__file__).resolve().parents[1]
     suite = sweep.load_suite(root / "suites" / f"{name}.yaml", str(tmp_path))

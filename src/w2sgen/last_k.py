@@ -36,16 +36,8 @@ from . import features as feats
 from . import hardware
 from .errors import W2SError
 from .example import Example
-from .train import (
-    MODES,
-    LabelPrompts,
-    LabelTokenLearner,
-    Learner,
-    _eval_callback,
-    label_prompt_format,
-    prepare,
-    training_loop,
-)
+from .label_tokens import LabelPrompts, LabelTokenLearner, label_prompt_format
+from .learner import Learner, eval_callback, prepare, training_loop
 
 ENCODERS = ("BertModel", "MPNetModel")
 DECODERS = ("LlamaModel", "Qwen2Model", "Gemma3TextModel")
@@ -160,7 +152,6 @@ def positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.long().cumsum(1) - 1).clamp(min=0)
 
 
-@MODES.register("last_k")
 class LastKLearner(Learner):
     default_lr = 1e-4
     # gradient_checkpointing: read to refuse it (memory.check_fits), so inheriting true matters
@@ -206,7 +197,7 @@ class LastKLearner(Learner):
 
         try:
             return training_loop(params, forward, targets, loss_fn, self.cfg.train, self.lr, seed,
-                                 desc, _eval_callback(self, eval_set), self.precision, device)
+                                 desc, eval_callback(self, eval_set), self.precision, device)
         finally:
             self.top.eval()
 
@@ -278,7 +269,7 @@ class LabelTokensLastK(LabelTokenLearner):
 
         try:
             return training_loop(params, forward, targets, loss_fn, self.cfg.train, self.lr, seed,
-                                 desc, _eval_callback(self, eval_set), self.precision, self.device)
+                                 desc, eval_callback(self, eval_set), self.precision, self.device)
         finally:
             self.top.eval()
 

@@ -49,7 +49,7 @@ LORA_TARGETS = ("Linear", "Conv1D")  # what peft's target_modules="all-linear" a
 
 class Unestimable(W2SError):
     """No estimate: a backbone whose shape the estimate cannot read (no config, no repeated
-    blocks), or a training mode without one of ESTIMATES."""
+    blocks)."""
 
 
 # The training-memory formulas `estimate` has; a training mode declares which its memory
@@ -231,9 +231,10 @@ def layer_bytes(arch: Arch, micro: int, seq: int, c: int, lora_half: bool = Fals
 def estimate(arch: Arch, mode: str, *, batch_size: int, seq_len: int, precision: str = "fp32",
              micro_batch_size: Optional[int] = None, checkpointing: bool = False,
              lora_rank: int = 8, last_k: int = 2, weights: str = "fp32",
-             adapter: str = "lora") -> Estimate:
+             adapter: str = "lora") -> Optional[Estimate]:
     """Training memory of `mode` (full | lora | last_k | label_tokens) on `arch`, at autocast
-    `precision` (resolved: fp32 | bf16 | fp16) with the backbone loaded in `weights`.
+    `precision` (resolved: fp32 | bf16 | fp16) with the backbone loaded in `weights`; None for a
+    mode without a formula here (a plugin mode that declares none trains unchecked).
 
     label_tokens is `lora` (adapter lora) or `full` (adapter none) without the linear head,
     or `last_k` (adapter last_k: its two label-token rows are the head) plus an untied LM head,
@@ -243,6 +244,7 @@ def estimate(arch: Arch, mode: str, *, batch_size: int, seq_len: int, precision:
     if mode == "label_tokens" and adapter == "last_k":  # last_k's, with a frozen untied LM head
         base = estimate(arch, "last_k", batch_size=batch_size, seq_len=seq_len, precision=precision,
                         micro_batch_size=micro_batch_size, last_k=last_k, weights=weights)
+        assert base is not None  # last_k has a formula
         untied = 0 if arch.tied else arch.vocab * arch.hidden
         return dataclasses.replace(base, parameters=base.parameters + untied * BYTES[weights],
                                    setting=base.setting.replace("last_k", "label_tokens (last_k)", 1))
@@ -250,6 +252,7 @@ def estimate(arch: Arch, mode: str, *, batch_size: int, seq_len: int, precision:
         base = estimate(arch, "lora" if adapter == "lora" else "full", batch_size=batch_size,
                         seq_len=seq_len, precision=precision, micro_batch_size=micro_batch_size,
                         checkpointing=checkpointing, lora_rank=lora_rank, weights=weights)
+        assert base is not None  # lora and full have formulas
         w, c = BYTES[weights], BYTES[precision]
         head = 2 * arch.hidden + 2
         untied = 0 if arch.tied else arch.vocab * arch.hidden
@@ -272,9 +275,8 @@ def estimate(arch: Arch, mode: str, *, batch_size: int, seq_len: int, precision:
     elif mode == "last_k":
         trained = last_k * arch.block_params
         frozen, fp32_trained = arch.params - trained, head
-    else:  # a plugin mode that declares no estimate: none, and the run is not checked by one
-        raise Unestimable(f"no estimate for train.mode={mode} (there is one for "
-                          f"{', '.join(ESTIMATES)})")
+    else:  # a mode without a formula: no estimate, and the run is not checked by one
+        return None
     w, c = BYTES[weights], BYTES[precision]
     cached_casts = 2 * (fp32_trained + (trained if w == 4 else 0)) if c == 2 else 0
     parameters = (frozen + trained) * w + fp32_trained * 4 + cached_casts
@@ -330,7 +332,7 @@ def settings_of(cfg: Any, device: str, precision: Optional[str] = None,
 def plan(ref: Any, cfg: Any, device: str, mode: Optional[str] = None) -> Optional[Estimate]:
     """The estimate for training `ref` under `cfg` on `device`, by the formula `mode` (the one
     the training mode declares; default: its name); None for the probe (a linear head on cached
-    features: nothing to plan). Unestimable for a mode without an estimate."""
+    features: nothing to plan, and for a mode without an estimate)."""
     if cfg.train.mode == "probe":
         return None
     if cfg.train.gradient_checkpointing and (cfg.train.mode == "last_k" or (
@@ -366,7 +368,8 @@ def advice(arch: Arch, settings: dict[str, Any], budget: float, bf16: bool = Tru
 
     def fits(s: dict[str, Any]) -> bool:
         s = {**s, "weights": weights_dtype(s["mode"], s["precision"], device, s.get("adapter", "lora"))}
-        return estimate(arch, **s).total <= budget
+        est = estimate(arch, **s)
+        return est is not None and est.total <= budget
 
     for n in range(len(levers) + 1):
         for combo in itertools.combinations(levers, n):

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from .errors import MissingAsset
-from .fetch import Asset, Hub, Package, PyPI, files_of, register
+from .fetch import Asset, files_of, register
+from .fetch_sources import Hub, Package, PyPI
 from .registry import Registry
 
 Kind = Literal["encoder", "causal"]

@@ -155,7 +155,7 @@ def _adapt_seeded(ref: ModelRef, texts: list[str], out: Path, device: str, objec
         DataCollatorForLanguageModeling,
     )
 
-    from ..train import optimise
+    from ..learner import optimise
 
     tok_kwargs = {k: v for k, v in ref.load_kwargs.items() if k in ("gguf_file", "revision")}
     tok = AutoTokenizer.from_pretrained(ref.path, **hf_kwargs(tok_kwargs))

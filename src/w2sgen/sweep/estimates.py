@@ -9,9 +9,10 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import build_config, read_yaml_mapping, set_key
+from ..config import read_yaml_mapping, set_key
 from ..errors import W2SError
 from ..methods import model_roles
+from ..validate import build_config
 from .suite import variant
 
 

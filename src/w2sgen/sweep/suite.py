@@ -40,8 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import build_config, read_yaml_mapping, set_key, stable_hash
+from ..config import read_yaml_mapping, set_key, stable_hash
 from ..errors import MissingAsset, W2SError, cut
+from ..validate import build_config, weak_inherited_note
 from .cells import Cell
 from .checks import HUB_UNREACHABLE, assets_error, memory_error, texts_error
 
@@ -62,7 +63,7 @@ class Suite:
     @property
     def notes(self) -> list[str]:
         """What a user should know before running, once each (weak_inherited_note)."""
-        return list(dict.fromkeys(n for c in self.cells if (n := c.cfg.weak_inherited_note())))
+        return list(dict.fromkeys(n for c in self.cells if (n := weak_inherited_note(c.cfg))))
 
 
 KEYS = ("name", "description", "base", "grid", "order", "comparisons")
