@@ -93,7 +93,7 @@ def test_tasks_without_candidates_or_comparisons_are_one_line():
 
 def test_a_run_adds_zero_shot_accuracy_with_its_interval(tmp_path, tiny_bert_dir, tiny_llama_dir):
     import w2sgen
-    from w2sgen.config import load_config
+    from w2sgen.validate import load_config
 
     common = dict(examples=comparisons(80), weak_model=str(tiny_bert_dir), strong_model=str(tiny_bert_dir),
                   store=str(tmp_path), quiet=True, splits={"weak_train": 20, "transfer": 20, "test": 20},
