@@ -155,6 +155,7 @@ def test_every_burns_pair_fits_one_80gb_gpu(precision):
 def fake_gpu(monkeypatch, gb: float) -> None:
     gpu = hardware.Probe("cuda", "Fake GPU", "sm_90", 1, True, 1.0, 2.0, int(gb * 1e9))
     monkeypatch.setattr(hardware, "probe", lambda device="cpu", refresh=False: gpu)
+    monkeypatch.setattr(hardware, "gpu_figures", lambda: (gpu, "GPU Fake GPU: test figures"))
 
 
 def test_check_fits_refuses_with_the_setting_to_change(tiny_llama_dir, monkeypatch):

@@ -441,7 +441,7 @@ def memory_budget(device: str, gpu: Any = None) -> tuple[float, str, bool]:
     from . import hardware
 
     if str(device).startswith("cuda"):
-        gpu = gpu or hardware.probe("cuda")
+        gpu = gpu or hardware.gpu_figures()[0]  # recorded or data-sheet figures: nothing timed
         return HEADROOM * (gpu.memory_bytes or 0), gpu.name, gpu.bf16_native
     ram = hardware.ram_bytes()
     return (HEADROOM * ram if ram else 0.0, f"this machine's {_gb(ram)} of RAM" if ram else "",
