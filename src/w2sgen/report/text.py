@@ -70,7 +70,8 @@ def pgr_verdict(pgr: dict[str, Any], gap: Optional[dict[str, Any]], what: str = 
             return (f"PGR undefined: the weak supervisor beats the ceiling (gap {iv}, below 0), so "
                     "there is no gap to recover")
         way = "above" if gap["value"] > 0 else "below" if gap["value"] < 0 else "level with"
-        return (f"PGR undefined: the ceiling is {way} the weak supervisor by {gap['value']:+.3f}, "
+        by = f" by {gap['value']:+.3f}" if gap["value"] else ""
+        return (f"PGR undefined: the ceiling is {way} the weak supervisor{by}, "
                 f"but the gap's interval [{gap['low']:+.3f}, {gap['high']:+.3f}] includes 0 "
                 "(no real gap to recover)")
     if pgr.get("value") is None:
