@@ -262,8 +262,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         rows = hierarchy.dataset_table(store, runs, family)
         print("\nmethods against baselines at the level of datasets:\n"
-              + markdown_table(*hierarchy.dataset_cells(rows)) + "\n"
-              + hierarchy.dataset_note(rows, source))
+              + report.for_terminal(markdown_table(*hierarchy.dataset_cells(rows)) + "\n"
+                                    + hierarchy.dataset_note(rows, source)))
     print(report.table(runs))
     from .generative import report as gen_report
 
@@ -274,16 +274,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         if args.methods:
             rows = report.median_pgr_table(store)
-            print("\nmedian PGR over seeds, per task and method:\n" + report.median_pgr_markdown(rows))
-            print(report.median_pgr_verdict(rows))
+            print("\nmedian PGR over seeds, per task and method:\n"
+                  + report.for_terminal(report.median_pgr_markdown(rows) + "\n"
+                                        + report.median_pgr_verdict(rows)))
             drawn = report.plot_methods(rows, out.with_name("methods.png"))
             print(f"plot: {drawn}" if drawn else "plot: none (no row with a real ceiling-weak gap)")
         if args.refinement:
             table_md = report.refinement_markdown(runs)
-            print("\nICL refinement, medians over seeds:\n" + (table_md or "no icl_refine runs with prompting baselines"))
+            print("\nICL refinement, medians over seeds:\n"
+                  + report.for_terminal(table_md or "no icl_refine runs with prompting baselines"))
             pairs_md = report.refinement_pairs_markdown(store, runs)
             print("\nICL refinement against naive, per seed (same supervisor, ceiling and test set):\n\n"
-                  + (pairs_md or "no icl_refine runs"))
+                  + report.for_terminal(pairs_md or "no icl_refine runs"))
             drawn = report.plot_refinement_k(runs, out.with_name("refinement-k.png"))
             print(f"plot: {drawn}" if drawn else "plot: none (refined-label accuracy against k needs "
                   "icl_refine runs at 3 or more values of k)")
@@ -292,7 +294,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     except OSError as e:  # --out /dev/null/x.png, a read-only store
         raise W2SError(f"cannot write the plots to {str(out)!r}: {e.strerror or e}; pass --out a "
                        "PNG path in a folder you can write") from None
-    print(f"plots: {overview}, {curves}")
+    print("plots: " + (", ".join(str(p) for p in (overview, curves) if p) or "none (no finished "
+                                                                               "run to draw)"))
     return 0
 
 

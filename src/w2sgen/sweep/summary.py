@@ -31,8 +31,9 @@ def report(result: SweepResult, most_rows: int = 40) -> str:
             warnings.simplefilter("ignore", RuntimeWarning)
             rows = rep.median_pgr_table(store, runs=runs_list)
         if rows:
-            parts.append("median PGR over seeds, per task and method:\n" + rep.median_pgr_markdown(rows)
-                         + "\n" + rep.median_pgr_verdict(rows))
+            parts.append("median PGR over seeds, per task and method:\n"
+                         + rep.for_terminal(rep.median_pgr_markdown(rows) + "\n"
+                                            + rep.median_pgr_verdict(rows)))
     bad = [(result.suite.cells[i], o) for i, o in sorted(result.outcomes.items())
            if o.status in ("failed", "busy")]
     if bad:
