@@ -264,7 +264,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         print("\nmethods against baselines at the level of datasets:\n"
               + report.for_terminal(markdown_table(*hierarchy.dataset_cells(rows)) + "\n"
                                     + hierarchy.dataset_note(rows, source)))
-    print(report.table(runs))
+    if args.datasets:
+        from .report import datasets
+
+        print("\n" + report.for_terminal(datasets.command_text(store, runs)
+                                         or "no runs with stored predictions"))
+    if args.hierarchy or family or args.datasets:  # a sweep's hundreds of runs: one line instead
+        print(f"\n{len(runs)} runs; their own table: w2s report --store {root} (without --suite, "
+              "--hierarchy, --datasets)")
+    else:
+        print(report.table(runs))
     from .generative import report as gen_report
 
     if pooled := gen_report.pooled_text(root, runs):  # generative runs over several seeds
@@ -433,6 +442,9 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--hierarchy", action="store_true", help="also every method against naive "
                     "with the dataset as the unit: nested bootstrap (datasets, splits, training "
                     "seeds, test examples), sign test over datasets, Holm")
+    rp.add_argument("--datasets", action="store_true", help="also each task on its own, pooled "
+                    "over its split and training seeds (weak, student, ceiling, gap, PGR with "
+                    "nested-bootstrap intervals), and naive PGR with the dataset as the unit")
     rp.add_argument("--suite", metavar="FILE", help="with --hierarchy (implied) or --html: test "
                     "the comparisons this suite file declares (`comparisons:`) as the Holm family")
     rp.set_defaults(fn=cmd_report)

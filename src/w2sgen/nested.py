@@ -85,6 +85,40 @@ def _dataset_bank(mats: list[np.ndarray], rounds: int, rng: np.random.Generator)
     return value.mean(axis=1)
 
 
+def within_dataset_means(splits: dict[Any, dict[Any, np.ndarray]], rounds: int = 2000,
+                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Several per-example scores of one dataset resampled together: `splits[split][training
+    seed]` is a (channels, test examples) array (e.g. weak, student and ceiling correctness on
+    that split's test set). Returns (the point estimate, (rounds, channels) resampled means):
+    the mean over splits of the mean over training seeds of the mean over examples, resampled
+    as `hierarchical_difference` resamples one dataset (splits, then training seeds and one
+    draw of the test examples per drawn split). Every channel sees the same draws, so ratios of
+    differences (PGR) keep the correlation between weak, student and ceiling."""
+    rng = np.random.default_rng(seed)
+    mats = []
+    for sp, by_seed in splits.items():
+        arrays = [np.asarray(v, dtype=np.float64) for v in by_seed.values()]
+        if not arrays or len({a.shape for a in arrays}) != 1 or arrays[0].ndim != 2 or not arrays[0].shape[1]:
+            raise ValueError(f"split {sp!r}: every training seed needs one (channels, examples) "
+                             "array of the same shape, got " + str([a.shape for a in arrays]))
+        mats.append(np.stack(arrays))  # (seeds, channels, examples)
+    if not mats:
+        raise ValueError("no split to resample")
+    point = np.mean([m.mean(axis=(0, 2)) for m in mats], axis=0)
+    s, channels = len(mats), mats[0].shape[1]
+    chosen = rng.integers(0, s, size=(rounds, s))
+    value = np.zeros((rounds, s, channels))
+    for j, m in enumerate(mats):
+        n_seeds = m.shape[0]
+        bank = _example_bank(m.reshape(n_seeds * channels, -1), rounds, rng)
+        bank = bank.reshape(rounds, n_seeds, channels)
+        rows = rng.integers(0, rounds, size=(rounds, s))
+        seeds = rng.integers(0, n_seeds, size=(rounds, s, n_seeds))
+        drawn = bank[rows[..., None], seeds].mean(axis=2)  # (rounds, s, channels)
+        value = np.where((chosen == j)[..., None], drawn, value)
+    return point, value.mean(axis=1)
+
+
 def hierarchical_difference(data: Nested, rounds: int = 2000, confidence: float = 0.95,
                             seed: int = 0) -> Hierarchical:
     """A method-vs-baseline difference with the dataset as the unit of inference.
