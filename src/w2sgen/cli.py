@@ -270,8 +270,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         print("\n" + report.for_terminal(datasets.command_text(store, runs)
                                          or "no runs with stored predictions"))
     if args.hierarchy or family or args.datasets:  # a sweep's hundreds of runs: one line instead
-        print(f"\n{len(runs)} runs; their own table: w2s report --store {root} (without --suite, "
-              "--hierarchy, --datasets)")
+        print("\n" + report.for_terminal(f"{len(runs)} runs; their own table: w2s report --store "
+                                         f"{root} (without --suite, --hierarchy, --datasets)"))
     else:
         print(report.table(runs))
     from .generative import report as gen_report
