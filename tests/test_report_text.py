@@ -157,3 +157,18 @@ def test_report_methods_table_fits_100_columns(store, tmp_path, capsys):
     said = capsys.readouterr().out
     assert max(map(len, said.splitlines())) <= 100, said
     assert "strong_logconf" in said and "/home/someone" not in said
+
+
+def test_figures_name_methods_as_the_tables_do_and_wrap_long_pairs():
+    from w2sgen.report.figures import _shown_name, _title
+
+    rows = [{"method_family": "naive + logconf", "method_label": "logconf"},
+            {"method_family": "naive + logconf", "method_label": "logconf"},
+            {"method_family": "naive", "method_label": "naive"},
+            {"method_family": "relabel", "method_label": "a"}, {"method_family": "relabel", "method_label": "b"}]
+    assert _shown_name("naive + logconf", rows) == "logconf"  # the suite's name, as in the tables
+    assert _shown_name("relabel", rows) == "relabel"  # two names for one family: the family
+    pair = "qwen2.5-coder-0.5b-instruct -> qwen2.5-coder-1.5b-instruct (probe)"
+    assert _title(pair).split("\n") == ["qwen2.5-coder-0.5b-instruct ->",
+                                        "qwen2.5-coder-1.5b-instruct (probe)"]
+    assert _title("minilm-l6 -> mpnet-base (probe)") == "minilm-l6 -> mpnet-base (probe)"
