@@ -20,7 +20,10 @@ Model FLOPs per trained token (the PaLM convention, recomputation not counted): 
 label_tokens with adapter none 6N + 12 L h T, LoRA 4N + 8 L h T (forward, and backward through
 frozen weights without their gradients), feature extraction 2N + 4 L h T; N the backbone's
 parameters less its embeddings, L layers, h hidden width, T tokens per sequence. The peak is the
-card's dense bf16 figure (PEAKS, by device name), else a bf16 matmul measured here.
+card's dense bf16 figure (hardware.NOMINAL, by device name), else a bf16 matmul measured here.
+On a GPU, the card's bf16 and fp32 matrix-product rates and its memory are measured and
+recorded in the data home's hardware.json (as `w2s doctor` does), where `w2s sweep --dry-run`
+reads them for a GPU suite's estimate, on any machine with that data home.
 """
 from __future__ import annotations
 
@@ -42,9 +45,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the tiny tokenizer and models of the test suite
 
-# Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, by device name
-PEAKS = [("H200", 989.0), ("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.0),
-         ("A100", 312.0)]
 # Qwen2.5 shapes (memory.PUBLISHED): hidden, intermediate, layers, heads, KV heads
 QWEN = {"qwen2-0.5b": "Qwen/Qwen2.5-0.5B", "qwen2-1.5b": "Qwen/Qwen2.5-1.5B"}
 MODES = ("full", "lora", "label_tokens")
@@ -181,13 +181,13 @@ def peak_flops(device: str) -> tuple[float, str]:
     """(bf16 FLOP/s, where the figure comes from)."""
     import torch
 
-    from w2sgen.hardware import matmul_gflops
+    from w2sgen.hardware import matmul_gflops, nominal
 
     if device == "cuda":
         name = torch.cuda.get_device_name()
-        for key, tflops in PEAKS:
-            if key in name:
-                return tflops * 1e12, f"{name}: data sheet {tflops:g} TFLOP/s"
+        card = nominal(name)
+        if card is not None:
+            return card.bf16_gflops * 1e9, f"{name}: data sheet {card.bf16_gflops / 1e3:g} TFLOP/s"
         measured = matmul_gflops(torch.bfloat16, "cuda", n=8192, seconds=1.0)
         return measured * 1e9, f"{name}: measured bf16 matmul {measured / 1e3:.0f} TFLOP/s"
     measured = matmul_gflops(torch.bfloat16, "cpu", n=1024, seconds=0.3)
@@ -299,6 +299,15 @@ def section_tests(plan: Plan) -> None:
 def section_train(plan: Plan, models: dict[str, Path]) -> None:
     peak, where = peak_flops(plan.device)
     plan.rows.append(Row("2 train", "bf16 peak", where, "", "info"))
+    if plan.device == "cuda":  # what `w2s sweep --dry-run` reads for a GPU suite's estimate
+        from w2sgen.hardware import probe
+        from w2sgen.paths import home
+
+        p = probe("cuda", refresh=True)
+        plan.rows.append(Row("2 train", "recorded", f"bf16 matmul {p.bf16_gflops / 1e3:.0f} TFLOP/s, "
+                             f"fp32 {p.fp32_gflops / 1e3:.0f} TFLOP/s, memory "
+                             f"{(p.memory_bytes or 0) / 2**30:.1f} GiB in {home() / 'hardware.json'}",
+                             "", "info"))
     n = plan.batch * plan.steps
     for name, path in models.items():
         for mode in MODES:

@@ -64,7 +64,7 @@ def metrics_by_hash(root: Path) -> dict[str, dict]:
     return {r["config_hash"]: r["metrics"] for r in Store(root).runs("done")}
 
 
-def sweep_cmd(suite: Path, store: Path, address: str, cache: Path) -> list[str]:
+def sweep_cmd(suite: Path, store: Path, address: str, cache: Path | str) -> list[str]:
     return [sys.executable, "-m", "w2sgen", "sweep", str(suite), "--store", str(store),
             "--executor", "ray", "--address", address, "--workers", "2", "--worker-cache", str(cache)]
 
@@ -103,10 +103,11 @@ def test_killing_the_worker_node_mid_sweep_loses_and_duplicates_no_cell(suite, r
     """The second node is killed (SIGKILL of all its processes) while it computes a cell, after
     the first cell is recorded: Ray re-runs the cells that were on it on the head (task
     retries), the sweep finishes with every cell done exactly once, and the numbers are those
-    of the in-process sweep."""
+    of the in-process sweep. The workers' cache is an fsspec URL (file://: written through
+    fsspec, a temporary object moved into place), apart from the driver's database."""
     store, cache = tmp_path / "driver", tmp_path / "shared"
     with cluster(env()) as (address, _, worker):
-        proc = subprocess.Popen(sweep_cmd(suite, store, address, cache), stdout=subprocess.PIPE,
+        proc = subprocess.Popen(sweep_cmd(suite, store, address, f"file://{cache}"), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=env(), cwd=tmp_path)
         lines = []
         try:
@@ -134,6 +135,10 @@ def test_killing_the_worker_node_mid_sweep_loses_and_duplicates_no_cell(suite, r
     assert sorted(r["config_hash"] for r in runs) == sorted(metrics_by_hash(reference))  # one row each
     assert [r["status"] for r in runs] == ["done"] * 6
     assert metrics_by_hash(store) == metrics_by_hash(reference)
+    entries = {p.parent.name for p in (cache / "cache").rglob("*.npz")}  # written at the URL
+    assert entries == {p.parent.name for p in (reference / "cache").rglob("*.npz")}
+    assert not (cache / "runs.sqlite").exists() and not (store / "cache").exists()
+    assert not list(cache.rglob(".tmp-*")) and not list(cache.glob(".w2s-driver-*"))
 
 
 def test_a_local_cluster_started_by_the_sweep(suite, reference, tmp_path, monkeypatch, capsys):
@@ -189,5 +194,17 @@ def unshared_cache_is_one_line(address: str, folder: Path) -> None:
     (folder / ".w2s-driver-x").write_text("1\n")
     try:
         sweep.check_nodes(address, str(folder / ".w2s-driver-x"))  # every node sees it now
+        # a URL only this process sees (fsspec's in-memory file system: one per process, as a
+        # bucket a node cannot reach): the nodes' probes do not find the driver's mark
+        from w2sgen.cachefs import entries
+
+        url = "memory://w2s-unshared/cache"
+        mark = entries(url).put_mark(".w2s-driver-y", "1\n")
+        try:
+            sweep.check_nodes(address, mark)
+        except W2SError as e:
+            assert f"does not see the cache folder {url!r}" in str(e) and "\n" not in str(e)
+        else:
+            raise AssertionError("check_nodes passed a URL no node reaches")
     finally:
         ray.shutdown()

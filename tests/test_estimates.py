@@ -143,3 +143,114 @@ def test_dry_run_lines_fit_100_columns_with_long_model_names():
     assert lines[5] == f"nyt_sentiment | {long_pair}" and len(lines) == 8 + 2
     short = [(cols, ["rt", "a->b", "naive", "seed 0"])]
     assert grouped(short) == [cols + "rt | a->b | naive | seed 0"]
+
+
+H100 = "NVIDIA H100 80GB HBM3"
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch, tmp_path):
+    """torch sees an H100 (85e9 bytes), nothing may be measured on it, and the data home's
+    hardware.json is the test's (empty until a test writes it)."""
+    import json
+    from types import SimpleNamespace
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: H100)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda *a: SimpleNamespace(name=H100, total_memory=85_000_000_000, major=9, minor=0))
+    monkeypatch.setattr(hardware, "home", lambda: tmp_path / "home")
+    monkeypatch.setattr(hardware, "_PROBES", {})
+    monkeypatch.setattr(hardware, "_NATIVE", {})
+    monkeypatch.setattr(hardware, "measure", lambda device: pytest.fail(f"{device} measured"))
+
+    def record(**figures):
+        from dataclasses import asdict
+
+        probe = hardware.Probe("cuda", H100, "sm_90", 16, True, **figures)
+        (tmp_path / "home").mkdir(exist_ok=True)
+        (tmp_path / "home" / "hardware.json").write_text(json.dumps({"0123456789abcdef": asdict(probe)}))
+        return probe
+
+    return record
+
+
+def gpu_suite(tmp_path, weak, strong, train) -> Path:
+    path = suite_file(tmp_path, weak, strong, train)
+    raw = yaml.safe_load(path.read_text())
+    raw["base"]["device"] = "cuda"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_a_gpu_suite_is_estimated_with_the_gpus_recorded_measurement(
+        tmp_path, tiny_bert_dir, tiny_llama_dir, fake_gpu, capsys):
+    measured = fake_gpu(fp32_gflops=40_000.0, bf16_gflops=600_000.0, memory_bytes=80 * 2**30,
+                        measured_at=1_700_000_000)  # what gpu_check.py / w2s doctor record
+    path = gpu_suite(tmp_path, tiny_bert_dir, tiny_llama_dir,
+                     {"mode": "last_k", "last_k": 1, "epochs": 3, "precision": "bf16"})
+    cells = sweep.load_suite(path, str(tmp_path / "store")).cells
+    figures, where = hardware.gpu_figures()
+    assert figures == measured and where == f"GPU {H100}: measured on 2023-11-14 (hardware.json)"
+    cost = sweep.time_estimates(cells, gpu=(figures, where))
+    assert cost.total == pytest.approx(sweep.time_estimates(cells, measured).total, rel=1e-12)
+    sheet = hardware.nominal(H100)
+    assert (sheet.bf16_gflops, sheet.fp32_gflops) == (989_000.0, 67_000.0)
+    assert cost.total > 1.5 * sweep.time_estimates(cells, sheet).total  # not the data sheet's
+    assert main(["sweep", str(path), "--store", str(tmp_path / "store"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert (f"GPU {H100}: measured on 2023-11-14 (hardware.json): bf16 600 TFLOP/s, fp32 40 "
+            "TFLOP/s, memory 80 GiB") in out
+    assert f"memory: the largest model a GPU cell trains, {tiny_llama_dir} (last_k" in out
+    assert "of the 77.3 GB NVIDIA H100 80GB HBM3 leaves to use" in out  # 0.9 x 80 GiB
+
+
+def test_without_a_measurement_the_estimate_says_it_used_the_cards_data_sheet_peak(
+        tmp_path, tiny_bert_dir, tiny_llama_dir, fake_gpu, capsys):
+    path = gpu_suite(tmp_path, tiny_bert_dir, tiny_llama_dir, {"mode": "full", "epochs": 1})
+    cells = sweep.load_suite(path, str(tmp_path / "store")).cells
+    figures, where = hardware.gpu_figures()
+    assert (figures.bf16_gflops, figures.memory_bytes) == (989_000.0, 85_000_000_000)
+    assert where.startswith(f"GPU {H100}: its nominal data-sheet peak, not a measurement")
+    assert sweep.time_estimates(cells, gpu=(figures, where)).total == pytest.approx(
+        sweep.time_estimates(cells, figures).total, rel=1e-12)
+    assert main(["sweep", str(path), "--store", str(tmp_path / "store"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"GPU {H100}: its nominal data-sheet peak, not a measurement (`w2s doctor` or " in out
+    assert "bf16 989 TFLOP/s, fp32 67 TFLOP/s, memory 79 GiB" in out
+
+
+def test_a_model_over_the_recorded_gpus_memory_is_named_in_the_dry_run(
+        tmp_path, tiny_bert_dir, tiny_llama_dir, fake_gpu, capsys):
+    fake_gpu(fp32_gflops=40_000.0, bf16_gflops=600_000.0, memory_bytes=1_000_000,
+             measured_at=1_700_000_000)  # a 1 MB card: the tiny models do not fit
+    path = gpu_suite(tmp_path, tiny_bert_dir, tiny_llama_dir, {"mode": "full", "epochs": 1})
+    assert main(["sweep", str(path), "--store", str(tmp_path / "store"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"memory: 2 model setting(s) would not fit {H100}:" in out
+    lines = [x for x in out.splitlines() if x.startswith("  memory, cell 1: training ")]
+    assert lines == [
+        f"  memory, cell 1: training {tiny_bert_dir} (the weak supervisor) needs ~2.5 MB by estimate "
+        "(parameters 0.1 MB + gradients 0.1 MB + optimizer 0.2 MB + activations 2.1 MB; full, bf16, "
+        f"batch 32 x 32 tokens) but {H100} has 0.9 MB to use: set weak_train.micro_batch_size=4",
+        f"  memory, cell 1: training {tiny_llama_dir} needs ~2.9 MB by estimate (parameters 0.1 MB + "
+        "gradients 0.1 MB + optimizer 0.2 MB + activations 2.5 MB; full, bf16, batch 32 x 32 tokens) "
+        f"but {H100} has 0.9 MB to use: set train.micro_batch_size=4"], out
+
+
+def test_a_gpu_measurement_is_recorded_whatever_the_cpus_load(fake_gpu, monkeypatch):
+    """What `w2s doctor` and benchmarks/gpu_check.py do on a CUDA machine (hardware.probe):
+    the GPU's rates and memory go to hardware.json even while the CPU is busy (the GPU's
+    products do not compete with it), and the estimate reads them from there."""
+    taken = hardware.Probe("cuda", H100, "sm_90", 16, True, 50_000.0, 700_000.0, 85_000_000_000)
+    monkeypatch.setattr(hardware, "measure", lambda device: taken)
+    monkeypatch.setattr(hardware, "_busy", lambda: True)
+    p = hardware.probe("cuda", refresh=True)
+    assert p.measured_at is not None and p.bf16_gflops == 700_000.0
+    assert hardware.recorded_gpus() == [p]
+    monkeypatch.setattr(hardware, "_PROBES", {})  # a later process
+    monkeypatch.setattr(hardware, "measure", lambda device: pytest.fail("measured again"))
+    assert hardware.gpu_figures()[0] == p

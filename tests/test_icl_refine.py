@@ -173,3 +173,50 @@ def test_pipeline_runs_icl_refine_and_reports_labels_and_baselines(tmp_path, tin
         pipeline.run(load_config(None, [*common, f"strong_model={tiny_bert_dir}"]), quiet=True)
     with pytest.raises(W2SError, match="method.batch must be one of 'loo', 'fixed'"):
         pipeline.run(load_config(None, [*common, "method.batch=random"]), quiet=True)
+
+
+def test_true_demonstrations_show_ground_truth_on_the_same_examples(tmp_path, tiny_bert_dir,
+                                                                   tiny_llama_dir, monkeypatch):
+    """`demos: true` (the oracle control) prompts with the very demonstration examples that
+    `demos: weak` draws, shown with their ground-truth labels instead of their weak ones; the
+    default adds nothing to a run's identity, and k=0 with true demonstrations is refused."""
+    examples = sentiment_examples(240)
+    truth = {e.text: e.label for e in examples}
+    data = tmp_path / "toy.csv"
+    data.write_text("text,label\n" + "".join(f"{e.text},{e.label}\n" for e in examples))
+    shown: dict[str, list[tuple[list[str], list[int]]]] = {}
+    current: list[str] = []
+
+    def record(self, demo_texts, demo_labels, query_texts, progress):
+        shown.setdefault(current[0], []).append((list(demo_texts), [int(y) for y in demo_labels]))
+        return np.zeros(len(query_texts))
+
+    monkeypatch.setattr(Refiner, "shared", record)
+    common = [f"task={data}", f"weak_model={tiny_bert_dir}", f"strong_model={tiny_llama_dir}",
+              "splits.weak_train=40", "splits.transfer=60", "splits.test=80", "train.epochs=1",
+              "eval.bootstrap=20", "features.precision=fp32", "features.max_length=32", "device=cpu",
+              "method.name=icl_refine", "method.k=4", "method.batch=fixed", "method.chunk=20",
+              "method.balance=true", "method.words=[bad, good]", "method.template={text}\n{label}\n",
+              "method.eval_size=0", "method.precision=fp32"]
+    weak_accuracy = []
+    for demos in ("weak", "true"):
+        current[:] = [demos]
+        out = pipeline.run(load_config(None, [*common, f"method.demos={demos}",
+                                              f"store={tmp_path / demos}"]), quiet=True)
+        assert out["metrics"]["method"]["demos"] == demos
+        weak_accuracy.append(out["metrics"]["method"]["weak_label_accuracy"])
+    assert len(shown["weak"]) == len(shown["true"]) == 3  # 60 queries in chunks of 20
+    differ = 0
+    for (wt, wy), (tt, ty) in zip(shown["weak"], shown["true"]):
+        assert wt == tt and len(tt) == 4  # the same demonstrations, drawn from the weak labels
+        assert ty == [truth[t] for t in tt]  # shown with their ground truth
+        differ += sum(a != b for a, b in zip(wy, ty))
+    assert weak_accuracy[0] == weak_accuracy[1] < 1 and differ > 0  # the weak ones were wrong somewhere
+
+    base = load_config(None, common)
+    assert load_config(None, [*common, "method.demos=weak"]).hash() == base.hash()
+    assert "demos" not in base.identity()["method"]["options"]
+    assert load_config(None, [*common, "method.demos=true"]).hash() != base.hash()
+    with pytest.raises(W2SError, match="method.demos=true shows ground-truth labels .* set method.k to 1"):
+        pipeline.run(load_config(None, [*common, "method.k=0", "method.demos=true",
+                                        f"store={tmp_path / 'k0'}"]), quiet=True)

@@ -131,3 +131,29 @@ def test_too_small_task_is_a_clear_error(tmp_path):
     path.write_text("text,label\n" + "".join(f"sentence {i},{i % 2}\n" for i in range(40)))
     with pytest.raises(W2SError, match="has 40 examples but the splits ask for 600"):
         pipeline.run(config(tmp_path, f"task={path}"), quiet=True)
+
+
+def test_task_scoped_features_are_encoded_once_for_every_split_seed(tmp_path):
+    """features.scope=task: the task's examples are encoded once per model, and a run on
+    another split seed reads its rows from that entry (nothing encoded again); the scope is
+    not part of the run's identity, and the rows equal what the split scope computes."""
+    path = tmp_path / "words.csv"
+    words = ["good", "great", "fine", "nice", "bad", "awful", "poor", "sad"]
+    path.write_text("text,label\n" + "".join(f"a {words[i % 8]} film number {i},{int(i % 8 < 4)}\n"
+                                               for i in range(96)))
+    sizes = ["splits.weak_train=24", "splits.transfer=24", "splits.test=40", "train.epochs=2"]
+
+    def run(*extra):
+        cfg = config(tmp_path / "store", f"task={path}", *sizes, *extra)
+        return cfg, pipeline.run(cfg, quiet=True)
+
+    cfg0, first = run("features.scope=task")
+    assert cfg0.hash() == config(tmp_path / "store", f"task={path}", *sizes).hash()
+    assert not first["timings"]["features minilm-l6 task"]["cached"]
+    _, second = run("features.scope=task", "splits.seed=1")
+    feats = {k: t for k, t in second["timings"].items() if k.startswith("features")}
+    assert list(feats) == ["features minilm-l6 task"] and feats["features minilm-l6 task"]["cached"]
+    # the split scope computes the same features: same weak supervisor, same accuracies
+    _, split_scoped = run("features.scope=split", "splits.seed=1", f"store={tmp_path / 'other'}")
+    for k in ("weak_accuracy", "ceiling_accuracy", "student_accuracy"):
+        assert split_scoped["metrics"][k]["value"] == pytest.approx(second["metrics"][k]["value"], abs=1 / 40)

@@ -97,6 +97,11 @@ def test_gain_against_gap_on_the_accuracy_scale_with_the_student_fixed(store):
     mp = sorted((g for g in gains if g["student"] == "mpnet-base (probe)"), key=lambda g: (g["task"], -g["gap"]))
     rho, _ = scaling.rank_correlation([g["gap"] for g in mp], [g["gain"] for g in mp], permutations=200)
     assert rho == pytest.approx(-2 / np.sqrt(20))
+    # gain_correlations on the PGR scale gives the same, per student, over defined points only
+    pgr = {c["student"]: c for c in scaling.gain_correlations(gains, permutations=200, scale="pgr")}
+    assert pgr["mpnet-base (probe)"]["rho"] == pytest.approx(-2 / np.sqrt(20))
+    undefined = [{**g, "pgr_defined": False} if g["task"] == mp[0]["task"] else g for g in gains]
+    assert scaling.gain_correlations(undefined, permutations=200, scale="pgr")[-1]["points"] == 2
 
 
 def test_rank_correlation():
@@ -128,4 +133,7 @@ def test_the_report_has_the_ladder_section(store, tmp_path):
     for png in ("ladder.png", "pgr-heatmap-naive.png", "pgr-heatmap-logconf.png", "bootstrap-vs-direct.png",
                 "agreement-vs-size.png"):
         assert (tmp_path / "report" / png).is_file() and png in md
-    assert "Spearman rho" in md and "PGR(naive + logconf) - PGR(naive)" in md
+    pgr_caption = md.split("PGR(naive + logconf) - PGR(naive) against the ceiling - weak gap")[1].split("\n")[0]
+    # per student, never pooled across students (the ladder store has two: mpnet-base, minilm-l6)
+    assert "Spearman per student model, held fixed (minilm-l6 (probe): rho " in pgr_caption
+    assert "; mpnet-base (probe): rho " in pgr_caption

@@ -69,6 +69,28 @@ def test_median_table_keeps_variant_names_and_says_what_it_means(store):
     assert verdict.startswith("reading: ") and "of 2 rows gain reliably" in verdict
 
 
+def test_undefined_rows_say_which_way_their_gap_points():
+    """The one rule: a row without a real gap has no PGR, and the reading says whether the
+    ceiling is below the weak supervisor or the gap's interval holds 0."""
+    from w2sgen.metrics import gap_words
+    from w2sgen.report.text import _pgr_value
+
+    rows = [{"gap": True, "low": 0.1, "high": 0.5},
+            {"gap": False, "low": float("nan"), "high": float("nan"),
+             "gap_text": gap_words(-0.187, -0.263, -0.108)},
+            {"gap": False, "low": float("nan"), "high": float("nan"),
+             "gap_text": gap_words(0.02, -0.01, 0.05)}]
+    verdict = median_pgr_verdict(rows)
+    assert "1 of 3 rows gain reliably" in verdict
+    assert "1 have the ceiling below the weak supervisor (PGR undefined)" in verdict
+    assert "1 have no clear ceiling-weak gap, its interval holding 0 (PGR undefined)" in verdict
+    run = {"metrics": {"pgr_accuracy": {"value": None, "low": None, "high": None},
+                       "gap_accuracy": {"value": -0.187, "low": -0.263, "high": -0.108}}}
+    assert _pgr_value(run) == "undefined (strong below weak)"
+    run["metrics"]["gap_accuracy"] = {"value": 0.02, "low": -0.01, "high": 0.05}
+    assert _pgr_value(run) == "undefined (no clear gap)"
+
+
 def test_labels_stay_out_of_the_identity():
     base = {"task": "sciq", "loss": "logconf"}
     plain, named = build_config(base), build_config({**base, "labels": {"methods": "x"}})

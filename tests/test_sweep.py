@@ -311,7 +311,7 @@ def test_sweep_runs_every_cell_and_shares_work(reference):
     text = sweep.report(result)
     assert "median PGR over seeds" in text
     assert "| logconf |" in text  # the suite's variant name, not "naive + logconf"
-    assert "have no real ceiling-weak gap (PGR undefined)" in text  # minilm-l6 -> minilm-l6
+    assert "ceiling-weak gap, its interval holding 0 (PGR undefined)" in text  # minilm-l6 -> minilm-l6
     assert "4 cells: 4 run, 0 already finished, 0 failed" in text
 
 
@@ -484,16 +484,50 @@ def test_an_address_where_nothing_answers_is_one_line_at_once(tmp_path, capsys, 
     assert Store(tmp_path / "s").runs() == []
 
 
-def test_a_worker_that_does_not_see_the_drivers_cache_fails_its_cell_in_one_line(tmp_path, tiny_bert_dir):
+def test_a_worker_cache_the_nodes_do_not_share_is_one_line_before_any_cell(tmp_path, capsys, tiny_bert_dir,
+                                                                             monkeypatch):
+    """--worker-cache at a URL only the driver reaches (fsspec's in-memory file system is one
+    per process, as a bucket a node has no route to): the probe on the local cluster's node does
+    not find the driver's mark; one line, exit 2, nothing claimed. A URL whose fsspec package
+    is missing is one line before any cluster starts."""
+    pytest.importorskip("ray")
+    pytest.importorskip("fsspec")
+    from conftest import sentiment_examples
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    data = tmp_path / "toy.csv"
+    data.write_text("text,label\n" + "".join(f"{e.text},{e.label}\n" for e in sentiment_examples(300)))
+    suite = write_suite(tmp_path, {"seeds": [0]}, base={
+        "task": str(data), "weak_model": str(tiny_bert_dir), "strong_model": str(tiny_bert_dir),
+        "splits": {"weak_train": 60, "transfer": 60, "test": 100}})
+    store = tmp_path / "s"
+    code = main(["sweep", str(suite), "--store", str(store), "--executor", "ray", "--num-cpus", "1",
+                 "--worker-cache", "memory://w2s-driver-only/cache"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: node ") and ("of the local Ray cluster does not see the cache folder "
+                                                  "'memory://w2s-driver-only/cache'") in err[0]
+    assert Store(store).runs() == []
+    code = main(["sweep", str(suite), "--store", str(store), "--executor", "ray", "--num-cpus", "1",
+                 "--worker-cache", "nosuch://bucket/cache"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == ["error: cannot use the cache URL 'nosuch://bucket/cache': Protocol not "
+                                 "known: nosuch; give a folder, or an fsspec URL such as "
+                                 "s3://bucket/prefix, gs://bucket/prefix or file:///shared/folder"]
+
+
+def test_a_worker_that_does_not_see_the_drivers_cache_fails_its_cell_in_one_line(tmp_path, tiny_bert_dir,
+                                                                                 monkeypatch):
     """The safety net behind the driver's probe (a node that joins after it): the cell comes back
     failed, naming the folder, and nothing is computed or written."""
     pytest.importorskip("ray")
     from w2sgen.sweep.executors import WorkerSetup, _ray_cell
 
+    monkeypatch.chdir(tmp_path)  # the task changes into the driver's folder: restored after
     cell = sweep.Cell(0, "c", load_config(None, [f"weak_model={tiny_bert_dir}", f"strong_model={tiny_bert_dir}"]))
     handed = _ray_cell(cell, WorkerSetup(str(tmp_path), ".w2s-driver-gone", 1, str(tmp_path), {}), None)
     assert handed.computed is None
-    assert handed.error.startswith(f"the cache folder {tmp_path} is not the driver's on this node")
+    assert handed.error.startswith(f"the cache {tmp_path} is not the driver's on this node")
     assert list(tmp_path.iterdir()) == []
     import ray
 

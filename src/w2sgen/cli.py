@@ -269,9 +269,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         print("\n" + report.for_terminal(datasets.command_text(store, runs)
                                          or "no runs with stored predictions"))
-    if args.hierarchy or family or args.datasets:  # a sweep's hundreds of runs: one line instead
+    if args.gain_gap:
+        from .report import gain_gap
+
+        print("\n" + report.for_terminal(gain_gap.command_text(store, runs, family)))
+    if args.hierarchy or family or args.datasets or args.gain_gap:  # a sweep's hundreds of runs: one line instead
         print("\n" + report.for_terminal(f"{len(runs)} runs; their own table: w2s report --store "
-                                         f"{root} (without --suite, --hierarchy, --datasets)"))
+                                         f"{root} (without --suite, --hierarchy, --datasets, "
+                                         "--gain-gap)"))
     else:
         print(report.table(runs))
     from .generative import report as gen_report
@@ -289,6 +294,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             drawn = report.plot_methods(rows, out.with_name("methods.png"))
             print(f"plot: {drawn}" if drawn else "plot: none (no row with a real ceiling-weak gap)")
         if args.refinement:
+            from .report import refinement
+
+            print("\n" + report.for_terminal(refinement.command_text(store, runs)))
             table_md = report.refinement_markdown(runs)
             print("\nICL refinement, medians over seeds:\n"
                   + report.for_terminal(table_md or "no icl_refine runs with prompting baselines"))
@@ -427,8 +435,10 @@ def parser() -> argparse.ArgumentParser:
                     "of each configuration")
     rp.add_argument("--methods", action="store_true", help="also the median PGR over seeds of "
                     "every (task, method), with bootstrap intervals, and its plot")
-    rp.add_argument("--refinement", action="store_true", help="also the icl_refine table (weak "
-                    "vs refined labels, the LM's prompting baselines, the paper's stricter bar), "
+    rp.add_argument("--refinement", action="store_true", help="also refinement and its controls "
+                    "at the level of datasets (students of naive, k=0, k weak and k true "
+                    "demonstrations, their differences, the refiner's own accuracy), the icl_refine "
+                    "table (weak vs refined labels, the LM's prompting baselines, the paper's stricter bar), "
                     "icl_refine against the naive run of the same seed, and the refined-label "
                     "accuracy against k")
     rp.add_argument("--html", action="store_true", help="write a self-contained HTML report and "
@@ -445,6 +455,10 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--datasets", action="store_true", help="also each task on its own, pooled "
                     "over its split and training seeds (weak, student, ceiling, gap, PGR with "
                     "nested-bootstrap intervals), and naive PGR with the dataset as the unit")
+    rp.add_argument("--gain-gap", action="store_true", help="also each method's gain over its "
+                    "baseline against the ceiling - weak gap, both in test accuracy, per task and "
+                    "pair, with Spearman's rho per student and a bootstrap interval over datasets "
+                    "(the family of --suite, else every method against naive)")
     rp.add_argument("--suite", metavar="FILE", help="with --hierarchy (implied) or --html: test "
                     "the comparisons this suite file declares (`comparisons:`) as the Holm family")
     rp.set_defaults(fn=cmd_report)
@@ -464,9 +478,10 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--workers", type=int, help="ray: cells at once (default: the cluster's CPUs); "
                     "each gets CPUs/workers torch threads")
     sw.add_argument("--num-cpus", type=int, help="ray: CPUs of the local cluster (default: all)")
-    sw.add_argument("--worker-cache", type=store_folder, help="ray: the folder where workers read "
-                    "and write cached steps, at a path every node shares (default: the store "
-                    "folder); only this process writes the run database (docs/cluster.md)")
+    sw.add_argument("--worker-cache", type=store_folder, help="ray: where workers read and write "
+                    "cached steps: a folder every node shares, or an object store through fsspec "
+                    "(s3://bucket/prefix, gs://..., file://...; default: the store folder); only "
+                    "this process writes the run database (docs/cluster.md)")
     sw.add_argument("--store", type=store_folder, help="run store folder (default: the suite's base store, ./runs)")
     sw.add_argument("--dry-run", action="store_true", help="list the cells, which are finished "
                     "and each one's estimated time on this machine, and the total")
@@ -511,6 +526,13 @@ def main(argv: Optional[list[str]] = None) -> int:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())  # no second error as Python flushes stdout
             return 0
+        except Exception as e:  # out of memory where no step named it: one line too
+            from .oom import anywhere, is_out_of_memory
+
+            if not is_out_of_memory(e):
+                raise
+            print(f"error: {anywhere(e)}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

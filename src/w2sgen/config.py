@@ -38,6 +38,11 @@ class FeaturesConfig:
     batch_size: PositiveInt = 64
     precision: Literal["auto", "bf16", "fp32", "fp16"] = "auto"  # auto: fp32 on a CPU (ONNX Runtime), bf16 on a GPU with it
     pooling: Literal["auto", "mean", "cls", "last"] = "auto"
+    # What one features computation covers: `split` - each split's examples (weak_train,
+    # transfer, test) as cut; `task` - every example of the task once, each split reading its
+    # rows, so runs on other split seeds of the task re-use them (sweeps over `splits.seed`).
+    # How features are computed, not what: kept out of run identities.
+    scope: Literal["split", "task"] = "split"
 
     def pooling_for(self, ref: Any) -> str:
         """`auto`: masked mean for encoders, last real token for causal LMs."""
@@ -215,6 +220,7 @@ class ExperimentConfig:
             d["schema"] = IDENTITY_SCHEMA
         for key in ("store", "name", "device", "labels"):  # where, how and what it is called
             d.pop(key, None)
+        d["features"].pop("scope", None)  # how features are computed, not what they are
         d["train"] = train_identity(cfg.train)
         if cfg.weak_train:  # added after schema 1: absent (or the same as train), not in it
             d["weak_train"] = train_identity(cfg.weak_train_config())

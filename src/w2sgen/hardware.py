@@ -11,6 +11,10 @@ and a timing taken on a busy machine would make one config hash two ways. The ma
 benchmark (`probe`) is measured once per machine (device, CPU model and flags, torch version,
 threads), cached in the data home as `hardware.json` when the machine is idle, and printed by
 `w2s doctor`, which says when it disagrees with the capability (then set the precision).
+A GPU's measurement (`w2s doctor` or benchmarks/gpu_check.py on a CUDA machine) is kept whatever
+the CPU's load, with its memory; `gpu_figures` gives a GPU suite's estimate (`w2s sweep
+--dry-run`) that measurement where hardware.json has it, else the card's data-sheet figures
+(NOMINAL), and says which.
 """
 from __future__ import annotations
 
@@ -45,6 +49,7 @@ class Probe:
     fp32_gflops: float
     bf16_gflops: float
     memory_bytes: Optional[int] = None  # GPU memory (None on the CPU)
+    measured_at: Optional[float] = None  # when (Unix time); None for a card's nominal figures
 
     @property
     def bf16_fast(self) -> bool:
@@ -201,10 +206,11 @@ def probe(device: str = "cpu", refresh: bool = False) -> Probe:
             return _PROBES[device]
         except TypeError:
             pass  # an entry of another shape: measure again
-    busy = _busy()
+    busy = device == "cpu" and _busy()  # (a GPU's products do not compete with the CPU's load)
     result = measure(device)
-    if busy or _busy():  # other work competed for the cores: use the figures, keep none
-        _PROBES[device] = result
+    result.measured_at = round(time.time())
+    _PROBES[device] = result
+    if busy or (device == "cpu" and _busy()):  # other work competed for the cores: keep none
         return result
     cache[key] = asdict(result)
     try:
@@ -214,8 +220,64 @@ def probe(device: str = "cpu", refresh: bool = False) -> Probe:
         tmp.replace(path)
     except OSError:
         pass  # a read-only data home: measure again next time
-    _PROBES[device] = result
     return result
+
+
+# Data-sheet figures of common cards, dense (no sparsity), by a part of the name CUDA reports
+# (the first that matches wins): bf16 tensor-core TFLOP/s, fp32 (non-tensor) TFLOP/s, GiB of
+# memory. For a card's estimate on a machine without it, when no measurement was recorded.
+NOMINAL = [("H200", 989.0, 67.0, 141), ("H100 PCIe", 756.0, 51.0, 80), ("H100 NVL", 835.0, 60.0, 94),
+           ("H100", 989.0, 67.0, 80), ("A100", 312.0, 19.5, 80), ("L40S", 362.0, 91.6, 48),
+           ("L4", 121.0, 30.3, 24), ("A10", 125.0, 31.2, 24)]
+
+
+def nominal(card: str) -> Optional[Probe]:
+    """A card's data-sheet figures as a Probe (measured_at None), or None for a card not in
+    NOMINAL; `card` is the name CUDA reports (`NVIDIA H100 80GB HBM3`)."""
+    for name, bf16, fp32, gib in NOMINAL:
+        if name.lower() in card.lower():
+            return Probe("cuda", card, "nominal", 0, True, fp32 * 1e3, bf16 * 1e3, gib * 2**30)
+    return None
+
+
+def recorded_gpus() -> list[Probe]:
+    """The GPU measurements hardware.json holds (`w2s doctor` or benchmarks/gpu_check.py on a
+    machine with a CUDA GPU, under this data home), the most recent first."""
+    try:
+        cache = json.loads((home() / "hardware.json").read_text())
+    except (OSError, ValueError):
+        return []
+    found = []
+    for entry in cache.values() if isinstance(cache, dict) else []:
+        if isinstance(entry, dict) and entry.get("device") == "cuda":
+            try:
+                found.append(Probe(**entry))
+            except TypeError:
+                continue
+    return sorted(found, key=lambda p: -(p.measured_at or 0))
+
+
+def gpu_figures() -> tuple[Probe, str]:
+    """The figures a GPU suite's estimate uses for this machine's GPU, and a line saying where
+    they come from: its measurement recorded in hardware.json (`w2s doctor`,
+    benchmarks/gpu_check.py); else its data-sheet peak (NOMINAL) and its memory; else, for a
+    card without one, a measurement taken now. Nothing is measured where figures exist, so an
+    estimate does not vary with what else runs on the GPU."""
+    import torch
+
+    name = torch.cuda.get_device_name(0)
+    here = [p for p in ([_PROBES["cuda"]] if "cuda" in _PROBES else []) + recorded_gpus()
+            if p.name == name and p.measured_at is not None]
+    if here:
+        when = time.strftime("%Y-%m-%d", time.gmtime(here[0].measured_at))
+        return here[0], f"GPU {name}: measured on {when} (hardware.json)"
+    sheet = nominal(name)
+    if sheet is not None:
+        sheet.memory_bytes = int(torch.cuda.get_device_properties(0).total_memory)
+        return sheet, (f"GPU {name}: its nominal data-sheet peak, not a measurement (`w2s doctor` "
+                       "or benchmarks/gpu_check.py measure and record it)")
+    p = probe("cuda")
+    return p, f"GPU {name}: measured now (hardware.json)"
 
 
 _NATIVE: dict[str, bool] = {}

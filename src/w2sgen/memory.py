@@ -379,14 +379,15 @@ def _named(change: dict[str, Any], where: str = "train") -> str:
 
 
 def check_fits(ref: Any, cfg: Any, device: str, where: str = "train",
-               mode: Optional[str] = None) -> Optional[Estimate]:
+               mode: Optional[str] = None, gpu: Any = None) -> Optional[Estimate]:
     """The estimate for training `ref` under `cfg` (`cfg.train`: the settings of the model's
     role; the pipeline passes the weak supervisor's as cfg.for_weak(), with `where` =
     `weak_train`, the section its advice names); on a CUDA device, a W2SError (one line, naming
     the setting to change) when it exceeds HEADROOM of the GPU's memory. Cheap (a config and a
     meta-device model), so the pipeline calls it for every model before a run starts. None for
     the probe, for a backbone the estimate cannot read and for a training mode without an
-    estimate (it trains unchecked). `mode`: the estimate the training mode declares."""
+    estimate (it trains unchecked). `mode`: the estimate the training mode declares. `gpu`:
+    the card's figures (hardware.Probe; default: the GPU here)."""
     try:
         est = plan(ref, cfg, device, mode)
     except Unestimable:
@@ -395,7 +396,7 @@ def check_fits(ref: Any, cfg: Any, device: str, where: str = "train",
         return est
     from .hardware import probe
 
-    gpu = probe("cuda")
+    gpu = gpu or probe("cuda")
     budget = HEADROOM * (gpu.memory_bytes or 0)
     if est.total <= budget:
         return est

@@ -25,7 +25,7 @@ from typing import Any, Optional
 import numpy as np
 
 from . import features as feats
-from . import loggers, memory, onnx_features
+from . import loggers, memory, onnx_features, oom
 from .assets import require
 from .config import Component, ExperimentConfig, train_identity, weak_problem
 from .errors import W2SError
@@ -119,7 +119,10 @@ def prepare(cfg: ExperimentConfig, store: Store, quiet: bool) -> tuple[Context, 
     ctx = Context(cfg, store, quiet)
     with ctx.step("data"):
         task = task_component(cfg.task)
-        splits = make_splits(load_task(task), cfg.splits, task.name)
+        examples = load_task(task)
+        splits = make_splits(examples, cfg.splits, task.name)
+        if cfg.features.scope == "task" and len({e.id for e in examples}) == len(examples):
+            ctx.pool = examples
         check_roles(cfg, roles, splits)
         folds, n = cfg.method.options.get("folds"), len(splits.transfer)
         if isinstance(folds, int) and folds > n:  # cross-fitting over transfer: empty folds
@@ -276,7 +279,8 @@ def train_key(cfg: ExperimentConfig, ref: ModelRef, splits: Splits, train: Part,
         settings.pop("select", None)
         settings.pop("select_size", None)
     return {"format": TRAIN_FORMAT, "model": ref.identity, "mode": cfg.train.mode, "train": settings,
-            "features": asdict(cfg.features) if not mode.uses_features else
+            "features": {k: v for k, v in asdict(cfg.features).items() if k != "scope"}
+            if not mode.uses_features else
             {"pooling": cfg.features.pooling_for(ref), "max_length": cfg.features.max_length,
              "precision": cfg.features.precision},
             "seed": seed, "examples": content_hash(train.examples(splits)),
@@ -296,6 +300,8 @@ class Context:
         self.timings = self.steps.timings
         self._backbones: dict[str, tuple[Any, Any]] = {}
         self._features: dict[tuple[str, str], np.ndarray] = {}
+        # features.scope=task: the task's examples, encoded once per model; splits read rows
+        self.pool: Optional[list[Example]] = None
         self.live = loggers.Live(0, [])  # the run's trackers, once it is recorded (`tracked`)
 
     def backbone(self, ref: ModelRef) -> tuple[Any, Any]:
@@ -304,6 +310,20 @@ class Context:
         return self._backbones[ref.identity]
 
     def features(self, ref: ModelRef, split: str, examples: list[Example]) -> np.ndarray:
+        if self.pool is not None:  # rows of the task's features, computed once per model
+            x = self._memo_features(ref, "task", self.pool)
+            row = self._pool_rows()
+            if all(e.id in row for e in examples):
+                return x[[row[e.id] for e in examples]]
+        return self._memo_features(ref, split, examples)
+
+    def _pool_rows(self) -> dict[str, int]:
+        assert self.pool is not None
+        if not hasattr(self, "_rows"):
+            self._rows = {e.id: i for i, e in enumerate(self.pool)}
+        return self._rows
+
+    def _memo_features(self, ref: ModelRef, split: str, examples: list[Example]) -> np.ndarray:
         memo = (ref.identity, content_hash(examples))
         if memo not in self._features:
             self._features[memo] = self._cached_features(ref, split, examples)
@@ -328,7 +348,12 @@ class Context:
                         join_pairs=ref.kind == "causal", desc=f"{ref.name} {split}", **extra)
             return {"x": x, "ids": ids_of(examples)}
 
-        arrays = self.cached(f"features {ref.name} {split}", "features", key, compute)
+        device = self.cfg.torch_device()
+        with oom.step(f"extracting features of {ref.name} ({split})",
+                      f"features.batch_size={f.batch_size}, features.max_length={f.max_length}",
+                      f"features.batch_size={max(1, f.batch_size // 2)} or a lower features.max_length",
+                      device):
+            arrays = self.cached(f"features {ref.name} {split}", "features", key, compute)
         assert_aligned(arrays["ids"], examples, "features")
         return arrays["x"]
 
@@ -395,7 +420,11 @@ class Context:
                 out[f"ids_{k}"] = ids_of(part.examples(splits))
             return out
 
-        arrays = self.cached(name, "train", key, compute)
+        where, device = ("weak_train" if weak else "train"), cfg.torch_device()
+        with oom.step(f"training {ref.name}" + (" (the weak supervisor)" if weak else ""),
+                      oom.train_settings(cfg.train, where), oom.train_advice(cfg.train, where, device),
+                      device):
+            arrays = self.cached(name, "train", key, compute)
         if not live:  # found in the cache: its curves go to the trackers whole
             self.live.curves(name, arrays["loss"], arrays["eval_accuracy"])
         for k, part in predict.items():

@@ -50,6 +50,7 @@ from .atomic import (  # noqa: F401 - the store's writes; re-exported for their 
     temp_prefix,
     write_failed,
 )
+from .cachefs import entries, is_url
 from .endpoint import redact, redact_tree
 from .errors import W2SError
 from .spec import stable_hash
@@ -171,15 +172,17 @@ class Store:
     and never opens runs.sqlite, which only the sweep's driver writes)."""
 
     def __init__(self, root: str | Path, database: bool = True):
-        self.root = Path(root)
+        self.entries = entries(root, database)
+        self.root = self.entries.local  # a URL's cache: this machine's folder for local files
         self.database = database
         self._warned: set[str] = set()
         self.stale: list[int] = []
         if not database:
-            try:
-                self.root.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise W2SError(f"cannot use cache folder {str(self.root)!r}: {e}") from None
+            if not is_url(root):
+                try:
+                    self.root.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise W2SError(f"cannot use cache folder {str(self.root)!r}: {e}") from None
             return
         db_file = self.root / "runs.sqlite"
         if db_file.exists() and not db_file.is_file() and not db_file.is_dir():
@@ -251,34 +254,37 @@ class Store:
 
     # ------------------------------------------------------------------ cache
 
-    def cache_path(self, step: str, key: dict[str, Any]) -> Path:
-        return self.root / "cache" / step / f"{stable_hash({'step': step, **key}, 24)}.npz"
+    def entry_name(self, step: str, key: dict[str, Any]) -> str:
+        """The content address of a step's entry: a hash of the step and everything it depends on."""
+        return stable_hash({'step': step, **key}, 24)
+
+    def cache_path(self, step: str, key: dict[str, Any]) -> Path:  # (a store that is a folder)
+        return Path(self.entries.location(step, self.entry_name(step, key)))
 
     def cached(self, step: str, key: dict[str, Any],
                compute: Callable[[], dict[str, np.ndarray]]) -> tuple[dict[str, np.ndarray], bool]:
         """Arrays of a step, computed once per key. Returns (arrays, was it cached)."""
-        path = self.cache_path(step, key)
-        if path.exists() and not path.is_file():
-            raise W2SError(f"cache entry {path} is not a file (a folder or a device is in its "
-                           "place); move it away and run again")
-        if path.is_file():
+        name = self.entry_name(step, key)
+        try:
+            f = self.entries.open(step, name)
+        except PermissionError:  # unreadable is not damaged: another user's entry is kept
+            raise self.unreadable(Path(self.entries.location(step, name))) from None
+        if f is not None:
             try:
-                with np.load(path, allow_pickle=False) as z:
+                with f, np.load(f, allow_pickle=False) as z:
                     arrays = {k: z[k] for k in z.files}
-            except PermissionError:  # unreadable is not damaged: another user's entry is kept
-                raise self.unreadable(path) from None
             except (OSError, ValueError, EOFError, zipfile.BadZipFile):
                 arrays = None
             if arrays is not None:
                 tag = arrays.pop(KEY_ARRAY, None)
-                if tag is None or str(tag) == path.stem:  # untagged: written before tags
+                if tag is None or str(tag) == name:  # untagged: written before tags
                     return arrays, True
             # unreadable, or another entry's arrays (a file swapped or copied in): a miss
-            path.unlink(missing_ok=True)
+            self.entries.remove(step, name)
         arrays = compute()
         # Any values: numpy's stub also matches **kwds against `allow_pickle: bool`
-        payload: dict[str, Any] = {**arrays, KEY_ARRAY: np.array(path.stem)}
-        atomic_write(path, lambda f: np.savez(f, **payload))
+        payload: dict[str, Any] = {**arrays, KEY_ARRAY: np.array(name)}
+        self.entries.write(step, name, lambda f: np.savez(f, **payload))
         return arrays, False
 
     # ------------------------------------------------------------------ runs

@@ -16,7 +16,13 @@ Options (all keyword-only, from the config as `method.<name>`):
   log-probabilities of the next token (lm.EndpointLM); the server must return them
   (vLLM does, `transformers serve` does not). The report counts prompts where a label word was
   missing from the top list (`endpoint_bounded`) or both were (`endpoint_unscored`).
-- `k` demonstrations per prompt (default 4; the paper used batches of 4-5); `k=0` is zero-shot.
+- `k` demonstrations per prompt (default 4; the paper used batches of 4-5); `k=0` is zero-shot
+  relabelling by the refiner alone (no weak labels in any prompt: the control a refinement gain
+  is measured against).
+- `demos`: the labels the demonstrations show: `weak` (default, refinement) or `true` - the same
+  demonstration examples, drawn the same way, shown with their ground-truth labels (an oracle
+  control: what the refiner does with correct demonstrations; it reads transfer's ground truth,
+  so it is not a weak-to-strong method). Needs k >= 1.
 - `batch`: `loo` (default) shuffles transfer into batches of k+1 and leaves the query out of
   its own batch; `fixed` cuts transfer into chunks of `chunk` queries that share k
   demonstrations drawn from outside the chunk - cheaper, since the shared prefix (instruction
@@ -31,6 +37,10 @@ Options (all keyword-only, from the config as `method.<name>`):
   accuracy - zero-shot, k-shot with ground-truth demonstrations, k-shot with weak demonstrations
   (the "unaltered strong model" of the paper's stricter bar) - next to the student's accuracy on
   the same examples. Prompting results are calibrated the same way (to the weak labels' share).
+  The examples are drawn from test by the seed alone, and the demonstration set from transfer,
+  so every variant of one seed (k weak, k true) is scored on the same examples with the same
+  demonstrations; each setting's per-example correctness is recorded (`prompting.correct`) for
+  the report's bootstrap over datasets (report/refinement.py).
 - `precision` (`auto` default: bf16 where native, else fp32; `bf16`, `fp32`), `prompt_batch` (prompts per forward pass).
 
 Refused in one line before the refiner's weights load: label words that are not one token each
@@ -59,7 +69,7 @@ from ..hardware import resolve_precision
 from ..lm import EndpointLM, LanguageModel, LocalLM
 from ..metrics import mean_ci
 from ..models import local_ref, resolve
-from ..options import Check, Ge, PositiveInt
+from ..options import Canon, Check, Ge, PositiveInt
 from ..prompting import PromptFormat, example_text, sigmoid
 from ..spec import stable_hash
 from ..splits import labels
@@ -143,10 +153,11 @@ class Refiner:
     def report(self) -> dict[str, Any]:
         return self.lm.report()
 
-    def loo(self, texts: Sequence[str], weak_hard: np.ndarray, batches: list[np.ndarray],
+    def loo(self, texts: Sequence[str], shown: np.ndarray, batches: list[np.ndarray],
             progress: Any) -> np.ndarray:
-        """Each query after the other members of its batch (demonstrations, weak labels)."""
-        demos, queries = self.demos(texts, weak_hard), self.queries(texts)
+        """Each query after the other members of its batch (demonstrations with the labels
+        `shown`: weak, or true for the oracle control)."""
+        demos, queries = self.demos(texts, shown), self.queries(texts)
         prompts, rows = [], []
         for b in batches:
             for i in b:
@@ -221,6 +232,10 @@ def prompt_format(s: Setting, instruction: Optional[str], words: Optional[list],
 
 
 Endpoint = Annotated[dict, Check(lambda d: check_endpoint(d, "method.lm") is None, ENDPOINT_FORM)]
+# `true` reads as a YAML boolean (`demos: true`): it means the string, and `false` is refused
+DemoLabels = Annotated[Union[Literal["weak", "true"], bool],
+                       Check(lambda v: v is not False, "'weak' or 'true'"),
+                       Canon(lambda v: "true" if v is True else v)]
 LabelWords = Annotated[list[Annotated[str, Check(str.strip, "a non-blank word")]],
                       Check(lambda w: len(w) == 2, "two label words [negative, positive]")]
 
@@ -231,17 +246,24 @@ def icl_refine(s: Setting, *, lm: Union[Literal["strong"], ModelName, Endpoint] 
                batch: Literal["loo", "fixed"] = "loo", balance: bool = False,
                chunk: PositiveInt = 64, instruction: Optional[str] = None,
                words: Optional[LabelWords] = None, template: Optional[str] = None,
+               demos: DemoLabels = "weak",
                calibrate: Literal["prior", "none"] = "prior", eval_size: Annotated[int, Ge(0)] = 500,
                precision: Literal["auto", "bf16", "fp32", "fp16"] = "auto",
                prompt_batch: PositiveInt = 16) -> tuple[Arrays, dict[str, Any]]:
     precision = resolve_precision(precision, s.ctx.cfg.torch_device(), "method.precision")
     check_k(k, len(s.splits.transfer), batch, chunk)
+    demos = "true" if demos in ("true", True) else "weak"
+    if demos == "true" and not k:
+        raise W2SError("icl_refine: method.demos=true shows ground-truth labels on demonstrations, "
+                       "but method.k=0 shows none; set method.k to 1 or more, or leave demos out")
     fmt = prompt_format(s, instruction, words, template)
     lm_name, lm_identity, build = refiner_factory(lm, s, fmt, precision, prompt_batch)
     cfg = s.ctx.cfg
     transfer = s.splits.transfer
     weak = np.asarray(s.weak_labels, dtype=np.float64)
     hard = (weak > 0.5).astype(int)
+    # what the demonstrations show; which examples they are is drawn from the weak labels either way
+    shown = labels(transfer).astype(int) if demos == "true" else hard
     share = float(hard.mean())
     texts = [example_text(e) for e in transfer]
     refiner: list[Refiner] = []
@@ -257,6 +279,8 @@ def icl_refine(s: Setting, *, lm: Union[Literal["strong"], ModelName, Endpoint] 
            "chunk": chunk if batch == "fixed" else None, "seed": cfg.seed,
            "examples": hashlib.sha256("\x1e".join(e.id for e in transfer).encode()).hexdigest()[:24],
            "texts": stable_hash(texts, 24), "weak": stable_hash(hard.tolist(), 24)}
+    if demos == "true":  # absent for weak demonstrations: the keys cached before this option
+        key["demos"] = stable_hash(shown.tolist(), 24)
 
     def refine() -> dict[str, np.ndarray]:
         r = get_refiner()
@@ -265,18 +289,18 @@ def icl_refine(s: Setting, *, lm: Union[Literal["strong"], ModelName, Endpoint] 
         with progress.bar(len(texts), f"icl refine {lm_name} k={k}", "prompt",
                           quiet=s.ctx.quiet) as bar:
             if batch == "loo":
-                lo = r.loo(texts, hard, loo_batches(hard, k, balance, rng), bar)
+                lo = r.loo(texts, shown, loo_batches(hard, k, balance, rng), bar)
             else:
                 lo = np.empty(len(texts))
                 for start in range(0, len(texts), chunk):
                     rows = np.arange(start, min(start + chunk, len(texts)))
                     pool = np.setdiff1d(np.arange(len(texts)), rows)
                     d = pick_demos(pool, hard, k, balance, rng)
-                    lo[rows] = r.shared([texts[i] for i in d], hard[d], [texts[i] for i in rows], bar)
+                    lo[rows] = r.shared([texts[i] for i in d], shown[d], [texts[i] for i in rows], bar)
         seconds = time.perf_counter() - t0
         return {"logodds": lo, "seconds": np.array(seconds)}
 
-    label = f"icl refine ({lm_name}, k={k}, {batch})"
+    label = f"icl refine ({lm_name}, k={k}, {batch}{', true demos' if demos == 'true' else ''})"
     arrays = s.ctx.cached(label, "icl_refine", key, refine)
     hit = s.ctx.timings[label]["cached"]
     refined = calibrated(arrays["logodds"], share, calibrate).astype(np.float32)
@@ -284,7 +308,8 @@ def icl_refine(s: Setting, *, lm: Union[Literal["strong"], ModelName, Endpoint] 
 
     student = s.train_student(refined)
     report: dict[str, Any] = {
-        "lm": lm_name, "k": k, "batch": batch, "balance": bool(balance), "calibrate": calibrate,
+        "lm": lm_name, "k": k, "demos": demos, "batch": batch, "balance": bool(balance),
+        "calibrate": calibrate,
         "weak_label_accuracy": s.label_accuracy(weak),
         "refined_label_accuracy": s.label_accuracy(refined),
         "raw_refined_label_accuracy": s.label_accuracy(sigmoid(arrays["logodds"])),
@@ -345,9 +370,13 @@ def _prompting_baselines(s: Setting, get_refiner: Any, base_key: dict, k: int, b
         return out
 
     result: dict[str, Any] = {"n": int(n), "demonstrations": int(len(demo_idx))}
+    correct: dict[str, str] = {}  # per evaluated example, "1" right / "0" wrong (the report's bootstrap)
     for name, lo in arrays.items():
         p = calibrated(lo, share, how)
-        result[name] = ci(((p > 0.5) == y).astype(float))
+        right = ((p > 0.5) == y).astype(float)
+        result[name] = ci(right)
+        correct[name] = "".join("1" if v else "0" for v in right)
+    result["correct"] = correct
     student_correct = ((student["p_test"][rows] > 0.5) == y).astype(float)
     result["student"] = ci(student_correct)
     if "fewshot_weak" in arrays:

@@ -119,13 +119,16 @@ def plot_methods(rows: list[dict[str, Any]], out: Path) -> Optional[Path]:
 
 
 def plot_refinement_k(runs: list[dict[str, Any]], out: Path) -> Optional[Path]:
-    """Refined-label accuracy against k (demonstrations per prompt), one line per task and
-    batching, with the weak labels' accuracy on the same transfer examples dashed."""
+    """Refined-label accuracy against k (weakly labelled demonstrations per prompt), one line per
+    task and batching, with the weak labels' accuracy on the same transfer examples dashed; runs
+    with true demonstrations (`demos: true`) are left out."""
     plt = _pyplot()
 
     series: dict[tuple[str, str, int, int], dict[int, tuple[float, float]]] = {}
     for r in icl_runs(runs):
         m, c = r["metrics"]["method"], r["config"]
+        if m.get("demos", "weak") != "weak":  # the oracle control (true demonstrations) is no point of the curve
+            continue
         name = f"{c['task']['name']}, {m['batch']}{' balanced' if m['balance'] else ''}"
         key = (name, m["lm"], c["seed"], r["metrics"]["split_sizes"]["transfer"])
         series.setdefault(key, {})[m["k"]] = (m["refined_label_accuracy"], m["weak_label_accuracy"])

@@ -150,7 +150,8 @@ def plot_ladder(rows: Rows, out: Path, methods: tuple[str, ...] = ("naive", "nai
 
 def plot_pgr_heatmap(pgr_rows: dict[str, Rows], out: Path, method: str = "naive") -> Optional[Path]:
     """Median PGR of `method` for each (weak, strong) pair, one panel per task; `pgr_rows` maps a
-    pair label to its `tables.median_pgr_table` rows. Cells whose gap is not real are hatched."""
+    pair label to its `tables.median_pgr_table` rows. Cells whose gap is not real (the one rule,
+    `metrics.gap_defined`) are left blank, marked undefined with the way their gap points."""
     cells: dict[str, dict[tuple[str, str], dict]] = {}
     for pair, rows in pgr_rows.items():
         if " -> " not in pair:
@@ -239,14 +240,19 @@ def paired_gain(store: Store, runs: list[dict[str, Any]], method: str, baseline:
     return out
 
 
-def gain_correlations(gains: Rows, permutations: int = 10000) -> Rows:
-    """Gain against gap on the accuracy scale, one row per student (strong model and mode, held
-    fixed within a row): the (task, pair) points, Spearman's rho of accuracy gain with the
-    ceiling - weak gap and its permutation p (NaN with fewer than 3 points)."""
+def gain_correlations(gains: Rows, permutations: int = 10000, scale: str = "accuracy") -> Rows:
+    """Gain against gap, one row per student (strong model and mode, held fixed within a row):
+    the (task, pair) points, Spearman's rho of the gain with the ceiling - weak gap and its
+    permutation p (NaN with fewer than 3 points). `scale`: `accuracy` (the difference in student
+    accuracy, every point) or `pgr` (PGR(method) - PGR(baseline), only the points whose PGR is
+    defined under the one rule, `metrics.gap_defined`)."""
+    key = "acc_gain" if scale == "accuracy" else "gain"
+    if scale != "accuracy":
+        gains = [g for g in gains if g["pgr_defined"]]
     out = []
     for student in sorted({g["student"] for g in gains}):
         pts = [g for g in gains if g["student"] == student]
-        rho, p = rank_correlation([g["gap"] for g in pts], [g["acc_gain"] for g in pts], permutations)
+        rho, p = rank_correlation([g["gap"] for g in pts], [g[key] for g in pts], permutations)
         out.append({"student": student, "points": len(pts), "rho": rho, "p": p})
     return out
 

@@ -124,7 +124,8 @@ def method_summary(metrics: dict[str, Any]) -> str:
     lines = [f"method {metrics.get('method', {}).get('name', 'naive')}: "
              + ", ".join(f"{k}={short(v)}" for k, v in rep.items())] if rep else []
     for k, d in nested.items():  # e.g. icl_refine's prompting baselines: one line of their own
-        lines.append(f"  {k}: " + ", ".join(f"{n}={short(v)}" for n, v in d.items()))
+        lines.append(f"  {k}: " + ", ".join(f"{n}={short(v)}" for n, v in d.items()
+                                            if not isinstance(v, dict)))  # not per-example records
     if m:
         lines.append(f"misfit diagnostic (squared loss, test): err(student) {m['err_student']:.4f} vs "
                      f"err(weak) - misfit {m['err_weak'] - m['misfit']:.4f} -> "
@@ -168,8 +169,12 @@ def median_pgr_verdict(rows: list[dict[str, Any]]) -> str:
         parts.append(f"{flat} show no reliable gain (interval includes 0)")
     if loss:
         parts.append(f"{loss} lose (interval below 0)")
-    if len(rows) > len(gap):
-        parts.append(f"{len(rows) - len(gap)} have no real ceiling-weak gap (PGR undefined)")
+    below = sum("strong below weak" in (r.get("gap_text") or "") for r in rows if not r["gap"])
+    if below:
+        parts.append(f"{below} have the ceiling below the weak supervisor (PGR undefined)")
+    if len(rows) - len(gap) - below:
+        parts.append(f"{len(rows) - len(gap) - below} have no clear ceiling-weak gap, its interval "
+                     "holding 0 (PGR undefined)")
     return "reading: " + "; ".join(parts)
 
 
@@ -309,8 +314,9 @@ def _is_refinement_or_naive(run: dict[str, Any]) -> bool:
 
 
 def _pgr_value(run: dict[str, Any]) -> str:
+    """A run's PGR, or 'undefined (which way its gap points)' (`pgr_text`)."""
     v = run["metrics"]["pgr_accuracy"]["value"]
-    return "-" if v is None else f"{v:.2f}"
+    return f"{v:.2f}" if v is not None else "undefined (" + pgr_text(run["metrics"]).split(": ", 1)[-1] + ")"
 
 
 def _paired(store: Store, run: dict[str, Any], base: dict[str, Any]

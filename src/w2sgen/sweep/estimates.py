@@ -154,11 +154,13 @@ def step_flops(shape: Shape, mode: str, last_k: int, epochs: int, train_tokens: 
                  + FORWARD_FLOPS * shape.compute_params * seen_tokens)
 
 
-def time_estimates(cells: list[Any], probe: Any = None, skip: frozenset[int] = frozenset()) -> TimeEstimate:
+def time_estimates(cells: list[Any], probe: Any = None, skip: frozenset[int] = frozenset(),
+                   gpu: tuple[Any, str] | None = None) -> TimeEstimate:
     """Each cell's estimated seconds on this machine, in order, with the steps cells share
     (features, a weak supervisor, a ceiling: the store caches them) counted in the first cell
     that needs them; cells in `skip` (finished) cost nothing. `probe`: the machine's measured
-    rates (default: hardware.probe for the cells' device, cached)."""
+    rates (default: hardware.probe for the cells' device, cached). `gpu`: for cells on a CUDA
+    device, hardware.gpu_figures' (figures, where they come from); default: hardware.probe."""
     from ..hardware import probe as measured
     from ..hardware import resolve_precision
     from ..methods import model_roles
@@ -173,10 +175,13 @@ def time_estimates(cells: list[Any], probe: Any = None, skip: frozenset[int] = f
     for cell in cells:
         cfg = cell.cfg
         device = cfg.torch_device()
-        if probe is None and device.startswith("cuda") and not _cuda():
-            out.append(CellCost(cell.index, 0.0, 0, "no estimate for a GPU suite without a GPU here"))
-            continue
-        machine = probe if probe is not None else measured(device)
+        if probe is None and device.startswith("cuda"):
+            if gpu is None and not _cuda():
+                out.append(CellCost(cell.index, 0.0, 0, "no estimate for a GPU suite without a GPU here"))
+                continue
+            machine = gpu[0] if gpu is not None else measured(device)
+        else:
+            machine = probe if probe is not None else measured(device)
         tokens = split_tokens(cfg, tokens_cache)
         d = cfg.to_dict()
         resolved = cfg.resolved()
@@ -204,8 +209,15 @@ def time_estimates(cells: list[Any], probe: Any = None, skip: frozenset[int] = f
             own = trained / rate_of(machine, resolve_precision(t.precision, device))
             train = role.to_dict()["train"]
             depth = t.last_k if t.mode == "last_k" else 0  # features: 0; last_k: the blocks above
-            work: list[tuple[list[Any], float]] = [
-                (["frozen", name, depth, s, where], per_token * tokens[s] / frozen_rate) for s in seen]
+            if depth == 0 and cfg.features.scope == "task":  # one pass per task and model,
+                # shared by every split seed (counted as the three splits' tokens)
+                task_tokens = sum(tokens[s] for s in SPLITS)
+                work: list[tuple[list[Any], float]] = [
+                    (["frozen", name, 0, "task", [d["task"], d["features"]]],
+                     per_token * task_tokens / frozen_rate)]
+            else:
+                work = [(["frozen", name, depth, s, where], per_token * tokens[s] / frozen_rate)
+                        for s in seen]
             work.append((["ceiling", name, train, supervisor, where, d["seed"]], own))
             if not supervisor:  # a student trains on the weak labels, per method and loss
                 work.append((["student", name, train, where, d["seed"], d["method"], d["loss"],
@@ -220,6 +232,46 @@ def time_estimates(cells: list[Any], probe: Any = None, skip: frozenset[int] = f
         out.append(CellCost(cell.index, seconds, steps, unknown))
     gflops = {} if machine is None else {"fp32": machine.fp32_gflops, "bf16": machine.bf16_gflops}
     return TimeEstimate(out, gflops, "" if machine is None else machine.summary())
+
+
+def memory_checks(cells: list[Any], gpu: Any, skip: frozenset[int] = frozenset()) -> tuple[list[str], str]:
+    """The memory estimate of every model the GPU cells train (each model and its settings
+    once) against `gpu`'s memory (hardware.Probe): (a line for each that would not fit, with the
+    setting to change; a line for the largest that fits). Models whose shape cannot be read
+    here are left out, as the runs' own check leaves them."""
+    from ..memory import HEADROOM, _gb, check_fits
+    from ..models import resolve
+    from ..spec import stable_hash
+    from ..train import MODES
+
+    over: list[str] = []
+    seen: set[str] = set()
+    largest: tuple[float, str] = (0.0, "")
+    for cell in cells:
+        if cell.index in skip or not cell.cfg.torch_device().startswith("cuda"):
+            continue
+        for name, role, supervisor in model_roles(cell.cfg, str):
+            formula = MODES.get(role.train.mode).memory_estimate
+            key = stable_hash([name, role.to_dict()["train"], role.features.max_length])
+            if formula is None or key in seen:
+                continue
+            seen.add(key)
+            where = "weak_train" if supervisor else "train"
+            try:
+                ref = resolve(name)
+            except W2SError:  # not on this machine: its cells' time has no estimate either
+                continue
+            try:
+                est = check_fits(ref, role, "cuda", where, formula, gpu=gpu)
+            except W2SError as e:  # would not fit: the line the run would refuse with
+                over.append(f"  memory, cell {cell.index + 1}: {str(e).splitlines()[0]}")
+                continue
+            if est is not None and est.total > largest[0]:
+                largest = (est.total, f"{name} ({est.setting})")
+    budget = HEADROOM * (gpu.memory_bytes or 0)
+    fits = (f"memory: the largest model a GPU cell trains, {largest[1]}, needs ~{_gb(largest[0])} "
+            f"by estimate of the {_gb(budget)} {gpu.name} leaves to use" if largest[1] else "")
+    return over, fits
 
 
 def _cuda() -> bool:

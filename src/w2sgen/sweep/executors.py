@@ -10,8 +10,9 @@ find everything but their student in the cache.
 
 On Ray the driver (the `w2s sweep` process) is the only writer of the run database: workers
 compute a cell (`pipeline.compute`) reading and writing only content-addressed cache entries
-under the cache folder (--worker-cache, default the store), and hand the result back to the
-driver, which records it. The database need not be visible to any worker (docs/cluster.md).
+under the cache (--worker-cache, default the store: a folder every node mounts, or an fsspec
+URL such as s3://bucket/prefix, cachefs.py), and hand the result back to the driver, which
+records it. The database need not be visible to any worker (docs/cluster.md).
 """
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from ..cachefs import entries, resolved
 from ..errors import W2SError
 from ..registry import Registry
 from .cells import Cell, Outcome, run_cell, tracker_figures
@@ -81,8 +82,8 @@ def inprocess(cells: list[Cell], store_root: str, opts: Options) -> Iterator[Out
 
 @dataclass(frozen=True)
 class WorkerSetup:
-    """What a Ray worker takes from the driver: the cache folder it reads and writes, the name
-    of the driver's mark in it, its torch threads, folder and environment."""
+    """What a Ray worker takes from the driver: the cache (folder or URL) it reads and writes,
+    the name of the driver's mark in it, its torch threads, folder and environment."""
 
     cache_root: str
     mark: str
@@ -119,13 +120,14 @@ def _ray_cell(cell: Cell, setup: WorkerSetup, after: Handed | None) -> Handed:
     os.environ.update(setup.env)
     if os.path.isdir(setup.cwd):  # relative paths in configs mean what they meant there
         os.chdir(setup.cwd)
-    if not (Path(setup.cache_root) / setup.mark).is_file():
-        return Handed(None, f"the cache folder {setup.cache_root} is not the driver's on this node "
-                      f"(node {node} does not see the sweep's mark in it): put the store, or "
-                      "--worker-cache, on a path that every node shares", 0.0, node)
-    torch.set_num_threads(setup.threads)
     try:
-        done = pipeline.compute(cell.cfg, Store(setup.cache_root, database=False))
+        cache = Store(setup.cache_root, database=False)
+        if not cache.entries.has_mark(setup.mark):
+            return Handed(None, f"the cache {setup.cache_root} is not the driver's on this node "
+                          f"(node {node} does not see the sweep's mark in it): put the store, or "
+                          "--worker-cache, on a path or URL that every node shares", 0.0, node)
+        torch.set_num_threads(setup.threads)
+        done = pipeline.compute(cell.cfg, cache)
     except Exception as e:  # noqa: BLE001 -- handed back as the cell's failure; the sweep goes on
         return Handed(None, one_line(e), time.perf_counter() - t0, node)
     return Handed(done, "", time.perf_counter() - t0, node)
@@ -150,6 +152,8 @@ def ray_executor(cells: list[Cell], store_root: str, opts: Options) -> Iterator[
     for name in ("workers", "num_cpus"):
         if getattr(opts, name) is not None and getattr(opts, name) < 1:
             raise W2SError(f"--{name.replace('_', '-')} must be at least 1")
+    if opts.worker_cache:
+        entries(opts.worker_cache)  # an fsspec URL whose package is missing: one line, now
     if opts.address:
         check_reachable(opts.address)
     return _ray_cells(cells, store_root, opts) if cells else iter(())
@@ -192,9 +196,9 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
                        "(its GCS port, 6379 by default)")
 
 
-def check_nodes(address: str, mark: str, timeout: float = 120.0) -> None:
+def check_nodes(address: str | None, mark: str, timeout: float = 120.0) -> None:
     """Every live node of the cluster imports w2sgen and sees the driver's `mark` file in the
-    cache folder (a path every node shares), asked by a probe pinned to each node (a function
+    cache (a folder every node shares, or a URL every node reaches), asked by a probe pinned to each node (a function
     Ray sends by value, so that the probe itself runs where w2sgen is missing)."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -207,8 +211,17 @@ def check_nodes(address: str, mark: str, timeout: float = 120.0) -> None:
             importlib.import_module("w2sgen")
         except Exception as e:  # noqa: BLE001 -- reported by the driver
             return f"import: {type(e).__name__}: {e}"
-        return "ok" if os.path.isfile(mark) else "unshared"
+        if "://" not in mark:
+            return "ok" if os.path.isfile(mark) else "unshared"
+        try:  # a cache at a URL, through fsspec (as cachefs.Remote reads it)
+            import fsspec
 
+            fs, path = fsspec.core.url_to_fs(mark)
+            return "ok" if fs.exists(path) else "unshared"
+        except Exception as e:  # noqa: BLE001 -- reported by the driver
+            return f"url: {type(e).__name__}: {e}"
+
+    cluster = f"the Ray cluster at {address!r}" if address else "the local Ray cluster"
     nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
     task = ray.remote(probe)
     refs = [task.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)
@@ -216,18 +229,23 @@ def check_nodes(address: str, mark: str, timeout: float = 120.0) -> None:
     try:
         answers = ray.get(refs, timeout=timeout)
     except ray.exceptions.GetTimeoutError:
-        raise W2SError(f"the Ray cluster at {address!r} did not answer a probe on its {len(nodes)} "
+        raise W2SError(f"{cluster} did not answer a probe on its {len(nodes)} "
                        f"node(s) within {timeout:.0f} s; check `ray status` there") from None
     for node, answer in zip(nodes, answers):
         if answer.startswith("import: "):
-            raise W2SError(f"the Ray cluster at {address!r} cannot import w2sgen on node "
+            raise W2SError(f"{cluster} cannot import w2sgen on node "
                            f"{node[:8]} ({answer[8:].splitlines()[0]}): install w2sgen on every node "
                            "(pip install 'w2sgen[ray]') with the same Python as `ray start`")
+        folder = mark.rsplit("/", 1)[0]
+        if answer.startswith("url: "):
+            raise W2SError(f"node {node[:8]} of {cluster} cannot open the cache "
+                           f"{folder!r} ({answer[5:].splitlines()[0]}): install fsspec and the "
+                           "package for its protocol (s3fs, gcsfs) on every node, with its credentials")
         if answer == "unshared":
-            raise W2SError(f"node {node[:8]} of the Ray cluster at {address!r} does not see the cache "
-                           f"folder {str(Path(mark).parent)!r}: workers read and write cached steps "
-                           "there, so it must be a path every node shares (put the store there, or "
-                           "pass --worker-cache; docs/cluster.md)")
+            raise W2SError(f"node {node[:8]} of {cluster} does not see the cache "
+                           f"folder {folder!r}: workers read and write cached steps there, so it "
+                           "must be a path or object-store URL every node shares (put the store "
+                           "there, or pass --worker-cache; docs/cluster.md)")
 
 
 def _ray_cells(cells: list[Cell], store_root: str, opts: Options) -> Iterator[Outcome]:
@@ -250,16 +268,18 @@ def _ray_cells(cells: list[Cell], store_root: str, opts: Options) -> Iterator[Ou
             text = str(e).strip().splitlines()
             raise W2SError(f"could not start or join a Ray cluster {where}: "
                            f"{text[0] if text else type(e).__name__}") from None
-    cache_root = str(Path(opts.worker_cache or store_root).resolve())
-    mark = Path(cache_root) / f".w2s-driver-{uuid.uuid4().hex[:12]}"  # the workers look for it
+    cache_root = resolved(opts.worker_cache or store_root)
+    cache = entries(cache_root)
+    mark = f".w2s-driver-{uuid.uuid4().hex[:12]}"  # the workers look for it
     try:
-        mark.parent.mkdir(parents=True, exist_ok=True)
-        mark.write_text(f"{os.getpid()}\n")
-        if opts.address:
-            check_nodes(opts.address, str(mark))
-        yield from _driven(cells, store_root, WorkerSetup(cache_root, mark.name, 1, os.getcwd(), {}), opts)
+        try:
+            where = cache.put_mark(mark, f"{os.getpid()}\n")
+        except OSError as e:  # a folder's (a URL's failures are one line already)
+            raise W2SError(f"cannot write to the cache {cache_root!r}: {e}") from None
+        check_nodes(opts.address, where)
+        yield from _driven(cells, store_root, WorkerSetup(cache_root, mark, 1, os.getcwd(), {}), opts)
     finally:
-        mark.unlink(missing_ok=True)
+        cache.remove_mark(mark)
         if ours:
             ray.shutdown()
 

@@ -6,7 +6,7 @@ import textwrap
 from typing import Any, Optional
 
 from ..errors import W2SError, cut_message
-from .estimates import ESTIMATE_NOTE, TimeEstimate, hours, time_estimates
+from .estimates import ESTIMATE_NOTE, TimeEstimate, hours, memory_checks, time_estimates
 from .runner import cell_states
 from .suite import Suite
 
@@ -45,12 +45,20 @@ def grouped(rows: list[tuple[str, list[str]]]) -> list[str]:
 
 def plan(suite: Suite, dry_run: bool, max_hours: Optional[float]) -> Optional[str]:
     """With `max_hours`, check the suite's estimate against it; with `dry_run`, the listing:
-    each cell, whether it is finished, its estimated time, and the total."""
+    each cell, whether it is finished, its estimated time, and the total. Cells on a CUDA
+    device are estimated with hardware.gpu_figures (the GPU's measurement recorded in
+    hardware.json, else its data-sheet peak), and the listing adds the memory estimates of the
+    models they train against the GPU's memory."""
     if not dry_run and max_hours is None:
         return None
     states: dict[int, Any] = cell_states(suite)
     finished = frozenset(i for i, (s, _) in states.items() if s == "done")
-    cost = time_estimates(suite.cells, skip=finished)
+    gpu = None
+    if any(c.cfg.torch_device().startswith("cuda") for c in suite.cells):
+        from ..hardware import gpu_figures
+
+        gpu = gpu_figures()
+    cost = time_estimates(suite.cells, skip=finished, gpu=gpu)
     if max_hours is not None:
         check_budget(cost, suite.name, max_hours)
     if not dry_run:
@@ -68,8 +76,17 @@ def plan(suite: Suite, dry_run: bool, max_hours: Optional[float]) -> Optional[st
         rows.append((f"  {c.index + 1:>4}  {c.hash}  {note:<18}  {est:>8}  ", c.label.split(" | ")))
     lines += grouped(rows)
     missing = sum(bool(c.unknown) for c in cost.cells)
+    note = ESTIMATE_NOTE if gpu is None else ESTIMATE_NOTE.replace(
+        "measured on this machine", "of this machine's GPU (whose figures the line below names)")
     lines += textwrap.wrap(f"estimated time to run: {hours(cost.total)}"
                            + (f" for the cells with an estimate ({missing} without: ?)" if missing else "")
-                           + f" ({ESTIMATE_NOTE}); {cost.machine}", WIDTH, subsequent_indent="  ")
+                           + f" ({note}); {cost.machine}", WIDTH, subsequent_indent="  ")
     lines += [f"  ?: {cut_message(why)}" for why in cost.unknown]
+    if gpu is not None:
+        p, where = gpu
+        lines.append(f"{where}: bf16 {p.bf16_gflops / 1e3:.0f} TFLOP/s, fp32 "
+                     f"{p.fp32_gflops / 1e3:.0f} TFLOP/s, memory {(p.memory_bytes or 0) / 2**30:.0f} GiB")
+        over, fits = memory_checks(suite.cells, p, finished)
+        lines += ([f"memory: {len(over)} model setting(s) would not fit {p.name}:"] + over) if over else []
+        lines += [fits] if fits and not over else []
     return "\n".join(lines)
