@@ -8,7 +8,8 @@ and data in the data home `make test` pulls them into. The only change to a line
 sizes appended to `w2s run` (the default's 2000 examples per split take minutes on a CPU; the
 suites the pages name are tiny already). The set-up lines are what CI itself runs (`make test`
 before the tests, `w2s pull --check` after them: .ci/run): `make` lines are checked with
-`make -n`. The pages' Python blocks run in tests/test_api.py.
+`make -n`, and the experiment `make demo` runs is run (with the tiny splits). The pages' Python
+blocks run in tests/test_api.py.
 """
 from __future__ import annotations
 
@@ -93,6 +94,12 @@ def test_the_readme_and_tutorial_commands_run_as_written(tmp_path, monkeypatch, 
                 dry = subprocess.run(["make", "-n", args[1]], cwd=ROOT, capture_output=True,
                                      text=True, timeout=60)
                 assert dry.returncode == 0, f"{page}: `{line}`: {dry.stderr}"
+                if args[1] == "demo":  # what it runs once set up: the default experiment
+                    runs = [shlex.split(m.group(1)) for m in
+                            re.finditer(r"^\S*/w2s (run .*)$", dry.stdout, re.M)]
+                    assert runs == [["run", "configs/default.yaml"]], dry.stdout
+                    assert cli.main([*runs[0], *TINY]) == 0
+                    ran.append(("make demo", capsys.readouterr().out))
                 continue
             assert args[0] == "w2s", f"{page}: `{line}` is neither w2s, make nor set-up"
             if args[1] == "run":
@@ -104,7 +111,7 @@ def test_the_readme_and_tutorial_commands_run_as_written(tmp_path, monkeypatch, 
     outputs = dict(ran)
     # every `w2s run` printed its table and a verdict; the README's run is the default's pair
     for line, out in ran:
-        if line.startswith("w2s run"):
+        if line.startswith(("w2s run", "make demo")):
             assert out.count("run  weak") == 1 and "student" in out, line
             assert re.search(r"\n  (a reliable (gain|loss)|no reliable gain|PGR undefined|the student "
                              r"beats)", out), out
@@ -117,6 +124,8 @@ def test_the_readme_and_tutorial_commands_run_as_written(tmp_path, monkeypatch, 
     sweeps = [out for line, out in ran if line.startswith("w2s sweep") and "--dry-run" not in line]
     assert "4 cells: 4 run, 0 already finished" in sweeps[0]
     assert "4 cells: 0 run, 4 already finished" in sweeps[1]
+    assert "rt_sentiment [minilm-l6->mpnet-base, probe, naive, seed 0]" in outputs["make demo"]
+    assert (tmp_path / "runs" / "report" / "report.html").is_file()  # `w2s report --html`
     html = tmp_path / "runs" / "smoke" / "report" / "report.html"
     assert html.is_file() and "<img" in html.read_text() and "<script" not in html.read_text()
     with (tmp_path / "runs.csv").open() as f:
