@@ -22,10 +22,12 @@ w2s-fp32's. The header names the CPU's capability, the measured peaks and the lo
 first half of the N examples' w2s-fp32 features (the weak_train-like split) and, separately, on
 their w2s-bf16 features; both scored on the held-out second half against ground truth: each
 accuracy with its 95% Wilson interval, and the paired difference (bf16 - fp32) with a 95%
-bootstrap interval over the held-out examples (2000 resamples).
+bootstrap interval over the held-out examples (2000 resamples). --probe-only: that question
+alone, for a larger N at the same cost: only the two w2s variants, one round (their rates are
+then one round's, not a best of several).
 
     .venv/bin/python benchmarks/causal_features.py [--models smollm2-135m] [--n 200]
-        [--batch-size 32] [--repeats 2] [--probe] [--threads T]
+        [--batch-size 32] [--repeats 2] [--probe | --probe-only] [--threads T]
 """
 from __future__ import annotations
 
@@ -75,7 +77,8 @@ def plain_forward(model: Any, tok: Any, texts: list[str], batch_size: int, bf16:
     return np.concatenate(out)
 
 
-def variants(model: Any, tok: Any, batch_size: int, bf16: bool) -> dict[str, Callable[[list[Any]], np.ndarray]]:
+def variants(model: Any, tok: Any, batch_size: int, bf16: bool, plain_too: bool = True
+             ) -> dict[str, Callable[[list[Any]], np.ndarray]]:
     from w2sgen import features as feats
 
     def project(precision: str) -> Callable[[list[Any]], np.ndarray]:
@@ -89,7 +92,7 @@ def variants(model: Any, tok: Any, batch_size: int, bf16: bool) -> dict[str, Cal
     runs = {"w2s-fp32": project("fp32"), "hf-fp32": plain(False)}
     if bf16:
         runs |= {"w2s-bf16": project("bf16"), "hf-bf16": plain(True)}
-    return runs
+    return runs if plain_too else {k: v for k, v in runs.items() if k.startswith("w2s")}
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -142,7 +145,7 @@ def bench(name: str, examples: list[Any], args: argparse.Namespace, machine: Any
     lengths = [len(ids) for ids in tok([e.text for e in examples], truncation=True,
                                        max_length=MAX_LENGTH)["input_ids"]]
     flops = 2 * compute * sum(lengths)
-    runs = variants(model, tok, args.batch_size, machine.bf16_native)
+    runs = variants(model, tok, args.batch_size, machine.bf16_native, plain_too=not args.probe_only)
     for run in runs.values():  # warm-up: kernels, thread pool, allocation
         run(examples[:args.batch_size])
     best = {k: math.inf for k in runs}
@@ -170,7 +173,7 @@ def bench(name: str, examples: list[Any], args: argparse.Namespace, machine: Any
         g = flops / best[k] / 1e9
         lines.append(f"| {k} | {len(examples) / best[k]:.1f} | {g:.0f} | {g / peak:.0%} | "
                      f"{min_cos(vectors[k]):.5f} |")
-    if args.probe:
+    if args.probe or args.probe_only:
         labels = np.array([e.label for e in examples])
         lines += [""] + probe_table(vectors, labels, args.seed)
     return lines
@@ -184,8 +187,12 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--probe", action="store_true", help="probe accuracy with fp32 vs bf16 features")
+    p.add_argument("--probe-only", action="store_true", help="only the probe question: the w2s "
+                   "variants, one round")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     args = p.parse_args()
+    if args.probe_only:
+        args.repeats = 1
     import torch
 
     from w2sgen import hardware

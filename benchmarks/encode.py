@@ -727,7 +727,7 @@ def main() -> None:
     probe = hardware.probe("cpu", refresh=args.refresh_probe)
     print(hardware.header("cpu"))
     # the project's own choice for a CPU run (ExperimentConfig.resolved: features auto -> fp32
-    # on a CPU, through ONNX Runtime where it is installed, as pipeline.Context picks it)
+    # on a CPU, through ONNX Runtime where it is installed, as context.Context picks it)
     from w2sgen import onnx_features
     from w2sgen.config import ExperimentConfig
 

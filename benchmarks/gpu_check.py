@@ -199,13 +199,14 @@ def peak_flops(device: str) -> tuple[float, str]:
 
 @contextlib.contextmanager
 def timed_loops() -> Iterator[list[float]]:
-    """Wall seconds of every train.training_loop call inside the block (the learners' training
+    """Wall seconds of every learner.training_loop call inside the block (the learners' training
     steps: not the weights' loading nor the tokenisation)."""
     import torch
 
-    from w2sgen import train
+    from w2sgen import label_tokens, last_k, learner, train
 
-    original = train.training_loop
+    modes = (train, label_tokens, last_k)  # each mode module trains through the loop it imports
+    original = learner.training_loop
     spent: list[float] = []
 
     def loop(*args: Any, **kwargs: Any) -> Any:
@@ -218,15 +219,17 @@ def timed_loops() -> Iterator[list[float]]:
             sync()
             spent.append(time.perf_counter() - t0)
 
-    train.training_loop = loop
+    for m in modes:
+        m.training_loop = loop  # type: ignore[attr-defined]
     try:
         yield spent
     finally:
-        train.training_loop = original
+        for m in modes:
+            m.training_loop = original  # type: ignore[attr-defined]
 
 
 def config(model: Path, mode: str, plan: Plan, *extra: str) -> Any:
-    from w2sgen.config import load_config
+    from w2sgen.validate import load_config
 
     return load_config(None, [f"weak_model={model}", f"strong_model={model}", f"train.mode={mode}",
                               f"device={plan.device}", f"train.batch_size={plan.batch}",
@@ -374,9 +377,9 @@ def section_same(plan: Plan, model: Path) -> None:
 def section_features(plan: Plan, models: dict[str, Path]) -> None:
     import torch
 
-    from w2sgen.config import load_config
     from w2sgen.features import extract
     from w2sgen.models import load, resolve
+    from w2sgen.validate import load_config
 
     peak, _ = peak_flops(plan.device)
     data = examples(plan.feature_examples, plan.seq)

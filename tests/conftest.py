@@ -96,3 +96,37 @@ def sentiment_examples(n: int, seed: int = 0):
         rng.shuffle(words)
         out.append(Example(f"s{i}", " ".join(words), label))
     return out
+
+
+class FakeContext:
+    """A MethodContext for testing a method without a run: `features` and `train` are the
+    functions given (a call to one not given fails the test); steps are timed nowhere and
+    nothing is cached. Typed as the protocol is, so a method that reaches for anything else of
+    its context fails here as it would against the pipeline's Context."""
+
+    def __init__(self, cfg=None, features=None, train=None, store=None, quiet: bool = True):
+        from w2sgen.config import ExperimentConfig
+
+        self.cfg: ExperimentConfig = cfg if cfg is not None else ExperimentConfig()
+        self.quiet = quiet
+        self.store = store
+        self._features, self._train = features, train
+
+    def step(self, name: str):
+        from contextlib import nullcontext
+
+        from w2sgen.runs import StepMark
+
+        return nullcontext(StepMark())
+
+    def cached(self, label, kind, key, compute):
+        return compute(), False
+
+    def features(self, ref, split, examples):
+        assert self._features is not None, "the method read features the test did not give"
+        return self._features(ref, split, examples)
+
+    def train(self, name, ref, splits, train, targets, loss, predict, seed=None, select=None,
+              weak=False):
+        assert self._train is not None, "the method trained a model the test did not expect"
+        return self._train(name, ref, splits, train, targets, loss, predict, seed=seed)

@@ -110,7 +110,7 @@ def test_bad_calls_are_one_clear_error(tmp_path, tiny_model):
 
 def test_a_config_object_round_trips_through_the_api():
     from w2sgen.api import merge, raw_config
-    from w2sgen.config import build_config, load_config
+    from w2sgen.validate import build_config, load_config
 
     cfg = load_config(None, ["train.epochs=3", "loss=logconf", "loss.alpha_max=0.5", "weak_train.mode=full",
                              "method=confidence_filter", "method.hi=0.8"])

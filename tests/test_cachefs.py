@@ -115,9 +115,9 @@ def test_a_ray_workers_cell_on_a_url_cache_matches_the_in_process_run(url, tmp_p
     with its cached steps at the URL, the same metrics as `pipeline.run` on a folder store; the
     second time every step is read back from the URL."""
     from w2sgen import pipeline
-    from w2sgen.config import load_config
     from w2sgen.sweep import Cell
     from w2sgen.sweep.executors import WorkerSetup, _ray_cell
+    from w2sgen.validate import load_config
 
     monkeypatch.chdir(tmp_path)  # the task changes into the driver's folder: restored after
     data = tmp_path / "toy.csv"

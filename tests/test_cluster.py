@@ -145,7 +145,7 @@ def test_a_local_cluster_started_by_the_sweep(suite, reference, tmp_path, monkey
     """No --address: the sweep starts a local Ray cluster of --num-cpus CPUs and shuts it down;
     the same numbers, every row written by this process (the driver)."""
     from w2sgen.cli import main
-    from w2sgen.store import process_owner
+    from w2sgen.owner import process_owner
 
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     monkeypatch.chdir(tmp_path)

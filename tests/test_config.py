@@ -5,9 +5,10 @@ import dataclasses
 
 import pytest
 
-from w2sgen.config import Component, ExperimentConfig, TrainConfig, load_config
+from w2sgen.config import Component, ExperimentConfig, TrainConfig
 from w2sgen.errors import W2SError
 from w2sgen.train import MODES
+from w2sgen.validate import load_config, weak_inherited_note
 
 
 def write(tmp_path, text, name="exp.yaml"):
@@ -272,27 +273,27 @@ def test_a_weak_supervisor_under_another_mode_is_told_what_it_inherits(tmp_path,
 
     keys = ["train.mode=full", "train.warmup_fraction=0.05", "train.epochs=3", "train.lr=2e-5",
             "weak_train.mode=probe", "weak_train.epochs=10"]
-    note = load_config(None, keys).weak_inherited_note()
+    note = weak_inherited_note(load_config(None, keys))
     assert note == ("note: the weak supervisor (weak_train.mode=probe) takes train's lr=2e-05, "
                     "warmup_fraction=0.05; set weak_train.<key> where that was meant for the "
                     "strong model (train.mode=full) only")
     # named in weak_train, or the same mode, or nothing set away from the defaults: no note
-    assert load_config(None, [*keys, "weak_train.warmup_fraction=0", "weak_train.lr=1e-3"]
-                       ).weak_inherited_note() is None
-    assert load_config(None, [k for k in keys if k != "weak_train.mode=probe"]
-                       ).weak_inherited_note() is None
-    assert load_config(None, ["train.mode=full", "weak_train.mode=probe"]).weak_inherited_note() is None
+    assert weak_inherited_note(load_config(None, [*keys, "weak_train.warmup_fraction=0", "weak_train.lr=1e-3"]
+                       )) is None
+    assert weak_inherited_note(load_config(None, [k for k in keys if k != "weak_train.mode=probe"]
+                       )) is None
+    assert weak_inherited_note(load_config(None, ["train.mode=full", "weak_train.mode=probe"])) is None
     # only fields the weak mode reads: a probe ignores precision and the label-token prompt,
     # LoRA reads train.lora_rank, last_k does not
     lt = ["train.mode=label_tokens", "train.label_words=[bad, good]", "train.precision=bf16",
           "strong_model=smollm2-135m",
           "train.lora_rank=4", "train.warmup_fraction=0.1"]
-    assert load_config(None, [*lt, "weak_train.mode=probe"]).weak_inherited_note().startswith(
+    assert weak_inherited_note(load_config(None, [*lt, "weak_train.mode=probe"])).startswith(
         "note: the weak supervisor (weak_train.mode=probe) takes train's warmup_fraction=0.1; ")
-    assert "takes train's warmup_fraction=0.1, lora_rank=4, precision='bf16';" in load_config(
-        None, [*lt, "weak_train.mode=lora"]).weak_inherited_note()
-    assert "takes train's warmup_fraction=0.1, precision='bf16';" in load_config(
-        None, [*lt, "weak_train.mode=last_k"]).weak_inherited_note()
+    assert "takes train's warmup_fraction=0.1, lora_rank=4, precision='bf16';" in weak_inherited_note(load_config(
+        None, [*lt, "weak_train.mode=lora"]))
+    assert "takes train's warmup_fraction=0.1, precision='bf16';" in weak_inherited_note(load_config(
+        None, [*lt, "weak_train.mode=last_k"]))
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     assert all(m.own_fields <= fields for _, m in MODES.items())  # no misspelt field
     # a sweep says it once before running (and in --dry-run), however many cells share it

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from w2sgen import atomic, fetch
+from w2sgen import atomic, fetch, fetch_sources
 from w2sgen.errors import W2SError
-from w2sgen.fetch import Asset, File, Hub, Local, Package, PyPI, Url
+from w2sgen.fetch import Asset, File, Local
+from w2sgen.fetch_sources import Hub, Package, PyPI, Url
 
 REFUSED = "http://127.0.0.1:9/simple"  # the discard port: nothing listens, connections refused
 
@@ -113,7 +114,7 @@ def test_a_refusing_index_is_reported_as_unreachable_not_as_a_missing_version(of
 
 
 def test_pips_gone_version_message_is_read_as_gone():
-    err = fetch._pip_failure("ERROR: Could not find a version that satisfies the requirement "
+    err = fetch_sources._pip_failure("ERROR: Could not find a version that satisfies the requirement "
                              "bigbench==1.0.0 (from versions: 0.0.1)\nERROR: No matching distribution")
     assert "gone from the package index" in str(err) and "versions: 0.0.1" in str(err)
     assert "unreachable" not in str(err)

@@ -7,7 +7,7 @@ import torch
 from conftest import sentiment_examples
 
 from w2sgen import pipeline
-from w2sgen.config import load_config
+from w2sgen.validate import load_config
 
 DEVICES = ("cuda", "cpu")
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

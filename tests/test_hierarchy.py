@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from w2sgen.cli import main
-from w2sgen.config import build_config
 from w2sgen.errors import W2SError
 from w2sgen.metrics import evaluate, sign_test
 from w2sgen.nested import clustered_mean_ci, hierarchical_difference
 from w2sgen.report.hierarchy import dataset_cells, dataset_table
 from w2sgen.store import Store
 from w2sgen.sweep.suite import comparison_family, load_suite
+from w2sgen.validate import build_config
 
 # ------------------------------------------------------------------ sign test
 

@@ -15,13 +15,13 @@ from conftest import sentiment_examples
 from generative_fixtures import JSONHandler, loopback
 
 from w2sgen import pipeline
-from w2sgen.config import load_config
 from w2sgen.endpoint import Client
 from w2sgen.errors import W2SError
 from w2sgen.lm import EndpointLM, LocalLM, word_logprob
 from w2sgen.methods.icl_refine import Refiner, loo_batches
 from w2sgen.models import load, resolve
 from w2sgen.prompting import PromptFormat
+from w2sgen.validate import load_config
 
 FMT = PromptFormat("", ("bad", "good"), "{text}\n{label}\n")
 

@@ -9,7 +9,6 @@ import torch
 from conftest import sentiment_examples
 
 from w2sgen import pipeline
-from w2sgen.config import load_config
 from w2sgen.errors import W2SError
 from w2sgen.lm import LocalLM
 from w2sgen.methods.icl_refine import Refiner, calibrated, loo_batches, pick_demos
@@ -17,6 +16,7 @@ from w2sgen.models import MODELS, load, resolve
 from w2sgen.prompting import PromptFormat
 from w2sgen.report import latest_done, plot_refinement_k, refinement_markdown
 from w2sgen.store import Store
+from w2sgen.validate import load_config
 
 TINY_FORMAT = PromptFormat("", ("bad", "good"), "{text}\n{label}\n")
 

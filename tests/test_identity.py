@@ -9,9 +9,10 @@ import pytest
 import yaml
 
 from w2sgen import config as config_mod
-from w2sgen import hardware
-from w2sgen.config import ExperimentConfig, TrainConfig, load_config
+from w2sgen import hardware, validate
+from w2sgen.config import ExperimentConfig, TrainConfig
 from w2sgen.options import Ge, canonical
+from w2sgen.validate import load_config
 
 # Hashes written by the code before `precision: auto` and the GPU training options existed
 # (commit 8cbeb5d), for the same keys. A store holding those runs must still find them. The
@@ -131,7 +132,7 @@ def test_weak_train_rekeys_the_run_and_records_the_effective_settings():
     assert weak.train.precision == "fp32" and r.train == base.resolved().train
     assert r.identity()["train"] == base.identity()["train"]
     # the recorded sections load back as the same settings (select included: train's value)
-    from w2sgen.config import build_config
+    from w2sgen.validate import build_config
 
     d = r.to_dict()
     again = build_config({"device": "cpu", "train": d["train"], "weak_train": d["weak_train"]})
@@ -141,8 +142,9 @@ def test_weak_train_rekeys_the_run_and_records_the_effective_settings():
 def test_weak_train_changes_only_the_weak_steps_cache_key(tmp_path, tiny_llama_dir):
     from conftest import sentiment_examples
 
+    from w2sgen.context import train_key
     from w2sgen.models import resolve
-    from w2sgen.pipeline import GROUND_TRUTH_LOSS, train_key
+    from w2sgen.pipeline import GROUND_TRUTH_LOSS
     from w2sgen.splits import Part, Splits, labels
 
     common = ["device=cpu", "train.mode=label_tokens", "train.label_words=[bad, good]",
@@ -197,7 +199,7 @@ def test_configs_already_canonical_keep_their_hashes():
 
 
 def test_four_spellings_of_two_losses_give_two_hashes(tmp_path):
-    from w2sgen.config import build_config
+    from w2sgen.validate import build_config
 
     def hash_of(loss):
         return build_config({"task": "multiemo_pos_neg", "device": "cpu", "loss": loss}).hash()
@@ -225,8 +227,9 @@ def test_four_spellings_of_two_losses_give_two_hashes(tmp_path):
 
     spelled = ExperimentConfig(task=Component("multiemo_pos_neg"), device="cpu",
                                loss=Component("logconf", {"alpha_max": 1}))
-    assert spelled.resolved().loss == Component("logconf", {"alpha_max": 1.0})
-    assert spelled.hash() == files[2]
+    made = validate.canonical(spelled)  # a config made in code, as pipeline.run records it
+    assert made.resolved().loss == Component("logconf", {"alpha_max": 1.0})
+    assert made.hash() == files[2] and validate.canonical(made) == made
 
 
 def component(*, a: float = 0.5, n: int = 3, size: Union[int, float] = 0.2,
@@ -304,7 +307,10 @@ def test_hardware_timing_cannot_change_a_hash(monkeypatch, tmp_path):
 def legacy_spelling(monkeypatch) -> None:
     """Component options kept as written, as 72a4526 recorded, hashed and keyed them (its
     options.check conformed types as today's does; nothing was canonicalised after it)."""
-    monkeypatch.setattr(config_mod, "canonical_components", lambda cfg: (cfg.task, cfg.method, cfg.loss))
+    def as_written(cfg):
+        return cfg.task, cfg.method, cfg.loss
+
+    monkeypatch.setattr(validate, "canonical_components", as_written)
 
 
 def test_store_migrate_rekeys_runs_and_steps_without_recomputing(tmp_path, tiny_bert_dir, monkeypatch):
@@ -427,6 +433,53 @@ def test_a_replay_is_only_made_where_the_method_gets_the_same_arguments():
     assert not same_arguments(Component("confidence_filter", {"hi": 1.0}), {"hi": 1})  # int -> float
 
 
+# ------------------------------------------------ every cache key carries a version
+
+
+def test_features_key_carries_a_version_that_leaves_todays_entries_found(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from w2sgen import context
+    from w2sgen.example import Example
+    from w2sgen.store import Store
+
+    ref = SimpleNamespace(identity="zoo:minilm-l6:abc")
+    examples = [Example("a", "good film", 1), Example("b", "bad film", 0)]
+    store = Store(tmp_path, database=False)
+    key = context.features_key(ref, examples, "mean", 128, "fp32")
+    # version 1 is implicit: the entry's name is the one the code before FEATURES_FORMAT gave
+    # (printed by 04a6061's pipeline for the same key), so stored features are not recomputed
+    assert context.FEATURES_FORMAT == 1 and "format" not in key
+    assert store.cache_path("features", key).name == "cdab9fd59aea00661dcccae4.npz"
+    monkeypatch.setattr(context, "FEATURES_FORMAT", 2)  # a bump re-keys every features entry
+    bumped = context.features_key(ref, examples, "mean", 128, "fp32")
+    assert bumped == {**key, "format": 2}
+    assert store.cache_path("features", bumped) != store.cache_path("features", key)
+
+
+def test_a_data_file_task_has_one_identity_however_it_is_spelled(tmp_path):
+    from conftest import sentiment_examples
+
+    data = tmp_path / "toy.csv"
+    data.write_text("text,label\n" + "".join(f"{e.text},{e.label}\n" for e in sentiment_examples(40)))
+    base = ["device=cpu"]
+    short = load_config(None, [*base, f"task={data}"])
+    spelled = {
+        "long": load_config(None, [*base, "task=file", f"task.path={data}"]),
+        "long, default option": load_config(None, [*base, "task=file", f"task.path={data}",
+                                                   "task.text_column=text"]),
+    }
+    for how, cfg in spelled.items():
+        assert cfg.task == short.task, how
+        assert cfg.hash() == short.hash(), how
+    assert short.task.name == str(data) and short.task.options == {}
+    # an option that differs from its default still tells the runs apart, in either spelling
+    other = load_config(None, [*base, "task=file", f"task.path={data}", "task.label_column=y"])
+    assert other.task.name == str(data) and other.task.options == {"label_column": "y"}
+    assert other.hash() == load_config(None, [*base, f"task={data}", "task.label_column=y"]).hash()
+    assert other.hash() != short.hash()
+
+
 def test_a_models_former_name_is_the_same_experiment():
     """qwen2.5-0.5b was renamed qwen2.5-coder-0.5b-instruct: either name, as a pair member or as
     a method's model option, gives one identity holding the current name, and the model's
@@ -446,3 +499,13 @@ def test_a_models_former_name_is_the_same_experiment():
     assert MODELS.get("qwen2.5-1.5b").identity.startswith("zoo:qwen2.5-1.5b:gguf-sha256=cc324af070c2ecbf")
     assert "qwen2.5-0.5b" not in list(MODELS)  # listed once, under its current name
     assert MODELS.former_names("qwen2.5-coder-0.5b-instruct") == ["qwen2.5-0.5b"]
+
+
+def test_a_file_task_without_a_data_suffix_keeps_its_long_spelling():
+    """`{name: file, path: /dev/null}` has no short form (the path alone is no data file name):
+    its own check, not the shorthand's, speaks when it runs."""
+    from w2sgen.spec import Component
+    from w2sgen.tasks import canonical_task
+
+    assert canonical_task(Component("file", {"path": "/dev/null"})) == Component("file", {"path": "/dev/null"})
+    assert canonical_task(Component("file", {"path": "a/b.CSV"})) == Component("a/b.CSV")

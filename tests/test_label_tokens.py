@@ -8,11 +8,12 @@ import torch
 from conftest import sentiment_examples
 
 from w2sgen import pipeline
-from w2sgen.config import load_config
 from w2sgen.errors import W2SError
+from w2sgen.label_tokens import LabelTokenLearner
 from w2sgen.losses import LOSSES, xent
 from w2sgen.models import MODELS, load, resolve
-from w2sgen.train import MODES, LabelTokenLearner
+from w2sgen.train import MODES
+from w2sgen.validate import load_config
 
 TINY = ["train.mode=label_tokens", "train.label_words=[bad, good]", "train.instruction=''",
         "train.precision=fp32", "features.max_length=24", "train.batch_size=16"]
@@ -158,9 +159,9 @@ def test_config_refuses_bad_prompt_options():
 
 
 def test_prompt_defaults_come_from_the_task():
+    from w2sgen.label_tokens import label_prompt_format
     from w2sgen.prompting import DEFAULT_TEMPLATE
     from w2sgen.tasks import TASKS
-    from w2sgen.train import label_prompt_format
 
     cfg = load_config(None, ["train.mode=label_tokens", "weak_model=nobody/causal",
                              "strong_model=nobody/causal"])  # hub ids: no model check

@@ -7,12 +7,12 @@ import torch
 from conftest import sentiment_examples
 
 from w2sgen import features as feats
-from w2sgen.config import load_config
 from w2sgen.errors import W2SError
 from w2sgen.last_k import LastKLearner, TopBlocks
 from w2sgen.losses import xent
 from w2sgen.models import load, resolve
 from w2sgen.tasks import Example
+from w2sgen.validate import load_config
 
 
 def full_vs_top(ref_name: str, k: int, texts: list[str]) -> float:
@@ -183,3 +183,110 @@ def test_last_k_beyond_a_causal_lms_depth_is_one_line_exit_2_before_anything_run
     assert main(["sweep", str(suite), "--store", str(store), "--dry-run"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "train.last_k=4 but model" in err[0] and "between 1 and 2" in err[0]
+
+
+# ---------------------------------------------------------------- label_tokens over the cache
+
+def label_tokens_cfg(path, *extra):
+    from test_label_tokens import TINY
+
+    return load_config(None, [*TINY, f"weak_model={path}", f"strong_model={path}",
+                              "train.adapter=last_k", *extra])
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_label_tokens_on_cached_states_match_the_whole_models_gradients(tiny_llama_dir, k):
+    """label_tokens with adapter=last_k: the label logits from cached hidden states, and the
+    gradients of the top k blocks, the final norm and the label-token rows of the LM head, equal
+    those of the whole model (label_tokens' own forward, every weight in the graph)."""
+    from w2sgen.last_k import LabelTokensLastK
+    from w2sgen.train import LabelTokenLearner
+
+    ref = resolve(str(tiny_llama_dir))
+    data = sentiment_examples(24)
+    y = np.array([e.label for e in data], np.float32)
+    lt = LabelTokenLearner(ref, label_tokens_cfg(tiny_llama_dir, f"train.last_k={k}", "train.epochs=1",
+                                                 "train.lr=0.01"))
+    assert type(lt) is LabelTokensLastK
+    lt.fit(data[:16], y[:16], xent(), seed=0, desc="t")  # trained a little: not the initial weights
+    lm, ids = lt.lm, lt.prompts.label_ids
+    rows = lt.prompts.encode(data)
+    assert len({len(r) for r in rows}) > 1  # ragged prompts: padding is exercised
+    with torch.no_grad():  # the whole model with the trained label rows in its head
+        lm.get_output_embeddings().weight[ids] = lt.head.weight
+    # the reference: label_tokens' forward of the whole model (adapter none), every weight trainable
+    full = LabelTokenLearner(ref, label_tokens_cfg(tiny_llama_dir, "train.adapter=none"))
+    full.lm, full.prompts, full.pad, full.softcap, full.device = lm, lt.prompts, 0, None, torch.device("cpu")
+    target = torch.tensor([e.label for e in data])
+    for p in lm.parameters():
+        p.requires_grad_(True)
+    lm.zero_grad()
+    want_logits = full.label_logits(rows)
+    torch.nn.functional.cross_entropy(want_logits, target).backward()
+    top_names = [n for n, _ in lt.top.trained.named_parameters()]
+    want = {n: p.grad.clone() for n, p in lt.top.trained.named_parameters()}
+    want_rows = lm.get_output_embeddings().weight.grad[ids].clone()
+    assert len(want) == 9 * k + 1 and all(float(g.abs().max()) > 0 for g in want.values())
+    # last_k: the cached states below the top k blocks, only the top in the graph
+    lm.zero_grad()
+    lt.head.zero_grad()
+    logits = lt.top_logits(lt.activations(rows))
+    torch.testing.assert_close(logits, want_logits.detach(), rtol=1e-5, atol=1e-5)
+    torch.nn.functional.cross_entropy(logits, target).backward()
+    got = dict(lt.top.trained.named_parameters())
+    assert list(got) == top_names
+    for n in want:
+        torch.testing.assert_close(got[n].grad, want[n], rtol=1e-4, atol=1e-6, msg=n)
+    torch.testing.assert_close(lt.head.weight.grad, want_rows, rtol=1e-4, atol=1e-6)
+    # nothing below the top k blocks is in the cached pass's graph
+    bottom = [p for n, p in lm.named_parameters() if n.startswith("model.embed_tokens")
+              or any(n.startswith(f"model.layers.{i}.") for i in range(2 - k))]
+    assert bottom and all(p.grad is None or not p.grad.any() for p in bottom)
+
+
+def test_label_tokens_last_k_learns_trains_only_the_top_and_refuses_depth(tiny_llama_dir):
+    from w2sgen.train import LabelTokenLearner
+
+    ref = resolve(str(tiny_llama_dir))
+    data = sentiment_examples(96)
+    y = np.array([e.label for e in data], np.float32)
+    lt = LabelTokenLearner(ref, label_tokens_cfg(tiny_llama_dir, "train.last_k=1", "train.epochs=30",
+                                                 "train.lr=0.003"))
+    hist = lt.fit(data[:64], y[:64], xent(), seed=0, desc="t")
+    assert hist.loss[-1] < 0.5 * hist.loss[0]
+    assert ((lt.predict(data[64:]) > 0.5) == y[64:]).mean() >= 0.75
+    base, _ = load(ref, lm_head=True)
+    trained = dict(lt.lm.named_parameters())
+    for name, p in base.named_parameters():  # the top block and norm train; the rest, LM head too, not
+        assert torch.equal(p, trained[name]) == (not name.startswith(("model.layers.1.", "model.norm."))), name
+    assert not torch.equal(lt.head.weight, base.get_output_embeddings().weight[lt.prompts.label_ids])
+    with pytest.raises(W2SError, match=r"^train.last_k=3 but model .* has 2 transformer blocks; "
+                                       r"set train.last_k between 1 and 2$"):
+        label_tokens_cfg(tiny_llama_dir, "train.last_k=3")
+
+
+def test_label_tokens_last_k_memory_and_time_are_last_ks(tiny_llama_dir):
+    from w2sgen import hardware, memory
+    from w2sgen.sweep.cells import Cell
+    from w2sgen.sweep.estimates import time_estimates
+
+    ref = resolve(str(tiny_llama_dir))
+    arch = memory.arch_of(ref)
+    kw = dict(batch_size=16, seq_len=24, last_k=1)
+    lk = memory.estimate(arch, "last_k", **kw)
+    lt = memory.estimate(arch, "label_tokens", adapter="last_k", **kw)
+    assert not arch.tied and lt.parameters == lk.parameters + arch.vocab * arch.hidden * 4
+    assert (lt.gradients, lt.optimizer, lt.activations) == (lk.gradients, lk.optimizer, lk.activations)
+    assert "label_tokens (last_k)" in lt.setting
+    cfg = label_tokens_cfg(tiny_llama_dir, "train.gradient_checkpointing=true")
+    with pytest.raises(W2SError, match="gradient_checkpointing applies to"):
+        memory.plan(ref, cfg, "cpu")
+    # time: the top k blocks train; with k = the model's depth, what training every weight costs
+    machine = hardware.probe("cpu")
+
+    def seconds(*extra):
+        cfg = label_tokens_cfg(tiny_llama_dir, "task=rt_sentiment", "splits.weak_train=50",
+                               "splits.transfer=50", "splits.test=50", *extra)
+        return time_estimates([Cell(0, "c", cfg)], machine).total
+    whole, top1, top2 = seconds("train.adapter=none"), seconds("train.last_k=1"), seconds("train.last_k=2")
+    assert top2 == pytest.approx(whole, rel=1e-9) and 0 < top1 < 0.75 * whole

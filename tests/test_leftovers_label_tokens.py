@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from conftest import sentiment_examples
 
-from w2sgen import cli, config, models, train
-from w2sgen.config import load_config
+from w2sgen import cli, label_tokens, last_k, models, train, validate
 from w2sgen.errors import W2SError
+from w2sgen.validate import load_config
 
 TINY = ["train.mode=label_tokens", "train.label_words=[bad, good]", "train.instruction=''",
         "train.precision=fp32", "features.max_length=24"]
@@ -27,8 +27,9 @@ def no_training(monkeypatch):
         raise AssertionError("weights were loaded or a model trained")
 
     monkeypatch.setattr(models, "load", refuse)
-    monkeypatch.setattr(train, "training_loop", refuse)
-    monkeypatch.setattr(config, "_MODEL_CHECKS", {})
+    for mode_module in (train, label_tokens, last_k):  # each trains through the loop it imports
+        monkeypatch.setattr(mode_module, "training_loop", refuse)
+    monkeypatch.setattr(validate, "_MODEL_CHECKS", {})
 
 
 def test_sweep_dry_run_refuses_a_two_token_label_word_in_one_line(tiny_llama_dir, tmp_path, capsys,
@@ -69,7 +70,7 @@ def test_run_refuses_bad_label_tokens_settings_before_any_data_or_training(tiny_
 
 
 def test_config_checks_read_each_tokenizer_once_per_setting(tiny_llama_dir, monkeypatch):
-    monkeypatch.setattr(config, "_MODEL_CHECKS", {})
+    monkeypatch.setattr(validate, "_MODEL_CHECKS", {})
     calls = []
     real = models.load_tokenizer
     monkeypatch.setattr(models, "load_tokenizer", lambda ref: calls.append(ref.name) or real(ref))
@@ -94,7 +95,7 @@ def test_label_tokens_and_icl_build_the_same_zero_shot_prompt(tiny_llama_dir):
         lm = LocalLM(str(tiny_llama_dir))
         refiner = Refiner(lm, fmt)
         icl = [refiner.join([refiner.start, q]) for q in refiner.queries([example_text(e) for e in examples])]
-        prompts = train.LabelPrompts(lm.tokenizer, fmt, "tiny", max_length=64)
+        prompts = label_tokens.LabelPrompts(lm.tokenizer, fmt, "tiny", max_length=64)
         assert prompts.encode(examples) == icl
         assert prompts.label_ids == list(lm.label_ids(fmt.words, fmt.tail))
         assert lm._model is None  # no weights were needed

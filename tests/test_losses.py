@@ -44,9 +44,14 @@ ZS = [-2.0, 0.5, 1.0, 3.0]
 WEAK = [1.0, 0.0, 1.0, 0.0]
 
 
-def test_every_registered_loss_is_covered():
-    assert set(LOSSES) == {"xent", "logconf", "product", "window", "entropy", "reverse_ce",
-                           "logconf_openai", "logconf_eleuther"}
+COVERED = ["xent", "logconf", "product", "window", "entropy", "reverse_ce", "logconf_openai",
+           "logconf_eleuther"]
+
+
+def test_every_built_in_loss_is_covered():
+    """A loss added to losses.py gets its tests here; an installed plugin's losses are its own."""
+    built_in = {name for name, factory in LOSSES.items() if factory.__module__ == "w2sgen.losses"}
+    assert built_in == set(COVERED)
 
 
 def test_xent():
@@ -140,8 +145,7 @@ def test_reverse_ce_and_reverse_kl():
     assert g[0] < 0 and g[3] > 0  # toward the weak label
 
 
-@pytest.mark.parametrize("name", ["xent", "logconf", "product", "window", "entropy", "reverse_ce",
-                                  "logconf_openai", "logconf_eleuther"])
+@pytest.mark.parametrize("name", COVERED)
 def test_every_loss_moves_an_unsure_student_toward_a_confident_weak_label(name):
     assert grad_z(name, [0.0, 0.1], [1.0, 1.0], progress=Progress(0, 10))[0] < 0
 

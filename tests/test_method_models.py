@@ -10,7 +10,6 @@ import yaml
 from conftest import sentiment_examples
 
 from w2sgen import cli, pipeline
-from w2sgen.config import load_config
 from w2sgen.errors import W2SError
 from w2sgen.methods import (
     METHODS,
@@ -23,6 +22,7 @@ from w2sgen.methods import (
     trained_models,
 )
 from w2sgen.spec import Component
+from w2sgen.validate import load_config
 
 
 def teachers_method(s: Setting, *, teachers: Annotated[ModelNames, Trains("supervisor")],
@@ -128,3 +128,44 @@ def test_declared_models_get_the_mode_checks_and_the_asset_check(tiny_bert_dir, 
     from w2sgen.sweep.checks import assets_error
 
     assert absent in str(assets_error(cfg, {}))
+
+
+def test_a_methods_data_check_refuses_before_the_run_is_recorded(tiny_bert_dir, toy, tmp_path):
+    """Cross-fitted methods (bootstrap, relabel, filter) declare their folds check on the data
+    (checked_on_splits); the pipeline runs the hook on the read splits and names no option."""
+    from w2sgen.example import Example
+    from w2sgen.methods import check_method_splits
+    from w2sgen.splits import Splits
+    from w2sgen.store import Store
+
+    def splits(n):
+        return Splits([Example("w", "w", 0)], [Example(f"t{i}", f"t {i}", i % 2) for i in range(n)],
+                      [Example("x", "x", 1)])
+
+    relabel = load_config(None, ["method=relabel", "method.folds=7"])
+    check_method_splits(relabel, splits(7))  # one example per fold: fine
+    with pytest.raises(W2SError, match=r"method.folds=7 but the transfer split has 6 examples; "
+                                       r"set method.folds=5 \(at most 6\)"):
+        check_method_splits(relabel, splits(6))
+    # bootstrap's default (2 folds) counts too; a method without the hook checks nothing
+    with pytest.raises(W2SError, match="method.folds=2 but the transfer split has 1 examples"):
+        check_method_splits(load_config(None, ["method=bootstrap", f"method.ladder=[{tiny_bert_dir}]"]),
+                            splits(1))
+    check_method_splits(load_config(None, ["method=naive"]), splits(1))
+    # through the pipeline: refused after reading the data, nothing recorded
+    keys = [f"task={toy}", f"weak_model={tiny_bert_dir}", f"strong_model={tiny_bert_dir}",
+            "splits.weak_train=20", "splits.transfer=20", "splits.test=20", "device=cpu",
+            "features.max_length=32", f"store={tmp_path / 'store'}", "method=relabel", "method.folds=21"]
+    with pytest.raises(W2SError, match="method.folds=21 but the transfer split has 20 examples"):
+        pipeline.run(load_config(None, keys), quiet=True)
+    assert Store(tmp_path / "store").runs() == []
+
+
+def test_a_sweeps_feature_count_reads_the_models_a_method_declares(tiny_bert_dir, tiny_llama_dir):
+    from w2sgen.sweep.cells import Cell
+    from w2sgen.sweep.runner import models_of
+
+    base = [f"weak_model={tiny_bert_dir}", f"strong_model={tiny_bert_dir}"]
+    ensemble = load_config(None, [*base, "method=weak_ensemble", f"method.models=[{tiny_llama_dir}]"])
+    assert models_of(Cell(0, "e", ensemble)) == {str(tiny_bert_dir), str(tiny_llama_dir)}
+    assert models_of(Cell(1, "n", load_config(None, base))) == {str(tiny_bert_dir)}

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from w2sgen import pipeline
-from w2sgen.config import load_config
 from w2sgen.errors import W2SError
 from w2sgen.methods import METHODS
 from w2sgen.methods.bootstrap import fold_of
 from w2sgen.report import label
 from w2sgen.store import Store
+from w2sgen.validate import load_config
 
 SMALL = ["weak_model=minilm-l6", "strong_model=minilm-l6", "splits.weak_train=150",
          "splits.transfer=150", "splits.test=300", "eval.bootstrap=100"]
@@ -81,8 +81,6 @@ def test_bootstrap_cross_fits_each_rung(store_dir):
 
 def recording_setting(weak, truth):
     """A Setting whose student training records what it was given (no model is trained)."""
-    from types import SimpleNamespace
-
     from w2sgen.methods import Setting
     from w2sgen.splits import Splits
     from w2sgen.tasks import Example
@@ -95,7 +93,9 @@ def recording_setting(weak, truth):
         seen.update(part=part, targets=np.asarray(targets), examples=part.examples(splits))
         return {"p_test": np.array([0.5])}
 
-    ctx = SimpleNamespace(train=train, cfg=SimpleNamespace(loss="xent"))
+    from conftest import FakeContext
+
+    ctx = FakeContext(train=train)
     return Setting(ctx, splits, None, None, {"p_transfer": np.asarray(weak, np.float32)}), seen
 
 

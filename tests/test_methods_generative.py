@@ -8,12 +8,12 @@ import torch
 from conftest import sentiment_examples
 
 from w2sgen import pipeline
-from w2sgen.config import load_config
 from w2sgen.methods import METHODS
 from w2sgen.methods.generative import adapt, collect_texts, select_texts
 from w2sgen.models import load, resolve
 from w2sgen.splits import Splits
 from w2sgen.tasks import Example
+from w2sgen.validate import load_config
 
 TOY = ["the movie was very good", "the food was very bad", "the hotel room was nice",
        "the service was terrible", "this movie is great", "this food is awful"] * 8
@@ -99,7 +99,7 @@ def test_options_are_checked(tiny_bert_dir, tmp_path):
     from w2sgen.errors import W2SError
 
     assert "generative_pretrain" in METHODS
-    from w2sgen.config import load_config
+    from w2sgen.validate import load_config
 
     for bad, match in (("epochs=0", "method.epochs must be an integer >= 1"),
                        ("lr=-1.0", "method.lr must be a number > 0"),
@@ -127,3 +127,33 @@ def test_pipeline_runs_generative_pretrain_and_shares_the_adapted_model_across_s
 
     m2 = pipeline.run(load_config(None, [*common, "seed=1"]), quiet=True)["metrics"]["method"]
     assert m2["cached"] and m2["adapted_model"] == m["adapted_model"]
+
+
+def test_preferred_texts_are_weak_trains_preferred_responses_and_a_pairwise_run_adapts_on_them(
+        tmp_path, tiny_bert_dir, tiny_llama_dir):
+    import random
+
+    import w2sgen
+    from w2sgen.errors import W2SError
+    from w2sgen.methods.generative import preferred_texts
+    from w2sgen.tasks import Comparison, comparison_examples
+
+    good, bad = "good great nice happy love".split(), "bad awful sad poor terrible".split()
+    rng = random.Random(0)
+    cs = [Comparison(f"row {i}", "the movie was", " ".join(rng.choices(good, k=3)),
+                     " ".join(rng.choices(bad, k=3)), f"g{i}") for i in range(100)]
+    ex = comparison_examples("syn", cs, random.Random(1))
+    splits = Splits(ex[:30], ex[30:60], ex[60:])
+    texts = preferred_texts(splits)
+    assert len(texts) == 30 and all(t.startswith("the movie was\n") for t in texts)
+    assert all(w in good for t in texts for w in t.split("\n")[1].split())  # never the other one
+    with pytest.raises(W2SError, match="method.texts=preferred .* has no comparisons"):
+        preferred_texts(Splits(*(sentiment_examples(30)[i::3] for i in range(3))))
+
+    res = w2sgen.run(examples=ex, weak_model=str(tiny_bert_dir), strong_model=str(tiny_llama_dir),
+                     store=str(tmp_path), quiet=True, device="cpu",
+                     splits={"weak_train": 30, "transfer": 30, "test": 30},
+                     features={"max_length": 32, "precision": "fp32"}, train={"epochs": 1},
+                     method={"name": "generative_pretrain", "texts": "preferred", "epochs": 1})
+    m = res.metrics["method"]
+    assert m["texts"] == 30 and m["objective"] == "clm" and np.isfinite(res.student.value)

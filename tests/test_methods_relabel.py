@@ -4,19 +4,22 @@ of each method through the pipeline."""
 from __future__ import annotations
 
 import json
-from contextlib import nullcontext
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import FakeContext
 
 from w2sgen import pipeline
-from w2sgen.config import ExperimentConfig, load_config
+from w2sgen.config import ExperimentConfig
 from w2sgen.errors import W2SError
+from w2sgen.example import Example
 from w2sgen.losses import xent
-from w2sgen.methods import METHODS, relabel
+from w2sgen.methods import METHODS, Setting, relabel
 from w2sgen.methods.relabel import kept_index, knn_labels, logistic_labels, probe_labels
+from w2sgen.models import ModelRef
+from w2sgen.splits import Splits
 from w2sgen.train import ProbeLearner
+from w2sgen.validate import load_config
 
 
 def noisy_clusters(n: int = 400, dim: int = 16, flip: float = 0.2, seed: int = 0):
@@ -121,10 +124,10 @@ def test_invalid_options_are_one_line_errors_at_config_time(method, options, mat
 
 def fake_setting(x, weak, cfg=None):
     """Just enough of a Setting for the probe: features, a step timer, the config, weak labels."""
-    ctx = SimpleNamespace(cfg=cfg or ExperimentConfig(), features=lambda ref, split, ex: x,
-                          step=lambda name: nullcontext())
-    return SimpleNamespace(ctx=ctx, weak_labels=weak, strong_ref=SimpleNamespace(name="fake"),
-                           splits=SimpleNamespace(transfer=list(range(len(x)))))
+    ctx = FakeContext(cfg=cfg or ExperimentConfig(), features=lambda ref, split, ex: x)
+    transfer = [Example(f"t{i}", f"text {i}", 0) for i in range(len(x))]
+    ref = ModelRef("fake", "encoder", "", "fake")
+    return Setting(ctx, Splits([], transfer, []), ref, ref, {"p_transfer": weak})
 
 
 def test_filter_refuses_to_train_on_too_few_examples_or_one_class():

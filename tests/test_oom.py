@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import sentiment_examples
 
-from w2sgen import features, oom, pipeline
+from w2sgen import context, features, oom, pipeline
 from w2sgen.cli import main
 from w2sgen.store import Store
 from w2sgen.train import MODES
@@ -72,7 +72,7 @@ def test_the_cpu_allocator_failing_in_feature_extraction_is_one_line(
                            "enough memory: you tried to allocate 1073741824 bytes.")
 
     monkeypatch.setattr(features, "extract", extract)
-    monkeypatch.setattr(pipeline.onnx_features, "available", lambda: False)  # torch's path
+    monkeypatch.setattr(context.onnx_features, "available", lambda: False)  # torch's path
     assert main(["run", *run_args, "features.batch_size=64"]) == 2
     line = one_error_line(capsys)
     assert line.startswith(f"error: out of CPU memory extracting features of {tiny_bert_dir} ("), line

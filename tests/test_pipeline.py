@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from w2sgen import pipeline
-from w2sgen.config import load_config
+from w2sgen import context, pipeline
 from w2sgen.errors import TrainingDiverged, W2SError
 from w2sgen.losses import LOSSES, xent
 from w2sgen.store import Store
+from w2sgen.validate import load_config
 
 pytestmark = pytest.mark.slow
 
@@ -48,14 +48,14 @@ def test_end_to_end_numbers_are_sane(first_run):
 def test_nested_step_times_are_not_counted_twice(tmp_path):
     import time
 
-    ctx = pipeline.Context(config(tmp_path), Store(tmp_path), quiet=True)
+    ctx = context.Context(config(tmp_path), Store(tmp_path), quiet=True)
     t0 = time.perf_counter()
     with ctx.step("train"):
         time.sleep(0.1)
         with ctx.step("features"):  # computed while training, as the pipeline does
             time.sleep(0.2)
     total = time.perf_counter() - t0
-    own, inner = ctx.timings["train"]["seconds"], ctx.timings["features"]["seconds"]
+    own, inner = ctx.steps.timings["train"]["seconds"], ctx.steps.timings["features"]["seconds"]
     assert inner >= 0.2 and own >= 0.1
     assert own + inner == pytest.approx(total, abs=0.005)  # they add up to the wall time
     with pytest.raises(ValueError):  # a failing step leaves the nesting balanced
@@ -63,7 +63,7 @@ def test_nested_step_times_are_not_counted_twice(tmp_path):
             raise ValueError
     with ctx.step("after"):
         pass
-    assert "broken" not in ctx.timings and ctx.timings["after"]["seconds"] < 0.05
+    assert "broken" not in ctx.steps.timings and ctx.steps.timings["after"]["seconds"] < 0.05
 
 
 def test_rerun_uses_the_cache_and_changing_the_student_keeps_weak_labels(first_run):

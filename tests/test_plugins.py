@@ -63,7 +63,7 @@ def run_python(code: str, path: Path) -> subprocess.CompletedProcess:
 def test_plugin_components_are_seen_and_checked_like_built_in_ones(plugin_path):
     code = textwrap.dedent("""
         import json, torch
-        from w2sgen.config import load_config
+        from w2sgen.validate import load_config
         from w2sgen.losses import LOSSES
         from w2sgen.methods import METHODS
         cfg = load_config(None, ["loss=demo_squared", "loss.weight=2", "method=demo_twice_naive"])
@@ -95,7 +95,7 @@ def test_a_broken_plugin_is_one_line_naming_its_package(tmp_path):
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("[w2sgen.losses]\nbad = broken_plugin:thing\n")
-    out = run_python("from w2sgen.config import load_config; load_config(None, ['loss=xent'])", tmp_path)
+    out = run_python("from w2sgen.validate import load_config; load_config(None, ['loss=xent'])", tmp_path)
     assert out.returncode != 0
     assert "loss plugin 'bad' (broken_plugin:thing, from package broken-plugin) failed to load: " \
            "RuntimeError: boom" in out.stderr

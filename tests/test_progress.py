@@ -96,9 +96,10 @@ def test_a_sweeps_time_left_counts_cached_shared_steps_as_done(monkeypatch):
     cells of the first cell's length."""
     from types import SimpleNamespace
 
+    from w2sgen.spec import Component
     from w2sgen.sweep.runner import Work
 
-    cfg = SimpleNamespace(weak_model="w", strong_model="s", method=SimpleNamespace(options={}))
+    cfg = SimpleNamespace(weak_model="w", strong_model="s", method=Component("naive"))
     cells = [SimpleNamespace(index=i, group="ab"[i // 3], features_group="f", cfg=cfg) for i in range(6)]
     work = Work(cells, todo={c.index for c in cells})
     assert (work.total, work.done) == (16, 0)

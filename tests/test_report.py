@@ -9,13 +9,13 @@ import pytest
 
 from w2sgen import loggers
 from w2sgen.cli import main
-from w2sgen.config import build_config
 from w2sgen.errors import W2SError
 from w2sgen.metrics import evaluate, holm, wilcoxon_signed_rank
 from w2sgen.report import document, export, figures, latest_done, refinement_pairs_markdown, tables
 from w2sgen.report.export import run_rows
 from w2sgen.report.ranking import method_ranking
 from w2sgen.store import Store
+from w2sgen.validate import build_config
 
 TASKS = ["sciq", "boolq", "cosmos_qa", "amazon_polarity", "piqa", "wic"]
 N_TEST = 200
@@ -252,7 +252,7 @@ def test_pipeline_runs_feed_the_report_and_the_logger_hook(tmp_path, tiny_bert_d
     from conftest import sentiment_examples
 
     from w2sgen import pipeline
-    from w2sgen.config import load_config
+    from w2sgen.validate import load_config
 
     for var in ("W2S_WANDB_PROJECT", "MLFLOW_TRACKING_URI", "W2S_MLFLOW_EXPERIMENT", "W2S_LOGGERS"):
         monkeypatch.delenv(var, raising=False)

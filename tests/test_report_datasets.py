@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from w2sgen.cli import main
-from w2sgen.config import build_config
 from w2sgen.metrics import evaluate
 from w2sgen.nested import within_dataset_means
 from w2sgen.report.datasets import dataset_cells, dataset_rows, pgr_summary
 from w2sgen.store import Store
+from w2sgen.validate import build_config
 
 N = 100
 

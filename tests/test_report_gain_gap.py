@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from w2sgen.cli import main
-from w2sgen.config import build_config
 from w2sgen.metrics import evaluate
 from w2sgen.report.gain_gap import gain_gap_markdown, gain_gap_table, rho_over_datasets
 from w2sgen.store import Store
+from w2sgen.validate import build_config
 
 N = 400
 TASKS = ["sciq", "boolq", "cosmos_qa", "piqa"]

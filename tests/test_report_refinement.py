@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from w2sgen.cli import main
-from w2sgen.config import build_config
 from w2sgen.metrics import evaluate
 from w2sgen.report.refinement import controls_markdown, families, nested_prompting, refinement_controls
 from w2sgen.store import Store
+from w2sgen.validate import build_config
 
 N = 100  # test examples per run
 REFINE = {"name": "icl_refine", "lm": "smollm2-135m", "batch": "fixed", "balance": True}
@@ -159,7 +159,7 @@ def test_real_runs_of_every_role_fill_the_table(tmp_path, tiny_bert_dir, tiny_ll
     from conftest import sentiment_examples
 
     from w2sgen import pipeline
-    from w2sgen.config import load_config
+    from w2sgen.validate import load_config
 
     data = tmp_path / "toy.csv"
     data.write_text("text,label\n" + "".join(f"{e.text},{e.label}\n" for e in sentiment_examples(200)))

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from w2sgen.config import build_config
 from w2sgen.metrics import evaluate
 from w2sgen.report import document, latest_done, scaling, tables
 from w2sgen.store import Store
+from w2sgen.validate import build_config
 
 N = 400
 LADDER = ("minilm-l3", "minilm-l6", "mpnet-base")

@@ -6,9 +6,9 @@ import pytest
 from test_report import add_run, synthetic_predictions
 
 from w2sgen.cli import main
-from w2sgen.config import build_config
 from w2sgen.report import median_pgr_table, median_pgr_verdict, pgr_verdict, table
 from w2sgen.store import Store
+from w2sgen.validate import build_config
 
 
 def est(value, low, high):

@@ -52,7 +52,7 @@ def test_every_suite_dry_runs_or_names_its_optional_asset(path, tmp_path):
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_every_config_has_its_assets_or_names_the_optional_one(path):
-    from w2sgen.config import load_config
+    from w2sgen.validate import load_config
 
     cfg = load_config(path)
     try:

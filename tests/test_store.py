@@ -16,9 +16,11 @@ import pytest
 import yaml
 
 from w2sgen import store as store_module
-from w2sgen.config import ExperimentConfig, load_config
+from w2sgen.config import ExperimentConfig
 from w2sgen.errors import W2SError
-from w2sgen.store import RunTaken, Store, atomic_write, process_owner
+from w2sgen.owner import process_owner
+from w2sgen.store import RunTaken, Store, atomic_write
+from w2sgen.validate import load_config
 
 
 def files_under(path):

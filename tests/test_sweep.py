@@ -20,9 +20,10 @@ import yaml
 
 from w2sgen import sweep
 from w2sgen.cli import main
-from w2sgen.config import load_config
 from w2sgen.errors import W2SError
-from w2sgen.store import Store, process_owner
+from w2sgen.owner import process_owner
+from w2sgen.store import Store
+from w2sgen.validate import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "suites" / "smoke.yaml"
@@ -159,6 +160,56 @@ def test_only_leaves_out_the_cells_a_value_does_not_apply_to(tmp_path):
         "l3->mpnet | logconf | seed 1", "l6->mpnet | logconf | seed 1"]
     boot = next(c.cfg for c in suite.cells if "bootstrap" in c.label)
     assert boot.method.name == "bootstrap" and boot.method.options == {"ladder": ["minilm-l6"]}
+
+
+def test_order_changes_the_run_order_not_the_cells(tmp_path):
+    grid = {"task": ["rt_sentiment", "nyt_sentiment"],
+            "pairs": [{"label": "a", "weak_model": "minilm-l3", "strong_model": "minilm-l6"},
+                      {"label": "b", "weak_model": "minilm-l6", "strong_model": "mpnet-base"}],
+            "seeds": [0, 1]}
+    default = write_suite(tmp_path, grid, {}, "default.yaml")
+    path = tmp_path / "ordered.yaml"
+    path.write_text(yaml.safe_dump({"base": {}, "grid": grid, "order": ["pairs"]}))
+    plain = sweep.load_suite(default, str(tmp_path / "s"), check_assets=False)
+    ordered = sweep.load_suite(path, str(tmp_path / "s"), check_assets=False)
+    assert [c.label for c in plain.cells][:3] == [
+        "rt_sentiment | a | seed 0", "rt_sentiment | a | seed 1", "rt_sentiment | b | seed 0"]
+    assert [c.label for c in ordered.cells] == [  # pairs slowest, then the default order
+        "rt_sentiment | a | seed 0", "rt_sentiment | a | seed 1",
+        "nyt_sentiment | a | seed 0", "nyt_sentiment | a | seed 1",
+        "rt_sentiment | b | seed 0", "rt_sentiment | b | seed 1",
+        "nyt_sentiment | b | seed 0", "nyt_sentiment | b | seed 1"]
+    assert sorted(c.hash for c in ordered.cells) == sorted(c.hash for c in plain.cells)
+    for order, needle in ((["seeds", "pairs", "seeds"], "order must be a list of distinct grid axes"),
+                          ("pairs", "order must be a list"),
+                          (["pair"], "order names 'pair', which is no axis of the grid")):
+        path.write_text(yaml.safe_dump({"base": {}, "grid": grid, "order": order}))
+        with pytest.raises(W2SError, match=needle):
+            sweep.load_suite(path, check_assets=False)
+
+
+def test_ladder_suites_share_splits_and_weak_supervisors():
+    """The causal ladder's two parts: the same 72 (task, pair, seed) cells, each part 144 cells,
+    every pair's tasks together, the probe part's first pairs the minilm-l3 column."""
+    probe = sweep.load_suite(ROOT / "suites" / "ladder-causal-probe.yaml", "/x", check_assets=False)
+    lastk = sweep.load_suite(ROOT / "suites" / "ladder-causal-lastk.yaml", "/x", check_assets=False)
+    assert len(probe.cells) == len(lastk.cells) == 144
+    pairs = list(dict.fromkeys(c.label.split(" | ")[1] for c in probe.cells))
+    assert pairs[:3] == ["l3->smollm", "l3->gemma", "l3->qwen0.5b"] and len(pairs) == 8
+    assert [c.label.split(" | ")[0] for c in probe.cells[:18:6]] == ["rt", "nyt", "valence"]
+    assert max(len(c.label) for c in (*probe.cells, *lastk.cells)) <= 60
+    assert {c.cfg.train.mode for c in lastk.cells} == {"last_k"}
+
+    def weak(c):
+        w = c.cfg.for_weak()
+        return (w.train.mode, w.train.epochs, w.train.batch_size, w.train.weight_decay,
+                c.cfg.weak_model, c.cfg.to_dict()["task"], c.cfg.to_dict()["splits"])
+    by_key = {(c.label.split(" | ")[0], c.cfg.weak_model, c.cfg.strong_model, c.cfg.seed): weak(c)
+              for c in probe.cells}
+    for c in lastk.cells:
+        assert weak(c) == by_key[(c.label.split(" | ")[0], c.cfg.weak_model, c.cfg.strong_model,
+                                  c.cfg.seed)]
+    assert min(c.cfg.splits.test for c in probe.cells) >= 1500
 
 
 @pytest.mark.parametrize("only, needle", [

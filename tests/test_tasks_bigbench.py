@@ -14,7 +14,8 @@ import pytest
 
 from w2sgen.config import Component
 from w2sgen.errors import MissingAsset, W2SError
-from w2sgen.fetch import ASSETS, File, Package, PyPI
+from w2sgen.fetch import ASSETS, File
+from w2sgen.fetch_sources import Package, PyPI
 from w2sgen.tasks import bigbench, load_task
 
 

@@ -255,18 +255,19 @@ def test_an_engine_that_hangs_times_out_with_one_line(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------- the settings' suites
 
-SPLITS = "splits.weak_train=400 splits.transfer=400 splits.test=400"
+SPLITS = "splits.weak_train=400 splits.transfer=400 splits.test=400 eval.zero_shot=smollm2-135m"
 
 
 @pytest.mark.parametrize("name, cells, runs", [
     ("chess", 7, [f"task=chess_generated {SPLITS}"]),  # docs/settings.md's first chess run
-    ("reward", 3, [f"task=rt_preference_standin {SPLITS}", f"task=rt_preference_standin {SPLITS} loss=logconf"]),
+    ("reward", 4, [f"task=rt_preference_standin {SPLITS}", f"task=rt_preference_standin {SPLITS} loss=logconf",
+                   f"task=rt_preference_standin {SPLITS} method.name=generative_pretrain method.texts=preferred"]),
 ])
 def test_settings_suites_expand_and_hold_the_documented_runs(tmp_path, name, cells, runs):
     from pathlib import Path
 
     from w2sgen import sweep
-    from w2sgen.config import load_config
+    from w2sgen.validate import load_config
 
     root = Path(__file__).resolve().parents[1]
     suite = sweep.load_suite(root / "suites" / f"{name}.yaml", str(tmp_path))
@@ -275,7 +276,7 @@ def test_settings_suites_expand_and_hold_the_documented_runs(tmp_path, name, cel
     for keys in runs:
         assert load_config(root / "configs" / "default.yaml", keys.split()).hash() in hashes
     methods = Counter(c.cfg.method.name for c in suite.cells)
-    assert methods == ({"naive": 6, "bootstrap": 1} if name == "chess" else {"naive": 2, "generative_pretrain": 1})
+    assert methods == ({"naive": 6, "bootstrap": 1} if name == "chess" else {"naive": 2, "generative_pretrain": 2})
 
 
 def test_an_engine_mute_from_the_start_times_out_with_one_line(tmp_path, monkeypatch, tiny_bert_dir):

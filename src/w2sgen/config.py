@@ -1,16 +1,15 @@
 """Typed experiment configuration: YAML in, validated dataclasses out, `key=value` overrides.
 
 Every field has a default, so an empty file is the default experiment. Components that have
-their own options (task, loss) are written `name` or `{name: ..., option: value}`; their
-options are checked against the registered component's signature.
+their own options (task, loss) are written `name` or `{name: ..., option: value}`. This module is
+the schema, how YAML and overrides are read into it, and the run identity; validate.py checks a
+config (`load_config`, `build_config`: options against the registered component's signature).
 """
 from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 import yaml
@@ -71,7 +70,8 @@ class TrainConfig:
     select_size: Union[Annotated[int, Ge(2)], Annotated[float, Range(0, 1, lo_open=True, hi_open=True)]] = 0.2
     # train.mode=label_tokens: the prompt and its two label words ([negative, positive], each one
     # token after the prompt; lm/tokens.py); None takes the task's instruction and words and
-    # prompting.DEFAULT_TEMPLATE. `adapter`: LoRA adapters (lora) or every weight (none).
+    # prompting.DEFAULT_TEMPLATE. `adapter`: LoRA adapters (lora), every weight (none), or the
+    # top train.last_k blocks on cached hidden states (last_k).
     label_words: Optional[Annotated[list[str], Check(
         lambda w: len(w) == 2 and all(isinstance(x, str) and x.strip() for x in w),
         "two label words [negative, positive]")]] = None
@@ -79,7 +79,7 @@ class TrainConfig:
     template: Optional[Annotated[str, Check(
         lambda t: "{text}" in t and t.rstrip().endswith("{label}"),
         "a prompt template containing {text} and ending with {label}")]] = None
-    adapter: Literal["lora", "none"] = "lora"
+    adapter: Literal["lora", "none", "last_k"] = "lora"
     # the modules LoRA adapts (lora and label_tokens): every linear layer, or these names
     lora_targets: Union[Literal["all-linear"], Annotated[list[str], NonEmpty()]] = "all-linear"
 
@@ -107,6 +107,9 @@ class EvalConfig:
     # or their means over the sweep's seeds (fixed, as the 2026 testbed does;
     # metrics.fixed_baseline_pgr). A report setting: a run computes the same either way.
     pgr_baseline: Literal["per_seed", "fixed"] = "per_seed"
+    # A causal LM (zoo name or folder) whose zero-shot accuracy on test the run adds
+    # (metrics.zero_shot; zero_shot.py): comparisons and candidate-answer tasks only. None: none.
+    zero_shot: Optional[str] = None
 
 
 @dataclass
@@ -153,28 +156,6 @@ class ExperimentConfig:
         """The weak supervisor's training settings: `train` with `weak_train`'s fields over it."""
         return dataclasses.replace(self.train, **(self.weak_train or {}))
 
-    def weak_inherited_note(self) -> Optional[str]:
-        """One line when the weak supervisor trains under another mode than `train`
-        (`weak_train.mode`) yet takes over fields of `train` set away from their defaults: set
-        for the strong model, they apply to the weak one too unless weak_train names them (a
-        full fine-tuning warm-up once leaked into a weak probe that way). None otherwise."""
-        from .train import MODES
-
-        weak = self.weak_train or {}
-        if weak.get("mode", self.train.mode) == self.train.mode:
-            return None
-        default = TrainConfig()
-        # a field some mode reads and the weak mode does not (label_words under a probe) is moot
-        moot = set().union(*(m.own_fields for _, m in MODES.items())) - MODES.get(weak["mode"]).own_fields
-        taken = [f"{f.name}={getattr(self.train, f.name)!r}" for f in dataclasses.fields(TrainConfig)
-                 if f.name not in ("mode", *moot) and f.name not in weak
-                 and getattr(self.train, f.name) != getattr(default, f.name)]
-        if not taken:
-            return None
-        return (f"note: the weak supervisor (weak_train.mode={weak['mode']}) takes train's "
-                f"{', '.join(taken)}; set weak_train.<key> where that was meant for the "
-                f"strong model (train.mode={self.train.mode}) only")
-
     def for_weak(self) -> ExperimentConfig:
         """This config as the weak supervisor trains under it: `train` is weak_train_config()
         and there is no `weak_train`. Without an override, this very config."""
@@ -183,15 +164,13 @@ class ExperimentConfig:
         return dataclasses.replace(self, train=self.weak_train_config(), weak_train=None)
 
     def resolved(self, check: bool = True) -> ExperimentConfig:
-        """This config with its component options canonical and every machine-dependent default
-        made concrete (`precision: auto` -> bf16 or fp32 for the device it will run on): what
-        runs, what is recorded, what is hashed. Resolving twice changes nothing. `check=False`
+        """This config with every machine-dependent default made concrete (`precision: auto` ->
+        bf16 or fp32 for the device it will run on): what runs, what is recorded, what is hashed.
+        Its components are canonical as validate.py leaves them (build_config; a config made in
+        code: validate.canonical, which pipeline.run applies). Resolving twice changes nothing. `check=False`
         (a stored run being re-keyed): a precision already concrete is kept as recorded,
         without this machine's checks (fp16 of a GPU run, read on a host without a GPU)."""
-        from .models import MODELS
-
         device = self.torch_device() if check or self.device == "auto" else self.device
-        task, method, loss = canonical_components(self)
         # Features on a CPU: fp32 through ONNX Runtime was faster than torch's bf16 even with
         # native bf16 units, and bf16 MPNet features miss cosine 0.999 to fp32 (docs/speed.md)
         features = dataclasses.replace(self.features, precision="fp32" if (
@@ -204,14 +183,11 @@ class ExperimentConfig:
                                    "weak_train" if "precision" in self.weak_train else "train", check)
             weak_train = {k: v for k, v in dataclasses.asdict(weak).items()
                           if v != getattr(train, k)} or None
-        return dataclasses.replace(self, task=task, method=method, loss=loss, features=features,
-                                   train=train, weak_train=weak_train,
-                                   weak_model=MODELS.canonical(self.weak_model),
-                                   strong_model=MODELS.canonical(self.strong_model))
+        return dataclasses.replace(self, features=features, train=train, weak_train=weak_train)
 
     def identity(self, check: bool = True) -> dict[str, Any]:
-        """What the results depend on: the resolved config (component options canonical,
-        precision concrete) less where and how it runs, less the options added after schema 1
+        """What the results depend on: the resolved config (component options canonical as
+        validate.py makes them, precision concrete) less where and how it runs, less the options added after schema 1
         while they keep the earlier behaviour. Nothing in it is measured: `precision: auto`
         follows the device's capability (hardware.auto_precision). `check`: see resolved."""
         cfg = self.resolved(check)
@@ -226,6 +202,8 @@ class ExperimentConfig:
             d["weak_train"] = train_identity(cfg.weak_train_config())
         for key in IDENTITY_DEFAULTS["eval"]:  # how a report reads runs, not what a run computes
             d["eval"].pop(key, None)
+        if d["eval"].get("zero_shot") is None:  # added after schema 1: absent when unset
+            d["eval"].pop("zero_shot", None)
         return d
 
     def hash(self, check: bool = True) -> str:
@@ -246,24 +224,6 @@ IDENTITY_DEFAULTS: dict[str, dict[str, Any]] = {
               "template": None, "adapter": "lora", "lora_targets": "all-linear"},
     "eval": {"pgr_baseline": "per_seed"},
 }
-
-
-def canonical_components(cfg: ExperimentConfig) -> tuple[Component, Component, Component]:
-    """The config's task, method and loss with their options canonical (options.canonical:
-    types conformed from the component's signature, defaults dropped), so every spelling of one
-    choice records, hashes and keys its cached steps alike. A task written as a file or folder
-    path (`task: data/my.csv`) keeps that form; its implied `path` option is not repeated."""
-    from .losses import LOSSES
-    from .methods import METHODS
-    from .tasks import TASKS, task_component
-
-    task = task_component(cfg.task)
-    task_options = options.canonical(TASKS.get(task.name).load, task.options)
-    if task is not cfg.task and task_options.get("path") == cfg.task.name:
-        task_options.pop("path")
-    return (Component(cfg.task.name, task_options),
-            Component(cfg.method.name, options.canonical(METHODS.get(cfg.method.name), cfg.method.options)),
-            Component(cfg.loss.name, options.canonical(LOSSES.get(cfg.loss.name), cfg.loss.options)))
 
 
 PrecisionSetting = Literal["auto", "bf16", "fp32", "fp16"]
@@ -300,7 +260,7 @@ def train_identity(train: TrainConfig) -> dict[str, Any]:
     return d
 
 
-# ---------------------------------------------------------------- loading and validation
+# ---------------------------------------------------------------- reading a config (validate.py checks it)
 
 
 def torch_device(device: str) -> str:
@@ -312,20 +272,6 @@ def torch_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
-
-
-def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> ExperimentConfig:
-    raw = read_yaml_mapping(path, "config file") if path is not None else {}
-    for item in overrides:
-        apply_override(raw, item)
-    return build_config(raw)
-
-
-def build_config(raw: dict[str, Any]) -> ExperimentConfig:
-    """A validated config from a raw mapping of keys (as read from YAML)."""
-    cfg = from_dict(ExperimentConfig, raw, "")
-    check_components(cfg)
-    return cfg
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
@@ -420,116 +366,6 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where)
     return check_value(tp, value, where, ints_as_float=True)
-
-
-def check_components(cfg: ExperimentConfig) -> None:
-    """Names and options of registered components, checked before any work starts."""
-    from .losses import LOSSES
-    from .methods import METHODS, check_method
-    from .tasks import TASKS, task_component
-    from .train import MODES
-
-    MODES.get(cfg.train.mode)
-    weak = cfg.weak_train or {}
-    if "mode" in weak:
-        try:
-            MODES.get(weak["mode"])
-        except W2SError as e:
-            raise W2SError(f"config: weak_train.mode: {e}") from None
-    for key in WEAK_ONLY_TRAIN:  # train's own value is allowed: a recorded config reloads
-        if key in weak and weak[key] != getattr(cfg.train, key):
-            raise W2SError(f"config: weak_train.{key}: the weak supervisor always keeps its last "
-                           f"epoch (train.{key} chooses a student's); drop it from weak_train")
-    check_options(LOSSES.get(cfg.loss.name), cfg.loss, "loss")
-    check_options(METHODS.get(cfg.method.name), cfg.method, "method")
-    check_method(cfg)  # the method's own check of the whole config (methods.checked_by)
-    task = task_component(cfg.task)
-    check_options(TASKS.get(task.name).load, task, "task")
-    cfg.task, cfg.method, cfg.loss = canonical_components(cfg)
-    s = cfg.splits
-    for name in ("weak_train", "transfer", "test"):
-        v = getattr(s, name)
-        if v <= 0 or (isinstance(v, float) and v >= 1):
-            raise W2SError(f"config: splits.{name} must be a positive count or a fraction in "
-                           f"(0, 1), got {v!r}")
-    _check_micro_batch(cfg.train, "train")
-    if "batch_size" in weak or "micro_batch_size" in weak:
-        _check_micro_batch(cfg.weak_train_config(), "weak_train")
-    check_models(cfg)
-
-
-def _check_micro_batch(train: TrainConfig, where: str) -> None:
-    micro = train.micro_batch_size
-    if micro is not None and train.batch_size % micro:
-        raise W2SError(f"config: {where}.micro_batch_size ({micro}) must be a positive divisor of "
-                       f"{where}.batch_size ({train.batch_size}); e.g. {where}.micro_batch_size="
-                       f"{_divisor_below(train.batch_size, micro)}")
-
-
-def weak_problem(cfg: ExperimentConfig, problem: W2SError) -> W2SError:
-    """A mode check's refusal of the weak supervisor, naming weak_train when it has its own
-    settings (the check's words name train.* keys)."""
-    if not cfg.weak_train:
-        return problem
-    return W2SError(f"weak supervisor {cfg.weak_model!r} (weak_train over train): {problem}")
-
-
-# train-mode checks already made in this process: inputs -> the error, or None (a sweep's cells
-# share models and settings; a GGUF tokenizer takes seconds to read)
-_MODEL_CHECKS: dict[str, Optional[W2SError]] = {}
-
-
-def check_models(cfg: ExperimentConfig) -> None:
-    """The train mode's own checks (`Learner.preflight`: tokenizer and model config, never the
-    weights, no data) on each model of the config that is on this machine - an installed zoo
-    model or a local folder - so `w2s run` and `w2s sweep --dry-run` refuse a bad setting (a
-    label word that is not one token, a prompt too long before any text, a LoRA target the model
-    lacks, an encoder for train.mode=label_tokens) before anything runs. Models not installed
-    and hub ids are left to the run, which names what is missing first and checks them then."""
-    from .methods import model_roles
-
-    weak = cfg.for_weak()
-    roles = model_roles(cfg, str)
-    if weak is cfg:  # one set of settings for every model: each checked once
-        groups = [(cfg, [name for name, _, _ in roles])]
-    else:
-        groups = [(weak, [name for name, _, supervisor in roles if supervisor]),
-                  (cfg, [name for name, _, supervisor in roles if not supervisor])]
-    for role, names in groups:
-        problem = _check_role(role, names)
-        if problem is not None:
-            raise weak_problem(cfg, problem) if role is not cfg else problem
-
-
-def _check_role(cfg: ExperimentConfig, names: list[str]) -> Optional[W2SError]:
-    """The first refusal of `cfg.train.mode`'s checks for the models `names`, else None."""
-    from .models import local_ref
-    from .train import MODES
-
-    mode = MODES.get(cfg.train.mode)
-    if not mode.checks_models:
-        return None
-    for name in dict.fromkeys(names):
-        ref = local_ref(name)
-        if ref is None:
-            continue
-        d = cfg.to_dict()
-        key = stable_hash([cfg.train.mode, ref.identity, ref.path, ref.kind, d["task"], d["train"],
-                           d["features"]])
-        if key not in _MODEL_CHECKS:
-            try:
-                mode.preflight(ref, cfg, None)
-                _MODEL_CHECKS[key] = None
-            except W2SError as e:
-                _MODEL_CHECKS[key] = e
-        problem = _MODEL_CHECKS[key]
-        if problem is not None:
-            return W2SError(str(problem))
-    return None
-
-
-def _divisor_below(n: int, m: int) -> int:
-    return max([d for d in range(1, max(1, min(n, m)) + 1) if n % d == 0] or [1])
 
 
 def check_options(factory: Any, comp: Component, where: str) -> None:

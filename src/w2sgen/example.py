@@ -19,3 +19,7 @@ class Example:
     # files) names the example's split here; then the task, not the random splitter, decides
     # membership (see `predefined_splits`). None everywhere else.
     split: Optional[str] = None
+    # A pairwise-preference example (tasks.pairwise_example): its two responses (A, B), which
+    # `text_pair` shows joined. A reward model reads each side on its own (prompt + response,
+    # pairwise.side_examples) and scores it; None for every other kind of example.
+    responses: Optional[tuple[str, str]] = None

@@ -2,8 +2,8 @@
 
 Extraction is the hot path of every sweep. It sorts texts by token length so each batch pads
 little, runs under `torch.inference_mode`, and autocasts to `features.precision` (default `auto`:
-fp32 on a CPU, where encoders go through ONNX Runtime instead (onnx_features.py, chosen by the
-pipeline); bfloat16 on a GPU that computes it natively, else fp32; see config.resolved and
+fp32 on a CPU, where encoders go through ONNX Runtime instead (onnx_features.py, chosen by
+context.Context); bfloat16 on a GPU that computes it natively, else fp32; see config.resolved and
 hardware.py); pooling and the output stay float32. benchmarks/encode.py compares this path with
 sentence-transformers' backends on the same texts (docs/speed.md has the figures and the CPU
 they were measured on).

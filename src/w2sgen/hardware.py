@@ -283,6 +283,17 @@ def gpu_figures() -> tuple[Probe, str]:
 _NATIVE: dict[str, bool] = {}
 
 
+def ram_bytes() -> Optional[int]:
+    """This machine's physical memory (None where the OS does not say); not cached, not timed.
+    W2S_RAM_BYTES replaces it (a machine shared with other work, and tests)."""
+    if os.environ.get("W2S_RAM_BYTES"):
+        return int(os.environ["W2S_RAM_BYTES"])
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def bf16_native(device: str) -> bool:
     """Does `device` (cpu | cuda) compute bf16 natively? Read from the hardware's description
     (CPU flags, CUDA's bf16 support), never timed; asked once per process."""

@@ -24,7 +24,7 @@ import hashlib
 import inspect
 import json
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -36,7 +36,8 @@ from . import features as feats
 from . import hardware
 from .errors import W2SError
 from .example import Example
-from .train import MODES, Learner, _eval_callback, prepare, training_loop
+from .label_tokens import LabelPrompts, LabelTokenLearner, label_prompt_format
+from .learner import Learner, eval_callback, prepare, training_loop
 
 ENCODERS = ("BertModel", "MPNetModel")
 DECODERS = ("LlamaModel", "Qwen2Model", "Gemma3TextModel")
@@ -151,7 +152,6 @@ def positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.long().cumsum(1) - 1).clamp(min=0)
 
 
-@MODES.register("last_k")
 class LastKLearner(Learner):
     default_lr = 1e-4
     # gradient_checkpointing: read to refuse it (memory.check_fits), so inheriting true matters
@@ -197,7 +197,7 @@ class LastKLearner(Learner):
 
         try:
             return training_loop(params, forward, targets, loss_fn, self.cfg.train, self.lr, seed,
-                                 desc, _eval_callback(self, eval_set), self.precision, device)
+                                 desc, eval_callback(self, eval_set), self.precision, device)
         finally:
             self.top.eval()
 
@@ -209,38 +209,14 @@ class LastKLearner(Learner):
         content = hashlib.sha256()
         for e in examples:
             content.update(f"{e.id}\x1f{e.text}\x1f{e.text_pair}\x1e".encode())
-        key = (self.ref.identity, self.top.start, self.cfg.features.max_length,
-               self.cfg.features.batch_size, str(next(self.backbone.parameters()).device),
-               content.hexdigest())
-        if key in SHARED:
-            SHARED.move_to_end(key)
-            return SHARED[key]
-        enc = feats.tokenize(self.tokenizer, examples, self.cfg.features.max_length, causal)
-        device = next(self.backbone.parameters()).device
-        out: list[Any] = [None] * len(enc)
-        bs = self.cfg.features.batch_size
-        order = np.argsort([-len(e["input_ids"]) for e in enc], kind="stable")
-        self.backbone.eval()
-        with torch.inference_mode():
-            for start in range(0, len(order), bs):
-                idx = order[start:start + bs]
-                batch = feats.collate(self.tokenizer, [enc[i] for i in idx], device)
-                if causal:  # the positions the top blocks count (padding-side free)
-                    batch["position_ids"] = positions(batch["attention_mask"])
-                h = self.backbone(**batch, output_hidden_states=True).hidden_states[self.top.start]
-                for row, i in enumerate(idx):
-                    real = batch["attention_mask"][row].bool()  # either padding side
-                    out[i] = h[row][real].clone()
-        SHARED[key] = out
-        while len(SHARED) > 1 and sum(t.numel() * t.element_size() for v in SHARED.values()
-                                      for t in v) > SHARED_BYTES:
-            SHARED.popitem(last=False)  # the least recently used first
-        return out
+
+        def encode() -> list[dict[str, Any]]:
+            return feats.tokenize(self.tokenizer, examples, self.cfg.features.max_length, causal)
+        return bottom_states(self.backbone, self.tokenizer, self.top, encode, self.cfg.features.batch_size,
+                             (self.ref.identity, self.cfg.features.max_length, content.hexdigest()))
 
     def logits(self, acts: list[torch.Tensor]) -> torch.Tensor:
-        hidden = nn.utils.rnn.pad_sequence(acts, batch_first=True)
-        lengths = torch.tensor([len(a) for a in acts], device=hidden.device)
-        mask = (torch.arange(hidden.shape[1], device=hidden.device)[None] < lengths[:, None]).long()
+        hidden, mask = padded(acts)
         return self.head(feats.pool(self.top(hidden, mask), mask, self.pooling))
 
     def predict(self, inputs: Sequence[Example]) -> np.ndarray:
@@ -255,6 +231,130 @@ class LastKLearner(Learner):
                 out.append(torch.softmax(self.logits(acts[start:start + bs]).float(), -1)[:, 1].cpu().numpy())
         self.top.train(was)
         return np.concatenate(out)
+
+
+class LabelTokensLastK(LabelTokenLearner):
+    """train.mode=label_tokens with train.adapter=last_k: the top train.last_k blocks of a causal
+    LM, its final norm and the LM head's rows of the two label tokens train on the hidden states
+    entering those blocks, computed once per prompt (`bottom_states`, as last_k's; the prompts are
+    label_tokens' own). The label logits are the whole model's: those rows (a trained copy, so
+    with tied embeddings the input embeddings stay as they were) at each prompt's last token,
+    after the final norm (and a logit softcap where the model has one). LabelTokenLearner builds
+    this learner for adapter last_k."""
+
+    def fit(self, inputs: Sequence[Example], targets, loss_fn, seed, desc, eval_set=None):
+        from .models import load
+
+        where = self.cfg.torch_device()
+        self.precision = prepare(self, where)  # the frozen bottom's pass stays fp32
+        torch.manual_seed(seed)
+        self.lm, self.tokenizer = load(self.ref, where, lm_head=True)
+        self.prompts = LabelPrompts(self.tokenizer, label_prompt_format(self.cfg), self.ref.name,
+                                    self.cfg.features.max_length)
+        rows = self.prompts.encode(inputs)  # before any work: a too-long prompt fails here
+        for p in self.lm.parameters():
+            p.requires_grad_(False)
+        self.top = top_blocks(self.lm.base_model, self.cfg.train.last_k, self.ref.name)
+        for p in self.top.trained.parameters():
+            p.requires_grad_(True)
+        self.head = label_head(self.lm, self.prompts.label_ids)
+        self.softcap = getattr(self.lm.config, "final_logit_softcapping", None)
+        self.device = next(self.lm.parameters()).device
+        acts = self.activations(rows)
+        params = [*self.top.trained.parameters(), *self.head.parameters()]
+        self.top.train()
+
+        def forward(idx: torch.Tensor) -> torch.Tensor:
+            return self.top_logits([acts[i] for i in idx.tolist()])
+
+        try:
+            return training_loop(params, forward, targets, loss_fn, self.cfg.train, self.lr, seed,
+                                 desc, eval_callback(self, eval_set), self.precision, self.device)
+        finally:
+            self.top.eval()
+
+    def activations(self, rows: Sequence[Sequence[int]]) -> list[torch.Tensor]:
+        """Per prompt (token ids), the hidden states entering the first trained block."""
+        content = hashlib.sha256(json.dumps([list(r) for r in rows]).encode()).hexdigest()
+
+        def encode() -> list[dict[str, Any]]:
+            return [{"input_ids": list(r), "attention_mask": [1] * len(r)} for r in rows]
+        return bottom_states(self.lm.base_model, self.tokenizer, self.top, encode,
+                             self.cfg.features.batch_size, (self.ref.identity, "label_tokens", content))
+
+    def top_logits(self, acts: Sequence[torch.Tensor]) -> torch.Tensor:
+        """(len(acts), 2): the negative and positive label tokens' logits after each prompt."""
+        hidden, mask = padded(acts)
+        logits = self.head(feats.pool(self.top(hidden, mask), mask, "last")).float()
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits
+
+    def predict(self, inputs: Sequence[Example]) -> np.ndarray:
+        acts = self.activations(self.prompts.encode(inputs))
+        was = self.top.training
+        self.top.eval()
+        bs = self.cfg.features.batch_size
+        out = []
+        with torch.inference_mode(), hardware.autocast(self.precision, self.device):
+            for start in range(0, len(acts), bs):
+                out.append(torch.softmax(self.top_logits(acts[start:start + bs]), -1)[:, 1].cpu().numpy())
+        self.top.train(was)
+        return np.concatenate(out)
+
+
+def label_head(lm: Any, label_ids: Sequence[int]) -> nn.Linear:
+    """A trainable copy of the rows of `lm`'s output head for `label_ids`, in fp32."""
+    out = lm.get_output_embeddings()
+    assert isinstance(out, nn.Linear)
+    head = nn.Linear(out.in_features, len(label_ids), bias=out.bias is not None)
+    with torch.no_grad():
+        head.weight.copy_(out.weight[list(label_ids)].float())
+        if out.bias is not None and head.bias is not None:
+            head.bias.copy_(out.bias[list(label_ids)].float())
+    return head.to(out.weight.device)
+
+
+def bottom_states(backbone: nn.Module, tokenizer: Any, top: TopBlocks | CausalTopBlocks,
+                  encode: Callable[[], list[dict[str, Any]]], batch_size: int, key: tuple
+                  ) -> list[torch.Tensor]:
+    """Per encoded input (`encode()`: token id dicts, unpadded), its hidden states entering
+    `top`'s first block at its real tokens: from SHARED when this process computed them for the
+    same `key` (what the inputs are) and depth, else by one fp32 pass of `backbone` under
+    inference mode, longest inputs first; kept in SHARED (least recently used dropped past
+    SHARED_BYTES)."""
+    device = next(backbone.parameters()).device
+    key = (*key, top.start, batch_size, str(device))
+    if key in SHARED:
+        SHARED.move_to_end(key)
+        return SHARED[key]
+    enc = encode()
+    causal = isinstance(top, CausalTopBlocks)
+    out: list[Any] = [None] * len(enc)
+    order = np.argsort([-len(e["input_ids"]) for e in enc], kind="stable")
+    backbone.eval()
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            batch = feats.collate(tokenizer, [enc[i] for i in idx], device)
+            if causal:  # the positions the top blocks count (padding-side free)
+                batch["position_ids"] = positions(batch["attention_mask"])
+            h = backbone(**batch, output_hidden_states=True).hidden_states[top.start]
+            for row, i in enumerate(idx):
+                real = batch["attention_mask"][row].bool()  # either padding side
+                out[i] = h[row][real].clone()
+    SHARED[key] = out
+    while len(SHARED) > 1 and sum(t.numel() * t.element_size() for v in SHARED.values()
+                                  for t in v) > SHARED_BYTES:
+        SHARED.popitem(last=False)  # the least recently used first
+    return out
+
+
+def padded(acts: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cached hidden states right-padded into one batch, and its attention mask."""
+    hidden = nn.utils.rnn.pad_sequence(list(acts), batch_first=True)
+    lengths = torch.tensor([len(a) for a in acts], device=hidden.device)
+    return hidden, (torch.arange(hidden.shape[1], device=hidden.device)[None] < lengths[:, None]).long()
 
 
 def _model_type(ref: Any) -> Optional[str]:

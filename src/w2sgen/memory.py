@@ -2,7 +2,9 @@
 
 A GPU run that does not fit dies with CUDA out-of-memory only after its weights have loaded
 (and, in a sweep, after earlier steps have run), so `check_fits` estimates every training step
-of a run up front and refuses one that cannot fit with the setting to change.
+of a run up front and refuses one that cannot fit with the setting to change; on a CPU the
+same estimate is held against the machine's RAM (where a run that does not fit swaps for hours
+or is killed), and a model whose features are computed against its fp32 weights (`check_loads`).
 
 What one training step keeps (bytes; `estimate` returns the four parts):
 - parameters: every backbone weight at the dtype it is loaded in (fp32; LoRA's frozen base in
@@ -25,6 +27,7 @@ Parameters are counted exactly: the model is built from its config on the meta d
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 from dataclasses import dataclass
@@ -33,7 +36,7 @@ from typing import Any, Optional
 from .errors import W2SError
 from .loading_policy import hf_kwargs
 
-HEADROOM = 0.9  # the share of a GPU's memory a run may plan to use
+HEADROOM = 0.9  # the share of a GPU's memory, or of the machine's RAM, a run may plan to use
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 # i-sized (intermediate) tensors the MLP keeps per token, as bytes per element at compute
 # width c: torch's GELU keeps its input and output; the Python tanh-GELU of GPT-2 (gelu_new)
@@ -46,7 +49,7 @@ LORA_TARGETS = ("Linear", "Conv1D")  # what peft's target_modules="all-linear" a
 
 class Unestimable(W2SError):
     """No estimate: a backbone whose shape the estimate cannot read (no config, no repeated
-    blocks), or a training mode without one of ESTIMATES."""
+    blocks)."""
 
 
 # The training-memory formulas `estimate` has; a training mode declares which its memory
@@ -228,18 +231,28 @@ def layer_bytes(arch: Arch, micro: int, seq: int, c: int, lora_half: bool = Fals
 def estimate(arch: Arch, mode: str, *, batch_size: int, seq_len: int, precision: str = "fp32",
              micro_batch_size: Optional[int] = None, checkpointing: bool = False,
              lora_rank: int = 8, last_k: int = 2, weights: str = "fp32",
-             adapter: str = "lora") -> Estimate:
+             adapter: str = "lora") -> Optional[Estimate]:
     """Training memory of `mode` (full | lora | last_k | label_tokens) on `arch`, at autocast
-    `precision` (resolved: fp32 | bf16 | fp16) with the backbone loaded in `weights`.
+    `precision` (resolved: fp32 | bf16 | fp16) with the backbone loaded in `weights`; None for a
+    mode without a formula here (a plugin mode that declares none trains unchecked).
 
     label_tokens is `lora` (adapter lora) or `full` (adapter none) without the linear head,
+    or `last_k` (adapter last_k: its two label-token rows are the head) plus an untied LM head,
     with the LM head's own weight when it is not tied to the embeddings (frozen under LoRA),
     and its vocabulary-wide logits at each prompt's last token in the activations. LoRA's
     count is all-linear's: an upper bound when train.lora_targets names fewer layers."""
+    if mode == "label_tokens" and adapter == "last_k":  # last_k's, with a frozen untied LM head
+        base = estimate(arch, "last_k", batch_size=batch_size, seq_len=seq_len, precision=precision,
+                        micro_batch_size=micro_batch_size, last_k=last_k, weights=weights)
+        assert base is not None  # last_k has a formula
+        untied = 0 if arch.tied else arch.vocab * arch.hidden
+        return dataclasses.replace(base, parameters=base.parameters + untied * BYTES[weights],
+                                   setting=base.setting.replace("last_k", "label_tokens (last_k)", 1))
     if mode == "label_tokens":
         base = estimate(arch, "lora" if adapter == "lora" else "full", batch_size=batch_size,
                         seq_len=seq_len, precision=precision, micro_batch_size=micro_batch_size,
                         checkpointing=checkpointing, lora_rank=lora_rank, weights=weights)
+        assert base is not None  # lora and full have formulas
         w, c = BYTES[weights], BYTES[precision]
         head = 2 * arch.hidden + 2
         untied = 0 if arch.tied else arch.vocab * arch.hidden
@@ -262,9 +275,8 @@ def estimate(arch: Arch, mode: str, *, batch_size: int, seq_len: int, precision:
     elif mode == "last_k":
         trained = last_k * arch.block_params
         frozen, fp32_trained = arch.params - trained, head
-    else:  # a plugin mode that declares no estimate: none, and the run is not checked by one
-        raise Unestimable(f"no estimate for train.mode={mode} (there is one for "
-                          f"{', '.join(ESTIMATES)})")
+    else:  # a mode without a formula: no estimate, and the run is not checked by one
+        return None
     w, c = BYTES[weights], BYTES[precision]
     cached_casts = 2 * (fp32_trained + (trained if w == 4 else 0)) if c == 2 else 0
     parameters = (frozen + trained) * w + fp32_trained * 4 + cached_casts
@@ -320,10 +332,11 @@ def settings_of(cfg: Any, device: str, precision: Optional[str] = None,
 def plan(ref: Any, cfg: Any, device: str, mode: Optional[str] = None) -> Optional[Estimate]:
     """The estimate for training `ref` under `cfg` on `device`, by the formula `mode` (the one
     the training mode declares; default: its name); None for the probe (a linear head on cached
-    features: nothing to plan). Unestimable for a mode without an estimate."""
+    features: nothing to plan, and for a mode without an estimate)."""
     if cfg.train.mode == "probe":
         return None
-    if cfg.train.gradient_checkpointing and cfg.train.mode == "last_k":
+    if cfg.train.gradient_checkpointing and (cfg.train.mode == "last_k" or (
+            cfg.train.mode == "label_tokens" and cfg.train.adapter == "last_k")):
         raise W2SError("train.gradient_checkpointing applies to train.mode=full or lora; last_k "
                        "keeps only its top blocks' activations (lower train.last_k instead)")
     return estimate(arch_of(ref), **settings_of(cfg, device, mode=mode))
@@ -335,7 +348,7 @@ CONFIG_KEYS = {"micro_batch_size": "train.micro_batch_size", "precision": "train
 
 
 def advice(arch: Arch, settings: dict[str, Any], budget: float, bf16: bool = True,
-           where: str = "train") -> str:
+           where: str = "train", device: str = "cuda") -> str:
     """The least change of settings that fits `budget` by the estimate, as `set key=value ...`:
     a smaller micro-batch alone (the largest that fits), else checkpointing, bf16 or LoRA, one
     and then more at a time, each with the micro-batch it still needs. `where`: the config
@@ -354,8 +367,9 @@ def advice(arch: Arch, settings: dict[str, Any], budget: float, bf16: bool = Tru
     micros = [m for m in range(current - 1, 0, -1) if batch % m == 0]
 
     def fits(s: dict[str, Any]) -> bool:
-        s = {**s, "weights": weights_dtype(s["mode"], s["precision"], "cuda", s.get("adapter", "lora"))}
-        return estimate(arch, **s).total <= budget
+        s = {**s, "weights": weights_dtype(s["mode"], s["precision"], device, s.get("adapter", "lora"))}
+        est = estimate(arch, **s)
+        return est is not None and est.total <= budget
 
     for n in range(len(levers) + 1):
         for combo in itertools.combinations(levers, n):
@@ -382,28 +396,56 @@ def check_fits(ref: Any, cfg: Any, device: str, where: str = "train",
                mode: Optional[str] = None, gpu: Any = None) -> Optional[Estimate]:
     """The estimate for training `ref` under `cfg` (`cfg.train`: the settings of the model's
     role; the pipeline passes the weak supervisor's as cfg.for_weak(), with `where` =
-    `weak_train`, the section its advice names); on a CUDA device, a W2SError (one line, naming
-    the setting to change) when it exceeds HEADROOM of the GPU's memory. Cheap (a config and a
-    meta-device model), so the pipeline calls it for every model before a run starts. None for
-    the probe, for a backbone the estimate cannot read and for a training mode without an
-    estimate (it trains unchecked). `mode`: the estimate the training mode declares. `gpu`:
-    the card's figures (hardware.Probe; default: the GPU here)."""
+    `weak_train`, the section its advice names); a W2SError (one line, naming the setting to
+    change) when it exceeds HEADROOM of the memory it trains in: the GPU's on a CUDA device,
+    this machine's RAM on the CPU (`memory_budget`). Cheap (a config and a meta-device model),
+    so the pipeline calls it for every model before a run starts. None for the probe, for a
+    backbone the estimate cannot read and for a training mode without an estimate (it trains
+    unchecked). `mode`: the estimate the training mode declares. `gpu`: the card's figures
+    (hardware.Probe; default: the GPU here)."""
     try:
         est = plan(ref, cfg, device, mode)
     except Unestimable:
         return None
-    if est is None or not str(device).startswith("cuda"):
+    if est is None:
         return est
-    from .hardware import probe
-
-    gpu = gpu or probe("cuda")
-    budget = HEADROOM * (gpu.memory_bytes or 0)
-    if est.total <= budget:
+    budget, what, bf16 = memory_budget(device, gpu)
+    if not what or est.total <= budget:
         return est
-    fix = advice(arch_of(ref), settings_of(cfg, device, mode=mode), budget, gpu.bf16_native, where)
+    fix = advice(arch_of(ref), settings_of(cfg, device, mode=mode), budget, bf16, where, device)
     who = " (the weak supervisor)" if where != "train" else ""
     raise W2SError(f"training {ref.name}{who} needs ~{_gb(est.total)} by estimate ({est.parts()}; "
-                   f"{est.setting}) but {gpu.name} has {_gb(budget)} to use: {fix}")
+                   f"{est.setting}) but {what} has {_gb(budget)} to use: {fix}")
+
+
+def check_loads(ref: Any, device: str) -> Optional[int]:
+    """The bytes of `ref`'s weights in fp32 (what computing its features, or any mode, holds at
+    least); a W2SError (one line) when they alone exceed HEADROOM of the memory it runs in. None
+    for a model the estimate cannot read."""
+    try:
+        need = arch_of(ref).params * BYTES["fp32"]
+    except Unestimable:
+        return None
+    budget, what, _ = memory_budget(device)
+    if what and need > budget:
+        raise W2SError(f"model {ref.name!r} needs ~{_gb(need)} for its fp32 weights alone but "
+                       f"{what} has {_gb(budget)} to use; use a smaller model or a machine with "
+                       "more memory")
+    return need
+
+
+def memory_budget(device: str, gpu: Any = None) -> tuple[float, str, bool]:
+    """(bytes a run may plan to use on `device`: HEADROOM of the GPU's memory or of this
+    machine's RAM; what that memory is, in words, '' when unknown; whether bf16 is native).
+    `gpu`: the card's figures (hardware.Probe; default: the GPU here)."""
+    from . import hardware
+
+    if str(device).startswith("cuda"):
+        gpu = gpu or hardware.probe("cuda")
+        return HEADROOM * (gpu.memory_bytes or 0), gpu.name, gpu.bf16_native
+    ram = hardware.ram_bytes()
+    return (HEADROOM * ram if ram else 0.0, f"this machine's {_gb(ram)} of RAM" if ram else "",
+            hardware.bf16_native("cpu"))
 
 
 @dataclass(frozen=True)

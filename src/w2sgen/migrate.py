@@ -27,14 +27,15 @@ from typing import Any
 
 import numpy as np
 
-from .config import ExperimentConfig, canonical_components, from_dict
+from .config import ExperimentConfig, from_dict
 from .endpoint import redact_tree
 from .errors import W2SError
 from .methods import METHODS
 from .options import parameters, same_value
-from .runs import CLASSIFICATION, RunConfig, run_kind
+from .runs import CLASSIFICATION, run_kind
 from .spec import Component
-from .store import KEY_ARRAY, Store, atomic_write
+from .store import KEY_ARRAY, RunConfig, Store, atomic_write
+from .validate import canonical
 
 
 @dataclass
@@ -52,15 +53,13 @@ class Migration:
 
 def config_of(record: dict[str, Any]) -> ExperimentConfig:
     """The config a run recorded (`to_dict` of its resolved config), built again with today's
-    canonical component options. Models are not checked (they may be gone: the record stays)."""
+    canonical component options and model names. Models are not checked (they may be gone: the record stays)."""
     raw = {k: v for k, v in record.items() if k != "kind"}
     for key in ("task", "method", "loss"):
         comp = raw.get(key)
         if isinstance(comp, dict) and "options" in comp:
             raw[key] = {"name": comp["name"], **(comp.get("options") or {})}
-    cfg = from_dict(ExperimentConfig, raw, "")
-    cfg.task, cfg.method, cfg.loss = canonical_components(cfg)
-    return cfg
+    return canonical(from_dict(ExperimentConfig, raw, ""))
 
 
 class _NotCached(Exception):

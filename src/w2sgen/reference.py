@@ -53,6 +53,9 @@ KEY_DOCS = {
                           "it natively and fast, else fp32 (fp32 on CPUs)",
     "features.pooling": "how a text's token states become one vector; auto: mean for encoders, "
                         "the last token for causal LMs",
+    "features.scope": "what one features pass covers: split (each split as cut) or task (every "
+                      "example of the task once, re-used by runs on other split seeds); not part "
+                      "of a run's identity",
     "train.mode": "how models learn: probe (a linear head on frozen features), full, lora, "
                   "last_k, label_tokens (`w2s modes`)",
     "train.epochs": "passes over the training examples",
@@ -61,7 +64,7 @@ KEY_DOCS = {
     "train.weight_decay": "AdamW weight decay",
     "train.warmup_fraction": "share of the steps with a linear warm-up (then cosine decay)",
     "train.lora_rank": "rank of the LoRA adapters (lora, label_tokens)",
-    "train.last_k": "last_k: how many top transformer blocks train",
+    "train.last_k": "last_k (and label_tokens with adapter last_k): how many top transformer blocks train",
     "train.precision": "autocast precision of full / lora / last_k / label_tokens training; auto "
                        "as features.precision (a probe always trains in fp32)",
     "train.micro_batch_size": "split each batch into micro-batches of this size (gradient "
@@ -76,7 +79,8 @@ KEY_DOCS = {
     "train.instruction": "label_tokens: the prompt's instruction; null: the task's",
     "train.template": "label_tokens: the prompt, with {text} and ending in {label}; null: the "
                       "default template",
-    "train.adapter": "label_tokens: train LoRA adapters (lora) or every weight (none)",
+    "train.adapter": ("label_tokens: train LoRA adapters (lora), every weight (none), or the top "
+                      "train.last_k blocks on cached hidden states (last_k)"),
     "train.lora_targets": "the modules LoRA adapts: all-linear, or a list of module names",
     "weak_train": "train.* keys for the weak supervisor only (e.g. {mode: probe}); null: it "
                   "trains as the strong models do",
@@ -87,6 +91,8 @@ KEY_DOCS = {
     "eval.confidence": "confidence of the intervals",
     "eval.pgr_baseline": "what reports measure PGR against: each seed's own weak and ceiling "
                          "(per_seed), or their means over seeds (fixed)",
+    "eval.zero_shot": "a causal LM whose zero-shot test accuracy the run adds (metrics zero_shot): "
+                      "the likelier response of a comparison, the likeliest candidate of a question",
     "store": "folder of the run store (results and the cache of every step)",
     "device": "auto (a GPU when torch sees one), cpu or cuda",
     "labels": "names a suite gave this cell's values (set by `w2s sweep`; reports show them)",

@@ -1,6 +1,5 @@
 """Run scaffolding shared by both pipelines (`w2s run` and `w2s generate`).
 
-- `RunConfig`: what the store needs of a config (its kind, name, identity hash, a dict to save);
 - `Steps`: the timing and caching of a run's steps; `steps.cached(label, kind, key, compute)`
   is the one cached-step idiom (the step is timed, and marked `(cached)` when re-used);
 - `recorded(store, cfg, steps)`: the one run lifecycle: a row is started, and an exception ends
@@ -13,34 +12,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from .errors import Terminated, W2SError
-
-if TYPE_CHECKING:
-    from .store import Store
+from .store import RunConfig, Store
 
 Arrays = dict[str, np.ndarray]
 CLASSIFICATION = "classification"
 # Config keys a run's weak supervisor and strong ceiling do not depend on: runs that differ only
 # in these share those steps (the sweep orders cells by the rest, reports pair methods by it).
 NOT_SHARED = ("method", "loss", "eval", "name", "store", "device", "labels")
-
-
-class RunConfig(Protocol):
-    """A config that can be recorded as a run."""
-
-    name: str
-    store: str
-
-    @property
-    def kind(self) -> str: ...
-
-    def hash(self) -> str: ...
-
-    def to_dict(self) -> dict[str, Any]: ...
 
 
 def run_kind(row: dict[str, Any]) -> str:

@@ -9,16 +9,14 @@ import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional, Union
+from typing import Optional, Union
 
 import numpy as np
 
+from .config import SplitsConfig
 from .errors import W2SError
 from .example import Example
 from .tasks import predefined_splits
-
-if TYPE_CHECKING:
-    from .config import SplitsConfig
 
 SPLITS = ("weak_train", "transfer", "test")
 

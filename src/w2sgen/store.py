@@ -26,9 +26,7 @@ userinfo reaches the database or config.yaml.
 from __future__ import annotations
 
 import json
-import os
 import platform
-import socket
 import sqlite3
 import sys
 import time
@@ -36,7 +34,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional, Protocol
 
 import numpy as np
 import yaml
@@ -53,10 +51,8 @@ from .atomic import (  # noqa: F401 - the store's writes; re-exported for their 
 from .cachefs import entries, is_url
 from .endpoint import redact, redact_tree
 from .errors import W2SError
+from .owner import live_elsewhere, owner_state, process_owner
 from .spec import stable_hash
-
-if TYPE_CHECKING:
-    from .runs import RunConfig
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -83,42 +79,6 @@ COLUMNS = ("id", "name", "config_hash", "config", "status", "started", "finished
 KEYS_VERSION = 1
 
 
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
-    except OSError:
-        return ""
-
-
-def process_owner(pid: int | None = None) -> str:
-    """Who runs a run: this host, this boot, a pid and that process's start time (so a reused
-    pid is not mistaken for the original process)."""
-    pid = os.getpid() if pid is None else pid
-    return f"{socket.gethostname()}:{_boot_id()}:{pid}:{_proc_start(pid) or ''}"
-
-
-def owner_state(owner: str | None) -> str:
-    """`alive`, `dead`, or `unknown` (another host: it cannot be checked from here)."""
-    if not owner:
-        return "dead"  # rows written before owners were recorded: no process can still own them
-    try:
-        host, boot, pid, start = owner.rsplit(":", 3)
-        int(pid)
-    except ValueError:
-        return "unknown"
-    if host != socket.gethostname():
-        return "unknown"
-    if boot != _boot_id():
-        return "dead"
-    now = _proc_start(int(pid))
-    return "dead" if now is None or (start and now and now != start) else "alive"
-
-
-def live_elsewhere(owner: str | None) -> bool:
-    """Is a run's owner another process on this host that is still alive?"""
-    return owner != process_owner() and owner_state(owner) == "alive"
-
-
 def versions() -> dict[str, str]:
     import importlib.metadata as md
 
@@ -129,6 +89,20 @@ def versions() -> dict[str, str]:
         except md.PackageNotFoundError:
             pass
     return out
+
+
+class RunConfig(Protocol):
+    """A config that can be recorded as a run."""
+
+    name: str
+    store: str
+
+    @property
+    def kind(self) -> str: ...
+
+    def hash(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 # Inside every cache entry: the entry's own name, so a file swapped or copied in from another

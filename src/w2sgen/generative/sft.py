@@ -134,7 +134,7 @@ def train_lora(backend: HFBackend, conversations: Sequence[Conversation], answer
     answer-token loss per epoch, and the loss on the training set before and after."""
     import torch
 
-    from ..train import optimise, warmup_cosine
+    from ..learner import optimise, warmup_cosine
 
     if len(conversations) != len(answers) or not answers:
         raise W2SError("fine-tuning needs one answer per conversation, and at least one")

@@ -5,6 +5,7 @@ OpenAI-compatible endpoints, for generation and next-token label scoring.
   local.py   LocalLM: a transformers causal LM; shared-prefix KV cache and batching for scoring
   remote.py  EndpointLM: an OpenAI-compatible server (endpoint.Client); logprobs for scoring
   tokens.py  the single token id of each label word
+  lora.py    LoRA adapters on a backbone (train.mode=lora, label_tokens) and the check of their targets
 
 icl_refine's refiner, the generative backends and the judge all use these; nothing else wraps a
 model for prompting.

@@ -7,6 +7,8 @@ A language model does two things for the toolkit:
 - `label_logodds(prefix, continuations, words)`: for every continuation c, log p(words[1]) -
   log p(words[0]) as the next token after `prefix + c` (two label words, negative then positive).
   The prefix is shared by every continuation, so an implementation may compute it once.
+- `continuation_logprob(prompts, continuations)` (local models): log p(c | prompt) of each
+  continuation, summed over its tokens.
 
 Prompts for scoring are made of *blocks*: `blocks(texts)` encodes each text on its own (token id
 lists for a local model, the text itself for an endpoint, which tokenises on the server), `join`
@@ -74,6 +76,12 @@ class LanguageModel:
         """log p(words[1]) - log p(words[0]) as the next token after `prefix + c` for every
         continuation c; `context` is what prompts end with before the word (lm/tokens.py)."""
         raise NotImplementedError
+
+    def continuation_logprob(self, prompts: Sequence[Any], continuations: Sequence[Any],
+                             progress: Any = None) -> np.ndarray:
+        """For every (prompt, continuation) pair of blocks: log p(continuation | prompt), the sum
+        over the continuation's tokens (zero-shot scoring of candidate answers, zero_shot.py)."""
+        raise NotImplementedError(f"{type(self).__name__} does not score continuations")
 
     def report(self) -> dict[str, Any]:
         """Counters worth reporting with a run (an endpoint's missing label words)."""

@@ -396,3 +396,57 @@ class LocalLM(LanguageModel):
             if progress is not None:
                 progress.update(len(rows))
         return out
+
+    # ------------------------------------------------------------------ continuation scoring
+
+    def continuation_logprob(self, prompts: Sequence[Sequence[int]],
+                             continuations: Sequence[Sequence[int]], progress: Any = None) -> np.ndarray:
+        """log p(c | prompt) for every (prompt, continuation c) pair of token id lists: the sum
+        of each token's log-probability after the prompt and the tokens of c before it. Rows run
+        in length-sorted, right-padded batches of at most `batch_size` rows and about
+        `max_tokens` positions; the output head runs on the continuation's positions only."""
+        import torch
+
+        rows = [list(p) + list(c) for p, c in zip(prompts, continuations)]
+        if any(not p for p in prompts) or any(not c for c in continuations):
+            raise W2SError("continuation scoring needs a prompt and a continuation of at least one "
+                           "token each")
+        self.check_prompts(rows, f"scoring with {self.name}")
+        model = self.model
+        device = next(model.parameters()).device
+        head, base = model.get_output_embeddings(), model.base_model
+        softcap = getattr(model.config, "final_logit_softcapping", None)
+        pad = self.pad_id()
+        order = np.argsort([-len(r) for r in rows], kind="stable")
+        out = np.empty(len(rows), dtype=np.float64)
+        start = 0
+        while start < len(order):
+            width = len(rows[order[start]])
+            size = max(1, min(self.batch_size, self.max_tokens // width))
+            idx = order[start:start + size]
+            start += size
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for r, i in enumerate(idx):
+                ids[r, :len(rows[i])] = torch.tensor(rows[i])
+                mask[r, :len(rows[i])] = 1
+            # position t predicts token t + 1: a continuation's tokens are predicted from
+            # positions len(prompt) - 1 ... len(row) - 2
+            at = [(r, t) for r, i in enumerate(idx) for t in range(len(prompts[i]) - 1, len(rows[i]) - 1)]
+            row_of = torch.tensor([r for r, _ in at])
+            pos = torch.tensor([t for _, t in at])
+            with torch.inference_mode(), autocast(self.precision, device):
+                hidden = self._forward(base, ids.to(device), attention_mask=mask.to(device),
+                                       use_cache=False).last_hidden_state
+                logits = head(hidden[row_of.to(device), pos.to(device)]).float()
+            if softcap:  # Gemma
+                logits = torch.tanh(logits / softcap) * softcap
+            logp = torch.log_softmax(logits, -1).gather(
+                1, ids[row_of, pos + 1].to(device).unsqueeze(1)).squeeze(1).double().cpu()
+            sums = torch.zeros(len(idx), dtype=torch.float64).index_add_(0, row_of, logp)
+            out[idx] = sums.numpy()
+            self.prompts += len(idx)
+            self.tokens += int(mask.sum())
+            if progress is not None:
+                progress.update(len(idx))
+        return out

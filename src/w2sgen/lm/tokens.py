@@ -44,7 +44,7 @@ def start_ids(tokenizer: Any) -> list[int]:
 def block_ids(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
     """Each text tokenised on its own, without start tokens: the prompt blocks a local prompt
     is joined from (prompting.py). The one implementation for ICL scoring (lm/local.py) and
-    train.mode=label_tokens (train.py), so both see the same token ids."""
+    train.mode=label_tokens (label_tokens.py), so both see the same token ids."""
     if not texts:
         return []
     return [list(x) for x in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]

@@ -15,19 +15,18 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional, TypeVar
+from typing import Annotated, Any, Literal, Optional, TypeVar
 
 import numpy as np
 
+from ..config import ExperimentConfig
+from ..context import MethodContext
+from ..errors import W2SError
 from ..models import MODELS, ModelRef
 from ..options import Canon, Check, hints_of, parameters, unwrap
 from ..registry import Registry
 from ..spec import Component
 from ..splits import Part, Splits, labels
-
-if TYPE_CHECKING:
-    from ..config import ExperimentConfig
-    from ..pipeline import Context
 
 Arrays = dict[str, np.ndarray]
 
@@ -140,11 +139,39 @@ def check_method(cfg: ExperimentConfig) -> None:
         hook(cfg)
 
 
+def checked_on_splits(check: Callable[[ExperimentConfig, Splits], None]) -> Callable[[M], M]:
+    """Give a method a `check_splits(cfg, splits)` hook: a refusal that needs the run's data
+    (how many examples a split has), which the pipeline runs on the data it has read, before
+    the run is recorded and before anything trains."""
+    def attach(fn: M) -> M:
+        fn.check_splits = check  # type: ignore[attr-defined]
+        return fn
+
+    return attach
+
+
+def check_method_splits(cfg: ExperimentConfig, splits: Splits) -> None:
+    """Run the configured method's `check_splits(cfg, splits)` hook, if it has one."""
+    hook = getattr(METHODS.get(cfg.method.name), "check_splits", None)
+    if hook is not None:
+        hook(cfg, splits)
+
+
+def folds_fit_transfer(cfg: ExperimentConfig, splits: Splits) -> None:
+    """A method cross-fitted over transfer (option `folds`, given or its default) needs at least
+    one example per fold."""
+    folds = cfg.method.options.get("folds", parameters(METHODS.get(cfg.method.name))["folds"].default)
+    n = len(splits.transfer)
+    if isinstance(folds, int) and folds > n:
+        raise W2SError(f"method.folds={folds} but the transfer split has {n} examples; set "
+                       f"method.folds={min(5, n)} (at most {n})")
+
+
 @dataclass
 class Setting:
     """What a method works with: the run's context, the splits, both models, the supervisor."""
 
-    ctx: Context
+    ctx: MethodContext
     splits: Splits
     weak_ref: ModelRef
     strong_ref: ModelRef

@@ -19,7 +19,7 @@ import numpy as np
 from ..models import resolve
 from ..options import Ge
 from ..splits import Part
-from . import METHODS, Arrays, Setting, StudentModels
+from . import METHODS, Arrays, Setting, StudentModels, checked_on_splits, folds_fit_transfer
 
 
 def fold_of(n: int, folds: int, seed: int) -> np.ndarray:
@@ -28,6 +28,7 @@ def fold_of(n: int, folds: int, seed: int) -> np.ndarray:
 
 
 @METHODS.register("bootstrap")
+@checked_on_splits(folds_fit_transfer)
 def bootstrap(s: Setting, *, ladder: StudentModels,
               folds: Annotated[int, Ge(2)] = 2) -> tuple[Arrays, dict[str, Any]]:
     """Intermediate models, weakest first, each trained on the previous rung's labels of held-out

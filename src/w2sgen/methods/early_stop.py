@@ -4,15 +4,13 @@ Burns et al. use to show how much overfitting to weak errors costs. Its scores m
 reported as a method's; the report and the run store mark it."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from ..config import ExperimentConfig
 from ..errors import W2SError
 from . import METHODS, Arrays, Setting, checked_by
-
-if TYPE_CHECKING:
-    from ..config import ExperimentConfig
 
 DIAGNOSTIC = "uses test ground truth to pick the epoch: a diagnostic upper bound, not a method"
 

@@ -3,8 +3,12 @@ the strong model is fine-tuned without labels on the task's text, so its represe
 shaped by the task's domain before it ever sees a weak label; the student is then trained on the
 weak labels from that adapted model.
 
-- Text: every example of weak_train and transfer (`text`, plus "\\n" + `text_pair` when there
-  is one), never test. `max_examples` keeps the first N after a shuffle with seed 0.
+- Text (`texts=all`): every example of weak_train and transfer (`text`, plus "\\n" + `text_pair`
+  when there is one), never test. `texts=preferred` (pairwise-preference tasks: the paper's
+  fine-tuning on the comparison data's preferred responses): the prompt, "\\n" and the
+  human-preferred response of each comparison of weak_train, whose labels the weak supervisor
+  trains on anyway; transfer's preferences stay unseen, as the student's labels must be weak.
+  `max_examples` keeps the first N after a shuffle with seed 0.
 - Objective: masked-LM for encoders (AutoModelForMaskedLM, 15% of tokens masked by transformers'
   DataCollatorForLanguageModeling), causal-LM for causal models (AutoModelForCausalLM). AdamW at
   a constant `lr`, gradient norm clipped to 1, fp32, on the run's device. An encoder whose
@@ -29,7 +33,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import numpy as np
 
@@ -37,6 +41,7 @@ from ..errors import W2SError
 from ..loading_policy import hf_kwargs
 from ..models import ModelRef
 from ..options import Ge, Gt, PositiveInt
+from ..pairwise import is_pairwise
 from ..spec import stable_hash
 from ..splits import Splits
 from ..store import temp_prefix
@@ -52,6 +57,15 @@ def collect_texts(splits: Splits) -> list[str]:
     """The unlabelled text the strong model adapts to: weak_train and transfer, never test."""
     return [e.text if e.text_pair is None else f"{e.text}\n{e.text_pair}"
             for e in (*splits.weak_train, *splits.transfer)]
+
+
+def preferred_texts(splits: Splits) -> list[str]:
+    """texts=preferred: prompt + the preferred response of each comparison of weak_train."""
+    if not is_pairwise(splits.weak_train):
+        raise W2SError("generative_pretrain: method.texts=preferred fine-tunes on the preferred "
+                       "responses of a pairwise-preference task, and this task has no comparisons; "
+                       "set method.texts=all")
+    return [f"{e.text}\n{e.responses[1 - e.label]}" for e in splits.weak_train if e.responses]
 
 
 def select_texts(texts: list[str], max_examples: Optional[int]) -> list[str]:
@@ -141,7 +155,7 @@ def _adapt_seeded(ref: ModelRef, texts: list[str], out: Path, device: str, objec
         DataCollatorForLanguageModeling,
     )
 
-    from ..train import optimise
+    from ..learner import optimise
 
     tok_kwargs = {k: v for k, v in ref.load_kwargs.items() if k in ("gguf_file", "revision")}
     tok = AutoTokenizer.from_pretrained(ref.path, **hf_kwargs(tok_kwargs))
@@ -229,12 +243,14 @@ def _adapt_seeded(ref: ModelRef, texts: list[str], out: Path, device: str, objec
 @METHODS.register("generative_pretrain")
 def generative_pretrain(s: Setting, *, epochs: PositiveInt = 1, lr: Annotated[float, Gt(0)] = 5e-5,
                         batch_size: PositiveInt = 16, max_examples: Optional[PositiveInt] = None,
-                        max_length: Optional[Annotated[int, Ge(2)]] = None) -> tuple[Arrays, dict[str, Any]]:
+                        max_length: Optional[Annotated[int, Ge(2)]] = None,
+                        texts: Literal["all", "preferred"] = "all") -> tuple[Arrays, dict[str, Any]]:
     cfg = s.ctx.cfg
     max_length = cfg.features.max_length if max_length is None else max_length
-    texts = select_texts(collect_texts(s.splits), max_examples)
+    chosen = select_texts(preferred_texts(s.splits) if texts == "preferred" else
+                          collect_texts(s.splits), max_examples)
     with s.ctx.step(f"generative_pretrain {s.strong_ref.name}") as mark:
-        adapted, report = adapt(s.strong_ref, texts, s.ctx.store.root, cfg.torch_device(),
+        adapted, report = adapt(s.strong_ref, chosen, s.ctx.store.root, cfg.torch_device(),
                                 epochs=epochs, lr=lr, batch_size=batch_size,
                                 max_length=max_length)
         mark.cached = report["cached"]

@@ -301,8 +301,7 @@ def icl_refine(s: Setting, *, lm: Union[Literal["strong"], ModelName, Endpoint] 
         return {"logodds": lo, "seconds": np.array(seconds)}
 
     label = f"icl refine ({lm_name}, k={k}, {batch}{', true demos' if demos == 'true' else ''})"
-    arrays = s.ctx.cached(label, "icl_refine", key, refine)
-    hit = s.ctx.timings[label]["cached"]
+    arrays, hit = s.ctx.cached(label, "icl_refine", key, refine)
     refined = calibrated(arrays["logodds"], share, calibrate).astype(np.float32)
     seconds = float(arrays["seconds"])
 
@@ -361,7 +360,7 @@ def _prompting_baselines(s: Setting, get_refiner: Any, base_key: dict, k: int, b
                 out[name] = r.shared([transfer_texts[i] for i in d], list(y), queries, bar)
         return out
 
-    arrays = s.ctx.cached("prompting baselines", "icl_prompting", key, score)
+    arrays, _ = s.ctx.cached("prompting baselines", "icl_prompting", key, score)
     y = labels(test)[rows]
 
     def ci(values: np.ndarray) -> list[float]:  # with the run's own bootstrap settings

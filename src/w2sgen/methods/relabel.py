@@ -28,21 +28,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import numpy as np
 
+from .. import pairwise
+from ..config import ExperimentConfig
 from ..errors import W2SError
 from ..losses import xent
+from ..models import ModelRef
 from ..options import Fraction, Ge, PositiveInt, Range
 from ..splits import Part
 from ..train import ProbeLearner
-from . import METHODS, Arrays, Setting
+from . import METHODS, Arrays, Setting, checked_on_splits, folds_fit_transfer
 from .bootstrap import fold_of
-
-if TYPE_CHECKING:
-    from ..config import ExperimentConfig
-    from ..models import ModelRef
 
 MIN_KEPT = 10
 
@@ -92,8 +91,8 @@ def probe_labels(s: Setting, probe: str, k: int, folds: int) -> np.ndarray:
     x = s.ctx.features(s.strong_ref, "transfer", s.splits.transfer)
     cfg = s.ctx.cfg
     with s.ctx.step(f"{probe} probe {s.strong_ref.name}"):
-        if probe == "knn":
-            return knn_labels(x, s.weak_labels, k)
+        if probe == "knn":  # a comparison: its A-side minus B-side features
+            return knn_labels(pairwise.flat(x), s.weak_labels, k)
         if cfg.train.mode != "probe":
             cfg = dataclasses.replace(cfg, train=type(cfg.train)())  # the probe defaults
         return logistic_labels(x, s.weak_labels, s.strong_ref, cfg, folds, cfg.seed)
@@ -117,6 +116,7 @@ def kept_index(pred: np.ndarray, weak: np.ndarray, keep: Optional[float]) -> np.
 
 
 @METHODS.register("relabel")
+@checked_on_splits(folds_fit_transfer)
 def relabel(s: Setting, *, probe: Probe = "knn", k: PositiveInt = 20, folds: Folds = 5,
             mix: Fraction = 1.0) -> tuple[Arrays, dict[str, Any]]:
     weak = s.weak_labels
@@ -129,6 +129,7 @@ def relabel(s: Setting, *, probe: Probe = "knn", k: PositiveInt = 20, folds: Fol
 
 
 @METHODS.register("filter")
+@checked_on_splits(folds_fit_transfer)
 def filter_(s: Setting, *, probe: Probe = "knn", k: PositiveInt = 20, folds: Folds = 5,
             keep: Optional[Annotated[float, Range(0, 1, lo_open=True)]] = None
             ) -> tuple[Arrays, dict[str, Any]]:

@@ -113,6 +113,9 @@ def classification_table(runs: list[dict[str, Any]]) -> str:
         lines += textwrap.wrap(f"run {r['id']}: {label(r)}", TABLE_WIDTH, subsequent_indent="    ")
         lines += textwrap.wrap(pgr_verdict(m["pgr_accuracy"], m.get("gap_accuracy"), "its interval"),
                                TABLE_WIDTH, initial_indent="  ", subsequent_indent="    ")
+        if "zero_shot" in m:  # eval.zero_shot
+            z = m["zero_shot"]
+            lines.append(f"  zero-shot {terminal_text(z['model'])}: {compact(z['accuracy'])}")
     return "\n".join(lines)
 
 

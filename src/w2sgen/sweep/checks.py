@@ -1,6 +1,7 @@
 """What would stop a suite's cell before it runs: packages of models or task data that are not
-installed, hub models that cannot be loaded from here, and - for a train mode that checks the
-texts (train.mode=label_tokens) - a prompt of the cell's data that its settings refuse.
+installed, hub models that cannot be loaded from here, a model that cannot fit the memory it
+would run in (the GPU's, or this machine's RAM), and - for a train mode that checks the texts
+(train.mode=label_tokens) - a prompt of the cell's data that its settings refuse.
 `suite.expand` asks this for every cell, so that every problem is named, once, before any work
 starts, not when the cell's turn comes hours into a suite."""
 from __future__ import annotations
@@ -91,3 +92,33 @@ def _texts_error(cfg: ExperimentConfig, d: dict[str, Any], seen: dict[str, Any])
     except W2SError as e:
         return e
     return None
+
+
+def memory_error(cfg: ExperimentConfig, seen: dict[str, Any]) -> W2SError | None:
+    """The refusal `pipeline.run` would stop this cell with for memory (pipeline.check_memory:
+    each installed model under its role's settings against the GPU's memory or this machine's
+    RAM), or None; a CUDA cell on a machine without CUDA is left to the run. `seen` keeps each
+    outcome, keyed by what the check depends on."""
+    from ..models import local_ref
+    from ..pipeline import check_memory
+
+    device = cfg.torch_device()
+    d = cfg.to_dict()
+    roles = model_roles(cfg, str)
+    key = "memory:" + stable_hash([d.get(k) for k in ("features", "train", "weak_train", "device")]
+                                  + [[name, supervisor] for name, _, supervisor in roles])
+    if key in seen:
+        return seen[key]
+    seen[key] = None
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+    try:
+        for ref, role, _ in model_roles(cfg, local_ref):
+            if ref is not None:
+                check_memory(ref, role, device, "train" if role is cfg else "weak_train", True)
+    except W2SError as e:
+        seen[key] = e
+    return seen[key]

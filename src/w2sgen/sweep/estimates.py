@@ -9,9 +9,10 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import build_config, read_yaml_mapping, set_key
+from ..config import read_yaml_mapping, set_key
 from ..errors import W2SError
 from ..methods import model_roles
+from ..validate import build_config
 from .suite import variant
 
 
@@ -200,15 +201,18 @@ def time_estimates(cells: list[Any], probe: Any = None, skip: frozenset[int] = f
             t = role.train
             train_split = "weak_train" if supervisor else "transfer"
             seen = [s for s in SPLITS if supervisor or s != "weak_train"]
-            per_token, trained = step_flops(shapes[name], t.mode, t.last_k, t.epochs,
+            # label_tokens with adapter last_k costs what last_k does (on its prompts)
+            mode = "last_k" if t.mode == "label_tokens" and t.adapter == "last_k" else t.mode
+            per_token, trained = step_flops(shapes[name], mode, t.last_k, t.epochs,
                                             tokens[train_split], sum(tokens[s] for s in seen))
             # features in features.precision (resolved: fp32 for `auto` on a CPU); last_k's
             # frozen bottom in fp32; training in the role's train.precision
-            frozen = "fp32" if t.mode == "last_k" else resolved.features.precision
+            frozen = "fp32" if mode == "last_k" else resolved.features.precision
             frozen_rate = rate_of(machine, frozen)
             own = trained / rate_of(machine, resolve_precision(t.precision, device))
             train = role.to_dict()["train"]
-            depth = t.last_k if t.mode == "last_k" else 0  # features: 0; last_k: the blocks above
+            # features: 0; last_k: the blocks above (label_tokens' passes are over its prompts)
+            depth = 0 if mode != "last_k" else t.last_k if t.mode == "last_k" else f"prompts {t.last_k}"
             if depth == 0 and cfg.features.scope == "task":  # one pass per task and model,
                 # shared by every split seed (counted as the three splits' tokens)
                 task_tokens = sum(tokens[s] for s in SPLITS)

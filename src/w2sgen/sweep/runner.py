@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..methods import trained_models
 from ..progress import bar as progress_bar
 from .cells import Cell, Outcome
 from .executors import EXECUTORS, Options
@@ -84,9 +85,11 @@ class Work:
 
 
 def models_of(cell: Cell) -> set[str]:
-    """The models whose features a cell's runs read: weak, strong, a bootstrap ladder's rungs."""
-    rungs = cell.cfg.method.options.get("ladder", ())
-    return {cell.cfg.weak_model, cell.cfg.strong_model, *(rungs if isinstance(rungs, list) else ())}
+    """The models whose features a cell's runs read: weak, strong, and the models the method
+    declares it trains (methods.trained_models: a bootstrap ladder's rungs, weak_ensemble's
+    supervisors)."""
+    trained = trained_models(cell.cfg.method)
+    return {cell.cfg.weak_model, cell.cfg.strong_model, *trained.supervisors, *trained.students}
 
 
 def run_sweep(suite: Suite, executor: str = "inprocess", opts: Options | None = None,

@@ -13,6 +13,11 @@ mapping of config keys) and a `grid` of axes, each a list:
   seeds    training seeds
   <key>    any other dotted config key (`train.epochs`, `loss.alpha_max`) -> its values
 
+`order` (optional) lists axes from the slowest-varying to the fastest, e.g. [pairs, task,
+methods, seeds] to run every task of the first pair before the second pair; axes it leaves out
+follow in the default order (task, pairs, methods, seeds, then the others as written). It
+changes only the order cells run in (so what a partial run holds), never a cell or its label.
+
 `comparisons` (optional) declares, before the run, the family of method-vs-baseline
 comparisons the report tests at the level of datasets and adjusts with Holm (`w2s report
 --hierarchy --suite FILE`): a list of [method, baseline] pairs of grid.methods labels.
@@ -35,10 +40,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import build_config, read_yaml_mapping, set_key, stable_hash
+from ..config import read_yaml_mapping, set_key, stable_hash
 from ..errors import MissingAsset, W2SError, cut
+from ..validate import build_config, weak_inherited_note
 from .cells import Cell
-from .checks import HUB_UNREACHABLE, assets_error, texts_error
+from .checks import HUB_UNREACHABLE, assets_error, memory_error, texts_error
 
 AXES = ("task", "pairs", "methods", "seeds")
 COMPONENTS = ("task", "method", "loss")
@@ -57,10 +63,10 @@ class Suite:
     @property
     def notes(self) -> list[str]:
         """What a user should know before running, once each (weak_inherited_note)."""
-        return list(dict.fromkeys(n for c in self.cells if (n := c.cfg.weak_inherited_note())))
+        return list(dict.fromkeys(n for c in self.cells if (n := weak_inherited_note(c.cfg))))
 
 
-KEYS = ("name", "description", "base", "grid", "comparisons")
+KEYS = ("name", "description", "base", "grid", "order", "comparisons")
 
 
 def read_suite(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -91,12 +97,14 @@ def load_suite(path: str | Path, store: str | None = None, check_assets: bool = 
     declared_comparisons(raw, grid, str(path))  # a family that names no method fails now
     name = str(raw.get("name") or path.stem)
     store = store or str(base.get("store", "runs"))
-    return Suite(name, path, store, *expand(name, base, grid, store, str(path), check_assets))
+    return Suite(name, path, store, *expand(name, base, grid, store, str(path), check_assets,
+                                            raw.get("order")))
 
 
 def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, where: str,
-           check_assets: bool = True) -> tuple[list[Cell], int]:
-    """Cells of the grid, each validated; raises one error listing every invalid cell."""
+           check_assets: bool = True, order: Any = None) -> tuple[list[Cell], int]:
+    """Cells of the grid, each validated, in the suite's `order`; raises one error listing every
+    invalid cell."""
     axes: list[list[tuple[str, dict[str, Any]]]] = []
     axis_names: list[str] = []  # the axis of each entry of `axes`
     only: list[list[dict[str, list[str]]]] = []  # per axis value: {other axis: allowed labels}
@@ -110,6 +118,7 @@ def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, wh
         axis_names.append(axis)
         only.append([only_of(axis, v, where) for v in values])
     check_only(axis_names, axes, only, where)
+    slow_to_fast = axis_order(order, axis_names, where)
     cells: list[Cell] = []
     errors: dict[str, list[str]] = {}
     seen: set[str] = set()
@@ -118,7 +127,11 @@ def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, wh
     checked: dict[str, W2SError | None] = {}
     unreachable: dict[str, bool] = {}  # hub model id -> could not be loaded from here
     texts_seen: dict[str, Any] = {}  # texts_error's splits and outcomes, once each
-    for picks in itertools.product(*(range(len(ax)) for ax in axes)):
+    memory_seen: dict[str, Any] = {}  # memory_error's outcomes, once each
+    for ordered_picks in itertools.product(*(range(len(axes[a])) for a in slow_to_fast)):
+        picks = [0] * len(axes)
+        for a, i in zip(slow_to_fast, ordered_picks):
+            picks[a] = i
         combo = [axes[a][i] for a, i in enumerate(picks)]
         labels_of = {axis_names[a]: axes[a][i][0] for a, i in enumerate(picks)}
         if any(labels_of[other] not in allowed for a, i in enumerate(picks)
@@ -141,6 +154,8 @@ def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, wh
             if assets not in checked:
                 checked[assets] = assets_error(cfg, missing, unreachable)
             problem = checked[assets]
+            if problem is None:  # the memory each model runs in
+                problem = memory_error(cfg, memory_seen)
             if problem is None:  # the data, as each model's train mode will read it
                 problem = texts_error(cfg, texts_seen)
             if problem is not None:
@@ -177,6 +192,23 @@ def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, wh
         raise W2SError(f"suite {where!r}: {n} invalid cell(s), nothing was run:\n  "
                        + "\n  ".join(lines))
     return cells, merged
+
+
+def axis_order(order: Any, names: list[str], where: str) -> list[int]:
+    """The indices of the grid's axes (`names`, in label order) from the slowest-varying to the
+    fastest: those `order` lists, then the others in label order."""
+    if order is None:
+        return list(range(len(names)))
+    if not isinstance(order, list) or not all(isinstance(a, str) for a in order) \
+            or len(set(order)) != len(order):
+        raise W2SError(f"suite {where!r}: order must be a list of distinct grid axes, slowest-"
+                       f"varying first, e.g. order: [pairs, task], got {order!r}")
+    unknown = [a for a in order if a not in names]
+    if unknown:
+        raise W2SError(f"suite {where!r}: order names {unknown[0]!r}, which is no axis of the grid "
+                       f"({', '.join(names)})")
+    first = [names.index(a) for a in order]
+    return first + [i for i in range(len(names)) if i not in first]
 
 
 def variant(axis: str, value: Any, where: str) -> tuple[str, dict[str, Any]]:

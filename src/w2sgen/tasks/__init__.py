@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .. import options
 from ..errors import W2SError
 from ..example import Example
 from ..registry import Registry
@@ -52,6 +53,23 @@ def task_component(comp: Component) -> Component:
 
         check_task_name(comp.name)
     return comp
+
+
+def canonical_task(comp: Component) -> Component:
+    """`comp` with its options canonical (options.canonical: typed from the task's signature,
+    defaults dropped). A task written as a file or folder path (`task: data/my.csv`) keeps that
+    form, its implied `path` option not repeated; a data file written out (`{name: file, path:
+    data/my.csv}`) takes that form too, so both spellings are one experiment."""
+    task = task_component(comp)
+    opts = options.canonical(TASKS.get(task.name).load, task.options)
+    path = opts.get("path")
+    if task is not comp and path == comp.name:
+        opts.pop("path")
+        return Component(comp.name, opts)
+    if task.name == "file" and isinstance(path, str) and path.lower().endswith(FILE_SUFFIXES) \
+            and path not in TASKS:  # what task_component reads as this file
+        return Component(opts.pop("path"), opts)
+    return Component(comp.name, opts)
 
 
 def load_task(comp: Component) -> list[Example]:
@@ -162,7 +180,7 @@ def pairwise_example(prefix: str, prompt: str, a: str, b: str, label: int,
     Comparisons on the same prompt share a group (unless `group` says otherwise)."""
     eid = text_id(prefix, prompt, a, b)
     return Example(eid, prompt, label, group or text_id(prefix, prompt),
-                   f"Response A: {a}\n\nResponse B: {b}")
+                   f"Response A: {a}\n\nResponse B: {b}", responses=(a, b))
 
 
 @dataclass(frozen=True)

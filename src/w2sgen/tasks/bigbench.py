@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import MissingAsset, W2SError
-from ..fetch import Asset, File, Package, PyPI, register
+from ..fetch import Asset, File, register
+from ..fetch_sources import Package, PyPI
 from ..paths import home
 from . import TASKS, Example, TaskSpec, balance, binarize_choices, dedupe, pairwise_example, text_id
 

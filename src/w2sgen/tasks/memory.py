@@ -29,7 +29,8 @@ def examples_key(examples: list[Example]) -> str:
     """The content hash of examples, in order: every field of every example."""
     h = hashlib.sha256()
     for e in examples:
-        h.update(json.dumps([e.id, e.text, e.label, e.group, e.text_pair, e.split]).encode())
+        fields = [e.id, e.text, e.label, e.group, e.text_pair, e.split]
+        h.update(json.dumps(fields if e.responses is None else [*fields, list(e.responses)]).encode())
         h.update(b"\x1e")
     return h.hexdigest()[:16]
 

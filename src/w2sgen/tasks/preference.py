@@ -2,8 +2,10 @@
 
 Every task here is the pairwise-preference kind (`comparison_examples`): a prompt and two
 responses, label 1 when response A is the preferred one, half the comparisons showing the
-preferred response first. A reward model is then a binary classifier over (prompt,
-"Response A: ...\\n\\nResponse B: ..."), trained with the usual protocol: the weak model's soft
+preferred response first; each example keeps its two responses (`Example.responses`). With
+frozen features a reward model scores each side (prompt + response) on its own and compares the
+scores by Bradley-Terry (pairwise.py); the fine-tuned modes read the joined text (prompt,
+"Response A: ...\\n\\nResponse B: ..."). The protocol is the usual one: the weak model's soft
 preferences on transfer train the strong one, scored by accuracy of preferring the human-
 preferred response on held-out comparisons. Comparisons on one prompt share a split.
 

