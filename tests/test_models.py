@@ -55,9 +55,13 @@ def test_unpulled_models_name_the_pull_command(data_home):
         assert not MODELS.get(name).installed()
 
 
-def test_models_listing_says_what_licence_and_provenance():
+def test_models_listing_says_what_licence_and_provenance(tmp_path):
     out = subprocess.run([sys.executable, "-m", "w2sgen", "models"], capture_output=True,
+                         env={**os.environ, "W2S_HOME": str(tmp_path)},  # nothing installed
                          text=True, timeout=120, check=True).stdout
+    assert max(len(line) for line in out.splitlines()) <= 100
+    assert "\n    install: w2s pull --allow-unknown-origin qwen2.5-coder-1.5b-instruct\n" in out
+    assert "no: w2s pull minilm-l6\n" in out
     for name in ("minilm-l3", "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"):
         assert name in out
     assert "Qwen2.5-Coder-0.5B-Instruct" in out and "Qwen2.5-Coder-1.5B-Instruct" in out

@@ -149,3 +149,48 @@ def test_w2s_run_prints_capability_a_narrow_table_a_verdict_and_both_figure_form
     for name in ("results", "curves"):
         assert (art / f"{name}.png").stat().st_size > 5000
         assert (art / f"{name}.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_markdown_tables_are_printed_in_100_columns():
+    from w2sgen.report import for_terminal
+    from w2sgen.report.text import fit_table, markdown_table
+
+    header = ["task", "model pair", "method", "seeds", "median student acc.", "median PGR [95% CI]"]
+    row = ["nyt_sentiment", "minilm-l3 -> qwen2.5-coder-0.5b-instruct (probe)",
+           "icl_refine_qwen15b_k4", "3", "0.519", "undefined (no clear gap: gap -0.025 [-0.125, "
+           "+0.075] holds 0)"]
+    md = markdown_table(header, [row, ["rt_sentiment", "a | b", "naive", "3", "0.790", "0.44"]])
+    assert max(map(len, md.splitlines())) > 150
+    lines = for_terminal("heading\n" + md + "\nreading: " + "word " * 40).splitlines()
+    assert max(map(len, lines)) <= 100 and lines[0] == "heading"
+    rule = next(i for i, line in enumerate(lines) if set(line) <= {"-", " "})
+    # headers wrap before data cells do: every header word is there, the short cells stay whole
+    assert " ".join(lines[1:rule]).count("median") == 2
+    first = lines[rule + 1].split()
+    assert first[0] == "nyt_sentiment" and "icl_refine_qwen15b_k4" in first and "0.519" in first
+    assert "a | b" in lines[-4] and lines[-4].split()[-1] == "0.44"  # an escaped pipe is a pipe
+    assert lines[-3].startswith("reading: ") and lines[-1].startswith("  word")
+    # a table that fits is only aligned
+    assert fit_table(["a", "bb"], [["1", "2"]]) == ["a  bb", "-  --", "1  2"]
+
+
+def test_report_methods_table_fits_100_columns(store, tmp_path, capsys):
+    assert main(["report", "--store", str(store.root), "--methods", "--out", str(tmp_path / "r.png")]) == 0
+    said = capsys.readouterr().out
+    assert max(map(len, said.splitlines())) <= 100, said
+    assert "strong_logconf" in said and "/home/someone" not in said
+
+
+def test_figures_name_methods_as_the_tables_do_and_wrap_long_pairs():
+    from w2sgen.report.figures import _shown_name, _title
+
+    rows = [{"method_family": "naive + logconf", "method_label": "logconf"},
+            {"method_family": "naive + logconf", "method_label": "logconf"},
+            {"method_family": "naive", "method_label": "naive"},
+            {"method_family": "relabel", "method_label": "a"}, {"method_family": "relabel", "method_label": "b"}]
+    assert _shown_name("naive + logconf", rows) == "logconf"  # the suite's name, as in the tables
+    assert _shown_name("relabel", rows) == "relabel"  # two names for one family: the family
+    pair = "qwen2.5-coder-0.5b-instruct -> qwen2.5-coder-1.5b-instruct (probe)"
+    assert _title(pair).split("\n") == ["qwen2.5-coder-0.5b-instruct ->",
+                                        "qwen2.5-coder-1.5b-instruct (probe)"]
+    assert _title("minilm-l6 -> mpnet-base (probe)") == "minilm-l6 -> mpnet-base (probe)"

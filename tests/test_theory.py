@@ -220,6 +220,7 @@ def test_cli_quick_writes_plots_and_rejects_bad_arguments(tmp_path):
                        cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "misalignment" in p.stdout and "floor B/(1+B) = 0.5" in p.stdout
+    assert max(len(line) for line in p.stdout.splitlines() if "plots written" not in line) <= 100
     out = tmp_path / "theory"
     assert f"plots written to {out.resolve()}: theory-excess-risk.png" in p.stdout
     assert (out / "theory-excess-risk.png").stat().st_size > 10000

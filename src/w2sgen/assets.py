@@ -37,6 +37,16 @@ def _unknown_origin(name: str) -> bool:
     return name in MODELS and MODELS.get(name).unknown_origin
 
 
+def pull_command(name: str) -> str:
+    """The command that installs `name` (a model or a data asset)."""
+    opt_in = "--allow-unknown-origin " if _unknown_origin(name) else ""
+    return f"w2s pull {opt_in}{name}"
+
+
+def installed(name: str) -> bool:
+    return MODELS.get(name).installed() if name in MODELS else ASSETS.get(name).installed()
+
+
 def puller(name: str, from_path: Optional[Path] = None,
            allow_unknown_origin: bool = False) -> Callable[[], None]:
     _assets_of(name)  # an unknown name raises here, before anything is fetched

@@ -6,9 +6,15 @@ new file. A write the disk or the folder refuses is one line (`write_failed`), a
 was there stays as it was. `remove_dead_temporaries` deletes the temporary files of processes on
 this host that are gone (a kill -9 mid-write); every command runs it as it starts or opens a
 store.
+
+Assets and converted models are folders: `atomic_dir` fills one beside its target
+(`.<name>.partial-<host>-<pid>-...`) and renames it into place when complete;
+`remove_partials` deletes only those whose process is gone, so a second pull of the same asset
+never removes the folder a live one is filling.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -16,7 +22,7 @@ import re
 import shutil
 import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +55,26 @@ def _host_tag() -> str:
     return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
+def owner_tag() -> str:
+    """`<host>-<pid>` of this process, in the names of its temporary files and folders."""
+    return f"{_host_tag()}-{os.getpid()}"
+
+
+def owner_gone(host: str, pid: int) -> bool:
+    """Whether the process that named a temporary file `<host>-<pid>` is gone. Only a process of
+    this host can be asked; one of another host sharing the folder counts as alive."""
+    return host == _host_tag() and _proc_start(pid) is None
+
+
 def temp_prefix() -> str:
     """Prefix of this process's temporary files in a store: `.tmp-<host>-<pid>-`, so that the
     ones a killed process left behind can be told from those of a live one."""
-    return f".tmp-{_host_tag()}-{os.getpid()}-"
+    return f".tmp-{owner_tag()}-"
 
 
 TEMP_NAME = re.compile(r"\.tmp-([0-9a-f]{8})-(\d+)-")
+OWNER = re.compile(r"([0-9a-f]{8})-(\d+)-")
+
 
 def _umask() -> int:
     """This process's umask, read without changing it (/proc), else by setting it back."""
@@ -122,10 +141,61 @@ def remove_dead_temporaries(folder: Path) -> int:
         return 0
     for path in found:
         m = TEMP_NAME.match(path.name)
-        if not m or m[1] != _host_tag() or _proc_start(int(m[2])) is not None:
+        if not m or not owner_gone(m[1], int(m[2])):
             continue
         try:
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        except OSError:
+            continue
+        removed += 1
+    return removed
+
+
+def _publish_mode(path: Path) -> None:
+    """mkdtemp makes owner-only folders; give the folder and what is in it the modes the umask
+    gives new ones."""
+    mask = _umask()
+    for p in [path, *path.rglob("*")]:
+        p.chmod((0o777 if p.is_dir() else 0o666) & ~mask)
+
+
+def partial_prefix(target: Path) -> str:
+    """Prefix of this process's temporary folders for `target`, beside it."""
+    return f".{target.name}.partial-{owner_tag()}-"
+
+
+@contextlib.contextmanager
+def atomic_dir(target: Path) -> Iterator[Path]:
+    """Fill a temporary folder beside `target` (`partial_prefix`), renamed into place on
+    success and removed on failure (KeyboardInterrupt included). A process killed outright
+    leaves it, named with its pid, for `remove_partials`."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=partial_prefix(target), dir=target.parent))
+    try:
+        yield tmp
+        _publish_mode(tmp)
+        if target.exists():  # a leftover from an older layout: replace it
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def remove_partials(folder: Path, name: str = "*") -> int:
+    """Delete the temporary folders and files of `name` beside it (`partial_prefix`) whose
+    process is gone: a pull or conversion killed outright. Those of a live process, or of
+    another host sharing the folder, are kept; one named without its process (written by an
+    older version) is removed. Returns how many were removed."""
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for p in folder.glob(f".{name}.partial-*"):
+        m = OWNER.match(p.name.rsplit(".partial-", 1)[1])
+        if m and not owner_gone(m[1], int(m[2])):
+            continue
+        try:
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
         except OSError:
             continue
         removed += 1

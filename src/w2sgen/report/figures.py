@@ -176,8 +176,12 @@ def check_plot_path(out: Path) -> None:
 def _layout(fig: Any) -> None:
     """tight_layout of a figure whose texts were made safe first (escape.sanitize_figure: a
     name's `$...$` is not maths, control and bidirectional characters are ?)."""
+    import warnings
+
     sanitize_figure(fig)
-    fig.tight_layout()
+    with warnings.catch_warnings():  # labels too long to fit: the saved figure is cropped to them
+        warnings.filterwarnings("ignore", "Tight layout not applied", UserWarning)
+        fig.tight_layout()
 
 
 def _method_colours(methods: list[str]) -> dict[str, Any]:
@@ -222,7 +226,7 @@ def plot_task_accuracy(rows: list[dict[str, Any]], out: Path) -> Path | None:
                 err = None if lo is None else [[v - lo], [hi - v]]
                 ax.barh(y, v, height=height * 0.9, xerr=err, color=colour, capsize=1.5,
                         error_kw={"lw": 0.8}, label=name)
-        ax.set_title(pair)
+        ax.set_title(_title(pair))
         ax.set_xlabel("test accuracy")
         lows = [r[k][1] if r[k][1] is not None else r[k][0] for r in rows for k in ("weak", "student")]
         ax.set_xlim(max(0.0, min(0.5, min(lows) - 0.03)), upper_limit(
@@ -232,8 +236,22 @@ def plot_task_accuracy(rows: list[dict[str, Any]], out: Path) -> Path | None:
     handles = {h.get_label(): h for ax in axes[0] for h in ax.get_legend_handles_labels()[0]}
     order = [s for s in slots if s in handles]
     _layout(fig)
-    _legend_right(fig, [handles[s] for s in order], [f"student: {s}" if s in methods else s for s in order])
+    names = {m: _shown_name(m, rows) for m in methods}
+    _legend_right(fig, [handles[s] for s in order], [f"student: {names[s]}" if s in methods else s
+                                                     for s in order])
     return _save(fig, out, plt)
+
+
+def _title(text: str, width: int = 40) -> str:
+    """A panel title on lines of `width` characters: a long model pair does not run into the
+    next panel's."""
+    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False)) or text
+
+
+def _shown_name(family: str, rows: list[dict[str, Any]]) -> str:
+    """A method as the tables name it: the suite's variant name where all its rows share one."""
+    labels = {r.get("method_label", family) for r in rows if r["method_family"] == family}
+    return labels.pop() if len(labels) == 1 else family
 
 
 def plot_training_curves(runs: list[dict[str, Any]], out: Path, cols: int = 3) -> Path | None:
@@ -256,7 +274,7 @@ def plot_training_curves(runs: list[dict[str, Any]], out: Path, cols: int = 3) -
                 ax.plot(x, y, color=COLOURS[name], lw=2.2, ls="--" if name == "weak" else "-", label=name)
             else:
                 ax.plot(x, y, color=colours[name], lw=1.0, label=f"student: {name}")
-        ax.set_title(f"{task}\n{pair}")
+        ax.set_title(f"{task}\n{_title(pair)}")
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy")
     for ax in list(axes.flat)[len(med):]:

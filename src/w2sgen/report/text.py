@@ -70,7 +70,8 @@ def pgr_verdict(pgr: dict[str, Any], gap: Optional[dict[str, Any]], what: str = 
             return (f"PGR undefined: the weak supervisor beats the ceiling (gap {iv}, below 0), so "
                     "there is no gap to recover")
         way = "above" if gap["value"] > 0 else "below" if gap["value"] < 0 else "level with"
-        return (f"PGR undefined: the ceiling is {way} the weak supervisor by {gap['value']:+.3f}, "
+        by = f" by {gap['value']:+.3f}" if gap["value"] else ""
+        return (f"PGR undefined: the ceiling is {way} the weak supervisor{by}, "
                 f"but the gap's interval [{gap['low']:+.3f}, {gap['high']:+.3f}] includes 0 "
                 "(no real gap to recover)")
     if pgr.get("value") is None:
@@ -185,6 +186,57 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
                      + ["| " + " | ".join(map(md_escape, row)) + " |" for row in rows])
 
 
+def fit_table(header: list[str], rows: list[list[str]], width: int = TABLE_WIDTH) -> list[str]:
+    """Aligned columns under an underlined header, in at most `width` columns where the number
+    of columns allows: headers wrap first, then the widest columns are narrowed and their cells
+    wrap onto more lines (a word longer than its column is broken)."""
+    n = len(header)
+    cells = [list(header), *[list(r) + [""] * (n - len(r)) for r in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(n)]
+    sep = 2 if n <= 6 else 1
+    floor = [min(w, max(4, min(13, max((len(word) for r in cells for word in r[i].split()),
+                                       default=0)))) for i, w in enumerate(widths)]
+    data = [max([floor[i], *(len(r[i]) for r in cells[1:])]) for i in range(n)]
+    for limit in (data, floor, [4] * n):  # headers wrap first, then the widest cells
+        while sum(widths) + sep * (n - 1) > width:
+            i = max(range(n), key=lambda j: widths[j] - limit[j])
+            if widths[i] <= limit[i]:
+                break
+            widths[i] -= 1
+    out = []
+    for k, row in enumerate(cells):
+        wrapped = [textwrap.wrap(c, widths[i], break_long_words=True) or [""] for i, c in enumerate(row)]
+        for line in range(max(map(len, wrapped))):
+            parts = [(w[line] if line < len(w) else "").ljust(widths[i]) for i, w in enumerate(wrapped)]
+            out.append((" " * sep).join(parts).rstrip())
+        if k == 0:
+            out.append((" " * sep).join("-" * w for w in widths))
+    return out
+
+
+TABLE_ROW = re.compile(r"\|.*\|")
+TABLE_RULE = re.compile(r"\|(\s*:?-+:?\s*\|)+")
+
+
+def for_terminal(markdown: str, width: int = TABLE_WIDTH) -> str:
+    """A Markdown fragment of the report as terminal lines of at most `width` columns: each
+    table through `fit_table`, every other line wrapped."""
+    out: list[str] = []
+    table: list[list[str]] = []
+    for line in [*markdown.splitlines(), ""]:
+        if TABLE_ROW.fullmatch(line.strip()):
+            if not TABLE_RULE.fullmatch(line.strip()):
+                table.append([c.strip().replace("\\|", "|")
+                              for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])])
+            continue
+        if table:
+            out += fit_table(table[0], table[1:], width)
+            table = []
+        out += textwrap.wrap(line, width, subsequent_indent="  ", break_on_hyphens=False,
+                             break_long_words=False) or [""]  # a path stays whole
+    return "\n".join(out[:-1])
+
+
 def median_pgr_markdown(rows: list[dict[str, Any]]) -> str:
     return markdown_table(*median_pgr_cells(rows))
 
@@ -206,7 +258,7 @@ def refinement_markdown(runs: list[dict[str, Any]]) -> str:
              "95% CI > 0) | LM zero-shot | LM few-shot (true demos) "
              "| LM few-shot (weak demos) | student (same subset) | student worse than LM (weak demos) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for (task, method), rs in sorted(groups.items()):
+    for (task, _key), rs in sorted(groups.items()):
         def med(get: Any, rs: list = rs) -> str:  # this group's runs, bound now
             return f"{np.median([get(r) for r in rs]):.3f}"
 
@@ -218,7 +270,8 @@ def refinement_markdown(runs: list[dict[str, Any]]) -> str:
         for name in ("zero_shot", "fewshot_ground_truth", "fewshot_weak", "student"):
             cols.append(f"{np.median([q[name][0] for q in p]):.3f}" if all(name in q for q in p) else "-")
         worse = sum(bool(q.get("student_worse_than_unaltered")) for q in p)
-        variant = md_escape(method.replace("\n", "\\n"))  # keep the row on one line
+        # the suite's name for the variant where it gave one; kept on one line
+        variant = md_escape(method_name(rs[0]).replace("\n", "\\n"))
         lines.append(f"| {md_escape(task)} | {variant} | {len(rs)} | " + " | ".join(cols)
                      + f" | {worse} of {len(rs)} (n={p[0]['n']}) |")
     return "\n".join(lines)
@@ -317,9 +370,9 @@ def refinement_pairs_markdown(store: Store, runs: list[dict[str, Any]]) -> str:
         task, pair, variant, _ = key
         first = next(iter(refined.values()))
         setting = settings.get(keys[key])
-        head = (f"### {md_escape(task)}, {md_escape(pair)}, {md_escape(variant)}"
+        head = (f"### {md_escape(task)}, {md_escape(pair)}, {md_escape(method_name(first))}"
                 + (f" [{md_escape(setting)}]" if setting else "")
-                + f", refiner {md_escape(first['metrics']['method'].get('lm', '?'))}")
+                + f", refiner {md_escape(short_name(first['metrics']['method'].get('lm', '?')))}")
         rows, diffs = [], []
         ids: Optional[np.ndarray] = None
         for seed in sorted(refined):

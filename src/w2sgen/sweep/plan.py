@@ -2,6 +2,7 @@
 before anything runs (the estimate: estimates.time_estimates)."""
 from __future__ import annotations
 
+import textwrap
 from typing import Any, Optional
 
 from ..errors import W2SError, cut_message
@@ -18,6 +19,28 @@ def check_budget(cost: TimeEstimate, name: str, max_hours: float) -> None:
         raise W2SError(f"suite {name} is estimated at {hours(cost.total)} on this machine, over "
                        f"--max-hours {max_hours:g}; run fewer cells (grid values, seeds), smaller "
                        "models or splits, or raise --max-hours")
+
+
+WIDTH = 100  # columns of the listing
+
+
+def grouped(rows: list[tuple[str, list[str]]]) -> list[str]:
+    """One line per cell: its columns, then its label (the grid values, ` | `-joined). Where
+    whole labels would not fit in WIDTH, their leading values (task, pair, ...) become heading
+    lines over the cells that share them, as few as make every line fit."""
+    parts = max((len(label) for _, label in rows), default=1)
+    for head in range(parts):
+        if all(len(cols) + len(" | ".join(label[head:])) <= WIDTH for cols, label in rows):
+            break
+    head = min(head, parts - 1)
+    lines, last = [], None
+    for cols, label in rows:
+        heading = " | ".join(label[:head])
+        if head and heading != last:
+            lines.append(heading)
+            last = heading
+        lines.append(cols + " | ".join(label[head:]))
+    return lines
 
 
 def plan(suite: Suite, dry_run: bool, max_hours: Optional[float]) -> Optional[str]:
@@ -44,18 +67,20 @@ def plan(suite: Suite, dry_run: bool, max_hours: Optional[float]) -> Optional[st
              f"{len(suite.cells) - len(finished)} to run; store {suite.store}"
              + (f"; {suite.merged} grid combination(s) repeat another cell" if suite.merged else ""),
              *suite.notes]
+    rows = []
     for c, c_cost in zip(suite.cells, cost.cells):
         state, run_id = states[c.index]
         note = {"done": f"finished: run {run_id}", "busy": f"running now: run {run_id}",
                 "todo": "to run"}[state]
         est = "-" if state == "done" else "?" if c_cost.unknown else "~" + hours(c_cost.seconds)
-        lines.append(f"  {c.index + 1:>4}  {c.hash}  {note:<18}  {est:>8}  {c.label}")
+        rows.append((f"  {c.index + 1:>4}  {c.hash}  {note:<18}  {est:>8}  ", c.label.split(" | ")))
+    lines += grouped(rows)
     missing = sum(bool(c.unknown) for c in cost.cells)
     note = ESTIMATE_NOTE if gpu is None else ESTIMATE_NOTE.replace(
         "measured on this machine", "of this machine's GPU (whose figures the line below names)")
-    lines.append(f"estimated time to run: {hours(cost.total)}"
-                 + (f" for the cells with an estimate ({missing} without: ?)" if missing else "")
-                 + f" ({note}); {cost.machine}")
+    lines += textwrap.wrap(f"estimated time to run: {hours(cost.total)}"
+                           + (f" for the cells with an estimate ({missing} without: ?)" if missing else "")
+                           + f" ({note}); {cost.machine}", WIDTH, subsequent_indent="  ")
     lines += [f"  ?: {cut_message(why)}" for why in cost.unknown]
     if gpu is not None:
         p, where = gpu

@@ -3,6 +3,7 @@ and each outcome is said as it comes."""
 from __future__ import annotations
 
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -142,7 +143,10 @@ def run_sweep(suite: Suite, executor: str = "inprocess", opts: Options | None = 
                 line = f"busy     {c.label}  ({out.error})"
             else:
                 line = f"FAILED   {c.label}: {out.error}"
-            bar.write(line, file=sys.stdout)
+            # within 100 columns; a path in it stays whole
+            bar.write("\n".join(textwrap.wrap(line, 100, subsequent_indent=" " * 9,
+                                               break_on_hyphens=False, break_long_words=False)),
+                      file=sys.stdout)
             bar.update(steps)
     finally:
         bar.close()

@@ -2,6 +2,7 @@
 cells that did not finish."""
 from __future__ import annotations
 
+import textwrap
 import warnings
 
 from .runner import SweepResult
@@ -31,12 +32,15 @@ def report(result: SweepResult, most_rows: int = 40) -> str:
             warnings.simplefilter("ignore", RuntimeWarning)
             rows = rep.median_pgr_table(store, runs=runs_list)
         if rows:
-            parts.append("median PGR over seeds, per task and method:\n" + rep.median_pgr_markdown(rows)
-                         + "\n" + rep.median_pgr_verdict(rows))
+            parts.append("median PGR over seeds, per task and method:\n"
+                         + rep.for_terminal(rep.median_pgr_markdown(rows) + "\n"
+                                            + rep.median_pgr_verdict(rows)))
     bad = [(result.suite.cells[i], o) for i, o in sorted(result.outcomes.items())
            if o.status in ("failed", "busy")]
     if bad:
-        parts.append("not finished:\n" + "\n".join(f"  {o.status:<7} {c.label}: {o.error}" for c, o in bad))
+        parts.append("not finished:\n" + "\n".join(
+            "\n".join(textwrap.wrap(f"  {o.status:<7} {c.label}: {o.error}", 100, subsequent_indent=" " * 10,
+                                   break_on_hyphens=False, break_long_words=False)) for c, o in bad))
     s = result
     parts.append(f"{len(s.suite.cells)} cells: {s.count('done')} run, {s.count('skipped')} already "
                  f"finished, {s.count('failed')} failed, {s.count('busy')} running elsewhere; "

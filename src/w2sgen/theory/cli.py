@@ -18,7 +18,7 @@ from .model import (
     QUICK_TAUS,
     TheoryConfig,
 )
-from .tables import format_floors, format_rates, format_table
+from .tables import format_floors, format_rates, format_table, wrapped
 
 
 def command(args) -> int:
@@ -38,10 +38,11 @@ def command(args) -> int:
                        label=args.label)
     ns, biases, taus = (QUICK_NS, QUICK_BIASES, QUICK_TAUS) if args.quick else \
         (DEFAULT_NS, DEFAULT_BIASES, DEFAULT_TAUS)
-    print(f"w2s theory: d={cfg.d}, K={cfg.K}, N={cfg.N}, sigma={cfg.sigma:g}, assumed "
-          f"s2={cfg.assumed_var:g}, label={cfg.label}, alpha={np.round(cfg.weights(), 3).tolist()}"
-          f", k*={cfg.k_star}, {seeds} seeds; n in {list(ns)}, bias in {list(biases)}, "
-          f"noise in {list(taus)}", flush=True)
+    print("\n".join(wrapped([f"w2s theory: d={cfg.d}, K={cfg.K}, N={cfg.N}, sigma={cfg.sigma:g}, "
+                             f"assumed s2={cfg.assumed_var:g}, label={cfg.label}, alpha="
+                             f"{np.round(cfg.weights(), 3).tolist()}, k*={cfg.k_star}, {seeds} "
+                             f"seeds; n in {list(ns)}, bias in {list(biases)}, noise in "
+                             f"{list(taus)}"])), flush=True)
     res = run_sweep(ns, biases, taus, seeds=seeds, cfg=cfg, progress=True)
     print(format_table(res))
     print()

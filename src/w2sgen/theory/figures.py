@@ -33,7 +33,7 @@ def plot_excess_risk(res: SweepResult, path: Path) -> Path:
                 ax.plot(ns, flat * finetune_floor(b), "k--", lw=1.2, zorder=5,
                         label="fine-tuning floor B/(1+B)")
             else:
-                ax.text(0.97, 0.97, "weak supervisor: 0 (unbiased)", transform=ax.transAxes,
+                ax.text(0.97, 0.97, "weak supervisor: 0\n(unbiased)", transform=ax.transAxes,
                         ha="right", va="top", color="0.3")
             ax.plot(ns, flat * ft[ib, it], color="C0", label="fine-tune (best λ)")
             ax.fill_between(ns, flat * ftl[ib, it], flat * fth[ib, it], color="C0", alpha=0.2)
@@ -65,7 +65,7 @@ def plot_misalignment(res: SweepResult, path: Path) -> Path:
     """Posterior mass off k* vs n (log y): mean with CI, geometric mean, fitted rates."""
     plt = _plt()
     nT = len(res.taus)
-    fig, axes = plt.subplots(1, nT, figsize=(4.6 * nT, 3.6), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, nT, figsize=(4.8 * nT, 6.8), squeeze=False, sharey=True)
     ns = np.asarray(res.ns)
     mis, (ml, mh), lmis = res.mean("misalign"), res.ci("misalign"), res.mean("log_misalign")
     rates = {(r["bias"], r["noise"]): r for r in res.rates()}
@@ -84,9 +84,10 @@ def plot_misalignment(res: SweepResult, path: Path) -> Path:
         ax.set_title(f"noise τ {t:g} (typical rate D/2s² = {typ:g})")
         ax.set_xlabel("n (in-context demonstrations)")
         ax.grid(alpha=0.3, which="both", lw=0.5)
-        ax.legend()
+        # below the panel, outside the data (each panel's fitted rates differ)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
     axes[0][0].set_ylabel("posterior mass off k*")
     fig.suptitle(f"Refined labels' misalignment, {len(res.seeds)} seeds "
                  "(solid: mean with 95% CI; dashed: geometric mean)")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.11, right=0.98, top=0.88, bottom=0.43, wspace=0.1)
     return save(fig, Path(path), plt, dpi=130)

@@ -1,6 +1,8 @@
 """The sweep's results as text: the per-setting table, the fine-tuning floors, the rates."""
 from __future__ import annotations
 
+import textwrap
+
 from .closed_forms import finetune_floor, shrink_to_mean_floor
 from .experiments import SweepResult
 
@@ -10,18 +12,22 @@ def _g(x: float) -> str:
 
 
 def format_table(res: SweepResult) -> str:
-    head = (f"{'bias':>4} {'noise':>5} {'n':>3}  {'weak':>6}  {'finetune [95% CI]':>24}  "
-            f"{'ft-shrink':>9}  {'refine [95% CI]':>28}  {'oracle':>7}  "
-            f"{'misalignment [95% CI]':>30}")
-    lines = [head, "-" * len(head)]
+    """Excess risk per setting, then the refined labels' misalignment (two tables within 100
+    columns)."""
+    head = (f"{'bias':>4} {'noise':>5} {'n':>3}  {'weak':>5}  {'finetune [95% CI]':>23}  "
+            f"{'ft-shrink':>9}  {'refine [95% CI]':>28}  {'oracle':>6}")
+    mhead = f"{'bias':>4} {'noise':>5} {'n':>3}  {'misalignment [95% CI]':>29}"
+    lines = ["excess risk ||theta - beta*||^2:", head, "-" * len(head)]
+    mis = ["", "refined labels' misalignment (posterior mass off k*):", mhead, "-" * len(mhead)]
     for r in res.rows():
         ft = f"{_g(r['finetune'])} [{_g(r['finetune_ci'][0])}, {_g(r['finetune_ci'][1])}]"
         rf = f"{_g(r['refine'])} [{_g(r['refine_ci'][0])}, {_g(r['refine_ci'][1])}]"
         ms = f"{_g(r['misalign'])} [{_g(r['misalign_ci'][0])}, {_g(r['misalign_ci'][1])}]"
-        lines.append(f"{r['bias']:>4g} {r['noise']:>5g} {r['n']:>3d}  {_g(r['weak']):>6}  "
-                     f"{ft:>24}  {_g(r['ft_shrink']):>9}  {rf:>28}  {_g(r['oracle']):>7}  "
-                     f"{ms:>30}")
-    return "\n".join(lines)
+        setting = f"{r['bias']:>4g} {r['noise']:>5g} {r['n']:>3d}"
+        lines.append(f"{setting}  {_g(r['weak']):>5}  {ft:>23}  {_g(r['ft_shrink']):>9}  {rf:>28}  "
+                     f"{_g(r['oracle']):>6}")
+        mis.append(f"{setting}  {ms:>29}")
+    return "\n".join(lines + mis)
 
 
 def format_floors(res: SweepResult) -> str:
@@ -35,7 +41,11 @@ def format_floors(res: SweepResult) -> str:
         lines.append(f"  bias {b:g}: floor B/(1+B) = {finetune_floor(b):.4g}, measured {meas}; "
                      f"toward source mean: floor AB/(A+B) = "
                      f"{shrink_to_mean_floor(b, alpha, res.cfg.k_star):.4g}, measured {meas_s}")
-    return "\n".join(lines)
+    return "\n".join(wrapped(lines))
+
+
+def wrapped(lines: list[str]) -> list[str]:
+    return [w for line in lines for w in textwrap.wrap(line, 100, subsequent_indent="      ")]
 
 
 def format_rates(res: SweepResult) -> str:
@@ -45,4 +55,4 @@ def format_rates(res: SweepResult) -> str:
                      f"{r['fit_mean']:.3f} (Chernoff asymptote {r['chernoff']:.3f}); geometric "
                      f"mean fitted {r['fit_typical']:.3f} (typical rate {r['typical']:.3f}); "
                      f"refine excess risk fitted {r['fit_refine']:.3f}")
-    return "\n".join(lines)
+    return "\n".join(wrapped(lines))
