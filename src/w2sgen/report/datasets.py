@@ -20,6 +20,7 @@ from .runs import (
     classification_runs,
     is_diagnostic,
     method_name,
+    method_of,
     pair_of,
     shared_predictions,
     task_of,
@@ -41,6 +42,7 @@ def dataset_rows(store: Store, runs: list[dict[str, Any]], rounds: int = 2000,
     pooled over the task's splits and training seeds, each with its interval, and the
     (rounds,) resampled PGR (NaN where a resample's gap is 0) for pooling over datasets."""
     groups: dict[tuple[str, str, str], dict[str, dict[Any, np.ndarray]]] = {}
+    names: dict[str, str] = {}  # method_of -> the name a suite gave it, where one did
     for r in classification_runs(runs):
         if is_diagnostic(r):
             continue
@@ -50,10 +52,13 @@ def dataset_rows(store: Store, runs: list[dict[str, Any]], rounds: int = 2000,
         p = loaded[0]
         y = p["labels"].astype(bool)
         correct = np.stack([((p[k] > 0.5) == y) for k in ("weak", "student", "ceiling")]).astype(np.float64)
-        key = (pair_of(r), task_of(r), method_name(r))
+        key = (pair_of(r), task_of(r), method_of(r))  # runs recorded before a suite named it too
         groups.setdefault(key, {}).setdefault(unit_key(r, False), {})[r["config"]["seed"]] = correct
+        given = method_name(r)
+        names[key[2]] = given if given != method_of(r) else names.get(key[2], given)
     rows = []
-    for (pair, task, method), splits in sorted(groups.items()):
+    for (pair, task, key_method), splits in sorted(groups.items()):
+        method = names[key_method]
         try:
             point, boot = within_dataset_means(splits, rounds=rounds, seed=0)
         except ValueError:  # seeds of one split scored on different test sets: not poolable
