@@ -257,14 +257,15 @@ def test_weak_train_is_a_sweep_axis(tmp_path, tiny_bert_dir, tiny_llama_dir):
     data = tmp_path / "toy.csv"
     data.write_text("text,label\n" + "".join(f"{e.text},{e.label}\n" for e in sentiment_examples(40)))
     base = {"task": str(data), "weak_model": str(tiny_bert_dir), "strong_model": str(tiny_llama_dir),
-            "device": "cpu"}
+            "device": "cpu", "features": {"max_length": 64}}  # within the tiny models' positions
     cells, merged = expand("s", base, {"weak_train.mode": ["probe", "full"], "weak_train.epochs": [10, 2]},
                            str(tmp_path / "store"), "suite.yaml")
     # probe with 10 epochs is the default: the same experiment as no weak_train at all
     modes = [(c.cfg.weak_train_config().mode, c.cfg.weak_train_config().epochs) for c in cells]
     assert modes == [("probe", 10), ("probe", 2), ("full", 10), ("full", 2)] and merged == 0
     assert len({c.hash for c in cells}) == 4
-    plain = load_config(None, [f"{k}={v}" for k, v in base.items()])
+    plain = load_config(None, [f"{k}={v}" for k, v in base.items() if k != "features"]
+                        + ["features.max_length=64"])
     assert cells[0].hash == plain.hash() and cells[0].cfg.resolved().weak_train is None
 
 

@@ -102,11 +102,13 @@ def test_label_tokens_and_icl_build_the_same_zero_shot_prompt(tiny_llama_dir):
 
 
 def test_local_lm_reads_its_tokenizer_once(tiny_llama_dir, monkeypatch):
+    from w2sgen import loading
     from w2sgen.lm import LocalLM
 
     calls = []
     real = models.load_tokenizer
-    monkeypatch.setattr(models, "load_tokenizer", lambda ref: calls.append(ref.name) or real(ref))
+    for where in (models, loading):  # read through the models' names, and by load() itself
+        monkeypatch.setattr(where, "load_tokenizer", lambda ref: calls.append(ref.name) or real(ref))
     lm = LocalLM(str(tiny_llama_dir))
     lm.check_words(("bad", "good"), "Answer:")  # the checks read the tokenizer
     tok = lm.tokenizer

@@ -273,7 +273,7 @@ def plugin_modes(monkeypatch):
 
 def test_a_mode_without_an_estimate_says_so_and_is_not_refused(plugin_modes, tiny_llama_dir, monkeypatch,
                                                                capsys, tmp_path):
-    from w2sgen.pipeline import check_memory
+    from w2sgen.preflight import check_memory
 
     ref = resolve(str(tiny_llama_dir))
     arch = memory.arch_of(ref)

@@ -125,9 +125,9 @@ def test_declared_models_get_the_mode_checks_and_the_asset_check(tiny_bert_dir, 
     from w2sgen.store import Store
 
     assert Store(tmp_path / "store").runs() == []
-    from w2sgen.sweep.checks import assets_error
+    from w2sgen.sweep.checks import cell_error
 
-    assert absent in str(assets_error(cfg, {}))
+    assert absent in str(cell_error(cfg, {}, {}, {}))
 
 
 def test_a_methods_data_check_refuses_before_the_run_is_recorded(tiny_bert_dir, toy, tmp_path):

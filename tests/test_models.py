@@ -261,9 +261,9 @@ def test_a_gguf_model_is_dequantised_once_and_then_loads_the_same_from_the_copy(
     import torch
     from transformers import AutoModelForCausalLM
 
-    from w2sgen import models
+    from w2sgen import loading, models
 
-    monkeypatch.setattr(models, "home", lambda: tmp_path)
+    monkeypatch.setattr(loading, "home", lambda: tmp_path)
     ref = resolve("smollm2-135m")
     folder = models.dequantised_dir(ref)
     assert folder is not None and folder.parent.parent == tmp_path / "models" and not folder.exists()

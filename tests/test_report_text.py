@@ -106,7 +106,7 @@ def test_suite_cells_carry_their_variant_names(tmp_path, tiny_bert_dir):
     data = tmp_path / "toy.csv"
     data.write_text("text,label\n" + "".join(f"{e.text},{e.label}\n" for e in sentiment_examples(40)))
     base = {"task": str(data), "weak_model": str(tiny_bert_dir), "strong_model": str(tiny_bert_dir),
-            "device": "cpu"}
+            "device": "cpu", "features": {"max_length": 64}}  # within the tiny model's positions
     cells, _ = expand("s", base, {"methods": ["naive", {"name": "strong_logconf", "loss": "logconf"}]},
                       str(tmp_path / "store"), "suite.yaml")
     assert [c.cfg.labels for c in cells] == [{"suite": "s", "methods": "naive"},

@@ -510,7 +510,7 @@ def test_an_address_where_nothing_answers_is_one_line_at_once(tmp_path, capsys, 
     data.write_text("text,label\n" + "".join(f"{e.text},{e.label}\n" for e in sentiment_examples(400)))
     suite = write_suite(tmp_path, {"seeds": [0, 1]}, base={
         "task": str(data), "weak_model": str(tiny_bert_dir), "strong_model": str(tiny_bert_dir),
-        "splits": {"weak_train": 100, "transfer": 100, "test": 200}})
+        "splits": {"weak_train": 100, "transfer": 100, "test": 200}, "features": {"max_length": 64}})
     t0 = time.perf_counter()
     code = main(["sweep", str(suite), "--store", str(tmp_path / "s"), "--executor", "ray",
                  "--address", "127.0.0.1:1"])
@@ -550,7 +550,7 @@ def test_a_worker_cache_the_nodes_do_not_share_is_one_line_before_any_cell(tmp_p
     data.write_text("text,label\n" + "".join(f"{e.text},{e.label}\n" for e in sentiment_examples(300)))
     suite = write_suite(tmp_path, {"seeds": [0]}, base={
         "task": str(data), "weak_model": str(tiny_bert_dir), "strong_model": str(tiny_bert_dir),
-        "splits": {"weak_train": 60, "transfer": 60, "test": 100}})
+        "splits": {"weak_train": 60, "transfer": 60, "test": 100}, "features": {"max_length": 64}})
     store = tmp_path / "s"
     code = main(["sweep", str(suite), "--store", str(store), "--executor", "ray", "--num-cpus", "1",
                  "--worker-cache", "memory://w2s-driver-only/cache"])

@@ -480,7 +480,7 @@ def fake_resolve(reachable):
     def resolve(name):
         if name in HUB_MODELS:
             if not reachable:
-                raise models.W2SError(f"could not load hub model {name!r} (OSError); offline?")
+                raise W2SError(f"could not load hub model {name!r} (OSError); offline?")
             return models.ModelRef(name, "causal", name, f"hub:{name}@main", {})
         return real(name)
 

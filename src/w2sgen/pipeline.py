@@ -13,9 +13,8 @@ re-uses the features, the weak labels and the ceiling.
 """
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,20 +22,18 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import loggers, memory, zero_shot
-from .assets import require
+from . import loggers
 from .config import Component, ExperimentConfig
 from .context import Context, assert_aligned, ids_of
-from .errors import W2SError
-from .methods import METHODS, Setting, check_method, check_method_splits, model_roles
+from .methods import METHODS, Setting, check_method
 from .metrics import evaluate, mean_ci
-from .models import ModelRef, resolve
+from .models import resolve
+from .preflight import Roles, preflight
 from .runs import recorded
 from .splits import Part, Splits, labels, make_splits
 from .store import Store
 from .tasks import load_task, task_component
-from .train import MODES
-from .validate import canonical, weak_inherited_note, weak_problem
+from .validate import canonical, weak_inherited_note
 
 GROUND_TRUTH_LOSS = Component("xent")
 
@@ -99,35 +96,22 @@ def record(store: Store, run_id: int, done: Computed) -> None:
     store.finish_run(run_id, done.metrics, done.timings)
 
 
-Roles = list[tuple[ModelRef, ExperimentConfig, bool]]
-
-
 def prepare(cfg: ExperimentConfig, store: Store, quiet: bool) -> tuple[Context, Roles, Splits]:
-    """The checks before a run is recorded (models and data present, lengths, GPU memory) and
-    its data, read and checked: bad data records nothing. `cfg` is resolved, its method checked."""
-    # fail before starting, naming every gap (the models the method trains included)
-    zero = [cfg.eval.zero_shot] if cfg.eval.zero_shot else []
-    require([name for name, _, _ in model_roles(cfg, str)] + zero, cfg.task)
-    if zero and resolve(zero[0]).kind != "causal":
-        raise W2SError(f"eval.zero_shot={zero[0]!r} is an encoder; zero-shot scoring needs a causal "
-                       "LM (e.g. smollm2-135m)")
-    roles = model_roles(cfg, resolve)
-    device = cfg.torch_device()
-    for ref, role, _ in roles:
-        check_length(ref, cfg.features.max_length)
-        # a run that cannot fit the GPU or the RAM: one line, nothing recorded
-        check_memory(ref, role, device, "train" if role is cfg else "weak_train", quiet)
+    """The run's checks (preflight: models and data present, lengths, memory, the data as each
+    model reads it) and its data, read once: a problem records nothing. `cfg` is resolved, its
+    method checked."""
     ctx = Context(cfg, store, quiet)
-    with ctx.step("data"):
-        task = task_component(cfg.task)
-        examples = load_task(task)
-        splits = make_splits(examples, cfg.splits, task.name)
-        if cfg.features.scope == "task" and len({e.id for e in examples}) == len(examples):
-            ctx.pool = examples
-        check_roles(cfg, roles, splits)
-        if zero:
-            zero_shot.kind(splits.test, task.name)
-        check_method_splits(cfg, splits)  # the method's own checks of the data (checked_on_splits)
+
+    def read() -> Splits:
+        with ctx.step("data"):
+            task = task_component(cfg.task)
+            examples = load_task(task)
+            if cfg.features.scope == "task" and len({e.id for e in examples}) == len(examples):
+                ctx.pool = examples
+            return make_splits(examples, cfg.splits, task.name)
+
+    roles, splits = preflight(cfg, read, resolve, quiet)
+    assert splits is not None
     return ctx, roles, splits
 
 
@@ -198,58 +182,3 @@ def selection_report(cfg: ExperimentConfig, student: dict[str, np.ndarray]) -> d
     return {"rule": cfg.train.select, "epoch": int(student["select_epoch"]),
             "epochs": int(len(student["select_auroc"])), "size": int(student["select_size"]),
             "weak_val_auroc": [round(float(a), 6) for a in student["select_auroc"]]}
-
-
-def check_roles(cfg: ExperimentConfig, roles: Sequence[tuple[Optional[ModelRef], ExperimentConfig, bool]],
-                splits: Splits) -> None:
-    """The train modes' checks (`Learner.preflight`) on the texts each role reads, once per
-    model and role (methods.model_roles): a weak supervisor trains on weak_train and predicts the
-    other splits, a model under `train` (ceiling, student, ladder rungs) sees transfer and test
-    only. Roles without a ref are skipped. Run before a run is recorded, and for each cell of a
-    suite as it loads (sweep/checks.py)."""
-    everything = splits.weak_train + splits.transfer + splits.test
-    strong_sees = splits.transfer + splits.test
-    checked = set()
-    for ref, role, supervisor in roles:
-        if ref is None or (ref.identity, supervisor) in checked:
-            continue
-        checked.add((ref.identity, supervisor))
-        try:
-            MODES.get(role.train.mode).preflight(ref, role, everything if supervisor else strong_sees)
-        except W2SError as e:
-            raise (e if role is cfg else weak_problem(cfg, e)) from None
-
-
-def check_memory(ref: ModelRef, role: ExperimentConfig, device: str, where: str, quiet: bool) -> None:
-    """The training mode's memory estimate (the one it declares: Learner.memory_estimate) of
-    `ref` under `role` against the GPU's memory or this machine's RAM; for a mode on features
-    (the probe), the model's fp32 weights; a mode that declares none is said to train unchecked."""
-    mode = MODES.get(role.train.mode)
-    if mode.memory_estimate is not None:
-        memory.check_fits(ref, role, device, where, mode.memory_estimate)
-    elif mode.uses_features:
-        memory.check_loads(ref, device)
-    elif not quiet and device.startswith("cuda"):
-        print(f"note: train.mode={role.train.mode} has no memory estimate; {ref.name} trains "
-              "without a check that it fits the GPU", file=sys.stderr)
-
-
-def check_length(ref: ModelRef, max_length: int) -> None:
-    """features.max_length within the positions the model has (read from its config.json, when
-    the folder has one), before anything is recorded."""
-    config = Path(ref.path) / "config.json"
-    if not config.is_file():
-        return
-    try:
-        c = json.loads(config.read_text())
-    except (OSError, ValueError):
-        return
-    positions = c.get("max_position_embeddings")
-    if not isinstance(positions, int):
-        return
-    if c.get("model_type") in ("mpnet", "roberta", "xlm-roberta", "camembert"):
-        positions -= int(c.get("pad_token_id") or 1) + 1  # their positions start after the pad id
-    if max_length > positions:
-        raise W2SError(f"features.max_length={max_length} but model {ref.name!r} has "
-                       f"{positions} positions; set features.max_length={min(positions, 512)} "
-                       "or less")

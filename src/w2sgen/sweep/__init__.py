@@ -3,7 +3,8 @@
 One job per module:
 
   suite.py      suite files: parsing, validation, the grid's expansion into cells (load_suite)
-  checks.py     what would stop a cell before it runs: missing packages, unreachable hub models
+  checks.py     what would stop a cell before it runs: the run's preflight (preflight.py), with
+                missing packages and unreachable hub models named together
   cells.py      one cell: its hash and sharing groups, its Outcome, running it (run_cell)
   executors.py  EXECUTORS (inprocess, ray) and their Options; the order cells run in
   runner.py     the sweep: skip finished cells, run the rest (run_sweep), cell_states
@@ -15,7 +16,7 @@ One job per module:
 Every public name is importable from `w2sgen.sweep` itself.
 """
 from .cells import NOT_IN_FEATURES, Cell, Outcome, run_cell
-from .checks import HUB_UNREACHABLE, assets_error
+from .checks import HUB_UNREACHABLE, cell_error
 from .estimates import ESTIMATE_NOTE, hours, memory_estimates, time_estimates
 from .executors import (
     EXECUTORS,
@@ -47,7 +48,7 @@ from .summary import report
 
 __all__ = [
     "AXES", "COMPONENTS", "ESTIMATE_NOTE", "EXECUTORS", "HUB_UNREACHABLE", "NOT_IN_FEATURES", "Cell", "Executor",
-    "Options", "Outcome", "Suite", "SweepResult", "WorkerSetup", "assets_error", "cell_states",
+    "Options", "Outcome", "Suite", "SweepResult", "WorkerSetup", "cell_error", "cell_states",
     "check_budget", "check_nodes", "check_only", "check_reachable", "dependencies", "expand",
     "flatten", "inprocess", "hours", "load_suite", "memory_estimates", "only_of", "ordered", "plan",
     "ray_executor", "report", "run_cell", "run_sweep", "time_estimates", "variant", "without_only",

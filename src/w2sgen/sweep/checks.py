@@ -1,9 +1,9 @@
-"""What would stop a suite's cell before it runs: packages of models or task data that are not
-installed, hub models that cannot be loaded from here, a model that cannot fit the memory it
-would run in (the GPU's, or this machine's RAM), and - for a train mode that checks the texts
-(train.mode=label_tokens) - a prompt of the cell's data that its settings refuse.
-`suite.expand` asks this for every cell, so that every problem is named, once, before any work
-starts, not when the cell's turn comes hours into a suite."""
+"""What would stop a suite's cell before it runs: the run's own checks (preflight.py: models and
+task data installed, lengths, the memory a model runs in, the data as each model's train mode
+reads it, the method's checks of the splits), with the problems that concern several cells
+gathered: packages not installed, to be pulled in one command, and hub models that cannot be
+loaded from here. `suite.expand` asks this for every cell, so that every problem is named, once,
+before any work starts, not when the cell's turn comes hours into a suite."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,27 +15,6 @@ from ..methods import model_roles
 from ..spec import stable_hash
 
 HUB_UNREACHABLE = "hub model(s) could not be loaded"
-
-
-def assets_error(cfg: ExperimentConfig, missing: dict[str, MissingAsset],
-                 unreachable: dict[str, bool] | None = None) -> W2SError | None:
-    """The error a cell's models or task data would stop it with (missing packages are also
-    collected in `missing`, and hub ids that do not load in `unreachable`, to be named
-    together). A task's data is not read here."""
-    from ..assets import require
-
-    names = [name for name, _, _ in model_roles(cfg, str)]  # the method's own models too
-    try:
-        require(names, cfg.task)
-    except MissingAsset as e:
-        missing.setdefault(e.what, e)
-        return e
-    except W2SError as e:
-        bad = [] if unreachable is None else _unreachable_hub_models(names, unreachable)
-        if any(repr(n.removeprefix("hf:").partition("@")[0]) in str(e) for n in bad):
-            return W2SError(HUB_UNREACHABLE)  # (named with the others after the grid is expanded)
-        return e
-    return None
 
 
 def _unreachable_hub_models(names: list[str], seen: dict[str, bool]) -> list[str]:
@@ -55,67 +34,32 @@ def _unreachable_hub_models(names: list[str], seen: dict[str, bool]) -> list[str
     return [n for n in names if seen.get(n)]
 
 
-def texts_error(cfg: ExperimentConfig, seen: dict[str, Any]) -> W2SError | None:
-    """The refusal `pipeline.run` would stop this cell with once its data is read - the train
-    mode's checks over the texts each role sees (pipeline.check_roles: a prompt longer than
-    features.max_length under label_tokens) - or None. Only for a mode that reads texts
-    (`Learner.reads_texts`), on the installed models, and for task data on this machine (a hub
-    dataset is left to the run). `seen` keeps, for one suite, each task's splits (read once)
-    and each outcome, keyed by what the checks depend on, so cells differing only in method,
-    loss or seed cost nothing."""
-    d = cfg.to_dict()
-    key = "check:" + stable_hash([d.get(k) for k in ("task", "splits", "features", "train", "weak_train")]
-                                 + [[name, supervisor] for name, _, supervisor in model_roles(cfg, str)])
-    if key not in seen:
-        seen[key] = _texts_error(cfg, d, seen)
-    return seen[key]
-
-
-def _texts_error(cfg: ExperimentConfig, d: dict[str, Any], seen: dict[str, Any]) -> W2SError | None:
+def cell_error(cfg: ExperimentConfig, missing: dict[str, MissingAsset], unreachable: dict[str, bool],
+               seen: dict[str, Any]) -> W2SError | None:
+    """The refusal `w2s run` would stop this cell with before recording it (preflight.preflight,
+    on installed models and on task data on this machine), or None. A missing package is also
+    collected in `missing` and a hub id that does not load in `unreachable`, to be named
+    together. `seen` keeps, for one suite, each check's outcome and each task's splits."""
     from ..models import local_ref
-    from ..pipeline import check_roles
+    from ..preflight import preflight
     from ..splits import make_splits
-    from ..tasks import TASKS, load_task, task_component
-    from ..train import MODES
+    from ..tasks import load_task, task_component
 
-    roles = model_roles(cfg, local_ref)
-    if not any(ref is not None and MODES.get(role.train.mode).reads_texts for ref, role, _ in roles):
-        return None
-    task = task_component(cfg.task)
-    if TASKS.get(task.name).source == "hf":
-        return None
-    splits = "splits:" + stable_hash([d["task"], d["splits"]])
+    def read() -> Any:
+        key = "splits:" + stable_hash([cfg.to_dict()["task"], cfg.to_dict()["splits"]])
+        if key not in seen:
+            task = task_component(cfg.task)
+            seen[key] = make_splits(load_task(task), cfg.splits, task.name)
+        return seen[key]
+
     try:
-        if splits not in seen:
-            seen[splits] = make_splits(load_task(task), cfg.splits, task.name)
-        check_roles(cfg, roles, seen[splits])
+        preflight(cfg, read, local_ref, quiet=True, dry=True, memo=seen)
+    except MissingAsset as e:
+        missing.setdefault(e.what, e)
+        return e
     except W2SError as e:
+        bad = _unreachable_hub_models([name for name, _, _ in model_roles(cfg, str)], unreachable)
+        if any(repr(n.removeprefix("hf:").partition("@")[0]) in str(e) for n in bad):
+            return W2SError(HUB_UNREACHABLE)  # (named with the others after the grid is expanded)
         return e
     return None
-
-
-def memory_error(cfg: ExperimentConfig, seen: dict[str, Any]) -> W2SError | None:
-    """The refusal `pipeline.run` would stop this cell with for memory (pipeline.check_memory:
-    each installed model under its role's settings against the GPU's memory or this machine's
-    RAM), or None; CUDA cells are left to the dry-run's listing and to the run. `seen` keeps each
-    outcome, keyed by what the check depends on."""
-    from ..models import local_ref
-    from ..pipeline import check_memory
-
-    device = cfg.torch_device()
-    d = cfg.to_dict()
-    roles = model_roles(cfg, str)
-    key = "memory:" + stable_hash([d.get(k) for k in ("features", "train", "weak_train", "device")]
-                                  + [[name, supervisor] for name, _, supervisor in roles])
-    if key in seen:
-        return seen[key]
-    seen[key] = None
-    if device.startswith("cuda"):  # the dry-run lists each cell's GPU memory against the card's
-        return None                 # figures (estimates.py); a run refuses before it is recorded
-    try:
-        for ref, role, _ in model_roles(cfg, local_ref):
-            if ref is not None:
-                check_memory(ref, role, device, "train" if role is cfg else "weak_train", True)
-    except W2SError as e:
-        seen[key] = e
-    return seen[key]

@@ -40,11 +40,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import read_yaml_mapping, set_key, stable_hash
+from ..config import read_yaml_mapping, set_key
 from ..errors import MissingAsset, W2SError, cut
 from ..validate import build_config, weak_inherited_note
 from .cells import Cell
-from .checks import HUB_UNREACHABLE, assets_error, memory_error, texts_error
+from .checks import HUB_UNREACHABLE, cell_error
 
 AXES = ("task", "pairs", "methods", "seeds")
 COMPONENTS = ("task", "method", "loss")
@@ -124,10 +124,8 @@ def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, wh
     seen: set[str] = set()
     merged = 0
     missing: dict[str, MissingAsset] = {}
-    checked: dict[str, W2SError | None] = {}
     unreachable: dict[str, bool] = {}  # hub model id -> could not be loaded from here
-    texts_seen: dict[str, Any] = {}  # texts_error's splits and outcomes, once each
-    memory_seen: dict[str, Any] = {}  # memory_error's outcomes, once each
+    seen_checks: dict[str, Any] = {}  # the checks' outcomes and each task's splits, once each
     for ordered_picks in itertools.product(*(range(len(axes[a])) for a in slow_to_fast)):
         picks = [0] * len(axes)
         for a, i in zip(slow_to_fast, ordered_picks):
@@ -150,14 +148,7 @@ def expand(name: str, base: dict[str, Any], grid: dict[str, Any], store: str, wh
             if not check_assets:
                 cells.append(Cell(len(cells), label, cfg))
                 continue
-            assets = stable_hash([cfg.weak_model, cfg.strong_model, cfg.task.name, cfg.task.options])
-            if assets not in checked:
-                checked[assets] = assets_error(cfg, missing, unreachable)
-            problem = checked[assets]
-            if problem is None:  # the memory each model runs in
-                problem = memory_error(cfg, memory_seen)
-            if problem is None:  # the data, as each model's train mode will read it
-                problem = texts_error(cfg, texts_seen)
+            problem = cell_error(cfg, missing, unreachable, seen_checks)
             if problem is not None:
                 raise problem
         except W2SError as e:
