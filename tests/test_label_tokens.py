@@ -360,6 +360,7 @@ def test_memory_estimates_use_each_roles_settings(tiny_llama_dir, monkeypatch):
     gpu = hardware.Probe("cuda", "Fake GPU", "sm_90", 1, True, 1.0, 2.0,
                          int((need16 + need32) / 2 / memory.HEADROOM))
     monkeypatch.setattr(hardware, "probe", lambda device="cpu", refresh=False: gpu)
+    monkeypatch.setattr(hardware, "gpu_figures", lambda: (gpu, "GPU Fake GPU: test figures"))
     with pytest.raises(W2SError) as err:
         memory.check_fits(ref, cfg.for_weak(), "cuda", "weak_train")
     msg = str(err.value)
